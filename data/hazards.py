@@ -1,0 +1,226 @@
+"""Monthly default and churn hazards of the simulated book, and the 12-month oracle.
+
+The simulation and the oracle columns share these functions, so the true probabilities
+are computed from exactly the rules that draw the outcomes.
+
+Each facility is, every month, in one delinquency state: 0 current, 1 = 1-29 days past
+due, 2 = 30-59, 3 = 60-89. In the month after a snapshot it moves to one of six outcomes:
+the four states, ``DEFAULT`` (rolling past 90 days, or a distressed restructuring) or
+``CHURN`` (the relationship ends). The move depends on two scores computed from columns
+the row shows, plus the economic cycle:
+
+- the credit score ``z`` (log-odds of falling behind) from rating, leverage, coverage,
+  utilization and its trend, covenant breaches, project delay, segment, industry and
+  market (:func:`credit_score`), shifted by ``CYCLE_ON_CREDIT x cycle``;
+- the churn score ``w`` (log-odds of leaving this month) from the mode applied,
+  complaints, engagement, products, tenure, margin, rating and segment
+  (:func:`churn_score`), shifted by ``CYCLE_ON_CHURN x cycle``.
+
+The relationship mode matters: responsible mode cures more delinquencies (lower default
+risk, lower loss) and keeps more clients; basic mode loses more clients.
+
+The oracle 12-month probabilities of a row (:func:`twelve_month_probabilities`) run this
+six-state chain forward exactly for 12 months from the row's delinquency state, with the
+row's scores and the known cycle path. They are exact for a facility whose observable
+attributes stay as they are for the year; in the simulation those attributes keep
+drifting with the client's latent credit quality, which the oracle, like any model, does
+not see. The drift is small and symmetric, so the oracle is the best predictor a model can
+aim for up to that drift.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from crm_modes.data.schema import INDUSTRIES, MARKETS, MODES, SEGMENTS
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+N_DELINQUENCY_STATES = 4
+DEFAULT, CHURN = 4, 5
+N_OUTCOMES = 6
+
+#: Lower bound of days past due of each delinquency state; state k covers [k_low, next_low).
+STATE_DPD_LOW = np.array([0, 1, 30, 60])
+STATE_DPD_HIGH = np.array([0, 29, 59, 89])
+
+INDUSTRY_RISK = dict(
+    zip(INDUSTRIES, (0.15, 0.35, 0.10, -0.25, 0.40, 0.05, 0.30, 0.20, -0.10, 0.10), strict=True)
+)
+SEGMENT_RISK = dict(zip(SEGMENTS, (0.45, 0.10, -0.25, -0.40), strict=True))
+MARKET_RISK = dict(zip(MARKETS, (0.0, -0.10, 0.35), strict=True))
+#: Share of delinquencies that cure each month when they neither roll nor restructure.
+CURE_SHARE = dict(zip(MODES, (0.45, 0.55, 0.70), strict=True))
+MODE_CHURN = dict(zip(MODES, (0.45, 0.0, -0.60), strict=True))
+SEGMENT_CHURN = dict(zip(SEGMENTS, (0.30, 0.10, -0.10, -0.20), strict=True))
+
+CREDIT_INTERCEPT = -5.45
+CHURN_INTERCEPT = -4.35
+CYCLE_ON_CREDIT = 0.55
+CYCLE_ON_CHURN = -0.30  # clients refinance elsewhere more easily in good times
+#: Added to the credit score for the roll rate out of states 1, 2 and 3.
+ROLL_OFFSET = np.array([0.0, 2.6, 3.2, 3.8])
+RESTRUCTURE_OFFSET = -4.8
+RESTRUCTURE_PER_STATE = 1.4
+#: Churn hazard multiplier while delinquent: a client in arrears rarely refinances away.
+DELINQUENT_CHURN_FACTOR = 0.3
+
+
+def sigmoid(x: FloatArray) -> FloatArray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def state_from_days_past_due(days_past_due: IntArray) -> IntArray:
+    """Delinquency state (0-3) implied by days past due."""
+    return np.searchsorted(STATE_DPD_LOW, days_past_due, side="right") - 1
+
+
+def credit_score(
+    *,
+    internal_rating: FloatArray,
+    leverage: FloatArray,
+    interest_coverage: FloatArray,
+    utilization: FloatArray,
+    utilization_change_3m: FloatArray,
+    covenant_breaches_12m: FloatArray,
+    project_delay_months: FloatArray,
+    segment_risk: FloatArray,
+    industry_risk: FloatArray,
+    market_risk: FloatArray,
+) -> FloatArray:
+    """Log-odds of a current facility falling behind next month, before the cycle.
+
+    ``project_delay_months`` is 0 for facilities that are not project finance.
+    """
+    return (
+        CREDIT_INTERCEPT
+        + 0.30 * (internal_rating - 5.0)
+        + 0.30 * np.log(np.maximum(leverage, 0.1))
+        - 0.25 * np.log1p(np.maximum(interest_coverage, 0.0))
+        + 0.90 * (utilization - 0.5)
+        + 1.50 * np.maximum(utilization_change_3m, 0.0)
+        + 0.30 * covenant_breaches_12m
+        + 0.05 * np.minimum(project_delay_months, 24.0)
+        + segment_risk
+        + industry_risk
+        + market_risk
+    )
+
+
+def churn_score(
+    *,
+    mode_churn: FloatArray,
+    segment_churn: FloatArray,
+    complaints_12m: FloatArray,
+    digital_logins_90d: FloatArray,
+    digital_logins_prev_90d: FloatArray,
+    products_held: FloatArray,
+    relationship_tenure_years: FloatArray,
+    margin_bps: FloatArray,
+    internal_rating: FloatArray,
+    rm_contacts_90d: FloatArray,
+) -> FloatArray:
+    """Log-odds of a current facility's relationship ending next month, before the cycle."""
+    engagement_decline = (digital_logins_prev_90d - digital_logins_90d) / (
+        digital_logins_prev_90d + digital_logins_90d + 1.0
+    )
+    return (
+        CHURN_INTERCEPT
+        + mode_churn
+        + segment_churn
+        + 0.30 * np.minimum(complaints_12m, 6.0)
+        + 1.20 * engagement_decline
+        - 0.15 * (np.minimum(products_held, 8.0) - 3.0)
+        - 0.04 * np.minimum(relationship_tenure_years, 20.0)
+        + 0.003 * (margin_bps - 200.0)
+        - 0.10 * (internal_rating - 5.0)
+        - 0.05 * np.minimum(rm_contacts_90d, 15.0)
+    )
+
+
+def outcome_probabilities(
+    state: IntArray, credit: FloatArray, churn: FloatArray, cure_share: FloatArray, cycle: float
+) -> FloatArray:
+    """Probabilities of the six outcomes next month, one row per facility.
+
+    Args:
+        state: current delinquency state, 0-3.
+        credit: :func:`credit_score` of each facility.
+        churn: :func:`churn_score` of each facility.
+        cure_share: :data:`CURE_SHARE` of the mode each facility is in.
+        cycle: the economic cycle this month (positive is a downturn).
+
+    Returns:
+        Array of shape (n, 6) whose rows sum to 1: states 0-3, DEFAULT, CHURN.
+    """
+    n = state.shape[0]
+    z = credit + CYCLE_ON_CREDIT * cycle
+    roll = sigmoid(z + ROLL_OFFSET[state])  # from state 0 "rolling" means falling behind
+    restructure = np.minimum(sigmoid(z + RESTRUCTURE_OFFSET + RESTRUCTURE_PER_STATE * state), 1.0 - roll)
+    rest = 1.0 - roll - restructure
+    cure = np.where(state > 0, rest * cure_share, 0.0)
+    stay = rest - cure
+
+    moves = np.zeros((n, N_OUTCOMES))
+    rows = np.arange(n)
+    moves[rows, state] += stay
+    moves[rows, 0] += cure
+    rolls_to_default = state == N_DELINQUENCY_STATES - 1
+    moves[rows, np.where(rolls_to_default, DEFAULT, state + 1)] += roll
+    moves[:, DEFAULT] += restructure
+
+    leave = sigmoid(churn + CYCLE_ON_CHURN * cycle) * np.where(state > 0, DELINQUENT_CHURN_FACTOR, 1.0)
+    survive = 1.0 - moves[:, DEFAULT]
+    moves[:, :N_DELINQUENCY_STATES] *= (1.0 - leave)[:, None]
+    moves[:, CHURN] = survive * leave
+    return moves
+
+
+def twelve_month_probabilities(
+    state: IntArray,
+    credit: FloatArray,
+    churn: FloatArray,
+    cure_share: FloatArray,
+    cycle_path: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """Exact 12-month default and churn probabilities of the six-state chain.
+
+    Args:
+        state, credit, churn, cure_share: as for :func:`outcome_probabilities`.
+        cycle_path: shape (n, 12), the cycle in each of the 12 months after each snapshot.
+
+    Returns:
+        ``(default_probability, churn_probability)``: probability of reaching DEFAULT,
+        respectively CHURN, within 12 months.
+    """
+    n = state.shape[0]
+    distribution = np.zeros((n, N_DELINQUENCY_STATES))
+    distribution[np.arange(n), state] = 1.0
+    defaulted = np.zeros(n)
+    churned = np.zeros(n)
+    for month in range(cycle_path.shape[1]):
+        next_distribution = np.zeros_like(distribution)
+        for from_state in range(N_DELINQUENCY_STATES):
+            mass = distribution[:, from_state]
+            if not mass.any():
+                continue
+            moves = _outcomes_from(from_state, credit, churn, cure_share, cycle_path[:, month])
+            next_distribution += mass[:, None] * moves[:, :N_DELINQUENCY_STATES]
+            defaulted += mass * moves[:, DEFAULT]
+            churned += mass * moves[:, CHURN]
+        distribution = next_distribution
+    return defaulted, churned
+
+
+def _outcomes_from(
+    from_state: int, credit: FloatArray, churn: FloatArray, cure_share: FloatArray, cycle: FloatArray
+) -> FloatArray:
+    """:func:`outcome_probabilities` for every row in one state, with a per-row cycle."""
+    n = credit.shape[0]
+    state = np.full(n, from_state)
+    z = credit + CYCLE_ON_CREDIT * cycle
+    # outcome_probabilities adds CYCLE x cycle itself; pass the cycle already folded in.
+    folded_churn = churn + CYCLE_ON_CHURN * cycle
+    return outcome_probabilities(state, z, folded_churn, cure_share, 0.0)

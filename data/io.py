@@ -1,0 +1,169 @@
+"""Readers and writers for CSV and Parquet tables, chosen by file extension.
+
+Readers stream a table in chunks of a given number of rows. Writers are atomic: they
+write to a temporary file beside the target and rename it into place only when the write
+succeeded, so a crash never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SUFFIXES = (".csv", ".parquet")
+DEFAULT_CHUNK_ROWS = 100_000
+
+
+class TableReadError(ValueError):
+    """A file that cannot be read as a table at all: missing, empty, or not CSV/Parquet."""
+
+
+def table_format(path: str | os.PathLike[str]) -> str:
+    """``"csv"`` or ``"parquet"`` from the file extension; raise naming the path otherwise."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ValueError(f"{os.fspath(path)!r}: unsupported extension {suffix!r}; use one of {SUFFIXES}")
+    return suffix[1:]
+
+
+def iter_chunks(path: str | os.PathLike[str], chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """Yield the table at ``path`` in chunks of at most ``chunk_rows`` rows.
+
+    CSV values come back as strings (nulls as missing) so that the validation gate, not
+    the parser, decides what a value means. Parquet values keep their stored types.
+
+    Raises:
+        TableReadError: the file is missing, empty, has no header, or is not readable
+            in its format.
+    """
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+    fmt = table_format(path)
+    path = Path(path)
+    if not path.exists():
+        raise TableReadError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise TableReadError(f"{path}: the file is empty (no header, no rows)")
+    if fmt == "csv":
+        yield from _iter_csv(path, chunk_rows)
+    else:
+        yield from _iter_parquet(path, chunk_rows)
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read the whole table at ``path`` (see :func:`iter_chunks` for types and errors)."""
+    chunks = list(iter_chunks(path, chunk_rows=1_000_000))
+    return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+
+
+def _iter_csv(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    try:
+        reader = pd.read_csv(path, dtype=str, chunksize=chunk_rows, encoding="utf-8")
+        header_only = True
+        with reader:
+            for chunk in reader:
+                header_only = False
+                yield chunk
+        if header_only:
+            yield pd.read_csv(path, dtype=str, nrows=0)
+    except UnicodeDecodeError as error:
+        raise TableReadError(
+            f"{path}: not a UTF-8 text CSV file ({error.reason} at byte {error.start})"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise TableReadError(f"{path}: the file has no header line") from None
+    except pd.errors.ParserError as error:
+        raise TableReadError(f"{path}: cannot be parsed as CSV: {error}") from None
+
+
+def _iter_parquet(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise TableReadError(f"{path}: not a readable Parquet file ({error})") from None
+    with parquet:
+        if parquet.metadata.num_rows == 0:
+            yield parquet.schema_arrow.empty_table().to_pandas()
+            return
+        for batch in parquet.iter_batches(batch_size=chunk_rows):
+            yield batch.to_pandas()
+
+
+class AtomicTableWriter:
+    """Write a table chunk by chunk; it appears under its final name only on success.
+
+    Use as a context manager. On an exception inside the block the temporary file is
+    removed and nothing is left under ``path``. All chunks must have the same columns.
+
+    Example:
+        >>> with AtomicTableWriter("scores.parquet") as writer:  # doctest: +SKIP
+        ...     for chunk in chunks:
+        ...         writer.write(chunk)
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.format = table_format(self.path)
+        self.rows_written = 0
+        self._parquet: pq.ParquetWriter | None = None
+        self._schema: pa.Schema | None = None
+        self._temporary: Path | None = None
+        self._columns: list[str] | None = None
+
+    def __enter__(self) -> AtomicTableWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(handle)
+        self._temporary = Path(name)
+        return self
+
+    def write(self, chunk: pd.DataFrame) -> None:
+        """Append ``chunk`` to the temporary file."""
+        if self._temporary is None:
+            raise RuntimeError("AtomicTableWriter.write called outside its `with` block")
+        if self._columns is None:
+            self._columns = list(chunk.columns)
+        elif list(chunk.columns) != self._columns:
+            raise ValueError(f"{self.path}: chunk columns {list(chunk.columns)} differ from {self._columns}")
+        if self.format == "csv":
+            chunk.to_csv(self._temporary, mode="a", header=self.rows_written == 0, index=False)
+        else:
+            table = pa.Table.from_pandas(chunk, preserve_index=False)
+            if self._parquet is None:
+                self._schema = table.schema
+                self._parquet = pq.ParquetWriter(self._temporary, self._schema)
+            self._parquet.write_table(table.cast(self._schema))
+        self.rows_written += len(chunk)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        assert self._temporary is not None
+        try:
+            if self._parquet is not None:
+                self._parquet.close()
+            if kind is None:
+                if self._columns is None and self.format == "parquet":
+                    pq.write_table(pa.table({}), self._temporary)
+                with open(self._temporary, "rb+") as handle:
+                    os.fsync(handle.fileno())
+                os.replace(self._temporary, self.path)
+        finally:
+            self._temporary.unlink(missing_ok=True)
+
+
+def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write ``frame`` to ``path`` atomically (CSV or Parquet by extension); return the path."""
+    with AtomicTableWriter(path) as writer:
+        writer.write(frame)
+    return writer.path

@@ -1,0 +1,265 @@
+"""The validation gate: every table enters the system through here.
+
+The gate checks a table against :data:`crm_modes.data.schema.SCHEMA` and collects every
+problem before reporting:
+
+- **table-level** problems stop the job with one :class:`TableSchemaError` that lists them
+  all: required columns missing (shown as a difference between expected and received), or
+  a column none of whose values can be read as its dtype;
+- **row-level** problems (a value that does not parse, is out of range, is not an allowed
+  category, is missing where it may not be, or repeats a key already seen) send the row to
+  quarantine with one reason per problem; the valid rows go on.
+
+Extra columns are reported and ignored. Nothing is lost: rows in = valid + quarantined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from crm_modes.data.schema import KEY, SCHEMA, Column, Kind, required_names
+
+REASON = "quarantine_reason"
+SOURCE_ROW = "source_row"
+_MAX_LISTED_CATEGORIES = 6
+
+
+class TableSchemaError(ValueError):
+    """The table as a whole does not fit the schema; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("table rejected:\n" + "\n".join(f"  - {problem}" for problem in problems))
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """What the gate let through, what it quarantined and why.
+
+    Attributes:
+        valid: rows that passed, typed per the schema, schema columns only, schema order.
+        quarantine: rejected rows as received, plus ``source_row`` (1-based data row in the
+            input) and ``quarantine_reason``.
+        extra_columns: received columns the schema does not know (ignored).
+    """
+
+    valid: pd.DataFrame
+    quarantine: pd.DataFrame
+    extra_columns: tuple[str, ...] = ()
+
+    @property
+    def rows_in(self) -> int:
+        return len(self.valid) + len(self.quarantine)
+
+
+def column_difference(expected: Iterable[str], received: Iterable[str]) -> str:
+    """Readable difference between two column lists: what is missing, what is unexpected."""
+    expected, received = list(expected), list(received)
+    missing = [name for name in expected if name not in set(received)]
+    unexpected = [name for name in received if name not in set(expected)]
+    parts = [f"missing {missing}" if missing else "", f"unexpected {unexpected}" if unexpected else ""]
+    return "; ".join(part for part in parts if part) or "no difference"
+
+
+@dataclass
+class Gate:
+    """Stateful gate for a table that arrives in chunks.
+
+    It remembers the keys it has seen, so a key repeated in a later chunk is caught, and
+    numbers rows across chunks.
+
+    Args:
+        required: columns that must be present; default: every column whose role is
+            required by the schema (identifiers, date, client, facility, behaviour).
+    """
+
+    required: tuple[str, ...] = field(default_factory=lambda: tuple(required_names()))
+    _rows_seen: int = 0
+    _seen_keys: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
+
+    def check(self, frame: pd.DataFrame) -> ValidationResult:
+        """Validate one chunk; raise :class:`TableSchemaError` on a table-level problem."""
+        known = {spec.name: spec for spec in SCHEMA}
+        received = [str(name) for name in frame.columns]
+        problems: list[str] = []
+        missing = [name for name in self.required if name not in received]
+        extra = [name for name in received if name not in known]
+        if missing:
+            problems.append(
+                f"missing required columns {missing} (received {len(received)} columns; "
+                f"unexpected {extra if extra else 'none'})"
+            )
+        duplicated = sorted({name for name in received if received.count(name) > 1})
+        if duplicated:
+            problems.append(f"columns appear more than once: {duplicated}")
+
+        present = [spec for spec in SCHEMA if spec.name in received]
+        frame = frame.reset_index(drop=True)
+        typed: dict[str, pd.Series] = {}
+        reasons: dict[int, list[str]] = {}
+        for spec in present:
+            values, unreadable, row_reasons = _coerce(spec, frame[spec.name])
+            if unreadable:
+                problems.append(unreadable)
+                continue
+            typed[spec.name] = values
+            for row, reason in row_reasons:
+                reasons.setdefault(row, []).append(reason)
+        if problems:
+            raise TableSchemaError(problems)
+
+        if all(name in typed for name in KEY):
+            for row, reason in self._duplicate_keys(typed):
+                reasons.setdefault(row, []).append(reason)
+
+        bad_rows = np.fromiter(sorted(reasons), dtype=np.int64, count=len(reasons))
+        is_bad = np.zeros(len(frame), dtype=bool)
+        is_bad[bad_rows] = True
+        valid = pd.DataFrame(
+            {spec.name: _final_dtype(spec, typed[spec.name][~is_bad]) for spec in present}
+        ).reset_index(drop=True)
+        quarantine = frame.iloc[bad_rows].copy()
+        quarantine.insert(0, SOURCE_ROW, bad_rows + self._rows_seen + 1)
+        quarantine[REASON] = ["; ".join(reasons[row]) for row in bad_rows]
+        self._rows_seen += len(frame)
+        return ValidationResult(
+            valid=valid, quarantine=quarantine.reset_index(drop=True), extra_columns=tuple(extra)
+        )
+
+    def _duplicate_keys(self, typed: dict[str, pd.Series]) -> list[tuple[int, str]]:
+        key_frame = pd.DataFrame({name: typed[name] for name in KEY})
+        hashes = pd.util.hash_pandas_object(key_frame, index=False).to_numpy()
+        nulls = key_frame.isna().any(axis=1).to_numpy()
+        repeated = (pd.Series(hashes).duplicated().to_numpy() | np.isin(hashes, self._seen_keys)) & ~nulls
+        self._seen_keys = np.union1d(self._seen_keys, hashes[~nulls])
+        found = []
+        for row in np.flatnonzero(repeated):
+            shown = ", ".join(f"{name}={_show(key_frame.at[row, name])}" for name in KEY)
+            found.append((int(row), f"duplicate key ({shown}) already seen"))
+        return found
+
+
+def validate(frame: pd.DataFrame, *, required: Iterable[str] | None = None) -> ValidationResult:
+    """Validate a whole table in one go (see :class:`Gate`)."""
+    gate = Gate() if required is None else Gate(required=tuple(required))
+    return gate.check(frame)
+
+
+_EXPECTED = {
+    Kind.INT: "a whole number",
+    Kind.FLOAT: "a finite number",
+    Kind.BINARY: "0 or 1",
+    Kind.DATE: "a date (YYYY-MM-DD)",
+}
+
+
+def _coerce(spec: Column, raw: pd.Series) -> tuple[pd.Series, str | None, list[tuple[int, str]]]:
+    """Type one column; return (typed values, table-level problem or None, row reasons)."""
+    missing = raw.isna().to_numpy()
+    if not pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_datetime64_any_dtype(raw):
+        missing = missing | (raw.astype("string").str.strip() == "").fillna(False).to_numpy()
+    present = ~missing
+
+    if spec.numeric:
+        parsed = pd.to_numeric(raw, errors="coerce").astype("float64")
+        numbers = parsed.to_numpy()
+        unparsed = present & ~np.isfinite(np.nan_to_num(numbers, nan=np.inf))
+    elif spec.kind is Kind.DATE:
+        parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601")
+        if parsed.dt.tz is not None:
+            parsed = parsed.dt.tz_localize(None)
+        unparsed = present & parsed.isna().to_numpy()
+    else:
+        parsed = raw.astype("string").str.strip().mask(missing)
+        unparsed = np.zeros(len(raw), dtype=bool)
+
+    if spec.kind in _EXPECTED and present.any() and unparsed[present].all():
+        return (
+            raw,
+            (
+                f"column {spec.name!r} cannot be read as {_EXPECTED[spec.kind]}: "
+                f"no value parses (first: {_show(raw[present].iloc[0])})"
+            ),
+            [],
+        )
+
+    checks: list[tuple[np.ndarray, str]] = [(unparsed, f"is not {_EXPECTED.get(spec.kind, '')}")]
+    ok = present & ~unparsed
+    if spec.kind in (Kind.INT, Kind.BINARY):
+        fractional = ok & (np.floor(np.nan_to_num(numbers)) != np.nan_to_num(numbers))
+        checks.append((fractional, f"is not {_EXPECTED[spec.kind]}"))
+        ok = ok & ~fractional
+    if spec.kind is Kind.BINARY:
+        checks.append((ok & ~np.isin(numbers, (0.0, 1.0)), "is not 0 or 1"))
+    if spec.numeric and spec.minimum is not None:
+        checks.append((ok & (numbers < spec.minimum), f"is below the minimum {spec.minimum:g}"))
+    if spec.numeric and spec.maximum is not None:
+        checks.append((ok & (numbers > spec.maximum), f"is above the maximum {spec.maximum:g}"))
+    if spec.kind is Kind.CATEGORY:
+        allowed = ", ".join(spec.categories[:_MAX_LISTED_CATEGORIES])
+        allowed += ", ..." if len(spec.categories) > _MAX_LISTED_CATEGORIES else ""
+        unknown = ok & ~parsed.isin(spec.categories).fillna(False).to_numpy()
+        checks.append((unknown, f"is not one of {allowed}"))
+
+    row_reasons = [
+        (int(row), f"{spec.name}: {_show(raw.iat[row])} {message}")
+        for mask, message in checks
+        for row in np.flatnonzero(mask)
+    ]
+    if not spec.nullable:
+        row_reasons += [
+            (int(row), f"{spec.name}: missing, but the column may not be null")
+            for row in np.flatnonzero(missing)
+        ]
+    return parsed.reset_index(drop=True).rename(spec.name), None, row_reasons
+
+
+def _final_dtype(spec: Column, values: pd.Series) -> pd.Series:
+    """Cast a column of rows that passed the gate to its schema dtype."""
+    if spec.kind is Kind.INT:
+        return values.astype("Int64" if spec.nullable else "int64")
+    if spec.kind is Kind.BINARY:
+        return values.astype("Int8")
+    if spec.kind is Kind.CATEGORY:
+        return values.astype(pd.CategoricalDtype(list(spec.categories)))
+    if spec.kind is Kind.DATE:
+        return values.astype("datetime64[ns]")
+    if spec.kind is Kind.STRING:
+        return values.astype(str)
+    return values
+
+
+def _show(value: object) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@dataclass
+class FileReport:
+    """Reconciled counts of one pass of a file through the gate."""
+
+    rows_in: int = 0
+    rows_valid: int = 0
+    rows_quarantined: int = 0
+    extra_columns: tuple[str, ...] = ()
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reconciles(self) -> bool:
+        return self.rows_in == self.rows_valid + self.rows_quarantined
+
+    def add(self, result: ValidationResult) -> None:
+        self.rows_in += result.rows_in
+        self.rows_valid += len(result.valid)
+        self.rows_quarantined += len(result.quarantine)
+        self.extra_columns = result.extra_columns
+        for reason in result.quarantine[REASON]:
+            for part in reason.split("; "):
+                column_name = (
+                    part.split(":", 1)[0] if not part.startswith("duplicate key") else "duplicate key"
+                )
+                self.reasons[column_name] = self.reasons.get(column_name, 0) + 1

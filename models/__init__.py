@@ -1,0 +1,1 @@
+"""Model stage: estimators for mode, churn and default risk, the advisor bundle and the alert policy."""

@@ -1,0 +1,1 @@
+"""Serving stage: batch scoring, Spark scale-out and REST."""

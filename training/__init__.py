@@ -1,0 +1,1 @@
+"""Training stage: fit, calibrate, evaluate, log, register and promote."""
