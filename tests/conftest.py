@@ -30,3 +30,21 @@ def cli() -> str:
     found = str(script) if script.exists() else shutil.which("crm-modes")
     assert found, "the crm-modes console script is not installed; run `make test`"
     return found
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def datasets_dir() -> Path:
+    """The public datasets folder: $CRM_MODES_DATASETS, else ../shared/datasets beside the repo."""
+    import os
+
+    return Path(os.environ.get("CRM_MODES_DATASETS", REPO.parent / "shared" / "datasets"))
+
+
+@pytest.fixture(scope="session")
+def datasets() -> Path:
+    folder = datasets_dir()
+    if not (folder / "german_credit.csv").exists():
+        pytest.skip(f"public datasets not found in {folder} (set CRM_MODES_DATASETS to their folder)")
+    return folder

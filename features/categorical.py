@@ -1,0 +1,121 @@
+"""Categorical handling: unknown and infrequent categories never crash."""
+
+from __future__ import annotations
+
+from numbers import Integral
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils import Tags
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from crm_modes.features._input import check_table
+
+MISSING = "__missing__"
+OTHER = "__other__"
+
+
+class CategoryEncoder(TransformerMixin, BaseEstimator):
+    """Encode categorical columns for linear or tree models.
+
+    At fit each column keeps its categories seen at least ``min_frequency`` times; a
+    missing value is a category of its own (``__missing__``). At transform, infrequent and
+    unseen values fall into one ``__other__`` bucket per column, so nothing crashes.
+
+    Parameters:
+        encoding: ``"onehot"`` (one 0/1 column per kept category plus ``__other__``, for
+            linear models) or ``"ordinal"`` (one integer code per column, for tree models
+            with native categorical support; ``__other__`` gets the last code).
+        min_frequency: rows a category needs at fit to be kept.
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "encoding": [StrOptions({"onehot", "ordinal"})],
+        "min_frequency": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, *, encoding: str = "onehot", min_frequency: int = 10) -> None:
+        self.encoding = encoding
+        self.min_frequency = min_frequency
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> CategoryEncoder:
+        frame = _as_frame(check_table(self, X, reset=True))
+        self.n_features_in_ = frame.shape[1]
+        self.categories_ = []
+        for name in frame.columns:
+            counts = _as_text(frame[name]).value_counts()
+            kept = counts[counts >= self.min_frequency].index
+            self.categories_.append(np.asarray(sorted(kept), dtype=object))
+        return self
+
+    def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        check_is_fitted(self)
+        frame = _as_frame(check_table(self, X, reset=False))
+        codes = [self._codes(frame.iloc[:, i], i) for i in range(frame.shape[1])]
+        if self.encoding == "ordinal":
+            return np.column_stack(codes).astype(np.float64) if codes else np.empty((len(frame), 0))
+        blocks = []
+        for i, column_codes in enumerate(codes):
+            width = len(self.categories_[i]) + 1
+            block = np.zeros((len(frame), width))
+            block[np.arange(len(frame)), column_codes] = 1.0
+            blocks.append(block)
+        return np.hstack(blocks) if blocks else np.empty((len(frame), 0))
+
+    def _codes(self, column: pd.Series, i: int) -> np.ndarray:
+        categories = self.categories_[i]
+        other = len(categories)
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            # Fast path: translate the column's own categories once, then index by code.
+            own = pd.Index(categories).get_indexer(column.cat.categories.astype(str))
+            missing = np.flatnonzero(categories == MISSING)
+            lookup = np.append(np.where(own < 0, other, own), missing[0] if missing.size else other)
+            return lookup[column.cat.codes.to_numpy()]
+        codes = pd.Index(categories).get_indexer(_as_text(column))
+        return np.where(codes < 0, other, codes)
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        check_is_fitted(self)
+        names = getattr(self, "feature_names_in_", None)
+        names = (
+            [str(n) for n in names] if names is not None else [f"x{i}" for i in range(self.n_features_in_)]
+        )
+        if self.encoding == "ordinal":
+            return np.asarray(names, dtype=object)
+        out = [
+            f"{name}={value}"
+            for name, kept in zip(names, self.categories_, strict=True)
+            for value in [*kept, OTHER]
+        ]
+        return np.asarray(out, dtype=object)
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
+        return tags
+
+
+def _as_frame(X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
+    if isinstance(X, pd.DataFrame):
+        return X
+    return pd.DataFrame(np.asarray(X, dtype=object))
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    """Category labels as text; whole numbers print without a decimal point; null is MISSING."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.astype(object).where(column.notna(), MISSING).astype(str)
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        whole = np.isfinite(values) & (np.floor(values) == values)
+        text = np.where(
+            whole, np.char.mod("%d", np.where(whole, values, 0).astype(np.int64)), values.astype(str)
+        )
+        return pd.Series(np.where(np.isnan(values), MISSING, text), index=column.index, dtype=object)
+    return column.astype(object).where(column.notna(), MISSING).astype(str)

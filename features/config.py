@@ -1,0 +1,130 @@
+"""The feature configuration: which columns a model reads and how, parsed once from YAML."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from crm_modes.data.schema import NEVER_FEATURE_ROLES, SCHEMA, Kind, Role
+from crm_modes.features.domain import DOMAIN_FEATURES
+
+#: Roles whose columns can feed a model (the model's own label is removed separately).
+FEATURE_ROLES = (Role.CLIENT, Role.FACILITY, Role.BEHAVIOUR, Role.CONTEXT)
+ORACLE_PREFIX = "oracle_"
+
+
+class LeakageError(ValueError):
+    """A configuration asks for a column that must never be a feature of this model."""
+
+
+class FeatureConfig(BaseModel):
+    """How to turn a table into a model matrix.
+
+    Either ``from_schema: true`` (columns and kinds come from the project's schema: every
+    client, facility, behaviour and context column) or explicit ``numeric`` and
+    ``categorical`` lists for any other table.
+
+    Attributes:
+        from_schema: derive the columns from :mod:`crm_modes.data.schema`.
+        numeric: numeric columns (explicit tables).
+        categorical: categorical columns (explicit tables).
+        identifiers: columns that identify a row; never features.
+        exclude: columns to leave out even though the schema offers them.
+        log_transform: heavy-tailed numeric columns (money) to log-transform.
+        domain: domain features to add (names from ``features.domain.DOMAIN_FEATURES``).
+        min_category_frequency: rows a category needs at fit to keep its own code.
+        clip_quantiles: training quantiles to clip numeric columns at; null disables.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    from_schema: bool = False
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    identifiers: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    log_transform: tuple[str, ...] = ()
+    domain: tuple[str, ...] = ()
+    min_category_frequency: int = Field(default=10, ge=1)
+    clip_quantiles: tuple[float, float] | None = (0.001, 0.999)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeatureConfig:
+        if self.from_schema and (self.numeric or self.categorical):
+            raise ValueError(
+                "with from_schema: true, leave numeric and categorical empty (the schema decides)"
+            )
+        if not self.from_schema and not (self.numeric or self.categorical):
+            raise ValueError("name the numeric and/or categorical columns, or set from_schema: true")
+        both = sorted(set(self.numeric) & set(self.categorical))
+        if both:
+            raise ValueError(f"columns declared both numeric and categorical: {both}")
+        unknown = [name for name in self.domain if name not in DOMAIN_FEATURES]
+        if unknown:
+            raise ValueError(f"unknown domain features {unknown}; known: {sorted(DOMAIN_FEATURES)}")
+        return self
+
+    def columns(self, target: str | None) -> tuple[list[str], list[str]]:
+        """Numeric and categorical input columns for a model of ``target``, leakage-checked.
+
+        Raises:
+            LeakageError: naming every column that may not be a feature of this model, and why.
+        """
+        if self.from_schema:
+            usable = [c for c in SCHEMA if c.role in FEATURE_ROLES and c.name not in self.exclude]
+            numeric = [c.name for c in usable if c.numeric and c.name != target]
+            categorical = [c.name for c in usable if c.kind is Kind.CATEGORY and c.name != target]
+        else:
+            numeric = [name for name in self.numeric if name not in self.exclude]
+            categorical = [name for name in self.categorical if name not in self.exclude]
+        requested = [*numeric, *categorical, *self.log_transform]
+        requested += [column for name in self.domain for column in DOMAIN_FEATURES[name].inputs]
+        self._guard_leakage(requested, target)
+        not_numeric = [name for name in self.log_transform if name not in numeric]
+        if not_numeric:
+            raise ValueError(f"log_transform columns {not_numeric} are not numeric feature columns")
+        return numeric, categorical
+
+    def _guard_leakage(self, requested: list[str], target: str | None) -> None:
+        roles = {c.name: c.role for c in SCHEMA}
+        why: dict[str, str] = {}
+        for name in dict.fromkeys(requested):
+            if name == target:
+                why[name] = "the model's own label"
+            elif name in self.identifiers:
+                why[name] = "an identifier"
+            elif name.startswith(ORACLE_PREFIX):
+                why[name] = "an oracle column"
+            elif roles.get(name) in NEVER_FEATURE_ROLES:
+                why[name] = f"a {roles[name].value} column"
+            elif roles.get(name) is Role.LABEL:
+                why[name] = "a label (a future outcome)"
+        if why:
+            listed = ", ".join(f"{name!r} ({reason})" for name, reason in why.items())
+            raise LeakageError(
+                f"these columns can never be features of the {target or 'model'} model: {listed}"
+            )
+
+
+def load_feature_config(path: str | os.PathLike[str]) -> FeatureConfig:
+    """Parse a YAML feature configuration; errors name the file and the offending key."""
+    text = Path(path).read_text()
+    raw = yaml.safe_load(text) or {}
+    return parse_feature_config(raw, source=os.fspath(path))
+
+
+def parse_feature_config(raw: dict, *, source: str = "feature configuration") -> FeatureConfig:
+    from pydantic import ValidationError
+
+    try:
+        return FeatureConfig.model_validate(raw)
+    except ValidationError as error:
+        details = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in error.errors())
+        raise ValueError(f"{source}: {details}") from None
+
+
+Flavor = Literal["linear", "tree"]

@@ -1,0 +1,179 @@
+"""Domain features a credit officer would recognise, computed from named columns.
+
+Each feature is declared once in :data:`DOMAIN_FEATURES` with the columns it reads and a
+plain-language description (used as the reason text when it drives an alert).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils import Tags
+from sklearn.utils.validation import check_is_fitted
+
+from crm_modes.features._input import check_table
+
+
+def _num(frame: pd.DataFrame, name: str) -> np.ndarray:
+    return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _band(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    """Ordinal band 0..len(edges) of each value; NaN stays NaN."""
+    banded = np.searchsorted(np.asarray(edges, dtype=float), values, side="right").astype(np.float64)
+    return np.where(np.isnan(values), np.nan, banded)
+
+
+@dataclass(frozen=True)
+class DomainFeature:
+    name: str
+    inputs: tuple[str, ...]
+    description: str
+    compute: Callable[[pd.DataFrame], np.ndarray]
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray, floor: float) -> np.ndarray:
+    return numerator / np.maximum(denominator, floor)
+
+
+#: Every domain feature the pipeline can add, by name.
+DOMAIN_FEATURES: dict[str, DomainFeature] = {
+    feature.name: feature
+    for feature in (
+        DomainFeature(
+            "exposure_to_revenue",
+            ("exposure", "annual_revenue"),
+            "exposure is large relative to the client's revenue",
+            lambda f: _ratio(_num(f, "exposure"), _num(f, "annual_revenue"), 1e-3),
+        ),
+        DomainFeature(
+            "unsecured_exposure",
+            ("exposure", "collateral_coverage"),
+            "a large part of the exposure is not covered by collateral",
+            lambda f: _num(f, "exposure") * np.clip(1.0 - _num(f, "collateral_coverage"), 0.0, 1.0),
+        ),
+        DomainFeature(
+            "tenor_band",
+            ("term_months",),
+            "long tenor (bands: up to 1, 3, 7 years, longer)",
+            lambda f: _band(_num(f, "term_months"), (12, 36, 84)),
+        ),
+        DomainFeature(
+            "leverage_band",
+            ("leverage",),
+            "high leverage (debt/EBITDA bands: 2, 4, 6)",
+            lambda f: _band(_num(f, "leverage"), (2.0, 4.0, 6.0)),
+        ),
+        DomainFeature(
+            "coverage_band",
+            ("interest_coverage",),
+            "weak interest coverage (EBITDA/interest bands: 1.5, 3, 6)",
+            lambda f: _band(_num(f, "interest_coverage"), (1.5, 3.0, 6.0)),
+        ),
+        DomainFeature(
+            "utilization_trend",
+            ("utilization", "utilization_change_3m"),
+            "utilization rising fast relative to where it was",
+            lambda f: _ratio(
+                _num(f, "utilization_change_3m"),
+                _num(f, "utilization") - _num(f, "utilization_change_3m"),
+                0.05,
+            ),
+        ),
+        DomainFeature(
+            "worst_delinquency_band",
+            ("worst_days_past_due_12m",),
+            "payments were late in the last 12 months (bands: 1, 30, 60, 90 days)",
+            lambda f: _band(_num(f, "worst_days_past_due_12m"), (1, 30, 60, 90)),
+        ),
+        DomainFeature(
+            "project_delay_ratio",
+            ("project_delay_months", "months_on_book"),
+            "the project runs behind its plan",
+            lambda f: np.nan_to_num(
+                _ratio(_num(f, "project_delay_months"), _num(f, "months_on_book"), 1.0), nan=0.0
+            ),
+        ),
+        DomainFeature(
+            "contacts_per_tenure_year",
+            ("rm_contacts_90d", "relationship_tenure_years"),
+            "few relationship-manager contacts for the length of the relationship",
+            lambda f: _ratio(_num(f, "rm_contacts_90d"), _num(f, "relationship_tenure_years"), 0.5),
+        ),
+        DomainFeature(
+            "products_per_tenure_year",
+            ("products_held", "relationship_tenure_years"),
+            "few products for the length of the relationship",
+            lambda f: _ratio(_num(f, "products_held"), _num(f, "relationship_tenure_years"), 0.5),
+        ),
+        DomainFeature(
+            "engagement_decline",
+            ("digital_logins_90d", "digital_logins_prev_90d"),
+            "the client uses digital banking much less than before",
+            lambda f: (
+                (_num(f, "digital_logins_prev_90d") - _num(f, "digital_logins_90d"))
+                / (_num(f, "digital_logins_prev_90d") + _num(f, "digital_logins_90d") + 1.0)
+            ),
+        ),
+    )
+}
+
+
+class DomainFeatures(TransformerMixin, BaseEstimator):
+    """Append the named domain features to the table; the input columns pass through.
+
+    Parameters:
+        features: names from :data:`DOMAIN_FEATURES`; an empty tuple adds nothing.
+
+    Raises (at fit):
+        ValueError naming an unknown feature, or the columns a feature needs that the
+        table lacks.
+    """
+
+    _parameter_constraints: ClassVar[dict] = {"features": [list, tuple]}
+
+    def __init__(self, *, features: Sequence[str] = ()) -> None:
+        self.features = features
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> DomainFeatures:
+        unknown = [name for name in self.features if name not in DOMAIN_FEATURES]
+        if unknown:
+            raise ValueError(f"unknown domain features {unknown}; known: {sorted(DOMAIN_FEATURES)}")
+        if self.features and not isinstance(X, pd.DataFrame):
+            raise ValueError("domain features need a DataFrame with named columns")
+        X = check_table(self, X, reset=True)
+        received = set(map(str, X.columns)) if isinstance(X, pd.DataFrame) else set()
+        for name in self.features:
+            lacking = [column for column in DOMAIN_FEATURES[name].inputs if column not in received]
+            if lacking:
+                raise ValueError(f"domain feature {name!r} needs columns {lacking}, which the table lacks")
+        return self
+
+    def transform(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame | np.ndarray:
+        check_is_fitted(self, "n_features_in_")
+        X = check_table(self, X, reset=False)
+        if not self.features:
+            return X
+        added = {name: DOMAIN_FEATURES[name].compute(X) for name in self.features}
+        return pd.concat([X, pd.DataFrame(added, index=X.index)], axis=1)
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        check_is_fitted(self, "n_features_in_")
+        names = getattr(self, "feature_names_in_", None)
+        names = (
+            [str(n) for n in names] if names is not None else [f"x{i}" for i in range(self.n_features_in_)]
+        )
+        return np.asarray([*names, *self.features], dtype=object)
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
+        return tags

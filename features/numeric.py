@@ -1,0 +1,131 @@
+"""Numeric handling: log transform, clipping at training quantiles, median imputation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils import Tags
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+MISSING_SUFFIX = "__missing"
+
+
+class NumericCleaner(TransformerMixin, BaseEstimator):
+    """Make numeric columns model-ready.
+
+    In order: ``log1p`` of the heavy-tailed columns named in ``log_columns`` (negative
+    values are floored at 0 first), clipping at the training quantiles, median imputation.
+    A column that had missing values at fit gets a 0/1 indicator ``<name>__missing``.
+
+    Parameters:
+        log_columns: columns to log-transform (money amounts).
+        clip_quantiles: lower and upper training quantiles to clip at; ``None`` disables.
+        add_indicator: add missing-value indicators for columns with nulls at fit.
+
+    Raises (at fit):
+        ValueError naming the column when a column holds values that are not numbers.
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "log_columns": [list, tuple],
+        "clip_quantiles": [tuple, list, None],
+        "add_indicator": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        log_columns: Sequence[str] = (),
+        clip_quantiles: tuple[float, float] | None = (0.001, 0.999),
+        add_indicator: bool = True,
+    ) -> None:
+        self.log_columns = log_columns
+        self.clip_quantiles = clip_quantiles
+        self.add_indicator = add_indicator
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> NumericCleaner:
+        if self.clip_quantiles is not None:
+            low, high = self.clip_quantiles
+            if not 0 <= low < high <= 1:
+                raise ValueError(
+                    "clip_quantiles must be (low, high) with 0 <= low < high <= 1; "
+                    f"got {self.clip_quantiles!r}"
+                )
+        _check_numeric(X)
+        values = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=True)
+        names = self._names()
+        unknown = [name for name in self.log_columns if name not in set(names)]
+        if unknown:
+            raise ValueError(f"log_columns {unknown} are not among the numeric input columns {names}")
+        self.log_mask_ = np.isin(names, list(self.log_columns))
+        values = self._log(values)
+        all_missing = np.isnan(values).all(axis=0)
+        if all_missing.any():
+            empty = [names[i] for i in np.flatnonzero(all_missing)]
+            raise ValueError(f"numeric columns {empty} have no values at fit; nothing to learn from")
+        if self.clip_quantiles is None:
+            self.lower_ = np.full(values.shape[1], -np.inf)
+            self.upper_ = np.full(values.shape[1], np.inf)
+        else:
+            self.lower_, self.upper_ = np.nanquantile(values, self.clip_quantiles, axis=0)
+        self.medians_ = np.nanmedian(np.clip(values, self.lower_, self.upper_), axis=0)
+        has_missing = np.isnan(values).any(axis=0)
+        self.indicator_columns_ = (
+            np.flatnonzero(has_missing) if self.add_indicator else np.empty(0, dtype=int)
+        )
+        return self
+
+    def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        check_is_fitted(self)
+        _check_numeric(X)
+        values = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False)
+        values = self._log(values)
+        missing = np.isnan(values)
+        cleaned = np.clip(values, self.lower_, self.upper_)
+        cleaned = np.where(missing, self.medians_, cleaned)
+        indicators = missing[:, self.indicator_columns_].astype(np.float64)
+        return np.hstack([cleaned, indicators])
+
+    def _log(self, values: np.ndarray) -> np.ndarray:
+        if not self.log_mask_.any():
+            return values
+        values = values.copy()
+        values[:, self.log_mask_] = np.log1p(np.maximum(values[:, self.log_mask_], 0.0))
+        return values
+
+    def _names(self) -> list[str]:
+        names = getattr(self, "feature_names_in_", None)
+        return [str(n) for n in names] if names is not None else [f"x{i}" for i in range(self.n_features_in_)]
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        check_is_fitted(self)
+        names = self._names()
+        indicators = [f"{names[i]}{MISSING_SUFFIX}" for i in self.indicator_columns_]
+        return np.asarray(names + indicators, dtype=object)
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+
+def _check_numeric(X: object) -> None:
+    """Name the first column of a DataFrame that holds text where numbers are expected."""
+    if not isinstance(X, pd.DataFrame):
+        return
+    for name in X.columns:
+        column = X[name]
+        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+            continue
+        parsed = pd.to_numeric(column, errors="coerce")
+        bad = column.notna() & parsed.isna()
+        if bad.any():
+            raise ValueError(
+                f"column {name!r} is declared numeric but holds values that are not numbers "
+                f"(first: {column[bad].iloc[0]!r}); declare it categorical in the feature configuration"
+            )
