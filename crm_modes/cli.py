@@ -140,5 +140,112 @@ def validate(
     )
 
 
+def _load_training_config(path: Path):
+    from crm_modes.training.config import load_training_config
+
+    try:
+        return load_training_config(path)
+    except ValueError as error:
+        raise _fail(str(error)) from None
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Option(help="Training configuration (YAML), e.g. configs/train.yaml.")],
+) -> None:
+    """Train, calibrate, evaluate, log to MLflow and register every configured model as challenger."""
+    from crm_modes.training.run import train as run_training
+    from crm_modes.training.tracking import quiet_environment
+
+    quiet_environment()
+    settings = _load_training_config(config)
+    started = time.perf_counter()
+    with console.status("training") as status:
+        try:
+            report = run_training(settings, progress=lambda message: status.update(message))
+        except ValueError as error:
+            raise _fail(str(error)) from None
+    console.print(f"training run {report.run_id} finished in {time.perf_counter() - started:.0f} s")
+    table = Table("model", "version", "rows train/cal/eval", "metric", "model", "benchmark", "oracle")
+    for outcome in report.outcomes:
+        keys = ("auc", "pr_auc", "ece", "brier") if "auc" in outcome.metrics else ("accuracy", "macro_f1")
+        counts = outcome.counts
+        for index, key in enumerate(keys):
+            table.add_row(
+                outcome.name if index == 0 else "",
+                f"{outcome.registered_name} v{outcome.version}" if index == 0 else "",
+                f"{counts['rows_train']:,}/{counts['rows_calibration']:,}/{counts['rows_evaluation']:,}"
+                if index == 0
+                else "",
+                key,
+                _figure(outcome.metrics, key),
+                _figure(outcome.benchmark_metrics, key),
+                _figure(outcome.oracle_metrics, key),
+            )
+    console.print(table)
+    console.print(
+        "benchmark: logistic regression on the same features; oracle: the simulation's true probabilities "
+        "(churn, PD) or, for the mode model, the model scored against the noiseless policy mode."
+    )
+    console.print(f"registered as @challenger. Next: crm-modes promote --config {config}; browse: mlflow ui")
+
+
+def _figure(metrics: dict[str, object], key: str) -> str:
+    return f"{metrics[key]:.4f}" if key in metrics else "-"
+
+
+@app.command()
+def promote(
+    config: Annotated[Path, typer.Option(help="Training configuration the challengers were trained with.")],
+    model: Annotated[
+        list[str] | None, typer.Option(help="Model(s) from the configuration; default: all of them.")
+    ] = None,
+    rollback: Annotated[bool, typer.Option(help="Put the previous champion back instead.")] = False,
+) -> None:
+    """Move @champion to the challenger if it passes every gate; or roll back to the previous champion."""
+    from crm_modes.training.promote import (
+        PromotionRefusedError,
+    )
+    from crm_modes.training.promote import (
+        promote as run_promotion,
+    )
+    from crm_modes.training.promote import (
+        rollback as run_rollback,
+    )
+    from crm_modes.training.tracking import quiet_environment
+
+    quiet_environment()
+    settings = _load_training_config(config)
+    if rollback:
+        try:
+            moves = run_rollback(settings, model)
+        except ValueError as error:
+            raise _fail(str(error)) from None
+        for name, was, now in moves:
+            console.print(f"{name}: champion rolled back from v{was} to v{now}")
+        return
+    try:
+        with console.status("scoring challengers and champions on the evaluation rows"):
+            decisions = run_promotion(settings, model)
+    except PromotionRefusedError as refused:
+        for decision in refused.decisions:
+            status = "[red]refused[/]" if decision.failures else "passed (not promoted: another model failed)"
+            errors.print(f"{decision.registered_name} v{decision.challenger}: {status}", highlight=False)
+            for failure in decision.failures:
+                errors.print(f"  - {failure}", highlight=False)
+        raise typer.Exit(1) from None
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    for decision in decisions:
+        if decision.note:
+            console.print(f"{decision.registered_name} v{decision.challenger}: {decision.note}")
+            continue
+        before = f" (replaces v{decision.champion_before})" if decision.champion_before else ""
+        figures = ", ".join(f"{key} {value:.4f}" for key, value in decision.challenger_metrics.items())
+        console.print(
+            f"{decision.registered_name} v{decision.challenger} is now @champion{before}: {figures}"
+        )
+
+
 if __name__ == "__main__":  # pragma: no cover - `python -m crm_modes.cli`
     app()

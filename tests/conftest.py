@@ -48,3 +48,130 @@ def datasets() -> Path:
     if not (folder / "german_credit.csv").exists():
         pytest.skip(f"public datasets not found in {folder} (set CRM_MODES_DATASETS to their folder)")
     return folder
+
+
+def quiet_mlflow_env(**extra: str) -> dict[str, str]:
+    """Environment for a subprocess that talks to MLflow: no telemetry, no progress bars."""
+    import os
+
+    env = dict(os.environ)
+    env.update(
+        MLFLOW_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="true",
+        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+        **extra,
+    )
+    return env
+
+
+def write_training_config(
+    folder: Path, *, rows: int = 30_000, strict: bool = False, only: str | None = None
+) -> Path:
+    """A small, fast training configuration for tests (lenient gates unless ``strict``)."""
+    import yaml
+
+    small = {"max_iter": 60, "learning_rate": 0.1, "max_depth": 3, "min_samples_leaf": 200}
+    models = {
+        "mode": {
+            "kind": "multiclass",
+            "target": "assigned_mode",
+            "registered_name": "crm-mode",
+            "estimator": {"params": small},
+            "calibration": "none",
+            "gates": {"min_accuracy": 0.5},
+        },
+        "churn": {
+            "kind": "binary",
+            "target": "churn_12m",
+            "registered_name": "crm-churn",
+            "estimator": {"params": small},
+            "gates": {"min_auc": 0.55, "max_ece": 0.2},
+        },
+        "default": {
+            "kind": "binary",
+            "target": "default_12m",
+            "registered_name": "crm-pd",
+            "estimator": {"params": small},
+            "gates": {"min_auc": 0.999 if strict else 0.6, "max_ece": 0.1},
+        },
+    }
+    if only:
+        models = {only: models[only]}
+    config = {
+        "data": {"generate_rows": rows, "seed": 5},
+        "features": str(REPO / "configs" / "features" / "synthetic.yaml"),
+        "models": models,
+        "mlflow": {"experiment": "tests"},
+    }
+    path = folder / ("strict.yaml" if strict else f"train-{only or 'all'}.yaml")
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_http(url: str, *, timeout: float = 120.0, process=None) -> None:
+    """Poll ``url`` until it answers 200; fail early if ``process`` died."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real ``mlflow server`` on 127.0.0.1 with its own SQLite database and artifact folder."""
+    import subprocess
+
+    port = free_port()
+    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "server-artifacts"),
+            "--workers",
+            "1",
+        ],
+        cwd=tmp_path,
+        env=quiet_mlflow_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", process=process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()

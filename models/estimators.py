@@ -1,0 +1,49 @@
+"""Estimators for the mode, churn and default-risk models, built from configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sklearn.base import ClassifierMixin
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+
+RANDOM_STATE = 0
+
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "hist_gradient_boosting": {"random_state": RANDOM_STATE},
+    "logistic_regression": {"max_iter": 2000, "C": 1.0},
+}
+
+
+def make_estimator(
+    kind: str, params: dict[str, Any], *, categorical: list[str] | None = None
+) -> ClassifierMixin:
+    """A fresh, unfitted classifier.
+
+    Args:
+        kind: ``"hist_gradient_boosting"`` (tree flavor: native categorical codes in the
+            columns named by ``categorical``) or ``"logistic_regression"`` (linear flavor).
+        params: estimator parameters from the configuration; they override the defaults.
+        categorical: output columns of the feature pipeline that hold category codes.
+
+    Raises:
+        ValueError naming the estimator kind or a parameter it does not accept.
+    """
+    if kind not in _DEFAULTS:
+        raise ValueError(f"unknown estimator type {kind!r}; known: {sorted(_DEFAULTS)}")
+    settings = {**_DEFAULTS[kind], **params}
+    if kind == "hist_gradient_boosting":
+        settings.setdefault("categorical_features", categorical or None)
+        estimator: ClassifierMixin = HistGradientBoostingClassifier()
+    else:
+        estimator = LogisticRegression()
+    unknown = sorted(set(settings) - set(estimator.get_params()))
+    if unknown:
+        raise ValueError(f"{kind} does not take parameters {unknown}")
+    return estimator.set_params(**settings)
+
+
+def flavor_of(kind: str) -> str:
+    """The feature-pipeline flavor an estimator kind needs."""
+    return "tree" if kind == "hist_gradient_boosting" else "linear"

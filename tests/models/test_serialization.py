@@ -1,0 +1,60 @@
+import os
+
+import numpy as np
+import pytest
+import skops.io as sio
+from sklearn.preprocessing import FunctionTransformer
+
+from crm_modes.models.serialization import TRUSTED_TYPES, UntrustedModelError, load_pipeline, save_pipeline
+from crm_modes.training.config import load_training_config
+from crm_modes.training.fit import fit_model
+from crm_modes.training.run import model_split, training_rows
+
+
+@pytest.fixture(scope="module")
+def fitted_models(book_50k):
+    config = load_training_config("configs/train.yaml")
+    from crm_modes.data.validation import validate
+
+    table = validate(book_50k).valid
+    models = {}
+    for name, model in config.models.items():
+        for calibration in ("isotonic", "sigmoid"):
+            if model.kind == "multiclass" and calibration == "sigmoid":
+                continue
+            spec = model.model_copy(
+                update={
+                    "calibration": calibration if model.kind == "binary" else "none",
+                    "estimator": model.estimator.model_copy(update={"params": {"max_iter": 20}}),
+                }
+            )
+            split, _ = model_split(table, config, spec)
+            fit_rows, calibration_rows = training_rows(split, spec)
+            models[f"{name}-{calibration}"] = (
+                fit_model(name, spec, config.features, table[fit_rows], table[calibration_rows]),
+                table,
+            )
+    return models
+
+
+def test_every_fitted_model_needs_only_reviewed_types(fitted_models, tmp_path):
+    needed = set()
+    for key, (fitted, table) in fitted_models.items():
+        for pipeline in (fitted.pipeline, fitted.benchmark):
+            needed |= set(sio.get_untrusted_types(data=sio.dumps(pipeline)))
+            path = save_pipeline(pipeline, tmp_path / f"{key}.skops")
+            loaded = load_pipeline(path)
+            sample = table.head(50)
+            np.testing.assert_array_equal(loaded.predict_proba(sample), pipeline.predict_proba(sample))
+    assert needed <= set(TRUSTED_TYPES)
+    # The list is reviewed, not padded: every entry is needed by some model.
+    assert needed == set(TRUSTED_TYPES)
+
+
+def test_a_file_with_an_unreviewed_type_is_refused(tmp_path):
+    path = tmp_path / "evil.skops"
+    sio.dump(FunctionTransformer(func=os.system), path)  # a file that would run a shell command
+    with pytest.raises(UntrustedModelError, match="refusing to load types outside the reviewed list"):
+        load_pipeline(path)
+    with pytest.raises(UntrustedModelError, match="outside the reviewed list"):
+        save_pipeline(FunctionTransformer(func=os.system), tmp_path / "x.skops")

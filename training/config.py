@@ -1,0 +1,159 @@
+"""The training configuration, parsed once from YAML into frozen, typed objects.
+
+Paths inside a configuration are relative to the configuration file. ``${VAR}`` and
+``${VAR:-default}`` in paths are read from the environment, so a configuration can find a
+table through, for example, ``${CRM_MODES_DATASETS:-../shared/datasets}``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from crm_modes.features.config import FeatureConfig, load_feature_config
+
+ModelKind = Literal["binary", "multiclass"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Frozen):
+    """Where the table comes from: a generated synthetic book, or a CSV/Parquet file."""
+
+    generate_rows: int | None = Field(default=None, ge=1)
+    seed: int = 42
+    path: str | None = None
+    #: The table follows the project's schema and goes through the validation gate.
+    schema_table: bool = True
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if (self.generate_rows is None) == (self.path is None):
+            raise ValueError("set exactly one of data.generate_rows and data.path")
+        return self
+
+
+class SplitConfig(_Frozen):
+    """How rows are split into train, calibration and evaluation.
+
+    ``out_of_time``: evaluation is the last ``evaluation_months`` months whose labels are
+    known; training and calibration rows end ``horizon_months`` before the evaluation
+    starts, so no training label looks into the evaluation period; calibration is the
+    last ``calibration_months`` of those. ``holdout_column``: a boolean column marks the
+    evaluation rows; calibration is a stratified share of the rest. ``random``: stratified.
+    """
+
+    kind: Literal["out_of_time", "holdout_column", "random"] = "out_of_time"
+    date_column: str = "snapshot_date"
+    evaluation_months: int = Field(default=12, ge=1)
+    calibration_months: int = Field(default=6, ge=1)
+    horizon_months: int = Field(default=12, ge=0)
+    holdout_column: str | None = None
+    evaluation_share: float = Field(default=0.25, gt=0, lt=1)
+    calibration_share: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = 0
+
+
+class EstimatorConfig(_Frozen):
+    type: Literal["hist_gradient_boosting", "logistic_regression"] = "hist_gradient_boosting"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class GateConfig(_Frozen):
+    """Quality gates a challenger must pass before it may become champion."""
+
+    min_auc: float | None = None
+    max_ece: float | None = None
+    max_brier: float | None = None
+    min_accuracy: float | None = None
+    min_macro_f1: float | None = None
+    #: How much worse than the champion, on the same evaluation rows, is still acceptable.
+    tolerance: float = Field(default=0.005, ge=0)
+
+
+class ModelConfig(_Frozen):
+    """One model: its label, estimator, calibration, registered name and gates."""
+
+    kind: ModelKind
+    target: str
+    registered_name: str
+    positive_label: str | int | None = None
+    estimator: EstimatorConfig = Field(default_factory=EstimatorConfig)
+    calibration: Literal["auto", "isotonic", "sigmoid", "none"] = "auto"
+    benchmark: bool = True
+    gates: GateConfig = Field(default_factory=GateConfig)
+
+
+class MlflowConfig(_Frozen):
+    experiment: str = "crm-modes"
+
+
+class TrainingConfig(_Frozen):
+    """Everything one ``crm-modes train`` needs."""
+
+    data: DataConfig
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    features: FeatureConfig
+    models: dict[str, ModelConfig]
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    source_path: Path | None = None
+    source_text: str = ""
+
+    @model_validator(mode="after")
+    def _models_present(self) -> TrainingConfig:
+        if not self.models:
+            raise ValueError("models: name at least one model to train")
+        return self
+
+
+_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+def expand(value: str) -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` with the environment's values."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group("name"), match.group("default")
+        if name in os.environ:
+            return os.environ[name]
+        if default is None:
+            raise ValueError(f"environment variable {name} is not set and has no default")
+        return default
+
+    return _VARIABLE.sub(substitute, value)
+
+
+def load_training_config(path: str | os.PathLike[str]) -> TrainingConfig:
+    """Parse the training configuration at ``path``.
+
+    The ``features`` entry is either a path to a feature configuration file or the
+    feature configuration itself. Errors name the file and the offending key.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{path}: no such configuration file")
+    text = path.read_text()
+    raw = yaml.safe_load(text) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    base = path.parent
+    raw = dict(raw)
+    features = raw.get("features")
+    if isinstance(features, str):
+        raw["features"] = load_feature_config(base / expand(features))
+    data = dict(raw.get("data") or {})
+    if isinstance(data.get("path"), str):
+        data["path"] = str((base / expand(data["path"])).resolve())
+    raw["data"] = data
+    try:
+        return TrainingConfig.model_validate({**raw, "source_path": path.resolve(), "source_text": text})
+    except ValidationError as error:
+        details = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in error.errors())
+        raise ValueError(f"{path}: {details}") from None

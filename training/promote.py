@@ -1,0 +1,182 @@
+"""Promotion by gates: the challenger becomes champion only when it earns it.
+
+For each model, the challenger and the current champion are scored on the same
+evaluation rows (rebuilt from the training configuration). The challenger must pass the
+configured absolute gates and must not be worse than the champion beyond the tolerance.
+Only then does the ``champion`` alias move; the version records when, why and which
+version it replaced, and the replaced version keeps the ``previous-champion`` alias so
+``rollback`` can put it back in one step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+from mlflow import MlflowClient
+
+from crm_modes.training.config import GateConfig, ModelConfig, TrainingConfig
+from crm_modes.training.data_source import load_training_table
+from crm_modes.training.evaluate import evaluate_pipeline
+from crm_modes.training.run import model_split
+from crm_modes.training.tracking import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS_CHAMPION,
+    load_version,
+    version_by_alias,
+)
+
+#: metric -> True when higher is better.
+HIGHER_IS_BETTER = {"auc": True, "accuracy": True, "macro_f1": True, "ece": False, "brier": False}
+_GATES = (
+    ("min_auc", "auc", True),
+    ("max_ece", "ece", False),
+    ("max_brier", "brier", False),
+    ("min_accuracy", "accuracy", True),
+    ("min_macro_f1", "macro_f1", True),
+)
+
+
+@dataclass
+class Decision:
+    model: str
+    registered_name: str
+    promoted: bool
+    challenger: str | None
+    champion_before: str | None
+    failures: list[str] = field(default_factory=list)
+    challenger_metrics: dict[str, float] = field(default_factory=dict)
+    champion_metrics: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+
+class PromotionRefusedError(RuntimeError):
+    """At least one challenger failed a gate; ``decisions`` says which and why."""
+
+    def __init__(self, decisions: list[Decision]) -> None:
+        self.decisions = decisions
+        lines = [
+            f"{d.registered_name} v{d.challenger}: " + "; ".join(d.failures) for d in decisions if d.failures
+        ]
+        super().__init__("promotion refused:\n" + "\n".join(f"  - {line}" for line in lines))
+
+
+def check_gates(metrics: dict[str, float], gates: GateConfig, champion: dict[str, float] | None) -> list[str]:
+    """Every gate the challenger's ``metrics`` fail, with the figures; empty when it passes."""
+    failures = []
+    for gate, metric, minimum in _GATES:
+        threshold = getattr(gates, gate)
+        if threshold is None or metric not in metrics:
+            continue
+        value = metrics[metric]
+        if (value < threshold) if minimum else (value > threshold):
+            relation = "below the minimum" if minimum else "above the maximum"
+            failures.append(f"{metric} {value:.4f} is {relation} {threshold:.4f}")
+    if champion:
+        for metric, higher in HIGHER_IS_BETTER.items():
+            if metric not in metrics or metric not in champion:
+                continue
+            worse_by = (
+                (champion[metric] - metrics[metric]) if higher else (metrics[metric] - champion[metric])
+            )
+            if worse_by > gates.tolerance:
+                failures.append(
+                    f"{metric} {metrics[metric]:.4f} is worse than the champion's {champion[metric]:.4f} "
+                    f"by {worse_by:.4f} (tolerance {gates.tolerance:.4f})"
+                )
+    return failures
+
+
+def _scores(name: str, version: str, model: ModelConfig, rows: pd.DataFrame) -> dict[str, float]:
+    pipeline = load_version(name, version)
+    metrics = evaluate_pipeline(pipeline, model, rows).metrics
+    return {key: float(value) for key, value in metrics.items() if key in HIGHER_IS_BETTER}
+
+
+def promote(config: TrainingConfig, models: list[str] | None = None) -> list[Decision]:
+    """Check each challenger and move ``champion`` for those that pass.
+
+    Every model is judged before any alias moves; if one fails, none is promoted.
+
+    Raises:
+        PromotionRefusedError: naming each failed gate with its figures.
+        ValueError: a model has no challenger, or is not in the configuration.
+    """
+    names = models or list(config.models)
+    unknown = [name for name in names if name not in config.models]
+    if unknown:
+        raise ValueError(f"models {unknown} are not in the configuration; it has {list(config.models)}")
+    table = load_training_table(config.data).table
+    decisions = []
+    for name in names:
+        model = config.models[name]
+        challenger = version_by_alias(model.registered_name, CHALLENGER)
+        if challenger is None:
+            raise ValueError(
+                f"{model.registered_name} has no {CHALLENGER!r} version; run `crm-modes train` first"
+            )
+        champion = version_by_alias(model.registered_name, CHAMPION)
+        decision = Decision(
+            name,
+            model.registered_name,
+            False,
+            str(challenger.version),
+            None if champion is None else str(champion.version),
+        )
+        if champion is not None and champion.version == challenger.version:
+            decision.note = "already champion"
+            decisions.append(decision)
+            continue
+        split, _ = model_split(table, config, model)
+        rows = table[split.evaluation]
+        decision.challenger_metrics = _scores(model.registered_name, decision.challenger, model, rows)
+        if champion is not None:
+            decision.champion_metrics = _scores(model.registered_name, decision.champion_before, model, rows)
+        decision.failures = check_gates(
+            decision.challenger_metrics, model.gates, decision.champion_metrics or None
+        )
+        decisions.append(decision)
+    if any(decision.failures for decision in decisions):
+        raise PromotionRefusedError(decisions)
+
+    client = MlflowClient()
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    for decision in decisions:
+        if decision.note:
+            continue
+        name, version = decision.registered_name, decision.challenger
+        reason = ", ".join(f"{key} {value:.4f}" for key, value in decision.challenger_metrics.items())
+        if decision.champion_before is not None:
+            client.set_registered_model_alias(name, PREVIOUS_CHAMPION, decision.champion_before)
+            reason += f"; not worse than v{decision.champion_before} beyond tolerance"
+        client.set_registered_model_alias(name, CHAMPION, version)
+        client.set_model_version_tag(name, version, "promoted_at", now)
+        client.set_model_version_tag(name, version, "promotion_reason", "passed all gates: " + reason)
+        client.set_model_version_tag(name, version, "replaced_version", decision.champion_before or "none")
+        decision.promoted = True
+    return decisions
+
+
+def rollback(config: TrainingConfig, models: list[str] | None = None) -> list[tuple[str, str, str]]:
+    """Put each model's previous champion back; return (name, from version, to version).
+
+    Raises:
+        ValueError: a model has no previous champion to go back to.
+    """
+    client = MlflowClient()
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    moves = []
+    for name in models or list(config.models):
+        registered = config.models[name].registered_name
+        previous = version_by_alias(registered, PREVIOUS_CHAMPION)
+        current = version_by_alias(registered, CHAMPION)
+        if previous is None or current is None:
+            raise ValueError(f"{registered} has no {PREVIOUS_CHAMPION!r} version to roll back to")
+        client.set_registered_model_alias(registered, CHAMPION, str(previous.version))
+        client.set_registered_model_alias(registered, PREVIOUS_CHAMPION, str(current.version))
+        client.set_model_version_tag(registered, str(previous.version), "restored_at", now)
+        client.set_model_version_tag(registered, str(current.version), "rolled_back_at", now)
+        moves.append((registered, str(current.version), str(previous.version)))
+    return moves

@@ -1,0 +1,212 @@
+"""One training run: fit, calibrate, evaluate, log, register every configured model."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from sklearn.inspection import permutation_importance
+
+from crm_modes.data.schema import KEY
+from crm_modes.training import plots
+from crm_modes.training.cards import model_card
+from crm_modes.training.config import ModelConfig, TrainingConfig
+from crm_modes.training.data_source import TrainingTable, load_training_table
+from crm_modes.training.evaluate import Evaluation, evaluate
+from crm_modes.training.fit import FittedModel, fit_model
+from crm_modes.training.metrics import scalar_metrics
+from crm_modes.training.split import Split, exclude_seen_groups, split_rows
+from crm_modes.training.tracking import git_commit, log_and_register
+
+IMPORTANCE_ROWS = 4_000
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ModelOutcome:
+    name: str
+    registered_name: str
+    version: str
+    run_id: str
+    calibration: str
+    counts: dict[str, int]
+    metrics: dict[str, object]
+    benchmark_metrics: dict[str, object] = field(default_factory=dict)
+    oracle_metrics: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class TrainingReport:
+    run_id: str
+    experiment_id: str
+    data_hash: str
+    outcomes: list[ModelOutcome]
+
+
+def model_split(table: pd.DataFrame, config: TrainingConfig, model: ModelConfig) -> tuple[Split, int]:
+    """The rows of one model, and how many were left out because the label is unknown.
+
+    A mode label is known at the snapshot, so it needs no horizon; its evaluation keeps
+    only facilities never seen in training, so remembered facilities cannot flatter it.
+    """
+    if model.target not in table:
+        raise ValueError(f"target {model.target!r} of model is not a column of the table")
+    known = table[model.target].notna().to_numpy()
+    split_config = config.split
+    if model.kind == "multiclass":
+        split_config = split_config.model_copy(update={"horizon_months": 0})
+    split = split_rows(table, split_config, known=known, stratify=table[model.target].astype(str).to_numpy())
+    if model.kind == "multiclass" and KEY[0] in table and config.split.kind == "out_of_time":
+        split = exclude_seen_groups(split, table[KEY[0]])
+    return split, int((~known).sum())
+
+
+def training_rows(split: Split, model: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Rows to fit on and rows to calibrate on (none when the model is not calibrated)."""
+    if model.kind == "multiclass" or model.calibration == "none":
+        return split.train | split.calibration, np.zeros_like(split.train)
+    return split.train, split.calibration
+
+
+def fit_and_evaluate(
+    name: str, config: TrainingConfig, table: pd.DataFrame
+) -> tuple[FittedModel, Evaluation, Split, dict[str, int]]:
+    model = config.models[name]
+    split, unknown = model_split(table, config, model)
+    fit_rows, calibration_rows = training_rows(split, model)
+    fitted = fit_model(name, model, config.features, table[fit_rows], table[calibration_rows])
+    evaluation = evaluate(fitted, table[split.evaluation])
+    counts = {
+        "rows_unknown_label": unknown,
+        "rows_train": int(fit_rows.sum()),
+        "rows_calibration": int(calibration_rows.sum()),
+        "rows_evaluation": int(split.evaluation.sum()),
+    }
+    return fitted, evaluation, split, counts
+
+
+def importance(fitted: FittedModel, evaluation_rows: pd.DataFrame) -> dict[str, float]:
+    """Permutation importance of each input column on a fixed sample of evaluation rows."""
+    sample = evaluation_rows.sample(n=min(IMPORTANCE_ROWS, len(evaluation_rows)), random_state=0)
+    inputs = list(fitted.pipeline["features"]["entrance"].feature_names_in_)
+    y = sample[fitted.config.target]
+    if fitted.config.kind == "binary":
+        from crm_modes.training.fit import binary_target
+
+        y, scoring = binary_target(y, fitted.config), "roc_auc"
+    else:
+        y, scoring = y.astype(str).to_numpy(), "accuracy"
+    if len(np.unique(y)) < 2:
+        return dict.fromkeys(inputs, 0.0)
+    result = permutation_importance(
+        fitted.pipeline, sample[inputs], y, scoring=scoring, n_repeats=2, random_state=0, n_jobs=1
+    )
+    return {name: float(value) for name, value in zip(inputs, result.importances_mean, strict=True)}
+
+
+def _log_model_run(
+    fitted: FittedModel,
+    evaluation: Evaluation,
+    split: Split,
+    counts: dict[str, int],
+    table: pd.DataFrame,
+    data: TrainingTable,
+    commit: str,
+) -> ModelOutcome:
+    config = fitted.config
+    with mlflow.start_run(run_name=fitted.name, nested=True) as run:
+        mlflow.log_params(
+            {
+                "target": config.target,
+                "kind": config.kind,
+                "estimator": config.estimator.type,
+                **{f"estimator.{key}": value for key, value in config.estimator.params.items()},
+                "calibration": fitted.calibration_method,
+                "split": split.description,
+            }
+        )
+        mlflow.log_metrics({**counts, **scalar_metrics(evaluation.metrics)})
+        mlflow.log_metrics(
+            {f"benchmark_{k}": v for k, v in scalar_metrics(evaluation.benchmark_metrics).items()}
+        )
+        mlflow.log_metrics({f"oracle_{k}": v for k, v in scalar_metrics(evaluation.oracle_metrics).items()})
+        ranked = importance(fitted, table[split.evaluation])
+        with tempfile.TemporaryDirectory() as folder:
+            folder_path = Path(folder)
+            if config.kind == "binary":
+                figures = plots.binary_plots(fitted.name, evaluation, folder_path)
+            else:
+                figures = [plots.confusion_plot(fitted.name, evaluation, folder_path)]
+            figures.append(plots.importance_plot(fitted.name, ranked, folder_path))
+            card = folder_path / f"{fitted.name}_model_card.md"
+            card.write_text(
+                model_card(
+                    fitted,
+                    evaluation,
+                    data_description=data.description,
+                    split_description=split.description,
+                    counts=counts,
+                    importance=ranked,
+                )
+            )
+            details = folder_path / f"{fitted.name}_metrics.json"
+            details.write_text(
+                json.dumps(
+                    {
+                        "metrics": evaluation.metrics,
+                        "benchmark": evaluation.benchmark_metrics,
+                        "oracle": evaluation.oracle_metrics,
+                        "importance": ranked,
+                    },
+                    indent=2,
+                )
+            )
+            for path in [*figures, card, details]:
+                mlflow.log_artifact(str(path), artifact_path="evaluation")
+        version = log_and_register(
+            fitted.pipeline,
+            kind=config.kind,
+            registered_name=config.registered_name,
+            example=table[split.evaluation],
+            tags={"data_hash": data.data_hash, "git_commit": commit, "training_run_id": run.info.run_id},
+        )
+    return ModelOutcome(
+        name=fitted.name,
+        registered_name=config.registered_name,
+        version=str(version.version),
+        run_id=run.info.run_id,
+        calibration=fitted.calibration_method,
+        counts=counts,
+        metrics=evaluation.metrics,
+        benchmark_metrics=evaluation.benchmark_metrics,
+        oracle_metrics=evaluation.oracle_metrics,
+    )
+
+
+def train(config: TrainingConfig, *, progress: Progress | None = None) -> TrainingReport:
+    """Train, evaluate, log and register every model in ``config``; return what was registered."""
+    say = progress or (lambda message: None)
+    say("loading data")
+    data = load_training_table(config.data)
+    commit = git_commit()
+    experiment = mlflow.set_experiment(config.mlflow.experiment)
+    outcomes = []
+    with mlflow.start_run(run_name="train") as parent:
+        mlflow.set_tags({"git_commit": commit, "data_hash": data.data_hash})
+        mlflow.log_params({"data": data.description, "models": ",".join(config.models)})
+        mlflow.log_metrics({"rows_in": data.rows_in, "rows_quarantined": data.rows_quarantined})
+        if config.source_path is not None:
+            mlflow.log_text(config.source_text, f"config/{config.source_path.name}")
+        mlflow.log_text(config.features.model_dump_json(indent=2), "config/features.json")
+        for name in config.models:
+            say(f"fitting {name}")
+            fitted, evaluation, split, counts = fit_and_evaluate(name, config, data.table)
+            say(f"logging and registering {name}")
+            outcomes.append(_log_model_run(fitted, evaluation, split, counts, data.table, data, commit))
+    return TrainingReport(parent.info.run_id, experiment.experiment_id, data.data_hash, outcomes)

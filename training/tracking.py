@@ -1,0 +1,120 @@
+"""MLflow at the edge: logging runs, logging and registering models, aliases.
+
+The tracking store is whatever ``MLFLOW_TRACKING_URI`` names; without it, MLflow's
+default: a SQLite file ``mlflow.db`` in the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from sklearn.pipeline import Pipeline
+
+from crm_modes.models.serialization import TRUSTED_TYPES, load_pipeline
+from crm_modes.models.signature import signature
+
+CHALLENGER, CHAMPION, PREVIOUS_CHAMPION = "challenger", "champion", "previous-champion"
+MODEL_FILE = "model.skops"
+#: The packages a logged model needs at load time, shipped with it as code.
+MODEL_PACKAGES = ("data", "features", "models")
+
+
+def quiet_environment() -> None:
+    """No telemetry and no network from MLflow (called by the command line, not at import)."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def git_commit() -> str:
+    """The commit of the working tree the code runs from, or ``unknown``."""
+    try:
+        here = Path(__file__).resolve().parent
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True
+        )
+        return result.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@contextmanager
+def staged_code() -> Iterator[list[str]]:
+    """A copy of the ``crm_modes`` package (data, features, models) to ship with a model."""
+    import crm_modes
+
+    with tempfile.TemporaryDirectory() as folder:
+        package = Path(folder) / "crm_modes"
+        package.mkdir()
+        root = Path(crm_modes.__file__).parent
+        shutil.copy(root / "__init__.py", package / "__init__.py")
+        for name in MODEL_PACKAGES:
+            source = Path(__import__(f"crm_modes.{name}", fromlist=["_"]).__file__).parent
+            shutil.copytree(source, package / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        yield [str(package)]
+
+
+def log_and_register(
+    pipeline: Pipeline,
+    *,
+    kind: str,
+    registered_name: str,
+    example: pd.DataFrame,
+    tags: dict[str, str],
+) -> ModelVersion:
+    """Log ``pipeline`` (skops, reviewed trusted types, signature, example) and register it as challenger."""
+    inputs = list(pipeline["features"]["entrance"].feature_names_in_)
+    example = example[inputs].head(5).reset_index(drop=True)
+    if kind == "binary":
+        output, predict_fn = pipeline.predict_proba(example), "predict_proba"
+    else:
+        output, predict_fn = pipeline.predict(example), "predict"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # MLflow's integer-column hint: our schema decides
+        outputs = infer_signature(example, output).outputs
+    model_signature = signature(inputs, example, outputs)
+    with staged_code() as code_paths:
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name=registered_name,
+            serialization_format="skops",
+            skops_trusted_types=list(TRUSTED_TYPES),
+            signature=model_signature,
+            input_example=example,
+            pyfunc_predict_fn=predict_fn,
+            code_paths=code_paths,
+            registered_model_name=registered_name,
+        )
+    client = MlflowClient()
+    version = str(info.registered_model_version)
+    for key, value in tags.items():
+        client.set_model_version_tag(registered_name, version, key, value)
+    client.set_registered_model_alias(registered_name, CHALLENGER, version)
+    return client.get_model_version(registered_name, version)
+
+
+def version_by_alias(name: str, alias: str) -> ModelVersion | None:
+    try:
+        return MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def load_version(name: str, version: str) -> Pipeline:
+    """Download a registered version and load it with the reviewed trusted types only."""
+    with tempfile.TemporaryDirectory() as folder:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=folder)
+        return load_pipeline(Path(local) / MODEL_FILE)
