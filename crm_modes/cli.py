@@ -187,6 +187,10 @@ def train(
         "benchmark: logistic regression on the same features; oracle: the simulation's true probabilities "
         "(churn, PD) or, for the mode model, the model scored against the noiseless policy mode."
     )
+    if report.advisor_version is not None:
+        console.print(
+            f"advisor bundle registered as {settings.advisor.registered_name} v{report.advisor_version}"
+        )
     console.print(f"registered as @challenger. Next: crm-modes promote --config {config}; browse: mlflow ui")
 
 
@@ -245,6 +249,133 @@ def promote(
         console.print(
             f"{decision.registered_name} v{decision.challenger} is now @champion{before}: {figures}"
         )
+
+
+@app.command("latest-month")
+def latest_month(
+    source: Annotated[Path, typer.Option("--input", help="Book to read (.csv or .parquet).")],
+    out: Annotated[Path, typer.Option(help="Where to write the rows of the latest snapshot date.")],
+) -> None:
+    """Copy the rows of the latest snapshot date: what a monthly scoring job scores."""
+    from crm_modes.data.io import TableReadError, latest_snapshot
+
+    try:
+        date, rows = latest_snapshot(source, out)
+    except (TableReadError, ValueError) as error:
+        raise _fail(str(error)) from None
+    console.print(f"wrote {rows:,} rows of snapshot {date} to {out}")
+
+
+@app.command()
+def score(
+    model: Annotated[str, typer.Option(help="Model URI, e.g. models:/crm-advisor@champion.")],
+    source: Annotated[Path, typer.Option("--input", help="Table to score (.csv or .parquet).")],
+    output: Annotated[Path, typer.Option(help="Where to write the scores (.csv or .parquet).")],
+    quarantine: Annotated[
+        Path | None, typer.Option(help="Rejected rows with reasons (default: <output>.quarantine.<ext>).")
+    ] = None,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows scored at a time; bounds memory.")] = 50_000,
+    engine: Annotated[str, typer.Option(help="inprocess (pandas, chunked) or spark.")] = "inprocess",
+    spark_master: Annotated[str, typer.Option(help="Spark master URL for --engine spark.")] = "local[*]",
+) -> None:
+    """Score a table with the advisor: scores, alerts and reasons, every row reconciled."""
+    from crm_modes.data.io import TableReadError
+    from crm_modes.data.validation import TableSchemaError
+    from crm_modes.training.tracking import quiet_environment
+
+    quiet_environment()
+    if engine not in ("inprocess", "spark"):
+        raise _fail(f"--engine must be inprocess or spark, got {engine!r}")
+    started = time.perf_counter()
+    try:
+        if engine == "spark":
+            from crm_modes.serve.spark import score_with_spark
+
+            with console.status(f"scoring on Spark ({spark_master})"):
+                spark_report = score_with_spark(model, source, output, master=spark_master)
+            console.print(
+                f"scored {spark_report.rows_scored:,} rows with {spark_report.model_version} on Spark "
+                f"in {time.perf_counter() - started:.1f} s -> {output}"
+            )
+            return
+        report = _score_in_process(model, source, output, quarantine, chunk_rows)
+    except (TableReadError, TableSchemaError, ValueError) as error:
+        raise _fail(str(error)) from None
+    _print_score_report(report, time.perf_counter() - started)
+
+
+def _score_in_process(model: str, source: Path, output: Path, quarantine: Path | None, chunk_rows: int):
+    from crm_modes.serve.batch import score_file
+    from crm_modes.serve.registry import load_model
+
+    with console.status(f"loading {model}"):
+        loaded = load_model(model)
+    total = _row_count(source)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task("rows", total=total)
+        return score_file(
+            loaded,
+            source,
+            output,
+            quarantine=quarantine,
+            chunk_rows=chunk_rows,
+            on_chunk=lambda n: progress.advance(task, n),
+        )
+
+
+def _row_count(source: Path) -> int | None:
+    """Rows in a Parquet file from its metadata; None for CSV (unknown without reading it)."""
+    if source.suffix.lower() != ".parquet" or not source.exists():
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(source).metadata.num_rows
+    except Exception:  # an unreadable file is reported by the reader, with its own message
+        return None
+
+
+def _print_score_report(report, seconds: float) -> None:
+    from crm_modes.serve.batch import mode_mix
+
+    counts = report.counts
+    summary = Table(title=f"scored with {report.model_version} in {seconds:.1f} s", show_header=False)
+    summary.add_row("rows in", f"{counts.rows_in:,}")
+    summary.add_row("rows scored", f"{counts.rows_scored:,} -> {report.output}")
+    summary.add_row("rows quarantined", f"{counts.rows_quarantined:,} -> {report.quarantine}")
+    summary.add_row("reconciles", "yes" if report.reconciles else "[bold red]NO[/]")
+    for level in ("critical", "warning", "watch", "none"):
+        summary.add_row(f"alerts: {level}", f"{counts.alerts.get(level, 0):,}")
+    summary.add_row("recommended mode mix", ", ".join(f"{m} {s:.1%}" for m, s in mode_mix(counts).items()))
+    summary.add_row("mode switches", f"{counts.mode_switches:,}")
+    if report.chunks_resumed:
+        summary.add_row("chunks resumed", f"{report.chunks_resumed} of {report.chunks}")
+    console.print(summary)
+    console.print(
+        "rows in = scored + quarantined: "
+        f"{counts.rows_in:,} = {counts.rows_scored:,} + {counts.rows_quarantined:,}"
+    )
+    if len(report.top_alerts):
+        console.print(f"[bold]{len(report.top_alerts)} most severe alerts[/]")
+        for rank, row in enumerate(report.top_alerts.itertuples(), start=1):
+            console.print(
+                f"{rank:>2}. {getattr(row, 'facility_id', '')} {row.alert_level.upper()} [{row.alert_codes}] "
+                f"PD {row.default_probability:.1%}, churn {row.churn_probability:.1%}, "
+                f"grade {row.risk_grade}",
+                highlight=False,
+            )
+            console.print(f"    action: {row.recommended_action}", highlight=False)
+            if row.alert_reasons:
+                console.print(f"    reasons: {row.alert_reasons}", highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m crm_modes.cli`

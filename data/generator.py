@@ -51,6 +51,7 @@ from crm_modes.data.schema import (
     SCHEMA,
     SEGMENTS,
     Kind,
+    Role,
 )
 
 Array = NDArray[np.float64]
@@ -158,8 +159,9 @@ def generate_book(
         mode_noise: share of facilities whose assigned mode deviates from the policy.
 
     Returns:
-        A DataFrame with every column of :data:`crm_modes.data.schema.SCHEMA`, in schema
-        order, sorted by client, facility and snapshot date.
+        A DataFrame with every column of :data:`crm_modes.data.schema.SCHEMA` except
+        earlier model outputs (``previous_default_probability``), in schema order, sorted
+        by client, facility and snapshot date.
     """
     if rows < 1:
         raise ValueError(f"rows must be at least 1, got {rows}")
@@ -547,11 +549,12 @@ def _assemble(book: dict[str, np.ndarray], rows: int) -> pd.DataFrame:
         "oracle_churn_probability": oracle_churn,
         "oracle_policy_mode": categorical(book["fac_policy"][f], MODES),
     }
-    for spec in SCHEMA:
+    book_columns = [spec for spec in SCHEMA if spec.feature or spec.role is not Role.CONTEXT]
+    for spec in book_columns:
         if spec.name not in columns:
             columns[spec.name] = recorded(spec.name)
-    frame = pd.DataFrame({spec.name: columns[spec.name] for spec in SCHEMA})
-    for spec in SCHEMA:
+    frame = pd.DataFrame({spec.name: columns[spec.name] for spec in book_columns})
+    for spec in book_columns:
         if spec.kind is Kind.FLOAT:
             frame[spec.name] = frame[spec.name].astype("float64")
         elif spec.kind is Kind.INT:

@@ -157,9 +157,16 @@ class AtomicTableWriter:
                     pq.write_table(pa.table({}), self._temporary)
                 with open(self._temporary, "rb+") as handle:
                     os.fsync(handle.fileno())
+                os.chmod(self._temporary, 0o666 & ~_umask())  # mkstemp makes it private
                 os.replace(self._temporary, self.path)
         finally:
             self._temporary.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
@@ -167,3 +174,32 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     with AtomicTableWriter(path) as writer:
         writer.write(frame)
     return writer.path
+
+
+def latest_snapshot(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    date_column: str = "snapshot_date",
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> tuple[str, int]:
+    """Copy the rows of the latest ``date_column`` value from ``source`` to ``target``.
+
+    Two streaming passes (find the latest date, then copy its rows); memory stays bounded.
+    Returns the date (as text) and the number of rows copied.
+    """
+    latest: str | None = None
+    for chunk in iter_chunks(source, chunk_rows):
+        if date_column not in chunk:
+            raise TableReadError(f"{source}: no column {date_column!r}")
+        dates = pd.to_datetime(chunk[date_column], errors="coerce").dropna()
+        if len(dates):
+            candidate = dates.max().strftime("%Y-%m-%d")
+            latest = candidate if latest is None else max(latest, candidate)
+    if latest is None:
+        raise TableReadError(f"{source}: no readable {date_column!r} value")
+    with AtomicTableWriter(target) as writer:
+        for chunk in iter_chunks(source, chunk_rows):
+            dates = pd.to_datetime(chunk[date_column], errors="coerce").dt.strftime("%Y-%m-%d")
+            writer.write(chunk[(dates == latest).to_numpy()])
+    return latest, writer.rows_written

@@ -84,6 +84,7 @@ class Column:
         nullable: whether a missing value is allowed.
         minimum, maximum: inclusive bounds for numeric columns (``None``: unbounded).
         categories: allowed values for category columns.
+        feature: whether a model may read it (context such as a previous score may not).
     """
 
     name: str
@@ -94,6 +95,7 @@ class Column:
     minimum: float | None = None
     maximum: float | None = None
     categories: tuple[str, ...] = ()
+    feature: bool = True
 
     @property
     def required(self) -> bool:
@@ -223,6 +225,16 @@ SCHEMA: tuple[Column, ...] = (
     _c("covenant_breaches_12m", _I, _BE, "covenant breaches in the last 12 months", minimum=0, maximum=100),
     # context
     _c("assigned_mode", _C, _CX, "relationship mode the bank applies today", categories=MODES),
+    _c(
+        "previous_default_probability",
+        _F,
+        _CX,
+        "12-month default probability at the previous scoring",
+        nullable=True,
+        minimum=0,
+        maximum=1,
+        feature=False,
+    ),
     # labels: null when the 12-month window runs past the known history
     _c(
         "default_12m",

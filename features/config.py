@@ -17,6 +17,9 @@ FEATURE_ROLES = (Role.CLIENT, Role.FACILITY, Role.BEHAVIOUR, Role.CONTEXT)
 ORACLE_PREFIX = "oracle_"
 
 
+_NOT_FEATURES = frozenset(c.name for c in SCHEMA if not c.feature)
+
+
 class LeakageError(ValueError):
     """A configuration asks for a column that must never be a feature of this model."""
 
@@ -75,7 +78,9 @@ class FeatureConfig(BaseModel):
             LeakageError: naming every column that may not be a feature of this model, and why.
         """
         if self.from_schema:
-            usable = [c for c in SCHEMA if c.role in FEATURE_ROLES and c.name not in self.exclude]
+            usable = [
+                c for c in SCHEMA if c.role in FEATURE_ROLES and c.feature and c.name not in self.exclude
+            ]
             numeric = [c.name for c in usable if c.numeric and c.name != target]
             categorical = [c.name for c in usable if c.kind is Kind.CATEGORY and c.name != target]
         else:
@@ -103,6 +108,8 @@ class FeatureConfig(BaseModel):
                 why[name] = f"a {roles[name].value} column"
             elif roles.get(name) is Role.LABEL:
                 why[name] = "a label (a future outcome)"
+            elif name in _NOT_FEATURES:
+                why[name] = "an earlier model output, not an attribute"
         if why:
             listed = ", ".join(f"{name!r} ({reason})" for name, reason in why.items())
             raise LeakageError(

@@ -20,6 +20,10 @@ class MissingColumnsError(ValueError):
     """The table lacks columns the pipeline needs; the message shows the difference."""
 
 
+class UnusedColumnsWarning(UserWarning):
+    """The table carries columns the pipeline never saw; they are ignored."""
+
+
 class EntranceCheck(TransformerMixin, BaseEstimator):
     """Select the pipeline's input columns by name and check them against fit time.
 
@@ -60,7 +64,9 @@ class EntranceCheck(TransformerMixin, BaseEstimator):
         expected_extra = set(names) | set(self.ignored_at_fit_)
         extra = [str(name) for name in X.columns if name not in expected_extra]
         if extra:
-            warnings.warn(f"ignoring columns the pipeline does not use: {extra}", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"ignoring columns the pipeline does not use: {extra}", UnusedColumnsWarning, stacklevel=2
+            )
         return X[list(names)]
 
     def _check_present(self, X: pd.DataFrame, stage: str, expected: Sequence[str] | None = None) -> None:

@@ -18,17 +18,18 @@ _MLFLOW_TYPE = {
 }
 
 
-def input_schema(columns: list[str], example: pd.DataFrame) -> Schema:
+def input_schema(columns: list[str], example: pd.DataFrame, *, optional: tuple[str, ...] = ()) -> Schema:
     """Column specs for ``columns``: the schema's kind where declared, else the example's dtype.
 
-    Nullable schema columns are optional: a request may leave them out entirely.
+    Nullable schema columns, and those named in ``optional``, may be left out of a request.
     """
     declared = {column.name: column for column in SCHEMA}
     specs = []
     for name in columns:
         if name in declared:
             spec = declared[name]
-            specs.append(ColSpec(_MLFLOW_TYPE[spec.kind], name, required=not spec.nullable))
+            required = not spec.nullable and name not in optional
+            specs.append(ColSpec(_MLFLOW_TYPE[spec.kind], name, required=required))
         else:
             specs.append(ColSpec(_dtype_type(example[name]), name))
     return Schema(specs)
@@ -46,5 +47,18 @@ def _dtype_type(values: pd.Series) -> str:
     return "string"
 
 
-def signature(columns: list[str], example: pd.DataFrame, outputs: Schema) -> ModelSignature:
-    return ModelSignature(inputs=input_schema(columns, example), outputs=outputs)
+def signature(
+    columns: list[str], example: pd.DataFrame, outputs: Schema, **options: object
+) -> ModelSignature:
+    return ModelSignature(inputs=input_schema(columns, example), outputs=outputs, **options)
+
+
+def model_input(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` in the types MLflow's schema enforcement accepts: categories become plain strings."""
+    categorical = [name for name in frame.columns if isinstance(frame[name].dtype, pd.CategoricalDtype)]
+    if not categorical:
+        return frame
+    converted = frame.copy()
+    for name in categorical:
+        converted[name] = converted[name].astype(object).where(converted[name].notna(), None)
+    return converted

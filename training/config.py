@@ -91,6 +91,13 @@ class ModelConfig(_Frozen):
     gates: GateConfig = Field(default_factory=GateConfig)
 
 
+class AdvisorConfig(_Frozen):
+    """The advisor bundle: the mode, churn and default models plus the alert policy."""
+
+    registered_name: str = "crm-advisor"
+    policy: Path
+
+
 class MlflowConfig(_Frozen):
     experiment: str = "crm-modes"
 
@@ -103,6 +110,7 @@ class TrainingConfig(_Frozen):
     features: FeatureConfig
     models: dict[str, ModelConfig]
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    advisor: AdvisorConfig | None = None
     source_path: Path | None = None
     source_text: str = ""
 
@@ -110,6 +118,10 @@ class TrainingConfig(_Frozen):
     def _models_present(self) -> TrainingConfig:
         if not self.models:
             raise ValueError("models: name at least one model to train")
+        if self.advisor is not None:
+            missing = [name for name in ("mode", "churn", "default") if name not in self.models]
+            if missing:
+                raise ValueError(f"advisor: needs the models mode, churn and default; missing {missing}")
         return self
 
 
@@ -152,6 +164,9 @@ def load_training_config(path: str | os.PathLike[str]) -> TrainingConfig:
     if isinstance(data.get("path"), str):
         data["path"] = str((base / expand(data["path"])).resolve())
     raw["data"] = data
+    advisor = raw.get("advisor")
+    if isinstance(advisor, dict) and isinstance(advisor.get("policy"), str):
+        raw["advisor"] = {**advisor, "policy": (base / expand(advisor["policy"])).resolve()}
     try:
         return TrainingConfig.model_validate({**raw, "source_path": path.resolve(), "source_text": text})
     except ValidationError as error:

@@ -49,6 +49,7 @@ class Decision:
     failures: list[str] = field(default_factory=list)
     challenger_metrics: dict[str, float] = field(default_factory=dict)
     champion_metrics: dict[str, float] = field(default_factory=dict)
+    components: dict[str, str] = field(default_factory=dict)
     note: str = ""
 
 
@@ -143,11 +144,15 @@ def promote(config: TrainingConfig, models: list[str] | None = None) -> list[Dec
 
     client = MlflowClient()
     now = datetime.now(UTC).isoformat(timespec="seconds")
+    if config.advisor is not None and models is None:
+        decisions.append(_advisor_decision(config, decisions))
     for decision in decisions:
         if decision.note:
             continue
         name, version = decision.registered_name, decision.challenger
         reason = ", ".join(f"{key} {value:.4f}" for key, value in decision.challenger_metrics.items())
+        if decision.components:
+            reason = "components passed: " + ", ".join(f"{k} v{v}" for k, v in decision.components.items())
         if decision.champion_before is not None:
             client.set_registered_model_alias(name, PREVIOUS_CHAMPION, decision.champion_before)
             reason += f"; not worse than v{decision.champion_before} beyond tolerance"
@@ -159,6 +164,22 @@ def promote(config: TrainingConfig, models: list[str] | None = None) -> list[Dec
     return decisions
 
 
+def _advisor_decision(config: TrainingConfig, components: list[Decision]) -> Decision:
+    """The bundle follows its components: it is promoted when they all passed."""
+    name = config.advisor.registered_name
+    challenger = version_by_alias(name, CHALLENGER)
+    if challenger is None:
+        raise ValueError(f"{name} has no {CHALLENGER!r} version; run `crm-modes train` first")
+    champion = version_by_alias(name, CHAMPION)
+    decision = Decision(
+        "advisor", name, False, str(challenger.version), None if champion is None else str(champion.version)
+    )
+    if champion is not None and champion.version == challenger.version:
+        decision.note = "already champion"
+    decision.components = {d.registered_name: d.challenger for d in components}
+    return decision
+
+
 def rollback(config: TrainingConfig, models: list[str] | None = None) -> list[tuple[str, str, str]]:
     """Put each model's previous champion back; return (name, from version, to version).
 
@@ -168,8 +189,10 @@ def rollback(config: TrainingConfig, models: list[str] | None = None) -> list[tu
     client = MlflowClient()
     now = datetime.now(UTC).isoformat(timespec="seconds")
     moves = []
-    for name in models or list(config.models):
-        registered = config.models[name].registered_name
+    registered_names = [config.models[name].registered_name for name in models or list(config.models)]
+    if config.advisor is not None and models is None:
+        registered_names.append(config.advisor.registered_name)
+    for registered in registered_names:
         previous = version_by_alias(registered, PREVIOUS_CHAMPION)
         current = version_by_alias(registered, CHAMPION)
         if previous is None or current is None:

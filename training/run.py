@@ -15,6 +15,7 @@ from sklearn.inspection import permutation_importance
 
 from crm_modes.data.schema import KEY
 from crm_modes.training import plots
+from crm_modes.training.bundle import log_advisor
 from crm_modes.training.cards import model_card
 from crm_modes.training.config import ModelConfig, TrainingConfig
 from crm_modes.training.data_source import TrainingTable, load_training_table
@@ -47,6 +48,7 @@ class TrainingReport:
     experiment_id: str
     data_hash: str
     outcomes: list[ModelOutcome]
+    advisor_version: str | None = None
 
 
 def model_split(table: pd.DataFrame, config: TrainingConfig, model: ModelConfig) -> tuple[Split, int]:
@@ -204,9 +206,25 @@ def train(config: TrainingConfig, *, progress: Progress | None = None) -> Traini
         if config.source_path is not None:
             mlflow.log_text(config.source_text, f"config/{config.source_path.name}")
         mlflow.log_text(config.features.model_dump_json(indent=2), "config/features.json")
+        pipelines = {}
         for name in config.models:
             say(f"fitting {name}")
             fitted, evaluation, split, counts = fit_and_evaluate(name, config, data.table)
             say(f"logging and registering {name}")
             outcomes.append(_log_model_run(fitted, evaluation, split, counts, data.table, data, commit))
-    return TrainingReport(parent.info.run_id, experiment.experiment_id, data.data_hash, outcomes)
+            pipelines[name] = fitted.pipeline
+        advisor_version = None
+        if config.advisor is not None:
+            say("logging and registering the advisor bundle")
+            with mlflow.start_run(run_name="advisor", nested=True):
+                version = log_advisor(
+                    {name: pipelines[name] for name in ("mode", "churn", "default")},
+                    policy_path=config.advisor.policy,
+                    registered_name=config.advisor.registered_name,
+                    component_versions={o.registered_name: o.version for o in outcomes},
+                    example=data.table,
+                )
+            advisor_version = str(version.version)
+    return TrainingReport(
+        parent.info.run_id, experiment.experiment_id, data.data_hash, outcomes, advisor_version
+    )

@@ -96,6 +96,7 @@ def log_and_register(
             input_example=example,
             pyfunc_predict_fn=predict_fn,
             code_paths=code_paths,
+            pip_requirements=model_requirements(),
             registered_model_name=registered_name,
         )
     client = MlflowClient()
@@ -104,6 +105,24 @@ def log_and_register(
         client.set_model_version_tag(registered_name, version, key, value)
     client.set_registered_model_alias(registered_name, CHALLENGER, version)
     return client.get_model_version(registered_name, version)
+
+
+def model_requirements() -> list[str]:
+    """Pinned requirements of a logged model: what its shipped code imports at load time."""
+    from importlib.metadata import version
+
+    packages = (
+        "mlflow",
+        "scikit-learn",
+        "skops",
+        "numpy",
+        "scipy",
+        "pandas",
+        "pyarrow",
+        "pyyaml",
+        "pydantic",
+    )
+    return [f"{package}=={version(package)}" for package in packages]
 
 
 def version_by_alias(name: str, alias: str) -> ModelVersion | None:

@@ -14,6 +14,9 @@ from crm_modes.features.builder import build_feature_pipeline
 from crm_modes.features.config import load_feature_config
 from tests.strategies import valid_rows
 
+# Scoring rows may carry the previous score, which no feature pipeline reads.
+pytestmark = pytest.mark.filterwarnings("ignore::crm_modes.features.entrance.UnusedColumnsWarning")
+
 CONFIG = load_feature_config("configs/features/synthetic.yaml")
 SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -1,0 +1,82 @@
+"""Train all configured models end to end and record time, peak memory and quality.
+
+Run: ``.venv/bin/python benchmarks/bench_train.py [--config configs/train.yaml] [--rows N] [--name NAME]``.
+``--rows`` overrides the configuration's generated book size. The run is the real one:
+data generation, fitting, calibration, evaluation, permutation importance, plots, model
+cards, MLflow logging and registration, into a temporary SQLite store.
+Targets on the 2-core reference machine (1,000,000 rows): under 5 minutes. Quality
+targets (default configuration): mode accuracy against the noiseless policy >= 0.97; churn
+and PD AUC within 0.02 of the oracle AUC on the same rows; PD ECE <= 0.01.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import warnings
+
+from _report import peak_memory_mib, save
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config", default="configs/train.yaml")
+    parser.add_argument("--rows", type=int, default=None)
+    parser.add_argument("--name", default=None, help="result file name (default: train_<rows>)")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    os.environ.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+
+    import mlflow
+
+    from crm_modes.training.config import load_training_config
+    from crm_modes.training.run import train
+
+    config = load_training_config(args.config)
+    if args.rows is not None:
+        config = config.model_copy(
+            update={"data": config.data.model_copy(update={"generate_rows": args.rows})}
+        )
+    with tempfile.TemporaryDirectory() as folder:
+        os.chdir(folder)
+        mlflow.set_tracking_uri(f"sqlite:///{folder}/mlflow.db")
+        started = time.perf_counter()
+        report = train(config)
+        seconds = time.perf_counter() - started
+
+    models = {}
+    for outcome in report.outcomes:
+        entry = {"counts": outcome.counts, "calibration": outcome.calibration}
+        for key in ("auc", "pr_auc", "ece", "brier", "accuracy", "macro_f1"):
+            if key in outcome.metrics:
+                entry[key] = round(outcome.metrics[key], 4)
+                entry[f"benchmark_{key}"] = round(outcome.benchmark_metrics[key], 4)
+                entry[f"oracle_{key}"] = round(outcome.oracle_metrics[key], 4)
+        if "auc" in outcome.metrics:
+            entry["auc_gap_to_oracle"] = round(outcome.oracle_metrics["auc"] - outcome.metrics["auc"], 4)
+        models[outcome.name] = entry
+    checks = {
+        "mode_accuracy_vs_policy_at_least_0.97": models["mode"]["oracle_accuracy"] >= 0.97,
+        "churn_auc_within_0.02_of_oracle": models["churn"]["auc_gap_to_oracle"] <= 0.02,
+        "pd_auc_within_0.02_of_oracle": models["default"]["auc_gap_to_oracle"] <= 0.02,
+        "pd_ece_at_most_0.01": models["default"]["ece"] <= 0.01,
+        "under_5_minutes": seconds < 300,
+    }
+    rows = config.data.generate_rows
+    save(
+        args.name or f"train_{rows}",
+        {
+            "rows": rows,
+            "seconds": round(seconds, 1),
+            "peak_memory_mib": round(peak_memory_mib(), 1),
+            "models": models,
+            "note": "oracle_accuracy of the mode model is its accuracy against the noiseless policy mode",
+            "checks": checks,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

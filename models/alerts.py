@@ -1,0 +1,272 @@
+"""The alert policy: predictions and events in, alert levels, codes and actions out.
+
+Which rules apply depends on the mode the facility is served in (the mode applied
+today; the recommended mode when the input does not say):
+
+- **responsible**: proactive alerts on predicted default risk (level and a sharp rise
+  against the previous score) and churn, plus every reactive event;
+- **reactive**: events that already happened: days past due, project delay beyond a
+  limit, covenant breaches;
+- **basic**: hard events only (90+ days past due);
+- any mode: a recommended mode above today's raises a mode-upgrade signal.
+
+Every threshold comes from the policy file (``configs/alert_policy.yaml``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from crm_modes.data.schema import MODES
+
+NONE = "none"
+PREDICTIVE_PD = ("PD_CRITICAL", "PD_WARNING", "PD_WATCH", "PD_RISE")
+PREDICTIVE_CHURN = ("CHURN_WARNING", "CHURN_WATCH")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RiseRule(_Frozen):
+    absolute: float = Field(gt=0)
+    relative: float = Field(gt=1)
+    level: str
+
+
+class LimitRule(_Frozen):
+    limit: float
+    level: str
+
+
+class ResponsibleRules(_Frozen):
+    default_probability: dict[str, float]
+    default_probability_rise: RiseRule
+    churn_probability: dict[str, float]
+
+
+class ReactiveRules(_Frozen):
+    days_past_due: dict[int, str]
+    project_delay_months: LimitRule
+    covenant_breaches_12m: LimitRule
+
+
+class BasicRules(_Frozen):
+    days_past_due: dict[int, str]
+
+
+class Grade(_Frozen):
+    grade: str
+    max_pd: float = Field(gt=0, le=1)
+
+
+class LossGivenDefault(_Frozen):
+    unsecured: float = Field(gt=0, le=1)
+    collateral_recovery: float = Field(ge=0, le=1)
+    floor: float = Field(ge=0, le=1)
+    responsible_factor: float = Field(gt=0, le=1)
+
+
+class AlertPolicy(_Frozen):
+    """The parsed policy file; see ``configs/alert_policy.yaml`` for the meaning of each entry."""
+
+    levels: tuple[str, ...]
+    responsible: ResponsibleRules
+    reactive: ReactiveRules
+    basic: BasicRules
+    mode_upgrade: dict[str, str]
+    reasons: dict[str, int]
+    actions: dict[str, str]
+    risk_grades: tuple[Grade, ...]
+    loss_given_default: LossGivenDefault
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AlertPolicy:
+        if not self.levels or self.levels[0] != NONE:
+            raise ValueError(f"levels must start with {NONE!r}")
+        used = [
+            *self.responsible.default_probability,
+            *self.responsible.churn_probability,
+            self.responsible.default_probability_rise.level,
+            *self.reactive.days_past_due.values(),
+            self.reactive.project_delay_months.level,
+            self.reactive.covenant_breaches_12m.level,
+            *self.basic.days_past_due.values(),
+            self.mode_upgrade.get("level", ""),
+        ]
+        unknown = sorted({level for level in used if level not in self.levels})
+        if unknown:
+            raise ValueError(f"levels {unknown} are not among {list(self.levels)}")
+        bounds = [grade.max_pd for grade in self.risk_grades]
+        if bounds != sorted(bounds) or not bounds or bounds[-1] < 1.0:
+            raise ValueError("risk_grades must have increasing max_pd ending at 1.0")
+        return self
+
+    def level(self, name: str) -> int:
+        return self.levels.index(name)
+
+
+def load_policy(path: str | os.PathLike[str]) -> AlertPolicy:
+    """Parse the policy file; errors name the file and the entry."""
+    from pydantic import ValidationError
+
+    try:
+        return AlertPolicy.model_validate(yaml.safe_load(Path(path).read_text()))
+    except ValidationError as error:
+        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise ValueError(f"{path}: {details}") from None
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What the policy looks at, one entry per row."""
+
+    mode_today: np.ndarray  # index into MODES
+    recommended_mode: np.ndarray  # index into MODES
+    mode_given: np.ndarray  # bool: the input said which mode applies today
+    default_probability: np.ndarray
+    previous_default_probability: np.ndarray  # NaN when not supplied
+    churn_probability: np.ndarray
+    days_past_due: np.ndarray
+    project_delay_months: np.ndarray  # NaN when not project finance
+    covenant_breaches_12m: np.ndarray
+
+
+@dataclass(frozen=True)
+class Alerts:
+    level: np.ndarray  # int severity per row
+    codes: list[list[str]]  # alert codes per row, most severe first
+    rules: dict[str, np.ndarray]  # code -> rows it fired on
+
+    def fired(self, codes: tuple[str, ...]) -> np.ndarray:
+        mask = np.zeros(self.level.shape[0], dtype=bool)
+        for code in codes:
+            if code in self.rules:
+                mask |= self.rules[code]
+        return mask
+
+
+def _band_rules(values: np.ndarray, bands: list[tuple[str, str, float]], policy: AlertPolicy) -> list:
+    """One rule per band ``(code, level, lower bound)``: only the highest band reached fires."""
+    bands = sorted(bands, key=lambda band: band[2])
+    rules = []
+    for i, (code, level, lower) in enumerate(bands):
+        upper = bands[i + 1][2] if i + 1 < len(bands) else np.inf
+        rules.append((code, policy.level(level), (values >= lower) & (values < upper)))
+    return rules
+
+
+def _probability_bands(prefix: str, thresholds: dict[str, float]) -> list[tuple[str, str, float]]:
+    return [(f"{prefix}_{level.upper()}", level, float(bound)) for level, bound in thresholds.items()]
+
+
+def _dpd_bands(thresholds: dict[int, str]) -> list[tuple[str, str, float]]:
+    return [(f"DPD_{days}", level, float(days)) for days, level in thresholds.items()]
+
+
+def evaluate_alerts(signals: Signals, policy: AlertPolicy) -> Alerts:
+    """Apply the policy to every row; pure and vectorized."""
+    responsible = signals.mode_today == MODES.index("responsible")
+    reactive = signals.mode_today == MODES.index("reactive")
+    basic = signals.mode_today == MODES.index("basic")
+    watches_events = responsible | reactive
+    rules: list[tuple[str, int, np.ndarray]] = []
+
+    r = policy.responsible
+    pd_bands = _probability_bands("PD", r.default_probability)
+    for code, level, mask in _band_rules(signals.default_probability, pd_bands, policy):
+        rules.append((code, level, mask & responsible))
+    previous = signals.previous_default_probability
+    has_previous = ~np.isnan(previous)
+    rise = signals.default_probability - np.where(has_previous, previous, 0.0)
+    watch_level = min(r.default_probability.values())
+    sharp = (rise >= r.default_probability_rise.absolute) | (
+        (
+            signals.default_probability
+            >= r.default_probability_rise.relative * np.where(has_previous, previous, np.inf)
+        )
+        & (signals.default_probability >= watch_level)
+    )
+    rules.append(
+        ("PD_RISE", policy.level(r.default_probability_rise.level), responsible & has_previous & sharp)
+    )
+    churn_bands = _probability_bands("CHURN", r.churn_probability)
+    for code, level, mask in _band_rules(signals.churn_probability, churn_bands, policy):
+        rules.append((code, level, mask & responsible))
+
+    e = policy.reactive
+    for code, level, mask in _band_rules(signals.days_past_due, _dpd_bands(e.days_past_due), policy):
+        rules.append((code, level, mask & watches_events))
+    delay = np.nan_to_num(signals.project_delay_months, nan=0.0)
+    rules.append(
+        (
+            "PROJECT_DELAY",
+            policy.level(e.project_delay_months.level),
+            watches_events & (delay >= e.project_delay_months.limit),
+        )
+    )
+    rules.append(
+        (
+            "COVENANT_BREACH",
+            policy.level(e.covenant_breaches_12m.level),
+            watches_events & (signals.covenant_breaches_12m >= e.covenant_breaches_12m.limit),
+        )
+    )
+    for code, level, mask in _band_rules(
+        signals.days_past_due, _dpd_bands(policy.basic.days_past_due), policy
+    ):
+        rules.append((code, level, mask & basic))
+
+    upgrade = signals.mode_given & (signals.recommended_mode > signals.mode_today)
+    rules.append(("MODE_UPGRADE", policy.level(policy.mode_upgrade["level"]), upgrade))
+
+    fired: dict[str, np.ndarray] = {}
+    for code, _, mask in rules:
+        fired[code] = fired.get(code, np.zeros_like(mask)) | mask
+    level = np.zeros(signals.default_probability.shape[0], dtype=np.int64)
+    for _, severity, mask in rules:
+        level = np.where(mask, np.maximum(level, severity), level)
+    severity_of = {code: severity for code, severity, _ in rules}
+    priority = {code: i for i, code in enumerate(policy.actions)}
+    codes: list[list[str]] = [[] for _ in range(level.shape[0])]
+    for row in np.flatnonzero(level > 0):
+        row_codes = [code for code, mask in fired.items() if mask[row]]
+        codes[row] = sorted(row_codes, key=lambda c: (-severity_of[c], priority.get(c, len(priority))))
+    for row in np.flatnonzero(upgrade & (level == 0)):
+        codes[row] = ["MODE_UPGRADE"]
+    return Alerts(level=level, codes=codes, rules=fired)
+
+
+def actions(alerts: Alerts, policy: AlertPolicy) -> list[str]:
+    """The recommended action of each row: that of its most severe alert."""
+    fallback = policy.actions.get(NONE, "no action")
+    return [policy.actions.get(codes[0], fallback) if codes else fallback for codes in alerts.codes]
+
+
+def risk_grades(default_probability: np.ndarray, policy: AlertPolicy) -> np.ndarray:
+    """Master-scale grade of each PD: the first grade whose upper bound exceeds it."""
+    bounds = np.array([grade.max_pd for grade in policy.risk_grades])
+    labels = np.array([grade.grade for grade in policy.risk_grades], dtype=object)
+    index = np.minimum(np.searchsorted(bounds, default_probability, side="right"), len(bounds) - 1)
+    return labels[index]
+
+
+def expected_loss(
+    default_probability: np.ndarray,
+    exposure: np.ndarray,
+    collateral_coverage: np.ndarray,
+    mode_today: np.ndarray,
+    policy: AlertPolicy,
+) -> np.ndarray:
+    """PD x LGD x exposure, with LGD from collateral coverage (and the responsible-mode factor)."""
+    lgd_policy = policy.loss_given_default
+    recovered = lgd_policy.collateral_recovery * np.clip(np.nan_to_num(collateral_coverage), 0.0, 1.0)
+    lgd = np.maximum(lgd_policy.unsecured * (1.0 - recovered), lgd_policy.floor)
+    lgd = np.where(mode_today == MODES.index("responsible"), lgd * lgd_policy.responsible_factor, lgd)
+    return default_probability * lgd * np.nan_to_num(exposure)

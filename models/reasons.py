@@ -1,0 +1,211 @@
+"""Per-row reasons: which inputs pushed this row's probability up the most.
+
+For gradient-boosted trees the contributions are exact path-dependent SHAP values (the
+same definition as SHAP's tree explainer), computed here because SHAP's explainer does
+not follow scikit-learn's native categorical splits. The value function of one tree is
+a sum over its leaves of ``leaf value x product over the path``, each factor being the
+row's own branch indicator when the split feature is "known" and the training cover
+ratio when it is not; each leaf term is a product game over the few features on its
+path, whose Shapley values have a closed form. Contributions add up exactly to the raw
+score minus the expected raw score. For a logistic regression on standardized features
+the contribution is the coefficient times the standardized value (exact SHAP for a
+linear model). Calibration is monotonic, so the ranking carries over to probabilities.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from math import factorial
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from crm_modes.data.schema import SCHEMA
+from crm_modes.features.categorical import OTHER
+from crm_modes.features.domain import DOMAIN_FEATURES
+from crm_modes.features.numeric import MISSING_SUFFIX
+
+_DESCRIPTIONS = {column.name: column.description for column in SCHEMA} | {
+    name: feature.description for name, feature in DOMAIN_FEATURES.items()
+}
+
+
+def base_estimator(pipeline: Pipeline) -> object:
+    """The fitted estimator inside a (possibly calibrated) model pipeline."""
+    model = pipeline["model"]
+    calibrated = getattr(model, "calibrated_classifiers_", None)
+    if calibrated:
+        model = calibrated[0].estimator
+        model = getattr(model, "estimator", model)  # FrozenEstimator
+    return model
+
+
+def source_column(output_name: str) -> str:
+    """The input column (or domain feature) an output column of the feature pipeline comes from."""
+    return output_name.split("=")[0].removesuffix(MISSING_SUFFIX)
+
+
+def contributions(pipeline: Pipeline, rows: pd.DataFrame) -> pd.DataFrame:
+    """Raw-score contribution of each source column, one row per input row.
+
+    Raises:
+        TypeError: the model is neither gradient-boosted trees nor a logistic regression.
+    """
+    matrix = pipeline["features"].transform(rows)
+    estimator = base_estimator(pipeline)
+    names = list(matrix.columns)
+    if isinstance(estimator, HistGradientBoostingClassifier):
+        internal, names = internal_matrix(estimator, matrix)
+        values = tree_contributions(estimator, internal)
+    elif isinstance(estimator, LogisticRegression):
+        values = matrix.to_numpy(dtype=np.float64) * estimator.coef_[0]
+    else:
+        raise TypeError(f"no exact contributions for {type(estimator).__name__}")
+    per_output = pd.DataFrame(values, columns=names, index=rows.index)
+    return per_output.T.groupby(per_output.columns.map(source_column), sort=False).sum().T
+
+
+def internal_matrix(
+    model: HistGradientBoostingClassifier, matrix: pd.DataFrame
+) -> tuple[np.ndarray, list[str]]:
+    """The matrix the trees split on, and its column names.
+
+    With categorical features the classifier re-encodes them and moves them first; the
+    trees' feature indices refer to that order.
+    """
+    if model._preprocessor is None:
+        return matrix.to_numpy(dtype=np.float64), list(matrix.columns)
+    inputs = np.asarray(matrix.columns, dtype=object)
+    names = [
+        str(name)
+        for step, _, columns in model._preprocessor.transformers_
+        if step != "remainder"
+        for name in inputs[columns]
+    ]
+    return np.asarray(model._preprocessor.transform(matrix), dtype=np.float64), names
+
+
+def tree_contributions(model: HistGradientBoostingClassifier, X: np.ndarray) -> np.ndarray:
+    """Exact path-dependent SHAP values of a binary HistGradientBoostingClassifier's raw score."""
+    if model.n_trees_per_iteration_ != 1:
+        raise ValueError("tree contributions are implemented for binary classifiers")
+    known_bitsets, feature_map = model._bin_mapper.make_known_categories_bitsets()
+    phi = np.zeros_like(X, dtype=np.float64)
+    for (predictor,) in model._predictors:
+        nodes = predictor.nodes
+        left = _routing(nodes, predictor.raw_left_cat_bitsets, known_bitsets, feature_map, X)
+        for value, path in _leaf_paths(nodes):
+            _add_leaf(phi, value, path, left, nodes)
+    return phi
+
+
+def expected_raw_score(model: HistGradientBoostingClassifier) -> float:
+    """The raw score the contributions start from: baseline plus each tree's cover-weighted mean."""
+    total = float(np.ravel(model._baseline_prediction)[0])
+    for (predictor,) in model._predictors:
+        nodes = predictor.nodes
+        leaves = nodes["is_leaf"].astype(bool)
+        total += float((nodes["value"][leaves] * nodes["count"][leaves]).sum() / nodes["count"][0])
+    return total
+
+
+def _bit(bitsets: np.ndarray, row: int, values: np.ndarray) -> np.ndarray:
+    values = values.astype(np.int64) & 0xFF
+    return ((bitsets[row][values // 32] >> (values % 32).astype(np.uint32)) & 1).astype(bool)
+
+
+def _routing(
+    nodes: np.ndarray,
+    raw_bitsets: np.ndarray,
+    known_bitsets: np.ndarray,
+    feature_map: np.ndarray,
+    X: np.ndarray,
+) -> dict[int, np.ndarray]:
+    """For every split node, whether each row goes left (as scikit-learn's predictor routes it)."""
+    routing = {}
+    for index in np.flatnonzero(~nodes["is_leaf"].astype(bool)):
+        node = nodes[index]
+        x = X[:, node["feature_idx"]]
+        missing = np.isnan(x)
+        missing_left = bool(node["missing_go_to_left"])
+        if node["is_categorical"]:
+            invalid = missing | (x < 0)
+            codes = np.where(invalid, 0, x)
+            in_left = _bit(raw_bitsets, node["bitset_idx"], codes)
+            known = _bit(known_bitsets, feature_map[node["feature_idx"]], codes)
+            goes_left = np.where(invalid | (~in_left & ~known), missing_left, in_left)
+        else:
+            goes_left = np.where(missing, missing_left, x <= node["num_threshold"])
+        routing[int(index)] = goes_left
+    return routing
+
+
+def _leaf_paths(nodes: np.ndarray) -> list[tuple[float, tuple]]:
+    """Each leaf's value and path ``[(node, went_left, cover ratio), ...]``."""
+    paths = []
+    stack = [(0, ())]
+    while stack:
+        index, path = stack.pop()
+        node = nodes[index]
+        if node["is_leaf"]:
+            paths.append((float(node["value"]), path))
+            continue
+        for child, went_left in ((int(node["left"]), True), (int(node["right"]), False)):
+            ratio = float(nodes[child]["count"]) / float(node["count"])
+            stack.append((child, (*path, (index, went_left, ratio))))
+    return paths
+
+
+def _weight(size: int, players: int) -> float:
+    return factorial(size) * factorial(players - size - 1) / factorial(players)
+
+
+def _add_leaf(phi: np.ndarray, value: float, path: tuple, routing: dict, nodes: np.ndarray) -> None:
+    """Shapley values of the product game ``value x prod_f (a_f if f known else b_f)`` of one leaf."""
+    known_factor: dict[int, np.ndarray] = {}
+    cover_factor: dict[int, float] = {}
+    for index, went_left, ratio in path:
+        feature = int(nodes[index]["feature_idx"])
+        follows = routing[index] if went_left else ~routing[index]
+        known_factor[feature] = known_factor.get(feature, True) & follows
+        cover_factor[feature] = cover_factor.get(feature, 1.0) * ratio
+    features = list(known_factor)
+    players = len(features)
+    for feature in features:
+        others = [f for f in features if f != feature]
+        total = np.zeros(phi.shape[0])
+        for size in range(players):
+            for subset in combinations(others, size):
+                term = np.ones(phi.shape[0])
+                for other in others:
+                    term = term * (known_factor[other] if other in subset else cover_factor[other])
+                total += _weight(size, players) * term
+        phi[:, feature] += value * total * (known_factor[feature] - cover_factor[feature])
+
+
+def describe(column: str, value: object) -> str:
+    """One reason in words a relationship manager understands."""
+    text = _DESCRIPTIONS.get(column, column.replace("_", " "))
+    if column in DOMAIN_FEATURES or value is None or (isinstance(value, float) and np.isnan(value)):
+        return text
+    if isinstance(value, float | np.floating):
+        value = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+    if value == OTHER:
+        value = "unusual value"
+    return f"{text}: {value}"
+
+
+def top_reasons(pipeline: Pipeline, rows: pd.DataFrame, top: int) -> list[str]:
+    """For each row, its ``top`` inputs that pushed the score up the most, in words."""
+    if rows.empty:
+        return []
+    pushed = contributions(pipeline, rows)
+    reasons = []
+    for position, (_, row) in enumerate(pushed.iterrows()):
+        upward = row[row > 0].sort_values(ascending=False).head(top)
+        original = rows.iloc[position]
+        reasons.append("; ".join(describe(name, original.get(name)) for name in upward.index))
+    return reasons

@@ -1,0 +1,186 @@
+"""Batch scoring in-process: stream a table through the gate and the advisor, resumably.
+
+The input is read in chunks (memory is bounded by the chunk size, plus 8 bytes per row
+for the duplicate-key check). Each chunk goes through the validation gate; bad rows go
+to the quarantine file with their reasons; valid rows are scored. Every scored chunk is
+written atomically to a parts folder beside the output, with a small record of its
+counts; a rerun with the same arguments skips the chunks already done, so a job killed
+halfway finishes with exactly the output of an uninterrupted run. When every chunk is
+done, the parts are assembled into the output (atomically) and the parts folder goes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from crm_modes.data.io import AtomicTableWriter, iter_chunks, table_format, write_table
+from crm_modes.data.schema import MODES, input_names
+from crm_modes.data.validation import Gate
+from crm_modes.models.signature import model_input
+from crm_modes.serve.registry import LoadedModel
+
+LEVEL_ORDER = {"none": 0, "watch": 1, "warning": 2, "critical": 3}
+TOP_ALERTS = 10
+
+
+@dataclass
+class ChunkCounts:
+    rows_in: int = 0
+    rows_scored: int = 0
+    rows_quarantined: int = 0
+    alerts: dict[str, int] = field(default_factory=dict)
+    modes: dict[str, int] = field(default_factory=dict)
+    mode_switches: int = 0
+
+    def add(self, other: ChunkCounts) -> None:
+        self.rows_in += other.rows_in
+        self.rows_scored += other.rows_scored
+        self.rows_quarantined += other.rows_quarantined
+        self.mode_switches += other.mode_switches
+        for mine, theirs in ((self.alerts, other.alerts), (self.modes, other.modes)):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value
+
+
+@dataclass
+class ScoreReport:
+    """What a scoring job did; ``counts`` reconcile: rows in = scored + quarantined."""
+
+    model_version: str
+    output: Path
+    quarantine: Path
+    counts: ChunkCounts
+    chunks: int
+    chunks_resumed: int
+    top_alerts: pd.DataFrame
+
+    @property
+    def reconciles(self) -> bool:
+        return self.counts.rows_in == self.counts.rows_scored + self.counts.rows_quarantined
+
+
+def default_quarantine_path(output: Path) -> Path:
+    return output.with_name(f"{output.stem}.quarantine{output.suffix}")
+
+
+def _parts_folder(output: Path) -> Path:
+    return output.with_name(f".{output.name}.parts")
+
+
+def _job_identity(source: Path, model_version: str, chunk_rows: int) -> dict[str, object]:
+    stat = source.stat()
+    return {
+        "input": str(source.resolve()),
+        "input_size": stat.st_size,
+        "input_mtime_ns": stat.st_mtime_ns,
+        "model_version": model_version,
+        "chunk_rows": chunk_rows,
+    }
+
+
+def _counts_of(advice: pd.DataFrame, rows_in: int, quarantined: int) -> ChunkCounts:
+    return ChunkCounts(
+        rows_in=rows_in,
+        rows_scored=len(advice),
+        rows_quarantined=quarantined,
+        alerts={str(k): int(v) for k, v in advice["alert_level"].value_counts().items()}
+        if len(advice)
+        else {},
+        modes={str(k): int(v) for k, v in advice["recommended_mode"].value_counts().items()}
+        if len(advice)
+        else {},
+        mode_switches=int((advice["mode_change"] != "").sum()) if len(advice) else 0,
+    )
+
+
+def _most_severe(frame: pd.DataFrame, count: int) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    severity = frame["alert_level"].map(LEVEL_ORDER).fillna(0)
+    ranked = frame.assign(_severity=severity)
+    ranked = ranked[ranked["_severity"] > 0]
+    ranked = ranked.sort_values(["_severity", "default_probability"], ascending=False, kind="stable")
+    return ranked.head(count).drop(columns="_severity")
+
+
+def score_file(
+    model: LoadedModel,
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    quarantine: str | os.PathLike[str] | None = None,
+    chunk_rows: int = 50_000,
+    on_chunk: Callable[[int], None] | None = None,
+) -> ScoreReport:
+    """Score the table at ``source`` with ``model`` into ``output`` (CSV or Parquet).
+
+    Raises:
+        TableReadError, TableSchemaError: the input cannot be read, or misses required columns.
+    """
+    source, output = Path(source), Path(output)
+    table_format(output)
+    quarantine = Path(quarantine) if quarantine else default_quarantine_path(output)
+    parts = _parts_folder(output)
+    identity = _job_identity(source, model.version, chunk_rows)
+    manifest = parts / "job.json"
+    if parts.exists() and (not manifest.exists() or json.loads(manifest.read_text()) != identity):
+        shutil.rmtree(parts)  # another job's leftovers: start over
+    parts.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps(identity))
+
+    gate = Gate()
+    total = ChunkCounts()
+    resumed = 0
+    top = pd.DataFrame()
+    index = -1
+    for index, chunk in enumerate(iter_chunks(source, chunk_rows)):
+        result = gate.check(chunk)  # always: the duplicate-key check needs every earlier chunk
+        done = parts / f"{index:06d}.json"
+        scored_part, rejected_part = parts / f"{index:06d}.parquet", parts / f"{index:06d}.quarantine.parquet"
+        if done.exists():
+            counts = ChunkCounts(**json.loads(done.read_text()))
+            advice = pd.read_parquet(scored_part)
+            resumed += 1
+        else:
+            inputs = [name for name in input_names() if name in result.valid.columns]
+            advice = model.predict(model_input(result.valid[inputs])) if len(result.valid) else pd.DataFrame()
+            write_table(advice, scored_part)
+            rejected = result.quarantine.astype({name: "string" for name in chunk.columns})
+            write_table(rejected, rejected_part)
+            counts = _counts_of(advice, len(chunk), len(result.quarantine))
+            temporary = done.with_suffix(".tmp")
+            temporary.write_text(json.dumps(asdict(counts)))
+            os.replace(temporary, done)  # the chunk counts as done only once this exists
+        total.add(counts)
+        top = _most_severe(pd.concat([top, _most_severe(advice, TOP_ALERTS)], ignore_index=True), TOP_ALERTS)
+        if on_chunk is not None:
+            on_chunk(len(chunk))
+
+    _assemble(parts, index + 1, output, ".parquet")
+    _assemble(parts, index + 1, quarantine, ".quarantine.parquet")
+    shutil.rmtree(parts)
+    return ScoreReport(model.version, output, quarantine, total, index + 1, resumed, top)
+
+
+def _assemble(parts: Path, chunks: int, target: Path, suffix: str) -> None:
+    """Stream the parts into ``target`` atomically, in chunk order."""
+    with AtomicTableWriter(target) as writer:
+        first_columns = None
+        for index in range(chunks):
+            part = pd.read_parquet(parts / f"{index:06d}{suffix}")
+            if first_columns is None and len(part.columns):
+                first_columns = list(part.columns)
+            if len(part) or (writer.rows_written == 0 and index == chunks - 1):
+                writer.write(part if first_columns is None else part.reindex(columns=first_columns))
+
+
+def mode_mix(counts: ChunkCounts) -> dict[str, float]:
+    total = sum(counts.modes.values())
+    return {mode: counts.modes.get(mode, 0) / total for mode in MODES} if total else {}

@@ -1,0 +1,185 @@
+"""Scale-out scoring on Apache Spark with the same registered bundle (``mlflow.pyfunc.spark_udf``).
+
+The steps mirror the in-process engine: every row goes through the validation gate (per
+Arrow batch, with repeated keys found across the whole table by a window), bad rows go to
+a quarantine output with their reasons, valid rows are scored by the registered model
+through a Spark UDF, and outputs are written as Parquet folders, atomically (written
+beside the target, then renamed into place). Spark is imported only here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from crm_modes.data.io import table_format
+from crm_modes.data.schema import KEY, SCHEMA, Kind, input_names
+from crm_modes.data.validation import REASON, Gate, TableSchemaError
+from crm_modes.models.advisor import OUTPUT_TYPES, PASS_THROUGH
+from crm_modes.models.signature import model_input
+from crm_modes.serve.registry import resolve
+
+ROW_ID = "_row_id"
+RAW = "raw_values"
+_SPARK_TYPE = {
+    Kind.INT: "bigint",
+    Kind.BINARY: "bigint",
+    Kind.FLOAT: "double",
+    Kind.CATEGORY: "string",
+    Kind.STRING: "string",
+    Kind.DATE: "timestamp",
+}
+
+
+@dataclass
+class SparkReport:
+    model_version: str
+    rows_in: int
+    rows_scored: int
+    rows_quarantined: int
+    output: Path
+    quarantine: Path
+
+    @property
+    def reconciles(self) -> bool:
+        return self.rows_in == self.rows_scored + self.rows_quarantined
+
+
+def spark_session(master: str = "local[*]"):
+    from pyspark.sql import SparkSession
+
+    # Workers must run this interpreter (the one this package is installed in), not
+    # whatever `python3` the PATH finds first.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    return (
+        SparkSession.builder.master(master)
+        .appName("crm-modes-score")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.shuffle.partitions", "4")
+        .getOrCreate()
+    )
+
+
+def _typed_schema(columns: list[str]) -> str:
+    declared = {column.name: column for column in SCHEMA}
+    fields = [f"`{name}` {_SPARK_TYPE[declared[name].kind]}" for name in columns]
+    return ", ".join([f"`{ROW_ID}` bigint", *fields, f"`{REASON}` string", f"`{RAW}` string"])
+
+
+def _gate_batches(columns: list[str]):
+    """Validate each Arrow batch; valid rows typed, rejected rows as their raw values plus reasons."""
+
+    def run(batches):
+        for batch in batches:
+            row_ids = batch[ROW_ID].to_numpy()
+            raw = batch.drop(columns=[ROW_ID])
+            result = Gate(required=()).check(raw)  # required columns were checked on the table
+            bad = result.quarantine["source_row"].to_numpy() - 1
+            good = pd.Series(True, index=range(len(raw)))
+            good.iloc[bad] = False
+            valid = model_input(result.valid)
+            out = pd.DataFrame({ROW_ID: row_ids[good.to_numpy()]})
+            for name in columns:
+                out[name] = valid[name].to_numpy() if name in valid else None
+            out[REASON] = None
+            out[RAW] = None
+            rejected = pd.DataFrame({ROW_ID: row_ids[bad]})
+            for name in columns:
+                rejected[name] = None
+            rejected[REASON] = result.quarantine[REASON].to_numpy()
+            rejected[RAW] = [json.dumps(record, default=str) for record in raw.iloc[bad].to_dict("records")]
+            yield pd.concat([out, rejected], ignore_index=True)
+
+    return run
+
+
+def _replace_folder(written: Path, target: Path) -> None:
+    """Move a finished Spark output folder into place, replacing any previous one."""
+    if target.exists():
+        trash = target.with_name(f".{target.name}.old")
+        shutil.rmtree(trash, ignore_errors=True)
+        os.replace(target, trash)
+        os.replace(written, target)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(written, target)
+
+
+def score_with_spark(
+    model_uri: str,
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    master: str = "local[*]",
+) -> SparkReport:
+    """Score ``source`` (Parquet or CSV) on Spark into the Parquet folder ``output``.
+
+    Raises:
+        TableSchemaError: required columns are missing.
+        ValueError: the output is not a ``.parquet`` path.
+    """
+    import mlflow
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F  # noqa: N812 - the PySpark convention
+
+    source, output = Path(source), Path(output)
+    if table_format(output) != "parquet":
+        raise ValueError(f"{output}: the Spark engine writes Parquet; use a .parquet output path")
+    quarantine = output.with_name(f"{output.stem}.quarantine.parquet")
+    pinned, version = resolve(model_uri)
+    spark = spark_session(master)
+    if table_format(source) == "csv":
+        table = spark.read.option("header", True).csv(str(source))
+    else:
+        table = spark.read.parquet(str(source))
+    received = table.columns
+    missing = [name for name in Gate().required if name not in received]
+    if missing:
+        raise TableSchemaError([f"missing required columns {missing}"])
+    columns = [name for name in input_names() if name in received]
+    raw = table.select(*columns).withColumn(ROW_ID, F.monotonically_increasing_id())
+    gated = raw.mapInPandas(_gate_batches(columns), schema=_typed_schema(columns))
+    first = Window.partitionBy(*KEY).orderBy(ROW_ID)
+    gated = gated.withColumn("_seen", F.when(F.col(REASON).isNull(), F.row_number().over(first)))
+    key_text = F.concat_ws(", ", *[F.concat(F.lit(f"{k}="), F.col(k).cast("string")) for k in KEY])
+    gated = gated.withColumn(
+        REASON,
+        F.when(
+            F.col("_seen") > 1, F.concat(F.lit("duplicate key ("), key_text, F.lit(") already seen"))
+        ).otherwise(F.col(REASON)),
+    ).cache()
+
+    advise = mlflow.pyfunc.spark_udf(
+        spark,
+        pinned,
+        result_type=", ".join(f"{name} {kind}" for name, kind in OUTPUT_TYPES.items()),
+        env_manager="local",
+        params={"model_version": version},
+    )
+    valid = gated.where(F.col(REASON).isNull())
+    passed = [name for name in PASS_THROUGH if name in columns]
+    scored = valid.select(
+        ROW_ID, *passed, advise(F.struct(*[F.col(name) for name in columns])).alias("advice")
+    )
+    scored = scored.select(*passed, "advice.*", ROW_ID).orderBy(ROW_ID).drop(ROW_ID)
+    rejected = gated.where(F.col(REASON).isNotNull()).orderBy(ROW_ID).select(ROW_ID, REASON, RAW)
+
+    for frame, target in ((scored, output), (rejected, quarantine)):
+        written = target.with_name(f".{target.name}.writing")
+        shutil.rmtree(written, ignore_errors=True)
+        frame.write.mode("overwrite").parquet(str(written))
+        _replace_folder(written, target)
+    counts = gated.select(
+        F.count(F.lit(1)).alias("rows"), F.sum(F.col(REASON).isNotNull().cast("long")).alias("bad")
+    ).first()
+    gated.unpersist()
+    rows_in, bad = int(counts["rows"]), int(counts["bad"] or 0)
+    return SparkReport(version, rows_in, rows_in - bad, bad, output, quarantine)

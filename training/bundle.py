@@ -1,0 +1,84 @@
+"""Log and register the advisor bundle: the three pipelines and the alert policy as one model."""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+from sklearn.pipeline import Pipeline
+
+import crm_modes.models.advisor_model as advisor_entry
+from crm_modes.data.schema import input_names
+from crm_modes.models.advisor import ARTIFACTS, OUTPUT_TYPES, PASS_THROUGH, POLICY_ARTIFACT, Advisor
+from crm_modes.models.alerts import load_policy
+from crm_modes.models.serialization import save_pipeline
+from crm_modes.models.signature import input_schema, model_input
+from crm_modes.training.tracking import CHALLENGER, model_requirements, staged_code
+
+#: Columns a request may leave out: identifiers are passed through when present.
+OPTIONAL_INPUTS = ("client_id", "facility_id", "snapshot_date", "assigned_mode")
+
+
+def advisor_signature(example: pd.DataFrame, identity: str) -> ModelSignature:
+    """Inputs from the schema; outputs as the advisor writes them; the version as a parameter."""
+    columns = [
+        name for name in input_names() if name in example.columns or name == "previous_default_probability"
+    ]
+    inputs = input_schema(columns, example, optional=OPTIONAL_INPUTS)
+    outputs = Schema(
+        [
+            ColSpec("datetime" if name == "snapshot_date" else "string", name, required=False)
+            for name in PASS_THROUGH
+        ]
+        + [ColSpec(kind, name) for name, kind in OUTPUT_TYPES.items()]
+    )
+    params = ParamSchema([ParamSpec("model_version", "string", identity)])
+    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
+
+
+def log_advisor(
+    pipelines: dict[str, Pipeline],
+    *,
+    policy_path: Path,
+    registered_name: str,
+    component_versions: dict[str, str],
+    example: pd.DataFrame,
+) -> ModelVersion:
+    """Log the bundle (models from code, skops artifacts) and register it as challenger."""
+    identity = f"{registered_name} (" + ", ".join(f"{k} v{v}" for k, v in component_versions.items()) + ")"
+    policy = load_policy(policy_path)
+    example = model_input(example[[c for c in input_names() if c in example.columns]].head(5)).reset_index(
+        drop=True
+    )
+    Advisor(**pipelines, policy=policy).advise(example)  # fail here, not at load time, if anything is off
+    with tempfile.TemporaryDirectory() as folder, staged_code() as code_paths:
+        artifacts = {
+            name: str(save_pipeline(pipelines[name], Path(folder) / f"{name}.skops")) for name in ARTIFACTS
+        }
+        artifacts[POLICY_ARTIFACT] = str(policy_path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            info = mlflow.pyfunc.log_model(
+                name=registered_name,
+                python_model=advisor_entry.__file__,
+                artifacts=artifacts,
+                code_paths=code_paths,
+                model_config={"model_version": identity},
+                signature=advisor_signature(example, identity),
+                input_example=example,
+                pip_requirements=model_requirements(),
+                registered_model_name=registered_name,
+            )
+    client = MlflowClient()
+    version = str(info.registered_model_version)
+    for name, component in component_versions.items():
+        client.set_model_version_tag(registered_name, version, f"component.{name}", component)
+    client.set_registered_model_alias(registered_name, CHALLENGER, version)
+    return client.get_model_version(registered_name, version)
