@@ -378,5 +378,24 @@ def _print_score_report(report, seconds: float) -> None:
                 console.print(f"    reasons: {row.alert_reasons}", highlight=False)
 
 
+@app.command()
+def serve(
+    model: Annotated[str, typer.Option(help="Model URI to serve.")] = "models:/crm-advisor@champion",
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the advisor over REST: POST /v1/score, GET /health, /ready, /version, POST /admin/reload."""
+    import uvicorn
+
+    from crm_modes.serve.api import create_app
+    from crm_modes.training.tracking import quiet_environment
+
+    quiet_environment()
+    with console.status(f"loading {model}"):
+        app = create_app(model)
+    console.print(f"serving {app.state.holder.model.version} on http://{host}:{port}")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 if __name__ == "__main__":  # pragma: no cover - `python -m crm_modes.cli`
     app()

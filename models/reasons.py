@@ -5,8 +5,9 @@ same definition as SHAP's tree explainer), computed here because SHAP's explaine
 not follow scikit-learn's native categorical splits. The value function of one tree is
 a sum over its leaves of ``leaf value x product over the path``, each factor being the
 row's own branch indicator when the split feature is "known" and the training cover
-ratio when it is not; each leaf term is a product game over the few features on its
-path, whose Shapley values have a closed form. Contributions add up exactly to the raw
+ratio when it is not; each leaf term is a product game over the features on its path,
+whose Shapley values follow from the coefficients of a polynomial (quadratic in the path
+length, so deep trees stay affordable). Contributions add up exactly to the raw
 score minus the expected raw score. For a logistic regression on standardized features
 the contribution is the coefficient times the standardized value (exact SHAP for a
 linear model). Calibration is monotonic, so the ranking carries over to probabilities.
@@ -14,7 +15,6 @@ linear model). Calibration is monotonic, so the ranking carries over to probabil
 
 from __future__ import annotations
 
-from itertools import combinations
 from math import factorial
 
 import numpy as np
@@ -28,6 +28,9 @@ from crm_modes.features.categorical import OTHER
 from crm_modes.features.domain import DOMAIN_FEATURES
 from crm_modes.features.numeric import MISSING_SUFFIX
 
+NO_UPWARD_DRIVER = (
+    "no input raises it above the book's typical level; the alert threshold is low for this row"
+)
 _DESCRIPTIONS = {column.name: column.description for column in SCHEMA} | {
     name: feature.description for name, feature in DOMAIN_FEATURES.items()
 }
@@ -175,14 +178,17 @@ def _add_leaf(phi: np.ndarray, value: float, path: tuple, routing: dict, nodes: 
     features = list(known_factor)
     players = len(features)
     for feature in features:
-        others = [f for f in features if f != feature]
-        total = np.zeros(phi.shape[0])
-        for size in range(players):
-            for subset in combinations(others, size):
-                term = np.ones(phi.shape[0])
-                for other in others:
-                    term = term * (known_factor[other] if other in subset else cover_factor[other])
-                total += _weight(size, players) * term
+        # Coefficient k of prod_{others} (b + a t) sums the products over coalitions of size k.
+        coefficients = [np.ones(phi.shape[0])]
+        for other in features:
+            if other == feature:
+                continue
+            a, b = known_factor[other], cover_factor[other]
+            grown = [coefficient * b for coefficient in coefficients] + [np.zeros(phi.shape[0])]
+            for size, coefficient in enumerate(coefficients):
+                grown[size + 1] = grown[size + 1] + coefficient * a
+            coefficients = grown
+        total = sum(_weight(size, players) * coefficient for size, coefficient in enumerate(coefficients))
         phi[:, feature] += value * total * (known_factor[feature] - cover_factor[feature])
 
 
@@ -207,5 +213,6 @@ def top_reasons(pipeline: Pipeline, rows: pd.DataFrame, top: int) -> list[str]:
     for position, (_, row) in enumerate(pushed.iterrows()):
         upward = row[row > 0].sort_values(ascending=False).head(top)
         original = rows.iloc[position]
-        reasons.append("; ".join(describe(name, original.get(name)) for name in upward.index))
+        text = "; ".join(describe(name, original.get(name)) for name in upward.index)
+        reasons.append(text or NO_UPWARD_DRIVER)
     return reasons

@@ -65,7 +65,7 @@ def quiet_mlflow_env(**extra: str) -> dict[str, str]:
 
 
 def write_training_config(
-    folder: Path, *, rows: int = 30_000, strict: bool = False, only: str | None = None
+    folder: Path, *, rows: int = 30_000, strict: bool = False, only: str | None = None, advisor: bool = False
 ) -> Path:
     """A small, fast training configuration for tests (lenient gates unless ``strict``)."""
     import yaml
@@ -103,7 +103,14 @@ def write_training_config(
         "models": models,
         "mlflow": {"experiment": "tests"},
     }
-    path = folder / ("strict.yaml" if strict else f"train-{only or 'all'}.yaml")
+    if advisor:
+        config["advisor"] = {
+            "registered_name": "crm-advisor",
+            "policy": str(REPO / "configs" / "alert_policy.yaml"),
+        }
+    path = folder / (
+        "strict.yaml" if strict else f"train-{only or 'all'}{'-advisor' if advisor else ''}.yaml"
+    )
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -175,3 +182,49 @@ def mlflow_server(tmp_path):
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def advisor_store(tmp_path_factory, cli):
+    """A SQLite store with the three models and the advisor bundle trained and promoted."""
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("advisor-store")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    env = quiet_mlflow_env(MLFLOW_TRACKING_URI=uri)
+    config = write_training_config(folder, advisor=True)
+    for args in (["train", "--config", str(config)], ["promote", "--config", str(config)]):
+        result = subprocess.run(
+            [cli, *args], cwd=folder, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    return {"folder": folder, "uri": uri, "env": env, "config": config}
+
+
+@pytest.fixture(scope="session")
+def fitted_advisor(book_50k):
+    """An Advisor built from small models fitted in-process (no MLflow)."""
+    from crm_modes.data.validation import validate
+    from crm_modes.models.advisor import Advisor
+    from crm_modes.models.alerts import load_policy
+    from crm_modes.training.config import load_training_config
+    from crm_modes.training.fit import fit_model
+    from crm_modes.training.run import model_split, training_rows
+
+    config = load_training_config(REPO / "configs" / "train.yaml")
+    table = validate(book_50k).valid
+    pipelines = {}
+    for name in ("mode", "churn", "default"):
+        model = config.models[name]
+        params = {**model.estimator.params, "max_iter": 60}
+        model = model.model_copy(
+            update={"benchmark": False, "estimator": model.estimator.model_copy(update={"params": params})}
+        )
+        split, _ = model_split(table, config, model)
+        fit_rows, calibration_rows = training_rows(split, model)
+        pipelines[name] = fit_model(
+            name, model, config.features, table[fit_rows], table[calibration_rows]
+        ).pipeline
+    return Advisor(
+        **pipelines, policy=load_policy(REPO / "configs" / "alert_policy.yaml"), model_version="test"
+    )

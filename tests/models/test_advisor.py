@@ -1,0 +1,68 @@
+"""The advisor core: outputs, mode changes, reasons on alerted rows, one row equals the batch."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crm_modes.data.generator import generate_book
+from crm_modes.data.validation import validate
+from crm_modes.models.advisor import OUTPUT_TYPES, PASS_THROUGH
+from crm_modes.models.signature import model_input
+from tests.strategies import valid_rows
+
+
+@pytest.fixture(scope="module")
+def rows():
+    book = validate(generate_book(2_000, seed=31)).valid
+    return book.drop(
+        columns=[c for c in book.columns if c.startswith("oracle_") or c in ("default_12m", "churn_12m")]
+    )
+
+
+def test_every_output_column_in_order(fitted_advisor, rows):
+    advice = fitted_advisor.advise(rows)
+    assert list(advice.columns) == [*PASS_THROUGH, *OUTPUT_TYPES]
+    assert len(advice) == len(rows)
+    assert (advice["facility_id"].to_numpy() == rows["facility_id"].to_numpy()).all()
+    probabilities = advice[["probability_basic", "probability_reactive", "probability_responsible"]]
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    assert advice["default_probability"].between(0, 1).all()
+    assert set(advice["alert_level"]) <= {"none", "watch", "warning", "critical"}
+    assert (advice["model_version"] == "test").all()
+
+
+def test_reasons_only_on_predictive_alerts(fitted_advisor, rows):
+    advice = fitted_advisor.advise(rows)
+    predictive = advice["alert_codes"].str.contains(r"(?:^|,)(?:PD|CHURN)_")
+    assert predictive.any()
+    assert (advice.loc[predictive, "alert_reasons"] != "").all()
+    assert (advice.loc[~predictive, "alert_reasons"] == "").all()
+
+
+def test_mode_change_is_reported_when_the_input_says_todays_mode(fitted_advisor, rows):
+    advice = fitted_advisor.advise(rows)
+    recommended = advice["recommended_mode"]
+    forced = rows.assign(assigned_mode="basic")
+    changed = fitted_advisor.advise(forced)
+    upgrade = recommended != "basic"
+    assert (changed.loc[upgrade, "mode_change"] == "basic -> " + recommended[upgrade]).all()
+    assert changed.loc[upgrade, "alert_codes"].str.contains("MODE_UPGRADE").all()
+    assert (changed.loc[~upgrade, "mode_change"] == "").all()
+    unknown = fitted_advisor.advise(rows.drop(columns=["assigned_mode"]))
+    assert (unknown["mode_change"] == "").all()
+    assert not unknown["alert_codes"].str.contains("MODE_UPGRADE").any()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    batch=st.lists(valid_rows(), min_size=2, max_size=6, unique_by=lambda r: r["facility_id"]),
+    pick=st.integers(0, 5),
+)
+def test_any_row_alone_scores_as_in_a_batch(fitted_advisor, batch, pick):
+    frame = model_input(validate(pd.DataFrame(batch)).valid)
+    together = fitted_advisor.advise(frame)
+    index = pick % len(frame)
+    alone = fitted_advisor.advise(frame.iloc[[index]])
+    pd.testing.assert_frame_equal(alone.reset_index(drop=True), together.iloc[[index]].reset_index(drop=True))

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+
+from crm_modes.data.generator import generate_book
+from crm_modes.data.validation import validate
+from crm_modes.models.reasons import (
+    base_estimator,
+    contributions,
+    expected_raw_score,
+    internal_matrix,
+    top_reasons,
+    tree_contributions,
+)
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return validate(generate_book(3_000, seed=21)).valid
+
+
+def test_tree_contributions_add_up_exactly_to_the_raw_score(fitted_advisor, rows):
+    for pipeline in (fitted_advisor.default, fitted_advisor.churn):
+        model = base_estimator(pipeline)
+        matrix = pipeline["features"].transform(rows)
+        internal, names = internal_matrix(model, matrix)
+        phi = tree_contributions(model, internal)
+        np.testing.assert_allclose(
+            phi.sum(axis=1) + expected_raw_score(model), model.decision_function(matrix), atol=1e-9
+        )
+        assert sorted(names) == sorted(matrix.columns)
+
+
+def test_contributions_are_grouped_by_input_column(fitted_advisor, rows):
+    grouped = contributions(fitted_advisor.default, rows.head(50))
+    assert "segment" in grouped.columns
+    assert not any("=" in name or name.endswith("__missing") for name in grouped.columns)
+
+
+def test_a_pd_pushed_up_by_days_past_due_names_days_past_due(fitted_advisor, rows):
+    current = rows[(rows["days_past_due"] == 0) & (rows["worst_days_past_due_12m"] == 0)].head(20).copy()
+    late = current.assign(days_past_due=75, worst_days_past_due_12m=75)
+    before = fitted_advisor.default.predict_proba(current)[:, 1]
+    after = fitted_advisor.default.predict_proba(late)[:, 1]
+    assert (after > before).all()
+    for reason in top_reasons(fitted_advisor.default, late, top=3):
+        assert reason.split(";")[0].startswith(
+            (
+                "days past due at the snapshot: 75",
+                "worst days past due in the last 12 months: 75",
+                "payments were late",
+            )
+        )
+        assert "days past due" in reason
+
+
+def test_exact_on_deep_trees_too(rows):
+    from crm_modes.features.config import load_feature_config
+    from crm_modes.training.config import ModelConfig
+    from crm_modes.training.fit import fit_model
+
+    config = ModelConfig(
+        kind="binary",
+        target="default_12m",
+        registered_name="x",
+        benchmark=False,
+        calibration="none",
+        estimator={"params": {"max_iter": 15, "max_leaf_nodes": 31}},
+    )
+    known = rows[rows["default_12m"].notna()]
+    pipeline = fit_model(
+        "deep", config, load_feature_config("configs/features/synthetic.yaml"), known, known
+    ).pipeline
+    model = base_estimator(pipeline)
+    matrix = pipeline["features"].transform(rows.head(300))
+    phi = tree_contributions(model, internal_matrix(model, matrix)[0])
+    assert max(int(p.nodes["depth"].max()) for (p,) in model._predictors) > 3
+    np.testing.assert_allclose(
+        phi.sum(axis=1) + expected_raw_score(model), model.decision_function(matrix), atol=1e-9
+    )

@@ -1,0 +1,124 @@
+"""Batch scoring through the real command line: bad rows quarantined, counts reconcile, resume after a kill."""
+
+import re
+import signal
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+
+from crm_modes.data.generator import generate_book
+
+pytestmark = pytest.mark.integration
+
+
+def scoring_rows(rows: int, seed: int) -> pd.DataFrame:
+    book = generate_book(rows, seed=seed)
+    return book.drop(
+        columns=[c for c in book.columns if c.startswith("oracle_") or c in ("default_12m", "churn_12m")]
+    )
+
+
+def score(cli, store, *args, **options):
+    return subprocess.run(
+        [cli, "score", "--model", "models:/crm-advisor@champion", *args],
+        cwd=store["folder"],
+        env=store["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **options,
+    )
+
+
+def reconciliation(stdout: str) -> tuple[int, int, int]:
+    match = re.search(r"rows in = scored \+ quarantined: ([\d,]+) = ([\d,]+) \+ ([\d,]+)", stdout)
+    assert match, stdout[-2000:]
+    return tuple(int(group.replace(",", "")) for group in match.groups())
+
+
+def test_csv_with_a_corrupted_chunk(cli, advisor_store):
+    folder = advisor_store["folder"]
+    book = scoring_rows(1_200, seed=41).astype(str).replace({"nan": "", "<NA>": "", "None": ""})
+    book.loc[500, "leverage"] = "abc"
+    book.loc[501, "segment"] = "bank"
+    book.loc[502, "internal_rating"] = "42"
+    book.loc[503, ["utilization"]] = ""
+    book.loc[1100] = book.loc[5]  # a repeated facility and date, in a later chunk
+    book.to_csv(folder / "book.csv", index=False)
+    result = score(cli, advisor_store, "--input", "book.csv", "--output", "scores.csv", "--chunk-rows", "200")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert reconciliation(result.stdout) == (1_200, 1_195, 5)
+    scores = pd.read_csv(folder / "scores.csv")
+    assert len(scores) == 1_195
+    assert (scores["model_version"] == "crm-advisor v1").all()
+    quarantine = pd.read_csv(folder / "scores.quarantine.csv")
+    assert quarantine["source_row"].tolist() == [501, 502, 503, 504, 1101]
+    assert quarantine["quarantine_reason"].tolist()[:4] == [
+        "leverage: 'abc' is not a finite number",
+        "segment: 'bank' is not one of sme, mid_corporate, large_corporate, multinational",
+        "internal_rating: '42' is above the maximum 10",
+        "utilization: missing, but the column may not be null",
+    ]
+    assert quarantine["quarantine_reason"].iloc[4].startswith("duplicate key (facility_id=")
+    assert not list(folder.glob(".scores.csv.parts"))
+
+
+def test_parquet_with_out_of_range_values(cli, advisor_store):
+    folder = advisor_store["folder"]
+    book = scoring_rows(900, seed=42)
+    book.loc[[10, 610], "leverage"] = 99.0
+    book.to_parquet(folder / "book.parquet")
+    result = score(
+        cli, advisor_store, "--input", "book.parquet", "--output", "scores.parquet", "--chunk-rows", "300"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert reconciliation(result.stdout) == (900, 898, 2)
+    assert "most severe alerts" in result.stdout
+    assert len(pd.read_parquet(folder / "scores.parquet")) == 898
+    assert pd.read_parquet(folder / "scores.quarantine.parquet")["source_row"].tolist() == [11, 611]
+
+
+def test_a_missing_column_stops_the_job_with_its_name(cli, advisor_store):
+    folder = advisor_store["folder"]
+    scoring_rows(50, seed=43).drop(columns=["exposure"]).to_parquet(folder / "cut.parquet")
+    result = score(cli, advisor_store, "--input", "cut.parquet", "--output", "cut-scores.parquet")
+    assert result.returncode == 2
+    assert "missing required columns ['exposure']" in result.stderr
+    assert not (folder / "cut-scores.parquet").exists()
+
+
+def test_killed_halfway_and_rerun_gives_the_uninterrupted_output(cli, advisor_store):
+    folder = advisor_store["folder"]
+    scoring_rows(24_000, seed=44).to_parquet(folder / "big.parquet")
+    args = ["--input", "big.parquet", "--chunk-rows", "500"]
+    reference = score(cli, advisor_store, *args, "--output", "reference.parquet")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    process = subprocess.Popen(
+        [cli, "score", "--model", "models:/crm-advisor@champion", *args, "--output", "resumed.parquet"],
+        cwd=folder,
+        env=advisor_store["env"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    parts = folder / ".resumed.parquet.parts"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(list(parts.glob("*.json"))) < 6:
+        assert process.poll() is None, "the job finished before it could be killed; use more rows"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = len(list(parts.glob("0*.json")))
+    assert done_before >= 5
+    assert not (folder / "resumed.parquet").exists()
+
+    rerun = score(cli, advisor_store, *args, "--output", "resumed.parquet")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert re.search(r"chunks resumed\s+│\s+(\d+) of 48", rerun.stdout)
+    assert reconciliation(rerun.stdout) == reconciliation(reference.stdout)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(folder / "resumed.parquet"), pd.read_parquet(folder / "reference.parquet")
+    )
+    assert not parts.exists()
