@@ -55,6 +55,8 @@ def quiet_mlflow_env(**extra: str) -> dict[str, str]:
     import os
 
     env = dict(os.environ)
+    # `mlflow models serve` starts `uvicorn` from PATH: the environment's own bin comes first.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.update(
         MLFLOW_DISABLE_TELEMETRY="true",
         DO_NOT_TRACK="true",

@@ -1,5 +1,7 @@
 """Every alert rule: a row built to trigger it does; one just under the threshold does not."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -154,7 +156,7 @@ def test_master_scale_and_expected_loss():
 
 
 def test_a_policy_naming_an_unknown_level_is_refused(tmp_path):
-    text = open("configs/alert_policy.yaml").read().replace("{1: watch,", "{1: alarm,")
+    text = Path("configs/alert_policy.yaml").read_text().replace("{1: watch,", "{1: alarm,")
     path = tmp_path / "policy.yaml"
     path.write_text(text)
     with pytest.raises(ValueError, match=r"levels \['alarm'\] are not among"):

@@ -1,4 +1,4 @@
-"""Batch scoring through the real command line: bad rows quarantined, counts reconcile, resume after a kill."""
+"""Batch scoring through the real command line: quarantine, reconciliation, resume after a kill."""
 
 import re
 import signal

@@ -1,0 +1,197 @@
+"""REST: stock `mlflow models serve`, and the project's own service, as real servers on 127.0.0.1."""
+
+import json
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+
+from crm_modes.data.generator import generate_book
+from tests.conftest import free_port, wait_for_http
+
+pytestmark = pytest.mark.integration
+TOKEN = "test-token-123"
+
+
+def records(count: int, seed: int = 61) -> list[dict]:
+    book = generate_book(count, seed=seed)
+    book = book.drop(
+        columns=[c for c in book.columns if c.startswith("oracle_") or c in ("default_12m", "churn_12m")]
+    )
+    rows = json.loads(book.to_json(orient="records", date_format="iso"))
+    for row in rows:
+        row["snapshot_date"] = row["snapshot_date"][:10]
+    return rows
+
+
+def call(url: str, body: object | None = None, headers: dict | None = None) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+class Server:
+    def __init__(self, args: list[str], env: dict, cwd, health: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [*args, "--port", str(self.port)],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_http(self.url + health, timeout=180, process=self.process)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def test_stock_mlflow_models_serve_answers(advisor_store):
+    server = Server(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            "models:/crm-advisor@champion",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+        ],
+        advisor_store["env"],
+        advisor_store["folder"],
+        "/ping",
+    )
+    try:
+        rows = records(3)
+        columns = list(rows[0])
+        body = {"dataframe_split": {"columns": columns, "data": [[row[c] for c in columns] for row in rows]}}
+        status, answer = call(server.url + "/invocations", body)
+        assert status == 200, answer
+        predictions = answer["predictions"]
+        assert len(predictions) == 3
+        assert predictions[0]["facility_id"] == rows[0]["facility_id"]
+        assert 0.0 <= predictions[0]["default_probability"] <= 1.0
+        assert predictions[0]["recommended_mode"] in ("basic", "reactive", "responsible")
+        assert predictions[0]["model_version"].startswith("crm-advisor (")
+        assert "crm-mode v1" in predictions[0]["model_version"]
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def service(cli, advisor_store):
+    env = {**advisor_store["env"], "CRM_MODES_ADMIN_TOKEN": TOKEN}
+    server = Server([cli, "serve", "--host", "127.0.0.1"], env, advisor_store["folder"], "/health")
+    yield server
+    server.stop()
+
+
+def test_health_ready_and_version(service):
+    assert call(service.url + "/health") == (200, {"status": "ok"})
+    assert call(service.url + "/ready") == (200, {"status": "ready", "model_version": "crm-advisor v1"})
+    status, version = call(service.url + "/version")
+    assert status == 200
+    assert version == {
+        "model_uri": "models:/crm-advisor@champion",
+        "model_version": "crm-advisor v1",
+        "pinned_uri": "models:/crm-advisor/1",
+    }
+
+
+def test_scores_one_or_many_records(service):
+    rows = records(5)
+    status, answer = call(service.url + "/v1/score", {"records": rows})
+    assert status == 200, answer
+    assert answer["model_version"] == "crm-advisor v1"
+    assert [score["facility_id"] for score in answer["scores"]] == [row["facility_id"] for row in rows]
+    single = call(service.url + "/v1/score", {"records": rows[:1]})[1]["scores"][0]
+    assert single == answer["scores"][0]
+    anonymous = {k: v for k, v in rows[0].items() if k not in ("client_id", "facility_id", "snapshot_date")}
+    status, answer = call(service.url + "/v1/score", {"records": [anonymous]})
+    assert status == 200, answer
+    assert answer["scores"][0]["default_probability"] == single["default_probability"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("leverage", -3, "greater than or equal to 0"),
+        ("segment", "bank", "Input should be 'sme', 'mid_corporate', 'large_corporate' or 'multinational'"),
+        ("internal_rating", 11, "less than or equal to 10"),
+        ("utilization", None, "Input should be a valid number"),
+        ("colour", "red", "Extra inputs are not permitted"),
+    ],
+)
+def test_a_bad_field_is_a_422_naming_it(service, field, value, problem):
+    row = records(1)[0] | {field: value}
+    status, answer = call(service.url + "/v1/score", {"records": [row]})
+    assert status == 422
+    detail = answer["detail"][0]
+    assert detail["loc"] == ["body", "records", 0, field]
+    assert problem in detail["msg"]
+
+
+def test_reload_needs_the_token(service):
+    assert call(service.url + "/admin/reload", {})[0] == 401
+    assert call(service.url + "/admin/reload", {}, {"Authorization": "Bearer wrong"})[0] == 401
+
+
+def test_reload_swaps_in_the_new_champion_without_dropping_requests(cli, service, advisor_store):
+    for args in (
+        ["train", "--config", str(advisor_store["config"])],
+        ["promote", "--config", str(advisor_store["config"])],
+    ):
+        result = subprocess.run(
+            [cli, *args],
+            cwd=advisor_store["folder"],
+            env=advisor_store["env"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    rows = records(2)
+    statuses: list[int] = []
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def keep_scoring() -> None:
+        while not stop.is_set():
+            status, answer = call(service.url + "/v1/score", {"records": rows})
+            statuses.append(status)
+            if status == 200:
+                versions.add(answer["model_version"])
+
+    workers = [threading.Thread(target=keep_scoring) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    status, answer = call(service.url + "/admin/reload", {}, {"Authorization": f"Bearer {TOKEN}"})
+    after = [call(service.url + "/v1/score", {"records": rows}) for _ in range(3)]
+    stop.set()
+    for worker in workers:
+        worker.join()
+    assert status == 200, answer
+    assert answer == {"previous_version": "crm-advisor v1", "model_version": "crm-advisor v2"}
+    assert statuses
+    assert set(statuses) == {200}
+    assert versions <= {"crm-advisor v1", "crm-advisor v2"}
+    assert all(code == 200 and body["model_version"] == "crm-advisor v2" for code, body in after)
+    assert call(service.url + "/version")[1]["model_version"] == "crm-advisor v2"
