@@ -30,8 +30,12 @@ demo: $(VENV)/.installed-runtime
 	$(BIN)/crm-modes validate $(DEMO_DIR)/book.parquet --quarantine $(DEMO_DIR)/quarantine.csv
 	$(BIN)/crm-modes train --config $(CONFIG)
 	$(BIN)/crm-modes promote --config $(CONFIG)
+	$(BIN)/crm-modes latest-month --input $(DEMO_DIR)/book.parquet --out $(DEMO_DIR)/latest.parquet
+	$(BIN)/crm-modes score --model models:/crm-advisor@champion --input $(DEMO_DIR)/latest.parquet \
+		--output $(DEMO_DIR)/scores.parquet
 	@echo "MLflow store: ./mlflow.db (runs, metrics, plots, model cards, registered models)."
 	@echo "Look at it with: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
+	@echo "Serve the champion over REST with: $(BIN)/crm-modes serve"
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .

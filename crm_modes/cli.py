@@ -246,6 +246,10 @@ def promote(
             continue
         before = f" (replaces v{decision.champion_before})" if decision.champion_before else ""
         figures = ", ".join(f"{key} {value:.4f}" for key, value in decision.challenger_metrics.items())
+        if decision.components:
+            figures = "bundles " + ", ".join(
+                f"{name} v{version}" for name, version in decision.components.items()
+            )
         console.print(
             f"{decision.registered_name} v{decision.challenger} is now @champion{before}: {figures}"
         )

@@ -75,7 +75,10 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
             missing = np.flatnonzero(categories == MISSING)
             lookup = np.append(np.where(own < 0, other, own), missing[0] if missing.size else other)
             return lookup[column.cat.codes.to_numpy()]
-        codes = pd.Index(categories).get_indexer(_as_text(column))
+        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+            codes = pd.Index(categories).get_indexer(_as_text(column))
+        else:  # text: look the values up as they are
+            codes = pd.Index(categories).get_indexer(column.to_numpy(dtype=object, na_value=MISSING))
         return np.where(codes < 0, other, codes)
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
@@ -118,4 +121,7 @@ def _as_text(column: pd.Series) -> pd.Series:
             whole, np.char.mod("%d", np.where(whole, values, 0).astype(np.int64)), values.astype(str)
         )
         return pd.Series(np.where(np.isnan(values), MISSING, text), index=column.index, dtype=object)
-    return column.astype(object).where(column.notna(), MISSING).astype(str)
+    # Text (object or string dtype): compared as it is; a missing value is a category of its own.
+    return pd.Series(
+        column.to_numpy(dtype=object, na_value=MISSING), index=column.index, dtype=object
+    ).astype(str)

@@ -64,6 +64,20 @@ class Advisor:
     policy: AlertPolicy
     model_version: str = "crm-advisor"
 
+    def __post_init__(self) -> None:
+        # The churn and PD models are trained on the same rows with the same feature
+        # configuration, so their fitted feature pipelines are usually identical: then the
+        # matrix is computed once for both.
+        self._shared_features = same_state(self.churn["features"], self.default["features"])
+
+    def _churn_and_default(self, scored: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        if not self._shared_features:
+            return self.churn.predict_proba(scored)[:, 1], self.default.predict_proba(scored)[:, 1]
+        matrix = self.default["features"].transform(scored)
+        return self.churn["model"].predict_proba(matrix)[:, 1], self.default["model"].predict_proba(matrix)[
+            :, 1
+        ]
+
     def advise(self, frame: pd.DataFrame, *, model_version: str | None = None) -> pd.DataFrame:
         """One row of advice per input row, in input order.
 
@@ -88,8 +102,7 @@ class Advisor:
             mode_given = given >= 0
             mode_today = np.where(mode_given, given, recommended)
             scored = frame.assign(assigned_mode=np.asarray(MODES, dtype=object)[mode_today])
-            churn = self.churn.predict_proba(scored)[:, 1]
-            default = self.default.predict_proba(scored)[:, 1]
+            churn, default = self._churn_and_default(scored)
 
             signals = Signals(
                 mode_today=mode_today,
@@ -143,6 +156,23 @@ class Advisor:
                 entry = f"{label} up because: {text}"
                 reasons[row] = f"{reasons[row]} | {entry}" if reasons[row] else entry
         return reasons
+
+
+def same_state(first: object, second: object) -> bool:
+    """Whether two fitted objects hold the same state (types, parameters, learned arrays)."""
+    if type(first) is not type(second):
+        return False
+    if isinstance(first, np.ndarray):
+        return first.shape == second.shape and bool(
+            np.array_equal(first, second, equal_nan=first.dtype.kind == "f")
+        )
+    if isinstance(first, dict):
+        return first.keys() == second.keys() and all(same_state(first[k], second[k]) for k in first)
+    if isinstance(first, list | tuple):
+        return len(first) == len(second) and all(same_state(a, b) for a, b in zip(first, second, strict=True))
+    if hasattr(first, "__dict__") and not isinstance(first, type):
+        return same_state(vars(first), vars(second))
+    return bool(first == second)
 
 
 def _column(frame: pd.DataFrame, name: str, n: int) -> np.ndarray:

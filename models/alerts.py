@@ -234,12 +234,12 @@ def evaluate_alerts(signals: Signals, policy: AlertPolicy) -> Alerts:
         level = np.where(mask, np.maximum(level, severity), level)
     severity_of = {code: severity for code, severity, _ in rules}
     priority = {code: i for i, code in enumerate(policy.actions)}
+    ordered = sorted(fired, key=lambda c: (-severity_of[c], priority.get(c, len(priority))))
+    matrix = np.column_stack([fired[code] for code in ordered])
     codes: list[list[str]] = [[] for _ in range(level.shape[0])]
-    for row in np.flatnonzero(level > 0):
-        row_codes = [code for code, mask in fired.items() if mask[row]]
-        codes[row] = sorted(row_codes, key=lambda c: (-severity_of[c], priority.get(c, len(priority))))
-    for row in np.flatnonzero(upgrade & (level == 0)):
-        codes[row] = ["MODE_UPGRADE"]
+    rows, columns = np.nonzero(matrix)  # row-major: each row's codes come out in severity order
+    for row, column in zip(rows.tolist(), columns.tolist(), strict=True):
+        codes[row].append(ordered[column])
     return Alerts(level=level, codes=codes, rules=fired)
 
 

@@ -209,10 +209,15 @@ def top_reasons(pipeline: Pipeline, rows: pd.DataFrame, top: int) -> list[str]:
     if rows.empty:
         return []
     pushed = contributions(pipeline, rows)
+    names = list(pushed.columns)
+    values = pushed.to_numpy()
+    ranked = np.argsort(-values, axis=1, kind="stable")[:, :top]
+    originals = {name: rows[name].to_numpy(dtype=object) if name in rows else None for name in names}
     reasons = []
-    for position, (_, row) in enumerate(pushed.iterrows()):
-        upward = row[row > 0].sort_values(ascending=False).head(top)
-        original = rows.iloc[position]
-        text = "; ".join(describe(name, original.get(name)) for name in upward.index)
+    for position, order in enumerate(ranked):
+        chosen = [names[j] for j in order if values[position, j] > 0]
+        text = "; ".join(
+            describe(name, None if originals[name] is None else originals[name][position]) for name in chosen
+        )
         reasons.append(text or NO_UPWARD_DRIVER)
     return reasons

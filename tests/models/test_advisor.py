@@ -66,3 +66,12 @@ def test_any_row_alone_scores_as_in_a_batch(fitted_advisor, batch, pick):
     index = pick % len(frame)
     alone = fitted_advisor.advise(frame.iloc[[index]])
     pd.testing.assert_frame_equal(alone.reset_index(drop=True), together.iloc[[index]].reset_index(drop=True))
+
+
+def test_shared_features_give_the_same_answers_as_separate_pipelines(fitted_advisor, rows):
+    from dataclasses import replace
+
+    assert fitted_advisor._shared_features
+    separate = replace(fitted_advisor)
+    separate._shared_features = False
+    pd.testing.assert_frame_equal(fitted_advisor.advise(rows.head(300)), separate.advise(rows.head(300)))

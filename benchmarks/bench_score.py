@@ -1,0 +1,228 @@
+"""Batch scoring and REST latency of the advisor bundle, each beside a plain baseline.
+
+Run: ``.venv/bin/python benchmarks/bench_score.py [--tracking-uri URI] [--rows N] [--requests N]``.
+Without ``--tracking-uri`` it first trains and promotes ``configs/train.yaml`` into a
+temporary SQLite store (not timed).
+
+Measured, in one run:
+- batch: ``crm-modes score`` end to end (read, gate, advise with reasons, write, reconcile)
+  as a separate process under ``/usr/bin/time``, for N rows and N/4 rows (peak memory must not
+  grow with the input); baseline: the three champion pipelines called through stock
+  ``mlflow.pyfunc`` one after another on the same chunks, in memory, no gate, no writing;
+- REST: 2,000 sequential single-record requests to ``crm-modes serve`` and, as the baseline,
+  to stock ``mlflow models serve`` (p50, p99).
+Targets (2-core machine): >= 50,000 rows/s end to end, peak memory < 1.5 GiB whatever the
+input size, REST p50 < 20 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from _report import save
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def environment(uri: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        MLFLOW_TRACKING_URI=uri,
+        MLFLOW_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="true",
+        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+        PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
+    )
+    return env
+
+
+def run(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{args[:3]} failed:\n{result.stderr[-3000:]}")
+    return result
+
+
+def timed_score(env: dict, folder: Path, source: Path, output: str) -> dict[str, float]:
+    result = run(
+        [
+            "/usr/bin/time",
+            "-f",
+            "TIME %e %M",
+            str(BIN / "crm-modes"),
+            "score",
+            "--model",
+            "models:/crm-advisor@champion",
+            "--input",
+            str(source),
+            "--output",
+            output,
+            "--chunk-rows",
+            "50000",
+        ],
+        env,
+        folder,
+    )
+    seconds, kib = result.stderr.strip().splitlines()[-1].split()[1:]
+    return {"seconds": float(seconds), "peak_memory_mib": round(int(kib) / 1024, 1)}
+
+
+def baseline_seconds(uri: str, source: Path) -> float:
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    import mlflow
+    import pyarrow.parquet as pq
+
+    from crm_modes.models.signature import model_input
+
+    models = [
+        mlflow.pyfunc.load_model(f"models:/{name}@champion") for name in ("crm-mode", "crm-churn", "crm-pd")
+    ]
+    started = time.perf_counter()
+    for batch in pq.ParquetFile(source).iter_batches(batch_size=50_000):
+        frame = model_input(batch.to_pandas())
+        for model in models:
+            model.predict(frame)
+    return time.perf_counter() - started
+
+
+def latencies(url: str, body: dict, count: int) -> dict[str, float]:
+    data = json.dumps(body).encode()
+    timings = []
+    for _ in range(count):
+        request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+        started = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+        timings.append((time.perf_counter() - started) * 1000)
+    return {
+        "p50_ms": round(float(np.percentile(timings, 50)), 2),
+        "p99_ms": round(float(np.percentile(timings, 99)), 2),
+    }
+
+
+def serve(args: list[str], env: dict, folder: Path, health: str, port: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [*args, "--port", str(port)],
+        env=env,
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{health}", timeout=2):
+                return process
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    raise RuntimeError(f"{args[:3]} did not come up")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=2_000)
+    args = parser.parse_args()
+
+    from crm_modes.data.generator import generate_book
+
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary)
+        uri = args.tracking_uri or f"sqlite:///{folder / 'mlflow.db'}"
+        env = environment(uri)
+        if args.tracking_uri is None:
+            for command in ("train", "promote"):
+                run(
+                    [str(BIN / "crm-modes"), command, "--config", str(REPO / "configs" / "train.yaml")],
+                    env,
+                    folder,
+                )
+
+        sizes = {"full": args.rows, "quarter": args.rows // 4}
+        sources = {}
+        for label, rows in sizes.items():
+            book = generate_book(rows, seed=7)
+            labels = ("default_12m", "churn_12m")
+            book = book.drop(columns=[c for c in book.columns if c.startswith("oracle_") or c in labels])
+            sources[label] = folder / f"{label}.parquet"
+            book.to_parquet(sources[label])
+            del book
+
+        batch = {
+            label: timed_score(env, folder, sources[label], f"scores-{label}.parquet") for label in sizes
+        }
+        for label, rows in sizes.items():
+            batch[label]["rows"] = rows
+            batch[label]["rows_per_second"] = round(rows / batch[label]["seconds"])
+        base = baseline_seconds(uri, sources["full"])
+        batch["baseline_three_pyfunc_models"] = {
+            "seconds": round(base, 2),
+            "rows_per_second": round(args.rows / base),
+        }
+
+        import pandas as pd
+
+        record = pd.read_parquet(sources["quarter"]).head(1)
+        record["snapshot_date"] = record["snapshot_date"].dt.strftime("%Y-%m-%d")
+        fields = json.loads(record.to_json(orient="records"))[0]
+        ours = serve([str(BIN / "crm-modes"), "serve", "--host", "127.0.0.1"], env, folder, "/ready", 8911)
+        try:
+            ours_latency = latencies("http://127.0.0.1:8911/v1/score", {"records": [fields]}, args.requests)
+        finally:
+            ours.terminate()
+        stock = serve(
+            [
+                str(BIN / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                "models:/crm-advisor@champion",
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+            ],
+            env,
+            folder,
+            "/ping",
+            8912,
+        )
+        try:
+            body = {"dataframe_split": {"columns": list(fields), "data": [list(fields.values())]}}
+            stock_latency = latencies("http://127.0.0.1:8912/invocations", body, args.requests)
+        finally:
+            stock.terminate()
+
+    full = batch["full"]
+    save(
+        "score",
+        {
+            "batch": batch,
+            "rest_single_record": {
+                "crm_modes_serve": ours_latency,
+                "baseline_mlflow_models_serve": stock_latency,
+                "requests": args.requests,
+            },
+            "checks": {
+                "at_least_50000_rows_per_second": full["rows_per_second"] >= 50_000,
+                "peak_memory_under_1.5_gib": max(batch[s]["peak_memory_mib"] for s in sizes) < 1536,
+                "rest_p50_under_20_ms": ours_latency["p50_ms"] < 20,
+            },
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
