@@ -26,8 +26,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
-errors = Console(stderr=True)
+# soft_wrap: messages stay on one line whatever the terminal width, so they can be searched.
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 EXIT_BAD_INPUT = 2
 
@@ -253,6 +254,66 @@ def promote(
         console.print(
             f"{decision.registered_name} v{decision.challenger} is now @champion{before}: {figures}"
         )
+
+
+@app.command()
+def evaluate(
+    config: Annotated[Path, typer.Option(help="Training configuration (YAML).")],
+    cv: Annotated[int, typer.Option("--cv", min=2, help="Number of folds K.")] = 5,
+    repeats: Annotated[
+        int, typer.Option(min=1, help="How many times to repeat K-fold with new shuffles.")
+    ] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the fold assignment.")] = 0,
+) -> None:
+    """Repeated stratified K-fold cross-validation of the configured models and their benchmark."""
+    import mlflow
+
+    from crm_modes.training.cross_validation import REPORTED, cross_validate
+    from crm_modes.training.data_source import load_training_table
+    from crm_modes.training.tracking import log_cross_validation, quiet_environment
+
+    quiet_environment()
+    settings = _load_training_config(config)
+    started = time.perf_counter()
+    try:
+        with console.status("cross-validating") as status:
+            table = load_training_table(settings.data).table
+            results = cross_validate(
+                settings, table, folds=cv, repeats=repeats, seed=seed, progress=lambda m: status.update(m)
+            )
+            mlflow.set_experiment(settings.mlflow.experiment)
+            run_id = log_cross_validation(
+                settings.source_path.name if settings.source_path else "config.yaml",
+                settings.source_text,
+                results,
+                folds=cv,
+                repeats=repeats,
+            )
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    table_out = Table(
+        "model",
+        "metric",
+        "model mean ± sd",
+        "benchmark mean ± sd",
+        title=f"{cv}-fold cross-validation x {repeats} ({time.perf_counter() - started:.0f} s)",
+    )
+    for result in results:
+        summary = result.summary()
+        for index, key in enumerate(REPORTED):
+            benchmark = (
+                f"{summary[f'benchmark_{key}_mean']:.4f} ± {summary[f'benchmark_{key}_std']:.4f}"
+                if f"benchmark_{key}_mean" in summary
+                else "-"
+            )
+            table_out.add_row(
+                result.model if index == 0 else "",
+                key,
+                f"{summary[f'{key}_mean']:.4f} ± {summary[f'{key}_std']:.4f}",
+                benchmark,
+            )
+    console.print(table_out)
+    console.print(f"logged to MLflow run {run_id}")
 
 
 @app.command("latest-month")

@@ -113,7 +113,8 @@ class FeatureConfig(BaseModel):
         if why:
             listed = ", ".join(f"{name!r} ({reason})" for name, reason in why.items())
             raise LeakageError(
-                f"these columns can never be features of the {target or 'model'} model: {listed}"
+                f"these columns can never be features of "
+                f"{'the model of ' + repr(target) if target else 'this model'}: {listed}"
             )
 
 

@@ -78,8 +78,39 @@ class GateConfig(_Frozen):
     tolerance: float = Field(default=0.005, ge=0)
 
 
+class TuningConfig(_Frozen):
+    """A budgeted hyperparameter search (successive halving over random candidates).
+
+    It runs on the training rows only, with its own inner cross-validation, so when
+    ``crm-modes evaluate`` cross-validates a tuned model the search is nested inside
+    every outer fold and never sees the fold it is scored on.
+    """
+
+    enabled: bool = False
+    candidates: int = Field(default=24, ge=2)
+    factor: int = Field(default=3, ge=2)
+    inner_folds: int = Field(default=3, ge=2)
+    #: Rows the first (cheapest) round uses; too few make its choices noise.
+    min_resources: int = Field(default=1_000, ge=50)
+    seed: int = 0
+    #: estimator parameter -> the values to draw from
+    space: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _space_given(self) -> TuningConfig:
+        if self.enabled and not self.space:
+            raise ValueError("tuning.space: name at least one parameter and its values")
+        return self
+
+
 class ModelConfig(_Frozen):
     """One model: its label, estimator, calibration, registered name and gates."""
+
+    @model_validator(mode="after")
+    def _calibration_folds_need_a_method(self) -> ModelConfig:
+        if self.calibration_folds is not None and self.calibration not in ("isotonic", "sigmoid"):
+            raise ValueError("calibration_folds needs calibration: isotonic or sigmoid")
+        return self
 
     kind: ModelKind
     target: str
@@ -87,8 +118,12 @@ class ModelConfig(_Frozen):
     positive_label: str | int | None = None
     estimator: EstimatorConfig = Field(default_factory=EstimatorConfig)
     calibration: Literal["auto", "isotonic", "sigmoid", "none"] = "auto"
+    #: Calibrate by K-fold cross-fitting on the training rows instead of a held-out calibration
+    #: split: for small tables, where every row is needed for training.
+    calibration_folds: int | None = Field(default=None, ge=2)
     benchmark: bool = True
     gates: GateConfig = Field(default_factory=GateConfig)
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
 
 
 class AdvisorConfig(_Frozen):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import log_loss
@@ -30,6 +31,7 @@ class FittedModel:
     calibration_method: str
     calibration_scores: dict[str, float] = field(default_factory=dict)
     benchmark: Pipeline | None = None
+    tuned_params: dict[str, object] = field(default_factory=dict)
 
 
 def binary_target(values: pd.Series, config: ModelConfig) -> np.ndarray:
@@ -70,12 +72,19 @@ def fit_model(
     calibrated binary model the last step is a ``CalibratedClassifierCV`` around the
     frozen, fitted estimator, so training and scoring always share the same features.
     """
-    pipeline = _fit_pipeline(config, features, train, config.estimator.type, config.estimator.params)
+    tuned: dict[str, object] = {}
+    if config.tuning.enabled:
+        tuned = tune(config, features, train)
+    pipeline = _fit_pipeline(
+        config, features, train, config.estimator.type, {**config.estimator.params, **tuned}
+    )
     benchmark = None
     if config.benchmark:
         benchmark = _fit_pipeline(config, features, train, "logistic_regression", {})
     if config.kind == "multiclass" or config.calibration == "none":
-        return FittedModel(name, config, pipeline, "none", benchmark=benchmark)
+        return FittedModel(name, config, pipeline, "none", benchmark=benchmark, tuned_params=tuned)
+    if config.calibration_folds is not None:
+        return _cross_fitted(name, config, features, train, pipeline, benchmark, tuned)
 
     y_cal = binary_target(calibration[config.target], config)
     X_cal = pipeline["features"].transform(calibration)
@@ -88,7 +97,80 @@ def fit_model(
         benchmark_calibrated.fit(benchmark["features"].transform(calibration), y_cal)
         benchmark = Pipeline([("features", benchmark["features"]), ("model", benchmark_calibrated)])
     final = Pipeline([("features", pipeline["features"]), ("model", calibrated)])
-    return FittedModel(name, config, final, method, scores, benchmark)
+    return FittedModel(name, config, final, method, scores, benchmark, tuned)
+
+
+def _cross_fitted(
+    name: str,
+    config: ModelConfig,
+    features: FeatureConfig,
+    train: pd.DataFrame,
+    pipeline: Pipeline,
+    benchmark: Pipeline | None,
+    tuned: dict[str, object],
+) -> FittedModel:
+    """Calibrate by K-fold cross-fitting on the training rows (an ensemble of K calibrated copies)."""
+    y = binary_target(train[config.target], config)
+    X = pipeline["features"].transform(train)
+    folds = config.calibration_folds  # an int: stratified, unshuffled folds, nothing extra to serialize
+    calibrated = CalibratedClassifierCV(clone(pipeline["model"]), method=config.calibration, cv=folds).fit(
+        X, y
+    )
+    final = Pipeline([("features", pipeline["features"]), ("model", calibrated)])
+    if benchmark is not None:
+        X_benchmark = benchmark["features"].transform(train)
+        benchmark_model = CalibratedClassifierCV(clone(benchmark["model"]), method="sigmoid", cv=folds)
+        benchmark = Pipeline(
+            [("features", benchmark["features"]), ("model", benchmark_model.fit(X_benchmark, y))]
+        )
+    return FittedModel(
+        name,
+        config,
+        final,
+        f"{config.calibration} ({config.calibration_folds}-fold cross-fitted)",
+        benchmark=benchmark,
+        tuned_params=tuned,
+    )
+
+
+def tune(config: ModelConfig, features: FeatureConfig, train: pd.DataFrame) -> dict[str, object]:
+    """Best estimator parameters by successive halving, cross-validated on ``train`` alone.
+
+    The whole pipeline (features included) is refit inside every inner fold.
+    """
+    from sklearn.experimental import enable_halving_search_cv  # noqa: F401 - enables the import below
+    from sklearn.model_selection import HalvingRandomSearchCV, StratifiedKFold
+
+    flavor = flavor_of(config.estimator.type)
+    categorical = categorical_outputs(features, target=config.target) if flavor == "tree" else None
+    pipeline = Pipeline(
+        [
+            ("features", build_feature_pipeline(features, target=config.target, flavor=flavor)),
+            (
+                "model",
+                make_estimator(config.estimator.type, config.estimator.params, categorical=categorical),
+            ),
+        ]
+    )
+    unknown = sorted(set(config.tuning.space) - set(pipeline["model"].get_params()))
+    if unknown:
+        raise ValueError(f"tuning.space names parameters {config.estimator.type} does not take: {unknown}")
+    y = train[config.target]
+    y = binary_target(y, config) if config.kind == "binary" else y.astype(str).to_numpy()
+    search = HalvingRandomSearchCV(
+        pipeline,
+        {f"model__{name}": values for name, values in config.tuning.space.items()},
+        n_candidates=config.tuning.candidates,
+        factor=config.tuning.factor,
+        min_resources=min(config.tuning.min_resources, len(train) // 2),
+        cv=StratifiedKFold(config.tuning.inner_folds, shuffle=True, random_state=config.tuning.seed),
+        scoring="roc_auc" if config.kind == "binary" else "accuracy",
+        random_state=config.tuning.seed,
+        refit=False,
+        n_jobs=1,
+    )
+    search.fit(train, y)
+    return {name.removeprefix("model__"): value for name, value in search.best_params_.items()}
 
 
 def _fit_pipeline(

@@ -71,7 +71,7 @@ def model_split(table: pd.DataFrame, config: TrainingConfig, model: ModelConfig)
 
 def training_rows(split: Split, model: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
     """Rows to fit on and rows to calibrate on (none when the model is not calibrated)."""
-    if model.kind == "multiclass" or model.calibration == "none":
+    if model.kind == "multiclass" or model.calibration == "none" or model.calibration_folds is not None:
         return split.train | split.calibration, np.zeros_like(split.train)
     return split.train, split.calibration
 

@@ -137,3 +137,16 @@ def load_version(name: str, version: str) -> Pipeline:
     with tempfile.TemporaryDirectory() as folder:
         local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=folder)
         return load_pipeline(Path(local) / MODEL_FILE)
+
+
+def log_cross_validation(
+    config_name: str, config_text: str, results: list, *, folds: int, repeats: int
+) -> str:
+    """One MLflow run with the cross-validated figures of every model; returns its id."""
+    with mlflow.start_run(run_name="evaluate") as run:
+        mlflow.log_params({"cv_folds": folds, "cv_repeats": repeats, "git_commit": git_commit()})
+        mlflow.log_text(config_text, f"config/{config_name}")
+        for result in results:
+            mlflow.log_metrics({f"{result.model}.cv_{key}": value for key, value in result.summary().items()})
+            mlflow.log_text(result.table().to_csv(index=False), f"cross_validation/{result.model}_folds.csv")
+    return run.info.run_id

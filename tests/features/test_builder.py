@@ -48,7 +48,7 @@ def test_builds_and_fits_on_the_synthetic_book(book, target, flavor):
 )
 def test_leakage_is_refused_and_named(raw, named):
     config = parse_feature_config(raw)
-    with pytest.raises(LeakageError, match="can never be features of the default_12m model") as caught:
+    with pytest.raises(LeakageError, match="can never be features of the model of 'default_12m'") as caught:
         build_feature_pipeline(config, target="default_12m")
     assert named in str(caught.value)
 
