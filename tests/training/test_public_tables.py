@@ -128,3 +128,38 @@ def test_library_code_never_names_a_public_dataset():
             text = path.read_text().lower()
             offenders += [f"{path.relative_to(REPO)}: {word}" for word in DATASET_WORDS if word in text]
     assert offenders == []
+
+
+def test_tuning_is_nested_inside_every_outer_fold(datasets, tmp_path, monkeypatch):
+    from crm_modes.training import fit
+    from crm_modes.training.config import load_training_config
+    from crm_modes.training.cross_validation import cross_validate
+    from crm_modes.training.data_source import load_training_table
+
+    config = load_training_config(
+        small_copy(
+            "german_credit.yaml",
+            tmp_path,
+            datasets,
+            **{
+                "models.default.tuning.enabled": True,
+                "models.default.tuning.candidates": 4,
+                "models.default.tuning.min_resources": 100,
+            },
+        )
+    )
+    table = load_training_table(config.data).table
+    seen: list[pd.Index] = []
+    original = fit.tune
+
+    def spy(model, features, train):
+        seen.append(train.index)
+        return original(model, features, train)
+
+    monkeypatch.setattr(fit, "tune", spy)
+    (result,) = cross_validate(config, table, folds=3)
+    assert len(seen) == 3  # one search per outer fold
+    for searched in seen:
+        assert len(searched) == pytest.approx(len(table) * 2 / 3, abs=2)  # never the held-out fold
+    assert len(set(seen[0]) | set(seen[1]) | set(seen[2])) == len(table)
+    assert 0.5 < result.summary()["auc_mean"] <= 1.0
