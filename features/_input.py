@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
+from sklearn.utils import Tags
 from sklearn.utils.validation import validate_data
 
 
@@ -23,3 +24,22 @@ def check_table(estimator: BaseEstimator, X: object, *, reset: bool) -> pd.DataF
             )
         return X
     return validate_data(estimator, X, dtype=None, ensure_all_finite=False, reset=reset)
+
+
+def input_feature_names(estimator: BaseEstimator) -> list[str]:
+    """The column names seen at fit, or ``x0, x1, ...`` when the input had none."""
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None:
+        return [str(name) for name in names]
+    return [f"x{i}" for i in range(estimator.n_features_in_)]
+
+
+class TableInputMixin:
+    """Tags of a transformer that takes mixed-type tables: text, categories and missing values."""
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()  # type: ignore[misc]
+        tags.input_tags.allow_nan = True
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
+        return tags

@@ -8,17 +8,16 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils import Tags
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from crm_modes.features._input import check_table
+from crm_modes.features._input import TableInputMixin, check_table, input_feature_names
 
 MISSING = "__missing__"
 OTHER = "__other__"
 
 
-class CategoryEncoder(TransformerMixin, BaseEstimator):
+class CategoryEncoder(TableInputMixin, TransformerMixin, BaseEstimator):
     """Encode categorical columns for linear or tree models.
 
     At fit each column keeps its categories seen at least ``min_frequency`` times; a
@@ -83,10 +82,7 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         check_is_fitted(self)
-        names = getattr(self, "feature_names_in_", None)
-        names = (
-            [str(n) for n in names] if names is not None else [f"x{i}" for i in range(self.n_features_in_)]
-        )
+        names = input_feature_names(self)
         if self.encoding == "ordinal":
             return np.asarray(names, dtype=object)
         out = [
@@ -95,13 +91,6 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
             for value in [*kept, OTHER]
         ]
         return np.asarray(out, dtype=object)
-
-    def __sklearn_tags__(self) -> Tags:
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        tags.input_tags.string = True
-        tags.input_tags.categorical = True
-        return tags
 
 
 def _as_frame(X: pd.DataFrame | np.ndarray) -> pd.DataFrame:

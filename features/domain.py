@@ -13,10 +13,9 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted
 
-from crm_modes.features._input import check_table
+from crm_modes.features._input import TableInputMixin, check_table, input_feature_names
 
 
 def _num(frame: pd.DataFrame, name: str) -> np.ndarray:
@@ -124,7 +123,7 @@ DOMAIN_FEATURES: dict[str, DomainFeature] = {
 }
 
 
-class DomainFeatures(TransformerMixin, BaseEstimator):
+class DomainFeatures(TableInputMixin, TransformerMixin, BaseEstimator):
     """Append the named domain features to the table; the input columns pass through.
 
     Parameters:
@@ -165,15 +164,5 @@ class DomainFeatures(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         check_is_fitted(self, "n_features_in_")
-        names = getattr(self, "feature_names_in_", None)
-        names = (
-            [str(n) for n in names] if names is not None else [f"x{i}" for i in range(self.n_features_in_)]
-        )
+        names = input_feature_names(self)
         return np.asarray([*names, *self.features], dtype=object)
-
-    def __sklearn_tags__(self) -> Tags:
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        tags.input_tags.string = True
-        tags.input_tags.categorical = True
-        return tags

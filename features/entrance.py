@@ -9,11 +9,10 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted
 
 from crm_modes.data.validation import column_difference
-from crm_modes.features._input import check_table
+from crm_modes.features._input import TableInputMixin, check_table, input_feature_names
 
 
 class MissingColumnsError(ValueError):
@@ -24,7 +23,7 @@ class UnusedColumnsWarning(UserWarning):
     """The table carries columns the pipeline never saw; they are ignored."""
 
 
-class EntranceCheck(TransformerMixin, BaseEstimator):
+class EntranceCheck(TableInputMixin, TransformerMixin, BaseEstimator):
     """Select the pipeline's input columns by name and check them against fit time.
 
     At fit it learns which columns the pipeline needs: ``columns`` if given, else every
@@ -81,14 +80,4 @@ class EntranceCheck(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         check_is_fitted(self, "n_features_in_")
-        names = getattr(self, "feature_names_in_", None)
-        if names is None:
-            return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
-        return np.asarray(names, dtype=object)
-
-    def __sklearn_tags__(self) -> Tags:
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        tags.input_tags.string = True
-        tags.input_tags.categorical = True
-        return tags
+        return np.asarray(input_feature_names(self), dtype=object)

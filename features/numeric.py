@@ -11,6 +11,8 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from crm_modes.features._input import input_feature_names
+
 MISSING_SUFFIX = "__missing"
 
 
@@ -99,8 +101,7 @@ class NumericCleaner(TransformerMixin, BaseEstimator):
         return values
 
     def _names(self) -> list[str]:
-        names = getattr(self, "feature_names_in_", None)
-        return [str(n) for n in names] if names is not None else [f"x{i}" for i in range(self.n_features_in_)]
+        return input_feature_names(self)
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         check_is_fitted(self)

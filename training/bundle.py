@@ -8,7 +8,6 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
@@ -20,7 +19,7 @@ from crm_modes.models.advisor import ARTIFACTS, OUTPUT_TYPES, PASS_THROUGH, POLI
 from crm_modes.models.alerts import load_policy
 from crm_modes.models.serialization import save_pipeline
 from crm_modes.models.signature import input_schema, model_input
-from crm_modes.training.tracking import CHALLENGER, model_requirements, staged_code
+from crm_modes.training.tracking import mark_challenger, model_requirements, staged_code
 
 #: Columns a request may leave out: identifiers are passed through when present.
 OPTIONAL_INPUTS = ("client_id", "facility_id", "snapshot_date", "assigned_mode")
@@ -76,9 +75,5 @@ def log_advisor(
                 pip_requirements=model_requirements(),
                 registered_model_name=registered_name,
             )
-    client = MlflowClient()
-    version = str(info.registered_model_version)
-    for name, component in component_versions.items():
-        client.set_model_version_tag(registered_name, version, f"component.{name}", component)
-    client.set_registered_model_alias(registered_name, CHALLENGER, version)
-    return client.get_model_version(registered_name, version)
+    tags = {f"component.{name}": component for name, component in component_versions.items()}
+    return mark_challenger(registered_name, str(info.registered_model_version), tags)

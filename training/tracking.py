@@ -99,12 +99,16 @@ def log_and_register(
             pip_requirements=model_requirements(),
             registered_model_name=registered_name,
         )
+    return mark_challenger(registered_name, str(info.registered_model_version), tags)
+
+
+def mark_challenger(name: str, version: str, tags: dict[str, str]) -> ModelVersion:
+    """Tag a freshly registered version and give it the ``challenger`` alias."""
     client = MlflowClient()
-    version = str(info.registered_model_version)
     for key, value in tags.items():
-        client.set_model_version_tag(registered_name, version, key, value)
-    client.set_registered_model_alias(registered_name, CHALLENGER, version)
-    return client.get_model_version(registered_name, version)
+        client.set_model_version_tag(name, version, key, value)
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    return client.get_model_version(name, version)
 
 
 def model_requirements() -> list[str]:
