@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
@@ -22,6 +21,7 @@ from crm_modes.models.alerts import (
     PREDICTIVE_CHURN,
     PREDICTIVE_PD,
     AlertPolicy,
+    Alerts,
     Signals,
     actions,
     evaluate_alerts,
@@ -134,7 +134,7 @@ class Advisor:
             self.policy,
         )
         output["alert_level"] = np.asarray(self.policy.levels, dtype=object)[alerts.level]
-        output["alert_codes"] = [",".join(codes) for codes in alerts.codes]
+        output["alert_codes"] = alerts.codes
         output["alert_reasons"] = reasons
         output["recommended_action"] = actions(alerts, self.policy)
         output["mode_change"] = np.where(
@@ -143,7 +143,7 @@ class Advisor:
         output["model_version"] = model_version or self.model_version
         return output
 
-    def _reasons(self, scored: pd.DataFrame, alerts: Any) -> list[str]:
+    def _reasons(self, scored: pd.DataFrame, alerts: Alerts) -> list[str]:
         """Reasons for predictive alerts only, so the quiet majority costs nothing."""
         top = self.policy.reasons.get("top", 3)
         reasons = [""] * len(scored)

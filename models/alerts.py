@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -141,7 +142,8 @@ class Signals:
 @dataclass(frozen=True)
 class Alerts:
     level: np.ndarray  # int severity per row
-    codes: list[list[str]]  # alert codes per row, most severe first
+    codes: np.ndarray  # per row: its alert codes joined by ",", most severe first ("" when none)
+    first: np.ndarray  # per row: its most severe alert code ("" when none)
     rules: dict[str, np.ndarray]  # code -> rows it fired on
 
     def fired(self, codes: tuple[str, ...]) -> np.ndarray:
@@ -235,18 +237,20 @@ def evaluate_alerts(signals: Signals, policy: AlertPolicy) -> Alerts:
     severity_of = {code: severity for code, severity, _ in rules}
     priority = {code: i for i, code in enumerate(policy.actions)}
     ordered = sorted(fired, key=lambda c: (-severity_of[c], priority.get(c, len(priority))))
-    matrix = np.column_stack([fired[code] for code in ordered])
-    codes: list[list[str]] = [[] for _ in range(level.shape[0])]
-    rows, columns = np.nonzero(matrix)  # row-major: each row's codes come out in severity order
-    for row, column in zip(rows.tolist(), columns.tolist(), strict=True):
-        codes[row].append(ordered[column])
-    return Alerts(level=level, codes=codes, rules=fired)
+    codes = np.full(level.shape[0], "", dtype=object)
+    first = np.full(level.shape[0], "", dtype=object)
+    for code in ordered:  # most severe first, so each row's codes come out in that order
+        rows = np.flatnonzero(fired[code])
+        if rows.size:
+            first[rows[first[rows] == ""]] = code
+            codes[rows] = np.where(codes[rows] == "", code, codes[rows] + "," + code)
+    return Alerts(level=level, codes=codes, first=first, rules=fired)
 
 
 def actions(alerts: Alerts, policy: AlertPolicy) -> list[str]:
     """The recommended action of each row: that of its most severe alert."""
     fallback = policy.actions.get(NONE, "no action")
-    return [policy.actions.get(codes[0], fallback) if codes else fallback for codes in alerts.codes]
+    return pd.Series(alerts.first).map(policy.actions).fillna(fallback).tolist()
 
 
 def risk_grades(default_probability: np.ndarray, policy: AlertPolicy) -> np.ndarray:

@@ -20,7 +20,7 @@ from crm_modes.training.cards import model_card
 from crm_modes.training.config import ModelConfig, TrainingConfig
 from crm_modes.training.data_source import TrainingTable, load_training_table
 from crm_modes.training.evaluate import Evaluation, evaluate
-from crm_modes.training.fit import FittedModel, fit_model
+from crm_modes.training.fit import FittedModel, binary_target, fit_model
 from crm_modes.training.metrics import scalar_metrics
 from crm_modes.training.split import Split, exclude_seen_groups, split_rows
 from crm_modes.training.tracking import git_commit, log_and_register
@@ -99,8 +99,6 @@ def importance(fitted: FittedModel, evaluation_rows: pd.DataFrame) -> dict[str, 
     inputs = list(fitted.pipeline["features"]["entrance"].feature_names_in_)
     y = sample[fitted.config.target]
     if fitted.config.kind == "binary":
-        from crm_modes.training.fit import binary_target
-
         y, scoring = binary_target(y, fitted.config), "roc_auc"
     else:
         y, scoring = y.astype(str).to_numpy(), "accuracy"

@@ -36,7 +36,7 @@ def alerts_for(
         covenant_breaches_12m=np.array([float(breaches)]),
     )
     result = evaluate_alerts(signals, POLICY)
-    return result.codes[0], POLICY.levels[result.level[0]]
+    return [code for code in result.codes[0].split(",") if code], POLICY.levels[result.level[0]]
 
 
 def test_a_quiet_row_raises_nothing():
@@ -143,7 +143,8 @@ def test_codes_are_ordered_by_severity_and_the_action_follows_the_worst():
         covenant_breaches_12m=np.array([1.0]),
     )
     result = evaluate_alerts(signals, POLICY)
-    assert result.codes[0] == ["DPD_90", "PD_WARNING", "COVENANT_BREACH", "CHURN_WATCH"]
+    assert result.codes[0] == "DPD_90,PD_WARNING,COVENANT_BREACH,CHURN_WATCH"
+    assert result.first[0] == "DPD_90"
     assert actions(result, POLICY) == ["hand over to collections and restructuring"]
 
 
