@@ -16,9 +16,14 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 
 from crm_modes import __version__
+from crm_modes.reports import (
+    cross_validation_table,
+    print_score_report,
+    training_table,
+    validation_table,
+)
 
 app = typer.Typer(
     name="crm-modes",
@@ -113,28 +118,7 @@ def validate(
     except (TableReadError, TableSchemaError, ValueError) as error:
         raise _fail(str(error)) from None
 
-    table = Table(title=f"validation of {path}", show_header=False)
-    table.add_row("rows in", f"{report.rows_in:,}")
-    table.add_row("rows valid", f"{report.rows_valid:,}")
-    table.add_row(
-        "rows quarantined", f"{report.rows_quarantined:,}" + (f" -> {quarantine}" if quarantine else "")
-    )
-    table.add_row("reconciles", "yes" if report.reconciles else "[bold red]NO[/]")
-    for column_name, count in sorted(report.reasons.items(), key=lambda item: -item[1]):
-        table.add_row(f"  problem in {column_name}", f"{count:,}")
-    if report.extra_columns:
-        table.add_row("extra columns (ignored)", ", ".join(report.extra_columns))
-    if summary.first_snapshot is not None:
-        table.add_row("snapshots", f"{summary.first_snapshot:%Y-%m-%d} to {summary.last_snapshot:%Y-%m-%d}")
-    for label in ("default_12m", "churn_12m"):
-        rate = summary.label_rate(label)
-        if rate is not None:
-            known, _ = summary.label_counts[label]
-            table.add_row(f"{label} rate", f"{rate:.2%} of {known:,} rows with a known outcome")
-    mix = summary.mode_mix()
-    if mix:
-        table.add_row("assigned mode mix", ", ".join(f"{mode} {share:.1%}" for mode, share in mix.items()))
-    console.print(table)
+    console.print(validation_table(path, report, summary, quarantine))
     console.print(
         "rows in = valid + quarantined: "
         f"{report.rows_in:,} = {report.rows_valid:,} + {report.rows_quarantined:,}"
@@ -167,23 +151,7 @@ def train(
         except ValueError as error:
             raise _fail(str(error)) from None
     console.print(f"training run {report.run_id} finished in {time.perf_counter() - started:.0f} s")
-    table = Table("model", "version", "rows train/cal/eval", "metric", "model", "benchmark", "oracle")
-    for outcome in report.outcomes:
-        keys = ("auc", "pr_auc", "ece", "brier") if "auc" in outcome.metrics else ("accuracy", "macro_f1")
-        counts = outcome.counts
-        for index, key in enumerate(keys):
-            table.add_row(
-                outcome.name if index == 0 else "",
-                f"{outcome.registered_name} v{outcome.version}" if index == 0 else "",
-                f"{counts['rows_train']:,}/{counts['rows_calibration']:,}/{counts['rows_evaluation']:,}"
-                if index == 0
-                else "",
-                key,
-                _figure(outcome.metrics, key),
-                _figure(outcome.benchmark_metrics, key),
-                _figure(outcome.oracle_metrics, key),
-            )
-    console.print(table)
+    console.print(training_table(report))
     console.print(
         "benchmark: logistic regression on the same features; oracle: the simulation's true probabilities "
         "(churn, PD) or, for the mode model, the model scored against the noiseless policy mode."
@@ -193,10 +161,6 @@ def train(
             f"advisor bundle registered as {settings.advisor.registered_name} v{report.advisor_version}"
         )
     console.print(f"registered as @challenger. Next: crm-modes promote --config {config}; browse: mlflow ui")
-
-
-def _figure(metrics: dict[str, object], key: str) -> str:
-    return f"{metrics[key]:.4f}" if key in metrics else "-"
 
 
 @app.command()
@@ -268,7 +232,7 @@ def evaluate(
     """Repeated stratified K-fold cross-validation of the configured models and their benchmark."""
     import mlflow
 
-    from crm_modes.training.cross_validation import REPORTED, cross_validate
+    from crm_modes.training.cross_validation import cross_validate
     from crm_modes.training.data_source import load_training_table
     from crm_modes.training.tracking import log_cross_validation, quiet_environment
 
@@ -291,28 +255,9 @@ def evaluate(
             )
     except ValueError as error:
         raise _fail(str(error)) from None
-    table_out = Table(
-        "model",
-        "metric",
-        "model mean ± sd",
-        "benchmark mean ± sd",
-        title=f"{cv}-fold cross-validation x {repeats} ({time.perf_counter() - started:.0f} s)",
+    console.print(
+        cross_validation_table(results, folds=cv, repeats=repeats, seconds=time.perf_counter() - started)
     )
-    for result in results:
-        summary = result.summary()
-        for index, key in enumerate(REPORTED):
-            benchmark = (
-                f"{summary[f'benchmark_{key}_mean']:.4f} ± {summary[f'benchmark_{key}_std']:.4f}"
-                if f"benchmark_{key}_mean" in summary
-                else "-"
-            )
-            table_out.add_row(
-                result.model if index == 0 else "",
-                key,
-                f"{summary[f'{key}_mean']:.4f} ± {summary[f'{key}_std']:.4f}",
-                benchmark,
-            )
-    console.print(table_out)
     console.print(f"logged to MLflow run {run_id}")
 
 
@@ -366,7 +311,7 @@ def score(
         report = _score_in_process(model, source, output, quarantine, chunk_rows)
     except (TableReadError, TableSchemaError, ValueError) as error:
         raise _fail(str(error)) from None
-    _print_score_report(report, time.perf_counter() - started)
+    print_score_report(console, report, time.perf_counter() - started)
 
 
 def _score_in_process(model: str, source: Path, output: Path, quarantine: Path | None, chunk_rows: int):
@@ -407,40 +352,6 @@ def _row_count(source: Path) -> int | None:
         return pq.ParquetFile(source).metadata.num_rows
     except Exception:  # an unreadable file is reported by the reader, with its own message
         return None
-
-
-def _print_score_report(report, seconds: float) -> None:
-    from crm_modes.serve.batch import mode_mix
-
-    counts = report.counts
-    summary = Table(title=f"scored with {report.model_version} in {seconds:.1f} s", show_header=False)
-    summary.add_row("rows in", f"{counts.rows_in:,}")
-    summary.add_row("rows scored", f"{counts.rows_scored:,} -> {report.output}")
-    summary.add_row("rows quarantined", f"{counts.rows_quarantined:,} -> {report.quarantine}")
-    summary.add_row("reconciles", "yes" if report.reconciles else "[bold red]NO[/]")
-    for level in ("critical", "warning", "watch", "none"):
-        summary.add_row(f"alerts: {level}", f"{counts.alerts.get(level, 0):,}")
-    summary.add_row("recommended mode mix", ", ".join(f"{m} {s:.1%}" for m, s in mode_mix(counts).items()))
-    summary.add_row("mode switches", f"{counts.mode_switches:,}")
-    if report.chunks_resumed:
-        summary.add_row("chunks resumed", f"{report.chunks_resumed} of {report.chunks}")
-    console.print(summary)
-    console.print(
-        "rows in = scored + quarantined: "
-        f"{counts.rows_in:,} = {counts.rows_scored:,} + {counts.rows_quarantined:,}"
-    )
-    if len(report.top_alerts):
-        console.print(f"[bold]{len(report.top_alerts)} most severe alerts[/]")
-        for rank, row in enumerate(report.top_alerts.itertuples(), start=1):
-            console.print(
-                f"{rank:>2}. {getattr(row, 'facility_id', '')} {row.alert_level.upper()} [{row.alert_codes}] "
-                f"PD {row.default_probability:.1%}, churn {row.churn_probability:.1%}, "
-                f"grade {row.risk_grade}",
-                highlight=False,
-            )
-            console.print(f"    action: {row.recommended_action}", highlight=False)
-            if row.alert_reasons:
-                console.print(f"    reasons: {row.alert_reasons}", highlight=False)
 
 
 @app.command()

@@ -1,0 +1,128 @@
+"""What the command line prints: summaries as rich tables (rendering only, no work)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:  # the command line imports the heavy modules lazily; so does this file
+    from crm_modes.data.summary import BookSummary
+    from crm_modes.data.validation import FileReport
+    from crm_modes.serve.batch import ScoreReport
+    from crm_modes.training.cross_validation import CrossValidation
+    from crm_modes.training.run import TrainingReport
+
+
+def validation_table(path: Path, report: FileReport, summary: BookSummary, quarantine: Path | None) -> Table:
+    table = Table(title=f"validation of {path}", show_header=False)
+    table.add_row("rows in", f"{report.rows_in:,}")
+    table.add_row("rows valid", f"{report.rows_valid:,}")
+    table.add_row(
+        "rows quarantined", f"{report.rows_quarantined:,}" + (f" -> {quarantine}" if quarantine else "")
+    )
+    table.add_row("reconciles", "yes" if report.reconciles else "[bold red]NO[/]")
+    for column_name, count in sorted(report.reasons.items(), key=lambda item: -item[1]):
+        table.add_row(f"  problem in {column_name}", f"{count:,}")
+    if report.extra_columns:
+        table.add_row("extra columns (ignored)", ", ".join(report.extra_columns))
+    if summary.first_snapshot is not None:
+        table.add_row("snapshots", f"{summary.first_snapshot:%Y-%m-%d} to {summary.last_snapshot:%Y-%m-%d}")
+    for label in ("default_12m", "churn_12m"):
+        rate = summary.label_rate(label)
+        if rate is not None:
+            known, _ = summary.label_counts[label]
+            table.add_row(f"{label} rate", f"{rate:.2%} of {known:,} rows with a known outcome")
+    mix = summary.mode_mix()
+    if mix:
+        table.add_row("assigned mode mix", ", ".join(f"{mode} {share:.1%}" for mode, share in mix.items()))
+    return table
+
+
+def _figure(metrics: dict[str, object], key: str) -> str:
+    return f"{metrics[key]:.4f}" if key in metrics else "-"
+
+
+def training_table(report: TrainingReport) -> Table:
+    table = Table("model", "version", "rows train/cal/eval", "metric", "model", "benchmark", "oracle")
+    for outcome in report.outcomes:
+        keys = ("auc", "pr_auc", "ece", "brier") if "auc" in outcome.metrics else ("accuracy", "macro_f1")
+        counts = outcome.counts
+        rows = f"{counts['rows_train']:,}/{counts['rows_calibration']:,}/{counts['rows_evaluation']:,}"
+        for index, key in enumerate(keys):
+            first = index == 0
+            table.add_row(
+                outcome.name if first else "",
+                f"{outcome.registered_name} v{outcome.version}" if first else "",
+                rows if first else "",
+                key,
+                _figure(outcome.metrics, key),
+                _figure(outcome.benchmark_metrics, key),
+                _figure(outcome.oracle_metrics, key),
+            )
+    return table
+
+
+def cross_validation_table(
+    results: list[CrossValidation], *, folds: int, repeats: int, seconds: float
+) -> Table:
+    from crm_modes.training.cross_validation import REPORTED
+
+    table = Table(
+        "model",
+        "metric",
+        "model mean ± sd",
+        "benchmark mean ± sd",
+        title=f"{folds}-fold cross-validation x {repeats} ({seconds:.0f} s)",
+    )
+    for result in results:
+        summary = result.summary()
+        for index, key in enumerate(REPORTED):
+            benchmark = (
+                f"{summary[f'benchmark_{key}_mean']:.4f} ± {summary[f'benchmark_{key}_std']:.4f}"
+                if f"benchmark_{key}_mean" in summary
+                else "-"
+            )
+            table.add_row(
+                result.model if index == 0 else "",
+                key,
+                f"{summary[f'{key}_mean']:.4f} ± {summary[f'{key}_std']:.4f}",
+                benchmark,
+            )
+    return table
+
+
+def print_score_report(console: Console, report: ScoreReport, seconds: float) -> None:
+    from crm_modes.serve.batch import mode_mix
+
+    counts = report.counts
+    summary = Table(title=f"scored with {report.model_version} in {seconds:.1f} s", show_header=False)
+    summary.add_row("rows in", f"{counts.rows_in:,}")
+    summary.add_row("rows scored", f"{counts.rows_scored:,} -> {report.output}")
+    summary.add_row("rows quarantined", f"{counts.rows_quarantined:,} -> {report.quarantine}")
+    summary.add_row("reconciles", "yes" if report.reconciles else "[bold red]NO[/]")
+    for level in ("critical", "warning", "watch", "none"):
+        summary.add_row(f"alerts: {level}", f"{counts.alerts.get(level, 0):,}")
+    summary.add_row("recommended mode mix", ", ".join(f"{m} {s:.1%}" for m, s in mode_mix(counts).items()))
+    summary.add_row("mode switches", f"{counts.mode_switches:,}")
+    if report.chunks_resumed:
+        summary.add_row("chunks resumed", f"{report.chunks_resumed} of {report.chunks}")
+    console.print(summary)
+    console.print(
+        "rows in = scored + quarantined: "
+        f"{counts.rows_in:,} = {counts.rows_scored:,} + {counts.rows_quarantined:,}"
+    )
+    if len(report.top_alerts):
+        console.print(f"[bold]{len(report.top_alerts)} most severe alerts[/]")
+        for rank, row in enumerate(report.top_alerts.itertuples(), start=1):
+            console.print(
+                f"{rank:>2}. {getattr(row, 'facility_id', '')} {row.alert_level.upper()} [{row.alert_codes}] "
+                f"PD {row.default_probability:.1%}, churn {row.churn_probability:.1%}, "
+                f"grade {row.risk_grade}",
+                highlight=False,
+            )
+            console.print(f"    action: {row.recommended_action}", highlight=False)
+            if row.alert_reasons:
+                console.print(f"    reasons: {row.alert_reasons}", highlight=False)
