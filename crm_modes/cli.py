@@ -53,6 +53,19 @@ def main(
     """Relationship modes, churn and default risk for project finance and corporate lending."""
 
 
+def _progress(label: str) -> Progress:
+    """A transient rows-done progress bar for long jobs."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
 def _fail(message: str) -> typer.Exit:
     errors.print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(EXIT_BAD_INPUT)
@@ -96,15 +109,7 @@ def validate(
     from crm_modes.data.io import TableReadError
     from crm_modes.data.validation import TableSchemaError
 
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("validating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
+    progress = _progress("validating")
     try:
         with progress:
             task = progress.add_task("rows", total=None)
@@ -321,15 +326,7 @@ def _score_in_process(model: str, source: Path, output: Path, quarantine: Path |
     with console.status(f"loading {model}"):
         loaded = load_model(model)
     total = _row_count(source)
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("scoring"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
+    progress = _progress("scoring")
     with progress:
         task = progress.add_task("rows", total=total)
         return score_file(

@@ -56,6 +56,16 @@ def small_copy(config_name: str, folder: Path, datasets: Path, **changes) -> Pat
     return path
 
 
+def with_numeric_feature(config: Path, column: str) -> Path:
+    """The configuration with ``column`` added to its numeric features (inlined)."""
+    raw = yaml.safe_load(config.read_text())
+    features = yaml.safe_load(Path(raw["features"]).read_text())
+    features["numeric"].append(column)
+    raw["features"] = features
+    config.write_text(yaml.safe_dump(raw))
+    return config
+
+
 def crm(cli, folder, *args):
     env = quiet_mlflow_env(MLFLOW_TRACKING_URI=f"sqlite:///{folder / 'mlflow.db'}")
     return subprocess.run([cli, *args], cwd=folder, env=env, capture_output=True, text=True, timeout=900)
@@ -85,13 +95,7 @@ def test_trains_and_cross_validates_from_its_configuration(cli, datasets, tmp_pa
 
 
 def test_a_missing_column_is_named(cli, datasets, tmp_path):
-    config = small_copy("german_credit.yaml", tmp_path, datasets)
-    raw = yaml.safe_load(config.read_text())
-    features = yaml.safe_load(Path(raw["features"]).read_text())
-    features["numeric"].append("monthly_income")
-    (tmp_path / "features.yaml").write_text(yaml.safe_dump(features))
-    raw["features"] = str(tmp_path / "features.yaml")
-    config.write_text(yaml.safe_dump(raw))
+    config = with_numeric_feature(small_copy("german_credit.yaml", tmp_path, datasets), "monthly_income")
     result = crm(cli, tmp_path, "train", "--config", str(config))
     assert result.returncode == 2
     assert "the table lacks columns the pipeline needs: ['monthly_income']" in result.stderr
@@ -110,12 +114,7 @@ def test_a_target_with_more_than_two_values_is_refused(cli, datasets, tmp_path):
 
 
 def test_an_identifier_as_a_feature_is_refused(cli, datasets, tmp_path):
-    config = small_copy("taiwan_credit_card.yaml", tmp_path, datasets)
-    raw = yaml.safe_load(config.read_text())
-    features = yaml.safe_load(Path(raw["features"]).read_text())
-    features["numeric"].append("id")
-    raw["features"] = features
-    config.write_text(yaml.safe_dump(raw))
+    config = with_numeric_feature(small_copy("taiwan_credit_card.yaml", tmp_path, datasets), "id")
     result = crm(cli, tmp_path, "train", "--config", str(config))
     assert result.returncode == 2
     assert "'id' (an identifier)" in result.stderr
