@@ -134,8 +134,12 @@ class Gate:
         key_frame = pd.DataFrame({name: typed[name] for name in KEY})
         hashes = pd.util.hash_pandas_object(key_frame, index=False).to_numpy()
         nulls = key_frame.isna().any(axis=1).to_numpy()
-        repeated = (pd.Series(hashes).duplicated().to_numpy() | np.isin(hashes, self._seen_keys)) & ~nulls
-        self._seen_keys = np.union1d(self._seen_keys, hashes[~nulls])
+        seen = self._seen_keys  # sorted
+        at = np.minimum(np.searchsorted(seen, hashes), max(len(seen) - 1, 0))
+        earlier = seen[at] == hashes if len(seen) else np.zeros(len(hashes), dtype=bool)
+        repeated = (pd.Series(hashes).duplicated().to_numpy() | earlier) & ~nulls
+        # Two sorted runs: a stable sort (timsort) merges them in linear time.
+        self._seen_keys = np.sort(np.concatenate([seen, np.sort(hashes[~nulls])]), kind="stable")
         found = []
         for row in np.flatnonzero(repeated):
             shown = ", ".join(f"{name}={_show(key_frame.at[row, name])}" for name in KEY)
@@ -159,9 +163,14 @@ _EXPECTED = {
 
 def _coerce(spec: Column, raw: pd.Series) -> tuple[pd.Series, str | None, list[tuple[int, str]]]:
     """Type one column; return (typed values, table-level problem or None, row reasons)."""
+    text = None
     missing = raw.isna().to_numpy()
-    if not pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_datetime64_any_dtype(raw):
-        missing = missing | (raw.astype("string").str.strip() == "").fillna(False).to_numpy()
+    if isinstance(raw.dtype, pd.CategoricalDtype):
+        text, blank = _categorical_text(raw)
+        missing = missing | blank
+    elif not pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_datetime64_any_dtype(raw):
+        text = (raw if isinstance(raw.dtype, pd.StringDtype) else raw.astype("string")).str.strip()
+        missing = missing | (text == "").fillna(False).to_numpy(dtype=bool)
     present = ~missing
 
     if spec.numeric:
@@ -173,8 +182,12 @@ def _coerce(spec: Column, raw: pd.Series) -> tuple[pd.Series, str | None, list[t
         if parsed.dt.tz is not None:
             parsed = parsed.dt.tz_localize(None)
         unparsed = present & parsed.isna().to_numpy()
+    elif spec.kind is Kind.CATEGORY:
+        # Straight to the schema's categories: a value outside them gets code -1.
+        parsed = _as_categories(text if text is not None else raw.astype("string"), spec.categories)
+        unparsed = np.zeros(len(raw), dtype=bool)
     else:
-        parsed = raw.astype("string").str.strip().mask(missing)
+        parsed = (text if text is not None else raw.astype("string")).mask(missing)
         unparsed = np.zeros(len(raw), dtype=bool)
 
     if spec.kind in _EXPECTED and present.any() and unparsed[present].all():
@@ -202,7 +215,7 @@ def _coerce(spec: Column, raw: pd.Series) -> tuple[pd.Series, str | None, list[t
     if spec.kind is Kind.CATEGORY:
         allowed = ", ".join(spec.categories[:_MAX_LISTED_CATEGORIES])
         allowed += ", ..." if len(spec.categories) > _MAX_LISTED_CATEGORIES else ""
-        unknown = ok & ~parsed.isin(spec.categories).fillna(False).to_numpy()
+        unknown = ok & (parsed.cat.codes.to_numpy() < 0)
         checks.append((unknown, f"is not one of {allowed}"))
 
     row_reasons = [
@@ -216,6 +229,32 @@ def _coerce(spec: Column, raw: pd.Series) -> tuple[pd.Series, str | None, list[t
             for row in np.flatnonzero(missing)
         ]
     return parsed.reset_index(drop=True).rename(spec.name), None, row_reasons
+
+
+def _categorical_text(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """A categorical column's labels stripped of spaces (still categorical), and which are blank.
+
+    Only the categories are touched, not every row: a chunk read from Parquet carries a few
+    labels for many rows.
+    """
+    labels = raw.cat.categories.astype(str).str.strip()
+    codes = raw.cat.codes.to_numpy()
+    blank = np.append(np.asarray(labels == ""), False)[codes]  # code -1 (null) is not blank
+    unique = pd.Index(labels).unique()
+    stripped = pd.Categorical.from_codes(
+        np.where(codes < 0, -1, unique.get_indexer(labels)[codes]), categories=unique
+    )
+    return pd.Series(stripped, index=raw.index), blank
+
+
+def _as_categories(text: pd.Series, categories: tuple[str, ...]) -> pd.Series:
+    """``text`` as a categorical of exactly ``categories``; other values and nulls get code -1."""
+    known = pd.Index(list(categories))
+    if isinstance(text.dtype, pd.CategoricalDtype):
+        codes = np.append(known.get_indexer(text.cat.categories), -1)[text.cat.codes.to_numpy()]
+    else:
+        codes = known.get_indexer(text)
+    return pd.Series(pd.Categorical.from_codes(codes, categories=known), index=text.index)
 
 
 def _final_dtype(spec: Column, values: pd.Series) -> pd.Series:

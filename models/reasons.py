@@ -15,6 +15,8 @@ linear model). Calibration is monotonic, so the ranking carries over to probabil
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass
 from math import factorial
 
 import numpy as np
@@ -93,16 +95,80 @@ def internal_matrix(
 
 def tree_contributions(model: HistGradientBoostingClassifier, X: np.ndarray) -> np.ndarray:
     """Exact path-dependent SHAP values of a binary HistGradientBoostingClassifier's raw score."""
-    if model.n_trees_per_iteration_ != 1:
-        raise ValueError("tree contributions are implemented for binary classifiers")
-    known_bitsets, feature_map = model._bin_mapper.make_known_categories_bitsets()
-    phi = np.zeros_like(X, dtype=np.float64)
-    for (predictor,) in model._predictors:
+    return _explainer(model).shap_values(X)
+
+
+#: Trees with at most this many splits get a lookup table of 2**splits rows.
+MAX_TABLE_SPLITS = 10
+
+
+@dataclass(frozen=True)
+class _Tree:
+    """One tree, ready to explain: its split nodes and, for small trees, a lookup table.
+
+    A row's SHAP values in a tree depend on the row only through the side it takes at
+    every split node. For a tree with ``k`` splits there are ``2**k`` such routings, so
+    the values of each are computed once (``table``, one row per routing, one column per
+    feature the tree uses) and a row's values are a lookup by its routing bits.
+    """
+
+    predictor: object
+    splits: np.ndarray
+    features: np.ndarray
+    table: np.ndarray | None
+
+    @classmethod
+    def build(cls, predictor: object, n_features: int) -> _Tree:
         nodes = predictor.nodes
-        left = _routing(nodes, predictor.raw_left_cat_bitsets, known_bitsets, feature_map, X)
-        for value, path in _leaf_paths(nodes):
-            _add_leaf(phi, value, path, left, nodes)
-    return phi
+        splits = np.flatnonzero(~nodes["is_leaf"].astype(bool))
+        features = np.unique(nodes["feature_idx"][splits]).astype(np.intp)
+        table = None
+        if len(splits) <= MAX_TABLE_SPLITS:
+            patterns = np.arange(2 ** len(splits))
+            routing = {int(split): ((patterns >> bit) & 1).astype(bool) for bit, split in enumerate(splits)}
+            phi = np.zeros((len(patterns), n_features))
+            for value, path in _leaf_paths(nodes):
+                _add_leaf(phi, value, path, routing, nodes)
+            table = phi[:, features]
+        return cls(predictor, splits, features, table)
+
+
+class _Explainer:
+    """Exact path-dependent SHAP values of one binary classifier, tree by tree."""
+
+    def __init__(self, model: HistGradientBoostingClassifier) -> None:
+        if model.n_trees_per_iteration_ != 1:
+            raise ValueError("tree contributions are implemented for binary classifiers")
+        self.known_bitsets, self.feature_map = model._bin_mapper.make_known_categories_bitsets()
+        self.trees = [_Tree.build(predictor, model.n_features_in_) for (predictor,) in model._predictors]
+
+    def shap_values(self, X: np.ndarray) -> np.ndarray:
+        phi = np.zeros_like(X, dtype=np.float64)
+        for tree in self.trees:
+            nodes = tree.predictor.nodes
+            left = _routing(
+                nodes, tree.predictor.raw_left_cat_bitsets, self.known_bitsets, self.feature_map, X
+            )
+            if tree.table is None:
+                for value, path in _leaf_paths(nodes):
+                    _add_leaf(phi, value, path, left, nodes)
+                continue
+            pattern = np.zeros(len(X), dtype=np.intp)
+            for bit, split in enumerate(tree.splits):
+                pattern |= left[int(split)].astype(np.intp) << bit
+            phi[:, tree.features] += tree.table[pattern]
+        return phi
+
+
+_EXPLAINERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _explainer(model: HistGradientBoostingClassifier) -> _Explainer:
+    """The model's explainer, built on first use and kept as long as the model lives."""
+    explainer = _EXPLAINERS.get(model)
+    if explainer is None:
+        explainer = _EXPLAINERS[model] = _Explainer(model)
+    return explainer
 
 
 def expected_raw_score(model: HistGradientBoostingClassifier) -> float:

@@ -23,7 +23,6 @@ import pandas as pd
 from crm_modes.data.io import AtomicTableWriter, iter_chunks, table_format, write_table
 from crm_modes.data.schema import MODES, input_names
 from crm_modes.data.validation import Gate
-from crm_modes.models.signature import model_input
 from crm_modes.serve.registry import LoadedModel
 
 LEVEL_ORDER = {"none": 0, "watch": 1, "warning": 2, "critical": 3}
@@ -150,7 +149,7 @@ def score_file(
             resumed += 1
         else:
             inputs = [name for name in input_names() if name in result.valid.columns]
-            advice = model.predict(model_input(result.valid[inputs])) if len(result.valid) else pd.DataFrame()
+            advice = model.predict_checked(result.valid[inputs]) if len(result.valid) else pd.DataFrame()
             write_table(advice, scored_part)
             rejected = result.quarantine.astype({name: "string" for name in chunk.columns})
             write_table(rejected, rejected_part)

@@ -8,6 +8,10 @@ from dataclasses import dataclass
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from crm_modes.models.advisor import Advisor
+from crm_modes.models.signature import model_input
 
 _ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 _VERSION = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
@@ -22,7 +26,27 @@ class LoadedModel:
     pyfunc: mlflow.pyfunc.PyFuncModel
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return self.pyfunc.predict(frame, params={"model_version": self.version})
+        """Score ``frame`` through the pyfunc (MLflow checks it against the signature)."""
+        return self.pyfunc.predict(model_input(frame), params={"model_version": self.version})
+
+    def predict_checked(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Score rows that already passed the validation gate.
+
+        The gate's checks are stricter than MLflow's signature enforcement and its output
+        is already typed per the schema (categories as pandas categoricals), so for the
+        advisor bundle the rows go straight to the advisor: no second conversion and check
+        of every chunk. Any other pyfunc goes through :meth:`predict`.
+        """
+        advisor = getattr(self._python_model(), "advisor", None)
+        if isinstance(advisor, Advisor):
+            return advisor.advise(frame, model_version=self.version)
+        return self.predict(frame)
+
+    def _python_model(self) -> object:
+        try:
+            return self.pyfunc.unwrap_python_model()
+        except MlflowException:  # not a python-function model (e.g. a plain sklearn flavour)
+            return None
 
 
 def resolve(uri: str) -> tuple[str, str]:

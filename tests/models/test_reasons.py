@@ -77,3 +77,16 @@ def test_exact_on_deep_trees_too(rows):
     np.testing.assert_allclose(
         phi.sum(axis=1) + expected_raw_score(model), model.decision_function(matrix), atol=1e-9
     )
+
+
+def test_lookup_tables_give_the_same_values_as_walking_every_leaf(fitted_advisor, rows, monkeypatch):
+    from crm_modes.models import reasons
+
+    model = base_estimator(fitted_advisor.default)
+    internal = internal_matrix(model, fitted_advisor.default["features"].transform(rows.head(500)))[0]
+    tabled = reasons._Explainer(model)
+    assert all(tree.table is not None for tree in tabled.trees)
+    monkeypatch.setattr(reasons, "MAX_TABLE_SPLITS", 0)
+    walked = reasons._Explainer(model)
+    assert all(tree.table is None for tree in walked.trees)
+    np.testing.assert_allclose(tabled.shap_values(internal), walked.shap_values(internal), atol=1e-12)
