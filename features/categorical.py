@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from numbers import Integral
 from typing import ClassVar
 
@@ -54,30 +55,41 @@ class CategoryEncoder(TableInputMixin, TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         check_is_fitted(self)
         frame = _as_frame(check_table(self, X, reset=False))
-        codes = [self._codes(frame.iloc[:, i], i) for i in range(frame.shape[1])]
+        return self.encode([frame.iloc[:, i] for i in range(frame.shape[1])])
+
+    def encode(self, columns: list[pd.Series]) -> np.ndarray:
+        """:meth:`transform` of the input columns, given one by one in fit order."""
+        rows = len(columns[0]) if columns else 0
+        codes = [self._codes(column, i) for i, column in enumerate(columns)]
         if self.encoding == "ordinal":
-            return np.column_stack(codes).astype(np.float64) if codes else np.empty((len(frame), 0))
+            return np.column_stack(codes).astype(np.float64) if codes else np.empty((rows, 0))
         blocks = []
         for i, column_codes in enumerate(codes):
             width = len(self.categories_[i]) + 1
-            block = np.zeros((len(frame), width))
-            block[np.arange(len(frame)), column_codes] = 1.0
+            block = np.zeros((rows, width))
+            block[np.arange(rows), column_codes] = 1.0
             blocks.append(block)
-        return np.hstack(blocks) if blocks else np.empty((len(frame), 0))
+        return np.hstack(blocks) if blocks else np.empty((rows, 0))
 
     def _codes(self, column: pd.Series, i: int) -> np.ndarray:
         categories = self.categories_[i]
         other = len(categories)
+        known = _index(tuple(categories))
         if isinstance(column.dtype, pd.CategoricalDtype):
             # Fast path: translate the column's own categories once, then index by code.
-            own = pd.Index(categories).get_indexer(column.cat.categories.astype(str))
+            own = known.get_indexer(column.cat.categories.astype(str))
             missing = np.flatnonzero(categories == MISSING)
             lookup = np.append(np.where(own < 0, other, own), missing[0] if missing.size else other)
             return lookup[column.cat.codes.to_numpy()]
         if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-            codes = pd.Index(categories).get_indexer(_as_text(column))
+            codes = known.get_indexer(_as_text(column))
         else:  # text: look the values up as they are
-            codes = pd.Index(categories).get_indexer(column.to_numpy(dtype=object, na_value=MISSING))
+            values = column.to_numpy(dtype=object, na_value=MISSING)
+            if len(values) <= _FEW:  # a hash lookup per value beats building an index
+                positions = _positions(tuple(categories))
+                codes = np.fromiter((positions.get(value, -1) for value in values), np.intp, len(values))
+            else:
+                codes = known.get_indexer(values)
         return np.where(codes < 0, other, codes)
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
@@ -91,6 +103,21 @@ class CategoryEncoder(TableInputMixin, TransformerMixin, BaseEstimator):
             for value in [*kept, OTHER]
         ]
         return np.asarray(out, dtype=object)
+
+
+#: Up to this many rows, text is looked up value by value.
+_FEW = 64
+
+
+@lru_cache(maxsize=256)
+def _positions(categories: tuple[str, ...]) -> dict[str, int]:
+    return {category: position for position, category in enumerate(categories)}
+
+
+@lru_cache(maxsize=256)
+def _index(categories: tuple[str, ...]) -> pd.Index:
+    """The categories as an index, built once (its hash table too) and reused by every call."""
+    return pd.Index(categories, dtype=object)
 
 
 def _as_frame(X: pd.DataFrame | np.ndarray) -> pd.DataFrame:

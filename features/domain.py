@@ -6,7 +6,7 @@ plain-language description (used as the reason text when it drives an alert).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -18,8 +18,11 @@ from sklearn.utils.validation import check_is_fitted
 from crm_modes.features._input import TableInputMixin, check_table, input_feature_names
 
 
-def _num(frame: pd.DataFrame, name: str) -> np.ndarray:
-    return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+def _num(frame: pd.DataFrame | Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    values = frame[name]
+    if isinstance(values, np.ndarray) and values.dtype == np.float64:
+        return values
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _band(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
@@ -33,7 +36,8 @@ class DomainFeature:
     name: str
     inputs: tuple[str, ...]
     description: str
-    compute: Callable[[pd.DataFrame], np.ndarray]
+    #: reads a DataFrame, or a mapping of column name to float64 array
+    compute: Callable[[pd.DataFrame | Mapping[str, np.ndarray]], np.ndarray]
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray, floor: float) -> np.ndarray:

@@ -58,15 +58,20 @@ class EntranceCheck(TableInputMixin, TransformerMixin, BaseEstimator):
         names = getattr(self, "feature_names_in_", None)
         if names is None or not isinstance(X, pd.DataFrame):
             return check_table(self, X, reset=False)
+        return X[self.selected(X)]
+
+    def selected(self, X: pd.DataFrame) -> list[str]:
+        """The input columns of ``X`` to keep, in order, after checking them (see the class)."""
+        names = list(self.feature_names_in_)
         self._check_present(X, "transform", expected=names)
         # Columns that came with the training table (identifiers, labels) are expected.
         expected_extra = set(names) | set(self.ignored_at_fit_)
         extra = [str(name) for name in X.columns if name not in expected_extra]
         if extra:
             warnings.warn(
-                f"ignoring columns the pipeline does not use: {extra}", UnusedColumnsWarning, stacklevel=2
+                f"ignoring columns the pipeline does not use: {extra}", UnusedColumnsWarning, stacklevel=3
             )
-        return X[list(names)]
+        return names
 
     def _check_present(self, X: pd.DataFrame, stage: str, expected: Sequence[str] | None = None) -> None:
         expected = list(self.columns if expected is None else expected)

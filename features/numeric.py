@@ -86,6 +86,10 @@ class NumericCleaner(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         _check_numeric(X)
         values = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False)
+        return self.transform_values(values)
+
+    def transform_values(self, values: np.ndarray) -> np.ndarray:
+        """:meth:`transform` of a float64 matrix already checked (columns as at fit)."""
         values = self._log(values)
         missing = np.isnan(values)
         cleaned = np.clip(values, self.lower_, self.upper_)
@@ -119,10 +123,10 @@ def _check_numeric(X: object) -> None:
     """Name the first column of a DataFrame that holds text where numbers are expected."""
     if not isinstance(X, pd.DataFrame):
         return
-    for name in X.columns:
-        column = X[name]
-        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+    for name, dtype in X.dtypes.items():
+        if dtype.kind in "biuf":  # booleans and numbers, numpy or pandas nullable
             continue
+        column = X[name]
         parsed = pd.to_numeric(column, errors="coerce")
         bad = column.notna() & parsed.isna()
         if bad.any():

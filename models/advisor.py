@@ -16,7 +16,9 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from crm_modes.data.schema import KEY, MODES
+from crm_modes.features import fast
 from crm_modes.features.entrance import UnusedColumnsWarning
+from crm_modes.models import fast_paths
 from crm_modes.models.alerts import (
     PREDICTIVE_CHURN,
     PREDICTIVE_PD,
@@ -65,18 +67,18 @@ class Advisor:
     model_version: str = "crm-advisor"
 
     def __post_init__(self) -> None:
+        for pipeline in (self.mode, self.churn, self.default):
+            fast_paths.install(pipeline)
         # The churn and PD models are trained on the same rows with the same feature
         # configuration, so their fitted feature pipelines are usually identical: then the
         # matrix is computed once for both.
         self._shared_features = same_state(self.churn["features"], self.default["features"])
 
-    def _churn_and_default(self, scored: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        if not self._shared_features:
-            return self.churn.predict_proba(scored)[:, 1], self.default.predict_proba(scored)[:, 1]
-        matrix = self.default["features"].transform(scored)
-        return self.churn["model"].predict_proba(matrix)[:, 1], self.default["model"].predict_proba(matrix)[
-            :, 1
-        ]
+    def _features(self, scored: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """The churn and PD models' feature matrices (one computation when they are the same)."""
+        default = fast.transform(self.default["features"], scored)
+        churn = default if self._shared_features else fast.transform(self.churn["features"], scored)
+        return {"churn": churn, "default": default}
 
     def advise(self, frame: pd.DataFrame, *, model_version: str | None = None) -> pd.DataFrame:
         """One row of advice per input row, in input order.
@@ -89,7 +91,9 @@ class Advisor:
         n = len(frame)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnusedColumnsWarning)
-            mode_probabilities = self.mode.predict_proba(frame)
+            mode_probabilities = self.mode["model"].predict_proba(
+                fast.transform(self.mode["features"], frame)
+            )
             classes = [str(label) for label in self.mode.classes_]
             probabilities = np.column_stack(
                 [
@@ -102,7 +106,9 @@ class Advisor:
             mode_given = given >= 0
             mode_today = np.where(mode_given, given, recommended)
             scored = frame.assign(assigned_mode=np.asarray(MODES, dtype=object)[mode_today])
-            churn, default = self._churn_and_default(scored)
+            matrices = self._features(scored)
+            churn = self.churn["model"].predict_proba(matrices["churn"])[:, 1]
+            default = self.default["model"].predict_proba(matrices["default"])[:, 1]
 
             signals = Signals(
                 mode_today=mode_today,
@@ -116,10 +122,10 @@ class Advisor:
                 covenant_breaches_12m=_column(frame, "covenant_breaches_12m", n),
             )
             alerts = evaluate_alerts(signals, self.policy)
-            reasons = self._reasons(scored, alerts)
+            reasons = self._reasons(scored, matrices, alerts)
 
         names = np.asarray(MODES, dtype=object)
-        output = pd.DataFrame({name: frame[name] for name in PASS_THROUGH if name in frame})
+        output = {name: frame[name].to_numpy() for name in PASS_THROUGH if name in frame}
         output["recommended_mode"] = names[recommended]
         for index, column in enumerate(PROBABILITY_COLUMNS):
             output[column] = probabilities[:, index]
@@ -140,19 +146,18 @@ class Advisor:
         output["mode_change"] = np.where(
             mode_given & (recommended != mode_today), names[mode_today] + " -> " + names[recommended], ""
         )
-        output["model_version"] = model_version or self.model_version
+        output["model_version"] = np.full(n, model_version or self.model_version, dtype=object)
+        output = pd.DataFrame(output)
         return output
 
-    def _reasons(self, scored: pd.DataFrame, alerts: Alerts) -> list[str]:
+    def _reasons(self, scored: pd.DataFrame, matrices: dict[str, pd.DataFrame], alerts: Alerts) -> list[str]:
         """Reasons for predictive alerts only, so the quiet majority costs nothing."""
         top = self.policy.reasons.get("top", 3)
         reasons = [""] * len(scored)
-        for label, pipeline, codes in (
-            ("PD", self.default, PREDICTIVE_PD),
-            ("churn", self.churn, PREDICTIVE_CHURN),
-        ):
+        for label, name, codes in (("PD", "default", PREDICTIVE_PD), ("churn", "churn", PREDICTIVE_CHURN)):
             rows = np.flatnonzero(alerts.fired(codes))
-            for row, text in zip(rows, top_reasons(pipeline, scored.iloc[rows], top), strict=True):
+            texts = top_reasons(getattr(self, name), scored.iloc[rows], top, matrix=matrices[name].iloc[rows])
+            for row, text in zip(rows, texts, strict=True):
                 entry = f"{label} up because: {text}"
                 reasons[row] = f"{reasons[row]} | {entry}" if reasons[row] else entry
         return reasons

@@ -53,13 +53,18 @@ def source_column(output_name: str) -> str:
     return output_name.split("=")[0].removesuffix(MISSING_SUFFIX)
 
 
-def contributions(pipeline: Pipeline, rows: pd.DataFrame) -> pd.DataFrame:
+def contributions(
+    pipeline: Pipeline, rows: pd.DataFrame, *, matrix: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Raw-score contribution of each source column, one row per input row.
+
+    ``matrix``: the rows' feature matrix when the caller has it already.
 
     Raises:
         TypeError: the model is neither gradient-boosted trees nor a logistic regression.
     """
-    matrix = pipeline["features"].transform(rows)
+    if matrix is None:
+        matrix = pipeline["features"].transform(rows)
     estimator = base_estimator(pipeline)
     names = list(matrix.columns)
     if isinstance(estimator, HistGradientBoostingClassifier):
@@ -270,11 +275,16 @@ def describe(column: str, value: object) -> str:
     return f"{text}: {value}"
 
 
-def top_reasons(pipeline: Pipeline, rows: pd.DataFrame, top: int) -> list[str]:
-    """For each row, its ``top`` inputs that pushed the score up the most, in words."""
+def top_reasons(
+    pipeline: Pipeline, rows: pd.DataFrame, top: int, *, matrix: pd.DataFrame | None = None
+) -> list[str]:
+    """For each row, its ``top`` inputs that pushed the score up the most, in words.
+
+    ``matrix``: the rows' feature matrix when the caller has it already.
+    """
     if rows.empty:
         return []
-    pushed = contributions(pipeline, rows)
+    pushed = contributions(pipeline, rows, matrix=matrix)
     names = list(pushed.columns)
     values = pushed.to_numpy()
     ranked = np.argsort(-values, axis=1, kind="stable")[:, :top]

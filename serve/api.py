@@ -16,6 +16,7 @@ import secrets
 import threading
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Header, HTTPException
 from fastapi.concurrency import run_in_threadpool
@@ -75,18 +76,22 @@ def _json_safe(value: object) -> object:
 
 
 def _frame(request: ScoreRequest) -> pd.DataFrame:
-    """The records as a DataFrame in the types the model's signature expects."""
-    frame = pd.DataFrame([record.model_dump() for record in request.records])
-    unused = [name for name in OPTIONAL_FIELDS if frame[name].isna().all()]
-    frame = frame.drop(columns=unused)
+    """The records as a DataFrame in the schema's types (numbers as float64, dates as dates)."""
+    records = [record.model_dump() for record in request.records]
+    columns: dict[str, Any] = {}
     for column in SCHEMA:
-        if column.name not in frame:
+        if column.name not in records[0]:
             continue
+        values = [record[column.name] for record in records]
+        if column.name in OPTIONAL_FIELDS and all(value is None for value in values):
+            continue  # an identifier nobody sent
         if column.kind is Kind.FLOAT:
-            frame[column.name] = pd.to_numeric(frame[column.name]).astype("float64")
+            columns[column.name] = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
         elif column.kind is Kind.DATE:
-            frame[column.name] = pd.to_datetime(frame[column.name])
-    return frame
+            columns[column.name] = pd.to_datetime(values)
+        else:
+            columns[column.name] = values
+    return pd.DataFrame(columns)
 
 
 class ModelHolder:
@@ -135,7 +140,7 @@ def create_app(model_uri: str, *, load_at_start: bool = True) -> FastAPI:
     @app.post("/v1/score", response_model=ScoreResponse)
     def score(request: ScoreRequest) -> ScoreResponse:
         model = live_model()  # this request keeps this model even if a reload swaps it meanwhile
-        advice = model.predict(_frame(request))
+        advice = model.predict_validated(_frame(request))  # the request model checked every field
         scores = [{key: _json_safe(value) for key, value in row.items()} for row in advice.to_dict("records")]
         return ScoreResponse(model_version=model.version, scores=scores)
 

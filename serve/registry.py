@@ -29,13 +29,13 @@ class LoadedModel:
         """Score ``frame`` through the pyfunc (MLflow checks it against the signature)."""
         return self.pyfunc.predict(model_input(frame), params={"model_version": self.version})
 
-    def predict_checked(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Score rows that already passed the validation gate.
+    def predict_validated(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Score rows already validated against the schema.
 
-        The gate's checks are stricter than MLflow's signature enforcement and its output
-        is already typed per the schema (categories as pandas categoricals), so for the
-        advisor bundle the rows go straight to the advisor: no second conversion and check
-        of every chunk. Any other pyfunc goes through :meth:`predict`.
+        Rows that passed the validation gate (batch) or the schema-derived request model
+        (REST) have been checked more strictly than MLflow's signature enforcement would,
+        so for the advisor bundle they go straight to the advisor: no second conversion
+        and check of every chunk or request. Any other pyfunc goes through :meth:`predict`.
         """
         advisor = getattr(self._python_model(), "advisor", None)
         if isinstance(advisor, Advisor):

@@ -1,0 +1,68 @@
+"""The fast transform gives exactly what the fitted pipeline's own transform gives."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crm_modes.data.validation import validate
+from crm_modes.features import fast
+from crm_modes.features.builder import build_feature_pipeline
+from crm_modes.features.config import load_feature_config
+from crm_modes.features.entrance import MissingColumnsError
+
+CONFIG = load_feature_config("configs/features/synthetic.yaml")
+
+
+@pytest.fixture(scope="module")
+def book(small_book):
+    return validate(small_book).valid
+
+
+@pytest.fixture(scope="module", params=["tree", "linear"])
+def fitted(request, book):
+    return build_feature_pipeline(CONFIG, target="default_12m", flavor=request.param).fit(book)
+
+
+def awkward(book: pd.DataFrame) -> pd.DataFrame:
+    """Gate-typed rows with missing numbers, an unseen category and a missing category."""
+    rows = book.head(400).copy()
+    rows.loc[:50, "leverage"] = np.nan
+    rows.loc[60:80, "interest_coverage"] = np.nan
+    rows["segment"] = rows["segment"].cat.add_categories(["never seen"])
+    rows.loc[100:120, "segment"] = "never seen"
+    rows.loc[130:140, "segment"] = np.nan
+    return rows
+
+
+def as_text(rows: pd.DataFrame) -> pd.DataFrame:
+    """The same rows as a service request builds them: categories as plain strings."""
+    return rows.astype(
+        {name: object for name in rows.columns if isinstance(rows[name].dtype, pd.CategoricalDtype)}
+    )
+
+
+@pytest.mark.parametrize("typed", [lambda rows: rows, as_text], ids=["categorical", "text"])
+@pytest.mark.parametrize("size", [1, 3, 400])
+def test_equals_the_pipeline_transform_exactly(fitted, book, typed, size):
+    rows = typed(awkward(book)).sample(n=size, random_state=size)
+    pd.testing.assert_frame_equal(fast.transform(fitted, rows), fitted.transform(rows), check_exact=True)
+
+
+def test_a_missing_column_is_named_as_by_the_pipeline(fitted, book):
+    with pytest.raises(MissingColumnsError, match="leverage"):
+        fast.transform(fitted, book.head(5).drop(columns="leverage"))
+
+
+def test_text_in_a_numeric_column_is_named_as_by_the_pipeline(fitted, book):
+    rows = book.head(5).astype({"leverage": object})
+    rows.loc[rows.index[0], "leverage"] = "high"
+    with pytest.raises(ValueError, match="'leverage' is declared numeric"):
+        fast.transform(fitted, rows)
+
+
+def test_a_pipeline_of_another_shape_runs_its_own_transform(book):
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    other = Pipeline([("double", FunctionTransformer(lambda frame: frame[["leverage"]] * 2))]).fit(book)
+    pd.testing.assert_frame_equal(fast.transform(other, book.head(3)), book.head(3)[["leverage"]] * 2)

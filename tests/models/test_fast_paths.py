@@ -1,0 +1,58 @@
+"""The categorical remap installed on loaded boosting models changes nothing but speed."""
+
+import copy
+
+import numpy as np
+import pytest
+
+from crm_modes.data.generator import generate_book
+from crm_modes.data.validation import validate
+from crm_modes.models.fast_paths import CategoryRemap, gradient_boosting_models, install
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return validate(generate_book(2_000, seed=5)).valid
+
+
+def test_remap_equals_the_fitted_preprocessor_with_unseen_and_missing_codes(fitted_advisor, rows):
+    pipeline = fitted_advisor.default
+    matrix = pipeline["features"].transform(rows)
+    for model in gradient_boosting_models(pipeline):
+        original = (
+            model._preprocessor.original
+            if isinstance(model._preprocessor, CategoryRemap)
+            else model._preprocessor
+        )
+        remap = CategoryRemap(original)
+        awkward = matrix.copy()
+        first = awkward.columns[remap.categorical[0]]
+        awkward.loc[awkward.index[:30], first] = 99.0  # a code never seen at fit
+        awkward.loc[awkward.index[30:60], first] = np.nan
+        np.testing.assert_array_equal(remap.transform(awkward), original.transform(awkward))
+        np.testing.assert_array_equal(
+            remap.transform(awkward.to_numpy()), original.transform(awkward.to_numpy())
+        )
+
+
+def test_installed_remap_leaves_probabilities_unchanged(fitted_advisor, rows):
+    pipeline = copy.deepcopy(fitted_advisor.churn)
+    for model in gradient_boosting_models(pipeline):
+        if isinstance(model._preprocessor, CategoryRemap):
+            model._preprocessor = model._preprocessor.original
+    before = pipeline.predict_proba(rows)
+    install(pipeline)
+    assert all(isinstance(model._preprocessor, CategoryRemap) for model in gradient_boosting_models(pipeline))
+    np.testing.assert_array_equal(pipeline.predict_proba(rows), before)
+
+
+def test_remap_hands_inputs_it_was_not_built_for_to_the_original(fitted_advisor, rows):
+    pipeline = fitted_advisor.default
+    model = gradient_boosting_models(pipeline)[0]
+    remap = model._preprocessor
+    assert isinstance(remap, CategoryRemap)
+    matrix = pipeline["features"].transform(rows.head(3))
+    shuffled = matrix.iloc[:, ::-1]  # columns in another order: the original selects them by name
+    np.testing.assert_array_equal(remap.transform(shuffled), remap.original.transform(shuffled))
+    with pytest.raises(ValueError, match="columns are missing"):
+        remap.transform(matrix.drop(columns=matrix.columns[0]))
