@@ -67,8 +67,6 @@ class Advisor:
     model_version: str = "crm-advisor"
 
     def __post_init__(self) -> None:
-        for pipeline in (self.mode, self.churn, self.default):
-            fast_paths.install(pipeline)
         # The churn and PD models are trained on the same rows with the same feature
         # configuration, so their fitted feature pipelines are usually identical: then the
         # matrix is computed once for both.
@@ -197,7 +195,8 @@ class AdvisorModel(mlflow.pyfunc.PythonModel):
     """MLflow shell: load the pipelines and policy from artifacts; delegate to :class:`Advisor`."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        pipelines = {name: load_pipeline(context.artifacts[name]) for name in ARTIFACTS}
+        # Loaded copies only (never saved again) get the in-memory fast paths.
+        pipelines = {name: fast_paths.install(load_pipeline(context.artifacts[name])) for name in ARTIFACTS}
         policy = load_policy(context.artifacts[POLICY_ARTIFACT])
         version = (context.model_config or {}).get("model_version", "crm-advisor")
         self.advisor = Advisor(**pipelines, policy=policy, model_version=version)

@@ -84,7 +84,11 @@ def gradient_boosting_models(pipeline: Pipeline) -> list[HistGradientBoostingCla
 
 
 def install(pipeline: Pipeline) -> Pipeline:
-    """Install :class:`CategoryRemap` on every boosting model in ``pipeline`` (in place)."""
+    """Install :class:`CategoryRemap` on every boosting model in ``pipeline`` (in place).
+
+    Only for pipelines loaded to score: a pipeline with the remap installed is not one the
+    serializer accepts (the remap is not on its reviewed list of types), by design.
+    """
     for model in gradient_boosting_models(pipeline):
         current = getattr(model, "_preprocessor", None)
         if isinstance(current, ColumnTransformer) and "encoder" in current.named_transformers_:

@@ -37,19 +37,22 @@ def test_remap_equals_the_fitted_preprocessor_with_unseen_and_missing_codes(fitt
 
 def test_installed_remap_leaves_probabilities_unchanged(fitted_advisor, rows):
     pipeline = copy.deepcopy(fitted_advisor.churn)
-    for model in gradient_boosting_models(pipeline):
-        if isinstance(model._preprocessor, CategoryRemap):
-            model._preprocessor = model._preprocessor.original
     before = pipeline.predict_proba(rows)
     install(pipeline)
     assert all(isinstance(model._preprocessor, CategoryRemap) for model in gradient_boosting_models(pipeline))
     np.testing.assert_array_equal(pipeline.predict_proba(rows), before)
 
 
+def test_a_pipeline_with_the_remap_is_never_saved(fitted_advisor, tmp_path):
+    from crm_modes.models.serialization import UntrustedModelError, save_pipeline
+
+    with pytest.raises(UntrustedModelError, match="CategoryRemap"):
+        save_pipeline(install(copy.deepcopy(fitted_advisor.mode)), tmp_path / "mode.skops")
+
+
 def test_remap_hands_inputs_it_was_not_built_for_to_the_original(fitted_advisor, rows):
-    pipeline = fitted_advisor.default
-    model = gradient_boosting_models(pipeline)[0]
-    remap = model._preprocessor
+    pipeline = install(copy.deepcopy(fitted_advisor.default))
+    remap = gradient_boosting_models(pipeline)[0]._preprocessor
     assert isinstance(remap, CategoryRemap)
     matrix = pipeline["features"].transform(rows.head(3))
     shuffled = matrix.iloc[:, ::-1]  # columns in another order: the original selects them by name
