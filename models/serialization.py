@@ -2,15 +2,20 @@
 
 Nothing here unpickles. :func:`load_pipeline` trusts exactly :data:`TRUSTED_TYPES` (plus
 the scikit-learn and numpy types skops trusts by default), never a list read from the
-file being loaded, so a crafted file cannot widen what it is allowed to construct.
+file being loaded, so a crafted file cannot widen what it is allowed to construct. What it
+does construct is checked too: scikit-learn walks boosting trees by the indices stored in
+the file, without bounds checks, so every index must stay inside its tree.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import skops.io as sio
+from sklearn.ensemble import HistGradientBoostingClassifier
 
 #: Reviewed types beyond skops' defaults. Each entry is a class or function that our fitted
 #: pipelines contain; adding one needs a review that constructing it from a file is safe.
@@ -52,4 +57,51 @@ def load_pipeline(path: str | os.PathLike[str]) -> object:
     untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
     if untrusted:
         raise UntrustedModelError(f"{path}: refusing to load types outside the reviewed list: {untrusted}")
-    return sio.loads(data, trusted=list(TRUSTED_TYPES))
+    model = sio.loads(data, trusted=list(TRUSTED_TYPES))
+    problem = next(_tree_problems(model), None)
+    if problem is not None:
+        raise UntrustedModelError(f"{path}: refusing a malformed model: {problem}")
+    return model
+
+
+def _tree_problems(model: object) -> Iterator[str]:
+    """Problems in the boosting trees of ``model`` that prediction would not survive.
+
+    scikit-learn walks the trees by the node indices stored in the file, without bounds
+    checks. A crafted file with an index out of range could read outside the arrays; one
+    with a cycle would never finish. Every split must point forward to nodes inside its
+    tree and at features and category bitsets that exist.
+    """
+    for estimator in _boosting_models(model):
+        for iteration, predictors in enumerate(estimator._predictors):
+            for predictor in predictors:
+                nodes = predictor.nodes
+                splits = np.flatnonzero(~nodes["is_leaf"].astype(bool))
+                size, where = len(nodes), f"tree {iteration}"
+                for child in ("left", "right"):
+                    if not ((nodes[child][splits] > splits) & (nodes[child][splits] < size)).all():
+                        yield f"{where}: a {child} child points outside the tree or backwards"
+                if not (nodes["feature_idx"][splits] < estimator.n_features_in_).all():
+                    yield f"{where}: a split reads a feature the model does not have"
+                categorical = splits[nodes["is_categorical"][splits].astype(bool)]
+                if not (nodes["bitset_idx"][categorical] < len(predictor.raw_left_cat_bitsets)).all():
+                    yield f"{where}: a categorical split points at a missing category set"
+
+
+def _boosting_models(root: object) -> Iterator[HistGradientBoostingClassifier]:
+    """Every gradient-boosting model reachable from ``root`` through attributes and containers."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen or isinstance(item, str | bytes | np.ndarray | int | float):
+            continue
+        seen.add(id(item))
+        if isinstance(item, HistGradientBoostingClassifier):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif hasattr(item, "__dict__") and type(item).__module__.startswith(("sklearn", "crm_modes")):
+            stack.extend(vars(item).values())

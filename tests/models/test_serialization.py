@@ -58,3 +58,23 @@ def test_a_file_with_an_unreviewed_type_is_refused(tmp_path):
         load_pipeline(path)
     with pytest.raises(UntrustedModelError, match="outside the reviewed list"):
         save_pipeline(FunctionTransformer(func=os.system), tmp_path / "x.skops")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("left", 10_000, "left child points outside the tree"),
+        ("right", 0, "right child points outside the tree or backwards"),  # a cycle back to the root
+        ("feature_idx", 999, "reads a feature the model does not have"),
+    ],
+)
+def test_a_file_whose_trees_point_outside_themselves_is_refused(fitted_models, tmp_path, field, value, named):
+    fitted, _ = fitted_models["default-isotonic"]
+    path = save_pipeline(fitted.pipeline, tmp_path / "good.skops")
+    tampered = load_pipeline(path)
+    model = tampered["model"].calibrated_classifiers_[0].estimator.estimator
+    nodes = model._predictors[3][0].nodes
+    nodes[field][0] = value  # the root split
+    sio.dump(tampered, tmp_path / "tampered.skops")
+    with pytest.raises(UntrustedModelError, match=named):
+        load_pipeline(tmp_path / "tampered.skops")
