@@ -7,6 +7,7 @@ from typing import Any
 from sklearn.base import ClassifierMixin
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
 
 RANDOM_STATE = 0
 
@@ -47,3 +48,10 @@ def make_estimator(
 def flavor_of(kind: str) -> str:
     """The feature-pipeline flavor an estimator kind needs."""
     return "tree" if kind == "hist_gradient_boosting" else "linear"
+
+
+def fitted_estimators(pipeline: Pipeline) -> list[object]:
+    """The fitted estimators inside a model pipeline: one, or one per calibration fold."""
+    model = pipeline["model"]
+    inner = [calibrated.estimator for calibrated in getattr(model, "calibrated_classifiers_", [])] or [model]
+    return [getattr(estimator, "estimator", estimator) for estimator in inner]  # unwrap FrozenEstimator

@@ -17,6 +17,8 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 
+from crm_modes.models.estimators import fitted_estimators
+
 
 class CategoryRemap:
     """Drop-in for a fitted gradient-boosting model's categorical preprocessor.
@@ -77,10 +79,9 @@ def _positions(values: np.ndarray, known: np.ndarray) -> np.ndarray:
 
 def gradient_boosting_models(pipeline: Pipeline) -> list[HistGradientBoostingClassifier]:
     """The fitted boosting models inside a model pipeline (calibrated or not)."""
-    model = pipeline["model"]
-    inner = [c.estimator for c in getattr(model, "calibrated_classifiers_", [])] or [model]
-    inner = [getattr(estimator, "estimator", estimator) for estimator in inner]  # FrozenEstimator
-    return [estimator for estimator in inner if isinstance(estimator, HistGradientBoostingClassifier)]
+    return [
+        model for model in fitted_estimators(pipeline) if isinstance(model, HistGradientBoostingClassifier)
+    ]
 
 
 def install(pipeline: Pipeline) -> Pipeline:

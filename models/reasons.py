@@ -29,6 +29,7 @@ from crm_modes.data.schema import SCHEMA
 from crm_modes.features.categorical import OTHER
 from crm_modes.features.domain import DOMAIN_FEATURES
 from crm_modes.features.numeric import MISSING_SUFFIX
+from crm_modes.models.estimators import fitted_estimators
 
 NO_UPWARD_DRIVER = (
     "no input raises it above the book's typical level; the alert threshold is low for this row"
@@ -39,13 +40,8 @@ _DESCRIPTIONS = {column.name: column.description for column in SCHEMA} | {
 
 
 def base_estimator(pipeline: Pipeline) -> object:
-    """The fitted estimator inside a (possibly calibrated) model pipeline."""
-    model = pipeline["model"]
-    calibrated = getattr(model, "calibrated_classifiers_", None)
-    if calibrated:
-        model = calibrated[0].estimator
-        model = getattr(model, "estimator", model)  # FrozenEstimator
-    return model
+    """The fitted estimator inside a (possibly calibrated) model pipeline (the first fold's)."""
+    return fitted_estimators(pipeline)[0]
 
 
 def source_column(output_name: str) -> str:
