@@ -16,9 +16,9 @@ from crm_modes.features.numeric import NumericCleaner
 def build_feature_pipeline(config: FeatureConfig, *, target: str | None, flavor: Flavor = "tree") -> Pipeline:
     """The feature pipeline for a model of ``target``.
 
-    Steps: the entrance check (selects and checks the input columns), domain features,
-    then numeric cleaning and categorical encoding side by side; linear models also get
-    standardization. The output is a pandas DataFrame with readable column names.
+    Steps: the entrance check (selects and checks the input columns), domain features and
+    configured ratios, then numeric cleaning and categorical encoding side by side; linear
+    models also get standardization. The output is a pandas DataFrame with readable column names.
 
     Args:
         config: which columns and how.
@@ -31,6 +31,7 @@ def build_feature_pipeline(config: FeatureConfig, *, target: str | None, flavor:
     """
     numeric, categorical = config.columns(target)
     domain_inputs = [column for name in config.domain for column in DOMAIN_FEATURES[name].inputs]
+    domain_inputs += [column for pair in config.ratios.values() for column in pair]
     inputs = list(dict.fromkeys([*numeric, *categorical, *domain_inputs]))
     encoder = CategoryEncoder(
         encoding="onehot" if flavor == "linear" else "ordinal", min_frequency=config.min_category_frequency
@@ -40,7 +41,7 @@ def build_feature_pipeline(config: FeatureConfig, *, target: str | None, flavor:
             (
                 "numeric",
                 NumericCleaner(log_columns=list(config.log_transform), clip_quantiles=config.clip_quantiles),
-                [*numeric, *config.domain],
+                [*numeric, *config.domain, *config.ratios],
             ),
             ("categorical", encoder, categorical),
         ],
@@ -49,7 +50,13 @@ def build_feature_pipeline(config: FeatureConfig, *, target: str | None, flavor:
     )
     steps = [
         ("entrance", EntranceCheck(columns=inputs)),
-        ("domain", DomainFeatures(features=list(config.domain))),
+        (
+            "domain",
+            DomainFeatures(
+                features=list(config.domain),
+                ratios=[(name, *pair) for name, pair in config.ratios.items()],
+            ),
+        ),
         ("columns", columns),
     ]
     if flavor == "linear":

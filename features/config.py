@@ -39,6 +39,8 @@ class FeatureConfig(BaseModel):
         exclude: columns to leave out even though the schema offers them.
         log_transform: heavy-tailed numeric columns (money) to log-transform.
         domain: domain features to add (names from ``features.domain.DOMAIN_FEATURES``).
+        ratios: derived numeric features of any table, ``name: [numerator, denominator]``;
+            the value is NaN where the denominator is not positive.
         min_category_frequency: rows a category needs at fit to keep its own code.
         clip_quantiles: training quantiles to clip numeric columns at; null disables.
     """
@@ -52,6 +54,7 @@ class FeatureConfig(BaseModel):
     exclude: tuple[str, ...] = ()
     log_transform: tuple[str, ...] = ()
     domain: tuple[str, ...] = ()
+    ratios: dict[str, tuple[str, str]] = Field(default_factory=dict)
     min_category_frequency: int = Field(default=10, ge=1)
     clip_quantiles: tuple[float, float] | None = (0.001, 0.999)
 
@@ -69,7 +72,14 @@ class FeatureConfig(BaseModel):
         unknown = [name for name in self.domain if name not in DOMAIN_FEATURES]
         if unknown:
             raise ValueError(f"unknown domain features {unknown}; known: {sorted(DOMAIN_FEATURES)}")
+        taken = {*self.numeric, *self.categorical, *self.identifiers, *self.domain}
+        clashing = sorted(name for name in self.ratios if name in taken)
+        if clashing:
+            raise ValueError(f"ratio names {clashing} are already columns or features; choose new names")
         return self
+
+    def __hash__(self) -> int:  # frozen, but ``ratios`` is a dict: hash its items
+        return hash(self.model_dump_json())
 
     def columns(self, target: str | None) -> tuple[list[str], list[str]]:
         """Numeric and categorical input columns for a model of ``target``, leakage-checked.
@@ -88,6 +98,7 @@ class FeatureConfig(BaseModel):
             categorical = [name for name in self.categorical if name not in self.exclude]
         requested = [*numeric, *categorical, *self.log_transform]
         requested += [column for name in self.domain for column in DOMAIN_FEATURES[name].inputs]
+        requested += [column for pair in self.ratios.values() for column in pair]
         self._guard_leakage(requested, target)
         not_numeric = [name for name in self.log_transform if name not in numeric]
         if not_numeric:

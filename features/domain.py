@@ -44,6 +44,18 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray, floor: float) -> np.n
     return numerator / np.maximum(denominator, floor)
 
 
+def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """``numerator / denominator`` where the denominator is positive; NaN (undefined) elsewhere.
+
+    A configured ratio (``ratios`` in a feature configuration) of any table: a balance to a
+    limit, a payment to the bill it pays. Trees learn from NaN directly; the numeric
+    cleaner imputes it and flags it for linear models.
+    """
+    positive = denominator > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(positive, numerator / np.where(positive, denominator, 1.0), np.nan)
+
+
 #: Every domain feature the pipeline can add, by name.
 DOMAIN_FEATURES: dict[str, DomainFeature] = {
     feature.name: feature
@@ -128,45 +140,64 @@ DOMAIN_FEATURES: dict[str, DomainFeature] = {
 
 
 class DomainFeatures(TableInputMixin, TransformerMixin, BaseEstimator):
-    """Append the named domain features to the table; the input columns pass through.
+    """Append the named domain features and configured ratios; the input columns pass through.
 
     Parameters:
         features: names from :data:`DOMAIN_FEATURES`; an empty tuple adds nothing.
+        ratios: ``(name, numerator, denominator)`` triples, each added as :func:`ratio`
+            of two input columns.
 
     Raises (at fit):
-        ValueError naming an unknown feature, or the columns a feature needs that the
-        table lacks.
+        ValueError naming an unknown feature, or the columns a feature or ratio needs that
+        the table lacks.
     """
 
-    _parameter_constraints: ClassVar[dict] = {"features": [list, tuple]}
+    _parameter_constraints: ClassVar[dict] = {"features": [list, tuple], "ratios": [list, tuple]}
 
-    def __init__(self, *, features: Sequence[str] = ()) -> None:
+    def __init__(self, *, features: Sequence[str] = (), ratios: Sequence[Sequence[str]] = ()) -> None:
         self.features = features
+        self.ratios = ratios
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> DomainFeatures:
         unknown = [name for name in self.features if name not in DOMAIN_FEATURES]
         if unknown:
             raise ValueError(f"unknown domain features {unknown}; known: {sorted(DOMAIN_FEATURES)}")
-        if self.features and not isinstance(X, pd.DataFrame):
-            raise ValueError("domain features need a DataFrame with named columns")
+        malformed = [list(triple) for triple in self.ratios if len(triple) != 3]
+        if malformed:
+            raise ValueError(f"ratios must be (name, numerator, denominator) triples, got {malformed}")
+        if self.added_names() and not isinstance(X, pd.DataFrame):
+            raise ValueError("domain features and ratios need a DataFrame with named columns")
         X = check_table(self, X, reset=True)
         received = set(map(str, X.columns)) if isinstance(X, pd.DataFrame) else set()
-        for name in self.features:
-            lacking = [column for column in DOMAIN_FEATURES[name].inputs if column not in received]
+        needs = {name: DOMAIN_FEATURES[name].inputs for name in self.features}
+        needs |= {name: (numerator, denominator) for name, numerator, denominator in self.ratios}
+        for name, inputs in needs.items():
+            lacking = [column for column in inputs if column not in received]
             if lacking:
-                raise ValueError(f"domain feature {name!r} needs columns {lacking}, which the table lacks")
+                raise ValueError(f"feature {name!r} needs columns {lacking}, which the table lacks")
         return self
+
+    def added_names(self) -> list[str]:
+        """The names of the columns this step appends, in order."""
+        # getattr: a pipeline saved before ratios existed has no such attribute
+        return [*self.features, *(name for name, _, _ in getattr(self, "ratios", ()))]
+
+    def compute(self, columns: pd.DataFrame | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The appended columns, computed from a DataFrame or a mapping of float64 arrays."""
+        added = {name: DOMAIN_FEATURES[name].compute(columns) for name in self.features}
+        for name, numerator, denominator in getattr(self, "ratios", ()):
+            added[name] = ratio(_num(columns, numerator), _num(columns, denominator))
+        return added
 
     def transform(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame | np.ndarray:
         check_is_fitted(self, "n_features_in_")
         X = check_table(self, X, reset=False)
-        if not self.features:
+        if not self.added_names():
             return X
-        added = {name: DOMAIN_FEATURES[name].compute(X) for name in self.features}
-        return pd.concat([X, pd.DataFrame(added, index=X.index)], axis=1)
+        return pd.concat([X, pd.DataFrame(self.compute(X), index=X.index)], axis=1)
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         check_is_fitted(self, "n_features_in_")
         names = input_feature_names(self)
-        return np.asarray([*names, *self.features], dtype=object)
+        return np.asarray([*names, *self.added_names()], dtype=object)

@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from crm_modes.features.categorical import CategoryEncoder
-from crm_modes.features.domain import DOMAIN_FEATURES, DomainFeatures
+from crm_modes.features.domain import DomainFeatures
 from crm_modes.features.entrance import EntranceCheck
 from crm_modes.features.numeric import NumericCleaner
 
@@ -51,8 +51,7 @@ def transform(pipeline: Pipeline, frame: pd.DataFrame) -> pd.DataFrame:
         return pipeline.transform(frame)  # text where numbers belong: the cleaner names it
     block = frame[list(plan.numeric_inputs)].to_numpy(dtype=np.float64, na_value=np.nan)
     numbers = dict(zip(plan.numeric_inputs, block.T, strict=True))
-    for name in plan.domain.features:
-        numbers[name] = DOMAIN_FEATURES[name].compute(_Columns(numbers, frame))
+    numbers |= plan.domain.compute(_Columns(numbers, frame))
     blocks = []
     for transformer, columns in plan.groups:
         if isinstance(transformer, NumericCleaner):
@@ -70,7 +69,7 @@ def transform(pipeline: Pipeline, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 class _Columns:
-    """Columns as float64 arrays for the domain features, read from the frame on first use."""
+    """Columns as float64 arrays for the domain features and ratios, read from the frame on first use."""
 
     def __init__(self, numbers: dict[str, np.ndarray], frame: pd.DataFrame) -> None:
         self.numbers, self.frame = numbers, frame
@@ -123,7 +122,7 @@ def _make_plan(pipeline: Pipeline) -> _Plan | None:
         for transformer, selection in groups
         if isinstance(transformer, NumericCleaner)
         for name in selection
-        if name not in domain.features
+        if name not in domain.added_names()
     )
     names = pd.Index(pipeline.get_feature_names_out())
     return _Plan(entrance, domain, tuple(groups), scaler, names, numeric_inputs)

@@ -44,6 +44,11 @@ def test_builds_and_fits_on_the_synthetic_book(book, target, flavor):
         ({"numeric": ["leverage", "churn_12m"]}, "'churn_12m' (a label (a future outcome))"),
         ({"categorical": ["client_id"], "numeric": ["leverage"]}, "'client_id' (a id column)"),
         ({"numeric": ["leverage", "loan_no"], "identifiers": ["loan_no"]}, "'loan_no' (an identifier)"),
+        (
+            {"numeric": ["leverage"], "identifiers": ["loan_no"], "ratios": {"r": ["leverage", "loan_no"]}},
+            "'loan_no' (an identifier)",
+        ),
+        ({"numeric": ["leverage"], "ratios": {"r": ["default_12m", "leverage"]}}, "'default_12m' (the model"),
     ],
 )
 def test_leakage_is_refused_and_named(raw, named):
@@ -99,6 +104,8 @@ def test_text_column_declared_numeric_fails_naming_it(book):
         ({"numeric": ["a"], "categorical": ["a"]}, r"declared both numeric and categorical: \['a'\]"),
         ({"numeric": ["a"], "domain": ["magic"]}, r"unknown domain features \['magic'\]"),
         ({"from_schema": True, "numeric": ["a"]}, "leave numeric and categorical empty"),
+        ({"numeric": ["a", "b"], "ratios": {"a": ["a", "b"]}}, r"ratio names \['a'\] are already columns"),
+        ({"numeric": ["a"], "ratios": {"r": ["a"]}}, "ratios.r"),
     ],
 )
 def test_wrong_configurations_say_what_is_wrong(raw, message):
@@ -117,3 +124,22 @@ def test_domain_feature_needs_its_inputs():
     frame = pd.DataFrame({"leverage": [1.0, 2.0], "exposure": [1.0, 2.0]})
     with pytest.raises(MissingColumnsError, match=r"\['annual_revenue'\]"):
         build_feature_pipeline(config, target="y").fit(frame)
+
+
+def test_ratios_are_added_as_numeric_features_and_undefined_where_the_denominator_is_not_positive():
+    config = parse_feature_config(
+        {"numeric": ["owed", "limit"], "ratios": {"utilization": ["owed", "limit"]}}
+    )
+    frame = pd.DataFrame({"owed": [50.0, 10.0, 5.0, np.nan, 7.0], "limit": [100.0, 0.0, -4.0, 10.0, np.nan]})
+    steps = build_feature_pipeline(config, target="y").fit(frame)
+    added = steps[:2].transform(frame)["utilization"]
+    np.testing.assert_array_equal(added.to_numpy(), [0.5, np.nan, np.nan, np.nan, np.nan])
+    matrix = steps.transform(frame)
+    assert {"utilization", "utilization__missing"} <= set(matrix.columns)
+    assert np.isfinite(matrix.to_numpy()).all()
+
+
+def test_ratio_needs_its_inputs():
+    config = parse_feature_config({"numeric": ["owed"], "ratios": {"utilization": ["owed", "limit"]}})
+    with pytest.raises(MissingColumnsError, match=r"\['limit'\]"):
+        build_feature_pipeline(config, target="y").fit(pd.DataFrame({"owed": [1.0, 2.0]}))

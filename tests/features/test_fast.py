@@ -11,6 +11,15 @@ from crm_modes.features.config import load_feature_config
 from crm_modes.features.entrance import MissingColumnsError
 
 CONFIG = load_feature_config("configs/features/synthetic.yaml")
+#: with configured ratios too; leverage and coverage are missing or zero in some rows
+WITH_RATIOS = CONFIG.model_copy(
+    update={
+        "ratios": {
+            "leverage_per_cover": ("leverage", "interest_coverage"),
+            "cover_per_x": ("interest_coverage", "leverage"),
+        }
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -18,9 +27,14 @@ def book(small_book):
     return validate(small_book).valid
 
 
-@pytest.fixture(scope="module", params=["tree", "linear"])
+@pytest.fixture(
+    scope="module",
+    params=[(CONFIG, "tree"), (CONFIG, "linear"), (WITH_RATIOS, "tree"), (WITH_RATIOS, "linear")],
+    ids=["tree", "linear", "tree-ratios", "linear-ratios"],
+)
 def fitted(request, book):
-    return build_feature_pipeline(CONFIG, target="default_12m", flavor=request.param).fit(book)
+    config, flavor = request.param
+    return build_feature_pipeline(config, target="default_12m", flavor=flavor).fit(book)
 
 
 def awkward(book: pd.DataFrame) -> pd.DataFrame:
@@ -28,6 +42,7 @@ def awkward(book: pd.DataFrame) -> pd.DataFrame:
     rows = book.head(400).copy()
     rows.loc[:50, "leverage"] = np.nan
     rows.loc[60:80, "interest_coverage"] = np.nan
+    rows.loc[85:90, "interest_coverage"] = 0.0
     rows["segment"] = rows["segment"].cat.add_categories(["never seen"])
     rows.loc[100:120, "segment"] = "never seen"
     rows.loc[130:140, "segment"] = np.nan
@@ -44,6 +59,7 @@ def as_text(rows: pd.DataFrame) -> pd.DataFrame:
 @pytest.mark.parametrize("typed", [lambda rows: rows, as_text], ids=["categorical", "text"])
 @pytest.mark.parametrize("size", [1, 3, 400])
 def test_equals_the_pipeline_transform_exactly(fitted, book, typed, size):
+    assert fast._plan(fitted) is not None  # the array path runs, not the fallback
     rows = typed(awkward(book)).sample(n=size, random_state=size)
     pd.testing.assert_frame_equal(fast.transform(fitted, rows), fitted.transform(rows), check_exact=True)
 

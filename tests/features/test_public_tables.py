@@ -26,4 +26,4 @@ def test_public_table_vectorizes_from_its_configuration(
     assert np.isfinite(matrix.to_numpy()).all()
     sources = {name.split("=")[0].removesuffix("__missing") for name in matrix.columns}
     assert not sources & (identifiers | {target, "_is_test"})
-    assert sources == set(config.numeric) | set(config.categorical)
+    assert sources == set(config.numeric) | set(config.categorical) | set(config.ratios)
