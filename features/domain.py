@@ -56,6 +56,17 @@ def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
         return np.where(positive, numerator / np.where(positive, denominator, 1.0), np.nan)
 
 
+def _strict_num(frame: pd.DataFrame | Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    """A ratio input as float64; text is an error naming the column, never a silent NaN."""
+    values = frame[name]
+    if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
+        return values.astype(np.float64, copy=False)
+    try:
+        return pd.to_numeric(values).to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError):
+        raise ValueError(f"ratio input {name!r} holds values that are not numbers") from None
+
+
 #: Every domain feature the pipeline can add, by name.
 DOMAIN_FEATURES: dict[str, DomainFeature] = {
     feature.name: feature
@@ -183,11 +194,15 @@ class DomainFeatures(TableInputMixin, TransformerMixin, BaseEstimator):
         # getattr: a pipeline saved before ratios existed has no such attribute
         return [*self.features, *(name for name, _, _ in getattr(self, "ratios", ()))]
 
+    def ratio_inputs(self) -> list[str]:
+        """The input columns the ratios read."""
+        return list(dict.fromkeys(column for _, *pair in getattr(self, "ratios", ()) for column in pair))
+
     def compute(self, columns: pd.DataFrame | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The appended columns, computed from a DataFrame or a mapping of float64 arrays."""
         added = {name: DOMAIN_FEATURES[name].compute(columns) for name in self.features}
         for name, numerator, denominator in getattr(self, "ratios", ()):
-            added[name] = ratio(_num(columns, numerator), _num(columns, denominator))
+            added[name] = ratio(_strict_num(columns, numerator), _strict_num(columns, denominator))
         return added
 
     def transform(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame | np.ndarray:

@@ -35,6 +35,8 @@ class _Plan:
     names: pd.Index
     #: input columns the numeric cleaner reads directly (not domain features)
     numeric_inputs: tuple[str, ...]
+    #: input columns that must hold numbers: the numeric inputs and what the ratios read
+    numbers_only: tuple[str, ...]
 
 
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -47,8 +49,8 @@ def transform(pipeline: Pipeline, frame: pd.DataFrame) -> pd.DataFrame:
         return pipeline.transform(frame)
     plan.entrance.selected(frame)  # the entrance check: missing columns raise, unused ones warn
     kinds = {name: dtype.kind for name, dtype in frame.dtypes.items()}
-    if any(kinds[name] not in "biuf" for name in plan.numeric_inputs):
-        return pipeline.transform(frame)  # text where numbers belong: the cleaner names it
+    if any(kinds[name] not in "biuf" for name in plan.numbers_only):
+        return pipeline.transform(frame)  # text where numbers belong: the steps name it
     block = frame[list(plan.numeric_inputs)].to_numpy(dtype=np.float64, na_value=np.nan)
     numbers = dict(zip(plan.numeric_inputs, block.T, strict=True))
     numbers |= plan.domain.compute(_Columns(numbers, frame))
@@ -125,7 +127,8 @@ def _make_plan(pipeline: Pipeline) -> _Plan | None:
         if name not in domain.added_names()
     )
     names = pd.Index(pipeline.get_feature_names_out())
-    return _Plan(entrance, domain, tuple(groups), scaler, names, numeric_inputs)
+    numbers_only = tuple(dict.fromkeys([*numeric_inputs, *domain.ratio_inputs()]))
+    return _Plan(entrance, domain, tuple(groups), scaler, names, numeric_inputs, numbers_only)
 
 
 def _names(selection: object) -> bool:

@@ -143,3 +143,11 @@ def test_ratio_needs_its_inputs():
     config = parse_feature_config({"numeric": ["owed"], "ratios": {"utilization": ["owed", "limit"]}})
     with pytest.raises(MissingColumnsError, match=r"\['limit'\]"):
         build_feature_pipeline(config, target="y").fit(pd.DataFrame({"owed": [1.0, 2.0]}))
+
+
+def test_text_in_a_ratio_input_fails_naming_it():
+    config = parse_feature_config({"numeric": ["owed"], "ratios": {"utilization": ["owed", "limit"]}})
+    frame = pd.DataFrame({"owed": [1.0, 2.0], "limit": [10.0, 20.0]})
+    steps = build_feature_pipeline(config, target="y").fit(frame)
+    with pytest.raises(ValueError, match="ratio input 'limit' holds values that are not numbers"):
+        steps.transform(frame.assign(limit=["10", "unlimited"]))

@@ -72,7 +72,17 @@ def test_a_missing_column_is_named_as_by_the_pipeline(fitted, book):
 def test_text_in_a_numeric_column_is_named_as_by_the_pipeline(fitted, book):
     rows = book.head(5).astype({"leverage": object})
     rows.loc[rows.index[0], "leverage"] = "high"
-    with pytest.raises(ValueError, match="'leverage' is declared numeric"):
+    with pytest.raises(
+        ValueError, match="'leverage' (is declared numeric|holds values that are not numbers)"
+    ):
+        fast.transform(fitted, rows)
+
+
+def test_text_in_a_ratio_input_is_named_as_by_the_pipeline(book):
+    fitted = build_feature_pipeline(WITH_RATIOS, target="default_12m").fit(book)
+    rows = book.head(5).astype({"interest_coverage": object})
+    rows.loc[rows.index[0], "interest_coverage"] = "strong"
+    with pytest.raises(ValueError, match="'interest_coverage'"):
         fast.transform(fitted, rows)
 
 
