@@ -3,6 +3,8 @@
 import subprocess
 from pathlib import Path
 
+import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -87,6 +89,19 @@ def test_trains_and_cross_validates_from_its_configuration(cli, datasets, tmp_pa
             run.data.metrics["rows_evaluation"] == sample["_is_test"].sum()
         )  # the fixed hold-out is honoured
     assert 0.5 < run.data.metrics["auc"] <= 1.0
+
+    # the registered model loads back (skops, reviewed types) and scores the table's own rows
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{registered}@challenger")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    rows = pd.read_csv(tmp_path / "datasets" / CONFIGS[config_name][0]).head(20)
+    scored = model.predict(rows[model.metadata.get_input_schema().input_names()])
+    probabilities = np.asarray(scored)[:, -1]
+    assert len(probabilities) == 20
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
 
     evaluated = crm(cli, tmp_path, "evaluate", "--config", str(config), "--cv", "3")
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
