@@ -73,7 +73,7 @@ def test_text_in_a_numeric_column_is_named_as_by_the_pipeline(fitted, book):
     rows = book.head(5).astype({"leverage": object})
     rows.loc[rows.index[0], "leverage"] = "high"
     with pytest.raises(
-        ValueError, match="'leverage' (is declared numeric|holds values that are not numbers)"
+        ValueError, match=r"'leverage' (is declared numeric|holds values that are not numbers)"
     ):
         fast.transform(fitted, rows)
 
