@@ -78,9 +78,6 @@ class FeatureConfig(BaseModel):
             raise ValueError(f"ratio names {clashing} are already columns or features; choose new names")
         return self
 
-    def __hash__(self) -> int:  # frozen, but ``ratios`` is a dict: hash its items
-        return hash(self.model_dump_json())
-
     def columns(self, target: str | None) -> tuple[list[str], list[str]]:
         """Numeric and categorical input columns for a model of ``target``, leakage-checked.
 

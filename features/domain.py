@@ -189,19 +189,22 @@ class DomainFeatures(TableInputMixin, TransformerMixin, BaseEstimator):
                 raise ValueError(f"feature {name!r} needs columns {lacking}, which the table lacks")
         return self
 
+    def _ratios(self) -> Sequence[Sequence[str]]:
+        # a pipeline saved before ratios existed has no such attribute
+        return getattr(self, "ratios", ())
+
     def added_names(self) -> list[str]:
         """The names of the columns this step appends, in order."""
-        # getattr: a pipeline saved before ratios existed has no such attribute
-        return [*self.features, *(name for name, _, _ in getattr(self, "ratios", ()))]
+        return [*self.features, *(name for name, _, _ in self._ratios())]
 
     def ratio_inputs(self) -> list[str]:
         """The input columns the ratios read."""
-        return list(dict.fromkeys(column for _, *pair in getattr(self, "ratios", ()) for column in pair))
+        return list(dict.fromkeys(column for _, *pair in self._ratios() for column in pair))
 
     def compute(self, columns: pd.DataFrame | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The appended columns, computed from a DataFrame or a mapping of float64 arrays."""
         added = {name: DOMAIN_FEATURES[name].compute(columns) for name in self.features}
-        for name, numerator, denominator in getattr(self, "ratios", ()):
+        for name, numerator, denominator in self._ratios():
             added[name] = ratio(_strict_num(columns, numerator), _strict_num(columns, denominator))
         return added
 

@@ -119,12 +119,13 @@ def _make_plan(pipeline: Pipeline) -> _Plan | None:
         if not isinstance(transformer, NumericCleaner | CategoryEncoder) or not _names(selection):
             return None
         groups.append((transformer, tuple(selection)))
+    added = set(domain.added_names())
     numeric_inputs = tuple(
         name
         for transformer, selection in groups
         if isinstance(transformer, NumericCleaner)
         for name in selection
-        if name not in domain.added_names()
+        if name not in added
     )
     names = pd.Index(pipeline.get_feature_names_out())
     numbers_only = tuple(dict.fromkeys([*numeric_inputs, *domain.ratio_inputs()]))

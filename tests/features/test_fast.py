@@ -92,3 +92,11 @@ def test_a_pipeline_of_another_shape_runs_its_own_transform(book):
 
     other = Pipeline([("double", FunctionTransformer(lambda frame: frame[["leverage"]] * 2))]).fit(book)
     pd.testing.assert_frame_equal(fast.transform(other, book.head(3)), book.head(3)[["leverage"]] * 2)
+
+
+def test_a_step_saved_before_ratios_existed_still_transforms(book):
+    fitted = build_feature_pipeline(CONFIG, target="default_12m").fit(book)
+    expected = fitted.transform(book.head(20))
+    del fitted["domain"].__dict__["ratios"]  # as skops restores a step saved by an older version
+    pd.testing.assert_frame_equal(fitted.transform(book.head(20)), expected, check_exact=True)
+    pd.testing.assert_frame_equal(fast.transform(fitted, book.head(20)), expected, check_exact=True)
