@@ -20,6 +20,7 @@ from rich.progress import (
 from crm_modes import __version__
 from crm_modes.reports import (
     cross_validation_table,
+    policy_table,
     print_score_report,
     training_table,
     validation_table,
@@ -220,6 +221,10 @@ def promote(
             figures = "bundles " + ", ".join(
                 f"{name} v{version}" for name, version in decision.components.items()
             )
+            if decision.challenger_metrics:
+                figures += "; value policy " + ", ".join(
+                    f"{key} {value:,.1f}m" for key, value in decision.challenger_metrics.items()
+                )
         console.print(
             f"{decision.registered_name} v{decision.challenger} is now @champion{before}: {figures}"
         )
@@ -263,6 +268,40 @@ def evaluate(
     console.print(
         cross_validation_table(results, folds=cv, repeats=repeats, seconds=time.perf_counter() - started)
     )
+    console.print(f"logged to MLflow run {run_id}")
+
+
+@app.command("policy-report")
+def policy_report(
+    config: Annotated[Path, typer.Option(help="Training configuration the bundle was trained with.")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="Bundle to judge; default: models:/<advisor registered name>@challenger."),
+    ] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write every figure here.")] = None,
+) -> None:
+    """Value of the mode policies on the evaluation rows: true (synthetic book) and doubly robust."""
+    import json
+
+    from crm_modes.training.data_source import load_training_table
+    from crm_modes.training.policy_report import judge_bundle, log_report
+    from crm_modes.training.tracking import quiet_environment
+
+    quiet_environment()
+    settings = _load_training_config(config)
+    if settings.advisor is None:
+        raise _fail(f"{config}: has no advisor section; the policy report judges the advisor bundle")
+    uri = model or f"models:/{settings.advisor.registered_name}@challenger"
+    try:
+        with console.status("scoring the evaluation rows with the bundle"):
+            report = judge_bundle(settings, uri, load_training_table(settings.data).table)
+            run_id = log_report(report, settings.mlflow.experiment, uri)
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    console.print(policy_table(report, uri))
+    if json_path is not None:
+        json_path.write_text(json.dumps(report, indent=2))
+        console.print(f"wrote {json_path}")
     console.print(f"logged to MLflow run {run_id}")
 
 

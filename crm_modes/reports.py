@@ -126,3 +126,31 @@ def print_score_report(console: Console, report: ScoreReport, seconds: float) ->
             console.print(f"    action: {row.recommended_action}", highlight=False)
             if row.alert_reasons:
                 console.print(f"    reasons: {row.alert_reasons}", highlight=False)
+
+
+def policy_table(report: dict, model_uri: str) -> Table:
+    """The policy report: each policy's value, the captured share, the doubly robust check."""
+    table = Table(title=f"mode policies of {model_uri} on {report['rows']:,} evaluation rows")
+    table.add_column("policy")
+    table.add_column("12-month value, millions", justify="right")
+    for name, value in report["policies"].items():
+        table.add_row(name, f"{value:,.1f}")
+    if report["value_captured"] is not None:
+        table.add_row("value captured", f"{report['value_captured']:.3f}")
+        table.add_row("true gain over the committee", f"{report['true_gain']:,.1f}")
+    low, high = report["dr_interval"]
+    table.add_row("doubly robust: value policy", f"{report['dr_estimate']:,.1f} [{low:,.1f}, {high:,.1f}]")
+    gain = report["dr_gain"]
+    table.add_row(
+        "doubly robust: gain over the committee",
+        f"{gain['value']:,.1f} [{gain['lower']:,.1f}, {gain['upper']:,.1f}]",
+    )
+    clipped = ", ".join(f"{name} {count:,}" for name, count in report["dr_clipped_rows"].items())
+    table.add_row("propensities clipped (rows)", clipped)
+    table.add_row("facilities switched", f"{report['share_switched']:.1%}")
+    mix = report["recommended_mix"]
+    table.add_row("recommended mix", ", ".join(f"{mode} {share:.1%}" for mode, share in mix.items()))
+    for committee_mode, counts in report["switch_matrix"].items():
+        moves = ", ".join(f"{mode} {count:,}" for mode, count in counts.items())
+        table.add_row(f"  committee {committee_mode} ->", moves)
+    return table

@@ -25,7 +25,10 @@ How the book is made (deterministic for a seed):
    run past the end of the history get null labels: unknown, never guessed.
 5. **Oracle** columns: ``oracle_default_probability`` and ``oracle_churn_probability``
    are :func:`crm_modes.data.hazards.twelve_month_probabilities` of the row's own
-   columns and the cycle path; ``oracle_policy_mode`` is the noiseless policy.
+   columns and the cycle path; ``oracle_policy_mode`` is the noiseless policy; and
+   ``oracle_{default,churn}_probability_{mode}`` are the same chain with the row served
+   in each mode instead of the assigned one (the counterfactual truth the value policy
+   is judged against).
 
 The economic cycle is ``CYCLE_AMPLITUDE x sin(2 pi (t + phase) / CYCLE_MONTHS)`` with a
 phase drawn from the seed; positive values are downturns.
@@ -508,9 +511,11 @@ def _assemble(book: dict[str, np.ndarray], rows: int) -> pd.DataFrame:
 
     cycle = book["cycle"]
     path = cycle[(month + BURN_IN_MONTHS)[:, None] + np.arange(LABEL_HORIZON_MONTHS)[None, :]]
+    state, credit, churn = book["state"][order], book["credit"][order], book["churn"][order]
     oracle_default, oracle_churn = hazards.twelve_month_probabilities(
-        book["state"][order], book["credit"][order], book["churn"][order], book["fac_cure_share"][f], path
+        state, credit, churn, book["fac_cure_share"][f], path
     )
+    counterfactual = _counterfactual_oracle(state, credit, churn, book["fac_assigned"][f], path)
 
     is_project = book["fac_is_project"][f]
     snapshot = pd.Timestamp(FIRST_SNAPSHOT) + pd.offsets.MonthEnd(0)
@@ -548,6 +553,7 @@ def _assemble(book: dict[str, np.ndarray], rows: int) -> pd.DataFrame:
         "oracle_default_probability": oracle_default,
         "oracle_churn_probability": oracle_churn,
         "oracle_policy_mode": categorical(book["fac_policy"][f], MODES),
+        **counterfactual,
     }
     book_columns = [spec for spec in SCHEMA if spec.feature or spec.role is not Role.CONTEXT]
     for spec in book_columns:
@@ -560,6 +566,32 @@ def _assemble(book: dict[str, np.ndarray], rows: int) -> pd.DataFrame:
         elif spec.kind is Kind.INT:
             frame[spec.name] = frame[spec.name].astype("int64")
     return frame
+
+
+def _counterfactual_oracle(
+    state: IntArray, credit: Array, churn: Array, assigned: IntArray, path: Array
+) -> dict[str, Array]:
+    """The 12-month oracle with each row served in each mode, everything else as the row shows.
+
+    The mode enters the chain in two places only (:mod:`crm_modes.data.hazards`): the
+    churn score's mode term and the cure share of delinquencies. Swapping both gives the
+    exact probabilities under the other mode; under the assigned mode they equal the
+    factual oracle columns.
+    """
+    mode_churn = np.asarray([hazards.MODE_CHURN[mode] for mode in MODES])
+    churn_without_mode = churn - mode_churn[assigned]
+    columns: dict[str, Array] = {}
+    for index, mode in enumerate(MODES):
+        default, churned = hazards.twelve_month_probabilities(
+            state,
+            credit,
+            churn_without_mode + mode_churn[index],
+            np.full(state.shape[0], hazards.CURE_SHARE[mode]),
+            path,
+        )
+        columns[f"oracle_default_probability_{mode}"] = default
+        columns[f"oracle_churn_probability_{mode}"] = churned
+    return columns
 
 
 def _identifiers(prefix: str, count: int, width: int) -> np.ndarray:

@@ -187,6 +187,11 @@ def twelve_month_probabilities(
 ) -> tuple[FloatArray, FloatArray]:
     """Exact 12-month default and churn probabilities of the six-state chain.
 
+    The same transitions as :func:`outcome_probabilities`, run forward on the
+    distribution over delinquency states, one month at a time; each month needs one
+    exponential of the credit score and one of the churn score for all four states
+    (``sigmoid(z + k) = 1 / (1 + exp(-z) exp(-k))``).
+
     Args:
         state, credit, churn, cure_share: as for :func:`outcome_probabilities`.
         cycle_path: shape (n, 12), the cycle in each of the 12 months after each snapshot.
@@ -196,31 +201,33 @@ def twelve_month_probabilities(
         respectively CHURN, within 12 months.
     """
     n = state.shape[0]
-    distribution = np.zeros((n, N_DELINQUENCY_STATES))
-    distribution[np.arange(n), state] = 1.0
+    mass = [(state == s).astype(np.float64) for s in range(N_DELINQUENCY_STATES)]
     defaulted = np.zeros(n)
     churned = np.zeros(n)
+    roll_factor = np.exp(-ROLL_OFFSET)
+    restructure_factor = np.exp(
+        -(RESTRUCTURE_OFFSET + RESTRUCTURE_PER_STATE * np.arange(N_DELINQUENCY_STATES))
+    )
     for month in range(cycle_path.shape[1]):
-        next_distribution = np.zeros_like(distribution)
-        for from_state in range(N_DELINQUENCY_STATES):
-            mass = distribution[:, from_state]
-            if not mass.any():
+        odds_against = np.exp(-(credit + CYCLE_ON_CREDIT * cycle_path[:, month]))
+        leave_current = sigmoid(churn + CYCLE_ON_CHURN * cycle_path[:, month])
+        following = [np.zeros(n) for _ in range(N_DELINQUENCY_STATES)]
+        for s in range(N_DELINQUENCY_STATES):
+            if not mass[s].any():
                 continue
-            moves = _outcomes_from(from_state, credit, churn, cure_share, cycle_path[:, month])
-            next_distribution += mass[:, None] * moves[:, :N_DELINQUENCY_STATES]
-            defaulted += mass * moves[:, DEFAULT]
-            churned += mass * moves[:, CHURN]
-        distribution = next_distribution
+            roll = 1.0 / (1.0 + odds_against * roll_factor[s])
+            restructure = np.minimum(1.0 / (1.0 + odds_against * restructure_factor[s]), 1.0 - roll)
+            rest = 1.0 - roll - restructure
+            cure = rest * cure_share if s > 0 else 0.0
+            leave = leave_current * (DELINQUENT_CHURN_FACTOR if s > 0 else 1.0)
+            to_default = restructure + (roll if s == N_DELINQUENCY_STATES - 1 else 0.0)
+            stays = mass[s] * (1.0 - leave)
+            defaulted += mass[s] * to_default
+            churned += mass[s] * (1.0 - to_default) * leave
+            following[s] += stays * (rest - cure)
+            if s > 0:
+                following[0] += stays * cure
+            if s < N_DELINQUENCY_STATES - 1:
+                following[s + 1] += stays * roll
+        mass = following
     return defaulted, churned
-
-
-def _outcomes_from(
-    from_state: int, credit: FloatArray, churn: FloatArray, cure_share: FloatArray, cycle: FloatArray
-) -> FloatArray:
-    """:func:`outcome_probabilities` for every row in one state, with a per-row cycle."""
-    n = credit.shape[0]
-    state = np.full(n, from_state)
-    z = credit + CYCLE_ON_CREDIT * cycle
-    # outcome_probabilities adds CYCLE x cycle itself; pass the cycle already folded in.
-    folded_churn = churn + CYCLE_ON_CHURN * cycle
-    return outcome_probabilities(state, z, folded_churn, cure_share, 0.0)

@@ -262,6 +262,19 @@ SCHEMA: tuple[Column, ...] = (
         maximum=1,
     ),
     _c("oracle_policy_mode", _C, _OR, "mode the noiseless policy would assign (simulated)", categories=MODES),
+    # counterfactual oracle: the same chain with the row served in each mode (everything else as shown)
+    *(
+        _c(
+            f"oracle_{outcome}_probability_{mode}",
+            _F,
+            _OR,
+            f"true 12-month {outcome} probability if served in {mode} mode (simulated)",
+            minimum=0,
+            maximum=1,
+        )
+        for outcome in ("default", "churn")
+        for mode in MODES
+    ),
 )
 
 #: The columns that identify one row.

@@ -1,4 +1,13 @@
-"""The advisor: three fitted pipelines and the alert policy, one row of advice per facility.
+"""The advisor: three fitted pipelines, the economics and the alert policy, one row of advice per facility.
+
+Two views of the mode, kept apart. The **committee model** (the ``mode`` pipeline)
+imitates what the bank's practice would assign (``committee_mode`` and one probability per
+mode; it is also the propensity model of the off-policy estimate). The **value policy**
+decides: the churn and PD models take the mode as an input, so each row is scored as if
+served in each of the three modes (counterfactual prediction, an "S-learner"); the
+economics prices each mode (:mod:`crm_modes.models.economics`), and ``recommended_mode``
+is the mode of highest 12-month expected value, leaving today's mode only when the gain
+exceeds the switching cost.
 
 :class:`Advisor` is the plain-Python core (testable on an in-memory DataFrame);
 :class:`AdvisorModel` is the thin MLflow pyfunc shell around it that loads the pipelines
@@ -27,9 +36,16 @@ from crm_modes.models.alerts import (
     Signals,
     actions,
     evaluate_alerts,
-    expected_loss,
     load_policy,
     risk_grades,
+)
+from crm_modes.models.economics import (
+    Economics,
+    choose_modes,
+    expected_loss,
+    load_economics,
+    recommendation_reasons,
+    value_parts,
 )
 from crm_modes.models.reasons import top_reasons
 from crm_modes.models.serialization import load_pipeline
@@ -37,9 +53,13 @@ from crm_modes.models.serialization import load_pipeline
 #: Identifier columns passed through to the output, in order.
 PASS_THROUGH = ("client_id", *KEY)
 PROBABILITY_COLUMNS = tuple(f"probability_{mode}" for mode in MODES)
+VALUE_COLUMNS = tuple(f"value_{mode}" for mode in MODES)
 #: Every output column after the identifiers, in order, with its MLflow type.
 OUTPUT_TYPES: dict[str, str] = {
     "recommended_mode": "string",
+    "recommendation_reason": "string",
+    **dict.fromkeys(VALUE_COLUMNS, "double"),
+    "committee_mode": "string",
     **dict.fromkeys(PROBABILITY_COLUMNS, "double"),
     "churn_probability": "double",
     "default_probability": "double",
@@ -53,7 +73,17 @@ OUTPUT_TYPES: dict[str, str] = {
     "model_version": "string",
 }
 ARTIFACTS = ("mode", "churn", "default")
+MODE_NAMES = np.asarray(MODES, dtype=object)
 POLICY_ARTIFACT = "alert_policy"
+ECONOMICS_ARTIFACT = "economics"
+
+
+@dataclass(frozen=True)
+class Counterfactual:
+    """Churn and default probabilities of each row as if served in each mode, shape (n, modes)."""
+
+    churn: np.ndarray
+    default: np.ndarray
 
 
 @dataclass
@@ -64,6 +94,7 @@ class Advisor:
     churn: Pipeline
     default: Pipeline
     policy: AlertPolicy
+    economics: Economics
     model_version: str = "crm-advisor"
 
     def __post_init__(self) -> None:
@@ -72,21 +103,34 @@ class Advisor:
         # matrix is computed once for both.
         self._shared_features = same_state(self.churn["features"], self.default["features"])
 
-    def _features(self, scored: pd.DataFrame) -> dict[str, pd.DataFrame]:
-        """The churn and PD models' feature matrices (one computation when they are the same)."""
-        default = fast.transform(self.default["features"], scored)
-        churn = default if self._shared_features else fast.transform(self.churn["features"], scored)
-        return {"churn": churn, "default": default}
+    def counterfactual(self, frame: pd.DataFrame) -> Counterfactual:
+        """Score every row once per mode, the mode column replaced (columns in MODES order).
+
+        The three copies go through the feature pipelines and models as one table, so a
+        counterfactual probability is exactly the model's prediction for that row with
+        ``assigned_mode`` set to the mode.
+        """
+        n = len(frame)
+        stacked = pd.concat([frame.assign(assigned_mode=mode) for mode in MODES], ignore_index=True)
+        default_matrix = fast.transform(self.default["features"], stacked)
+        churn_matrix = (
+            default_matrix if self._shared_features else fast.transform(self.churn["features"], stacked)
+        )
+        churn = self.churn["model"].predict_proba(churn_matrix)[:, 1]
+        default = self.default["model"].predict_proba(default_matrix)[:, 1]
+        return Counterfactual(churn=churn.reshape(len(MODES), n).T, default=default.reshape(len(MODES), n).T)
 
     def advise(self, frame: pd.DataFrame, *, model_version: str | None = None) -> pd.DataFrame:
         """One row of advice per input row, in input order.
 
         ``frame`` carries the scoring columns of the schema (identifiers optional,
-        ``assigned_mode`` and ``previous_default_probability`` optional). Rows without the
-        mode applied today are scored as if served in the recommended mode.
+        ``assigned_mode`` and ``previous_default_probability`` optional). Churn, PD, grade
+        and alerts are those of the mode applied today; rows that do not say it are judged
+        in the recommended mode.
         """
         frame = frame.reset_index(drop=True)
         n = len(frame)
+        rows = np.arange(n)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnusedColumnsWarning)
             mode_probabilities = self.mode["model"].predict_proba(
@@ -99,14 +143,25 @@ class Advisor:
                     for mode in MODES
                 ]
             )
-            recommended = probabilities.argmax(axis=1)
+            committee = probabilities.argmax(axis=1)
             given = _mode_index(frame.get("assigned_mode"), n)
             mode_given = given >= 0
+            predicted = self.counterfactual(frame)
+            exposure = _column(frame, "exposure", n)
+            collateral = _column(frame, "collateral_coverage", n)
+            parts = value_parts(
+                predicted.default,
+                predicted.churn,
+                exposure=exposure,
+                margin_bps=_column(frame, "margin_bps", n),
+                collateral_coverage=collateral,
+                economics=self.economics,
+            )
+            values = parts.values()
+            recommended = choose_modes(values, given, self.economics.switching_cost)
             mode_today = np.where(mode_given, given, recommended)
-            scored = frame.assign(assigned_mode=np.asarray(MODES, dtype=object)[mode_today])
-            matrices = self._features(scored)
-            churn = self.churn["model"].predict_proba(matrices["churn"])[:, 1]
-            default = self.default["model"].predict_proba(matrices["default"])[:, 1]
+            churn = predicted.churn[rows, mode_today]
+            default = predicted.default[rows, mode_today]
 
             signals = Signals(
                 mode_today=mode_today,
@@ -120,45 +175,54 @@ class Advisor:
                 covenant_breaches_12m=_column(frame, "covenant_breaches_12m", n),
             )
             alerts = evaluate_alerts(signals, self.policy)
-            reasons = self._reasons(scored, matrices, alerts)
+            reasons = self._reasons(frame.assign(assigned_mode=MODE_NAMES[mode_today]), alerts)
 
-        names = np.asarray(MODES, dtype=object)
         output = {name: frame[name].to_numpy() for name in PASS_THROUGH if name in frame}
-        output["recommended_mode"] = names[recommended]
+        output["recommended_mode"] = MODE_NAMES[recommended]
+        output["recommendation_reason"] = recommendation_reasons(
+            parts, recommended, _reference_modes(values, recommended, mode_today)
+        )
+        for index, column in enumerate(VALUE_COLUMNS):
+            output[column] = values[:, index]
+        output["committee_mode"] = MODE_NAMES[committee]
         for index, column in enumerate(PROBABILITY_COLUMNS):
             output[column] = probabilities[:, index]
         output["churn_probability"] = churn
         output["default_probability"] = default
         output["risk_grade"] = risk_grades(default, self.policy)
-        output["expected_loss"] = expected_loss(
-            default,
-            _column(frame, "exposure", n),
-            _column(frame, "collateral_coverage", n),
-            mode_today,
-            self.policy,
-        )
+        output["expected_loss"] = expected_loss(default, exposure, collateral, mode_today, self.economics)
         output["alert_level"] = np.asarray(self.policy.levels, dtype=object)[alerts.level]
         output["alert_codes"] = alerts.codes
         output["alert_reasons"] = reasons
         output["recommended_action"] = actions(alerts, self.policy)
         output["mode_change"] = np.where(
-            mode_given & (recommended != mode_today), names[mode_today] + " -> " + names[recommended], ""
+            mode_given & (recommended != mode_today),
+            MODE_NAMES[mode_today] + " -> " + MODE_NAMES[recommended],
+            "",
         )
         output["model_version"] = np.full(n, model_version or self.model_version, dtype=object)
-        output = pd.DataFrame(output)
-        return output
+        return pd.DataFrame(output)
 
-    def _reasons(self, scored: pd.DataFrame, matrices: dict[str, pd.DataFrame], alerts: Alerts) -> list[str]:
+    def _reasons(self, scored: pd.DataFrame, alerts: Alerts) -> list[str]:
         """Reasons for predictive alerts only, so the quiet majority costs nothing."""
         top = self.policy.reasons.get("top", 3)
         reasons = [""] * len(scored)
         for label, name, codes in (("PD", "default", PREDICTIVE_PD), ("churn", "churn", PREDICTIVE_CHURN)):
             rows = np.flatnonzero(alerts.fired(codes))
-            texts = top_reasons(getattr(self, name), scored.iloc[rows], top, matrix=matrices[name].iloc[rows])
+            if not rows.size:
+                continue
+            texts = top_reasons(getattr(self, name), scored.iloc[rows], top)
             for row, text in zip(rows, texts, strict=True):
                 entry = f"{label} up because: {text}"
                 reasons[row] = f"{reasons[row]} | {entry}" if reasons[row] else entry
         return reasons
+
+
+def _reference_modes(values: np.ndarray, recommended: np.ndarray, mode_today: np.ndarray) -> np.ndarray:
+    """What a recommendation is explained against: today's mode, or the next best when it stays."""
+    ranked = np.argsort(-values, axis=1)
+    runner_up = np.where(ranked[:, 0] == recommended, ranked[:, 1], ranked[:, 0])
+    return np.where(recommended != mode_today, mode_today, runner_up)
 
 
 def same_state(first: object, second: object) -> bool:
@@ -198,8 +262,9 @@ class AdvisorModel(mlflow.pyfunc.PythonModel):
         # Loaded copies only (never saved again) get the in-memory fast paths.
         pipelines = {name: fast_paths.install(load_pipeline(context.artifacts[name])) for name in ARTIFACTS}
         policy = load_policy(context.artifacts[POLICY_ARTIFACT])
+        economics = load_economics(context.artifacts[ECONOMICS_ARTIFACT])
         version = (context.model_config or {}).get("model_version", "crm-advisor")
-        self.advisor = Advisor(**pipelines, policy=policy, model_version=version)
+        self.advisor = Advisor(**pipelines, policy=policy, economics=economics, model_version=version)
 
     def predict(
         self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame, params: dict | None = None

@@ -67,13 +67,6 @@ class Grade(_Frozen):
     max_pd: float = Field(gt=0, le=1)
 
 
-class LossGivenDefault(_Frozen):
-    unsecured: float = Field(gt=0, le=1)
-    collateral_recovery: float = Field(ge=0, le=1)
-    floor: float = Field(ge=0, le=1)
-    responsible_factor: float = Field(gt=0, le=1)
-
-
 class AlertPolicy(_Frozen):
     """The parsed policy file; see ``configs/alert_policy.yaml`` for the meaning of each entry."""
 
@@ -85,7 +78,6 @@ class AlertPolicy(_Frozen):
     reasons: dict[str, int]
     actions: dict[str, str]
     risk_grades: tuple[Grade, ...]
-    loss_given_default: LossGivenDefault
 
     @model_validator(mode="after")
     def _consistent(self) -> AlertPolicy:
@@ -259,18 +251,3 @@ def risk_grades(default_probability: np.ndarray, policy: AlertPolicy) -> np.ndar
     labels = np.array([grade.grade for grade in policy.risk_grades], dtype=object)
     index = np.minimum(np.searchsorted(bounds, default_probability, side="right"), len(bounds) - 1)
     return labels[index]
-
-
-def expected_loss(
-    default_probability: np.ndarray,
-    exposure: np.ndarray,
-    collateral_coverage: np.ndarray,
-    mode_today: np.ndarray,
-    policy: AlertPolicy,
-) -> np.ndarray:
-    """PD x LGD x exposure, with LGD from collateral coverage (and the responsible-mode factor)."""
-    lgd_policy = policy.loss_given_default
-    recovered = lgd_policy.collateral_recovery * np.clip(np.nan_to_num(collateral_coverage), 0.0, 1.0)
-    lgd = np.maximum(lgd_policy.unsecured * (1.0 - recovered), lgd_policy.floor)
-    lgd = np.where(mode_today == MODES.index("responsible"), lgd * lgd_policy.responsible_factor, lgd)
-    return default_probability * lgd * np.nan_to_num(exposure)

@@ -109,6 +109,9 @@ def write_training_config(
         config["advisor"] = {
             "registered_name": "crm-advisor",
             "policy": str(REPO / "configs" / "alert_policy.yaml"),
+            "economics": str(REPO / "configs" / "economics.yaml"),
+            # the value gate has its own tests (tests/training/test_value_policy.py)
+            "value_gate": {"enabled": False, "bootstrap": 50},
         }
     path = folder / (
         "strict.yaml" if strict else f"train-{only or 'all'}{'-advisor' if advisor else ''}.yaml"
@@ -203,30 +206,51 @@ def advisor_store(tmp_path_factory, cli):
     return {"folder": folder, "uri": uri, "env": env, "config": config}
 
 
-@pytest.fixture(scope="session")
-def fitted_advisor(book_50k):
-    """An Advisor built from small models fitted in-process (no MLflow)."""
+def _fit_pipelines(book: pd.DataFrame, names: tuple[str, ...], *, trees: bool = False) -> dict:
+    """The configured models fitted in-process on ``book`` (fewer boosting rounds; trees if asked)."""
     from crm_modes.data.validation import validate
-    from crm_modes.models.advisor import Advisor
-    from crm_modes.models.alerts import load_policy
-    from crm_modes.training.config import load_training_config
+    from crm_modes.training.config import EstimatorConfig, load_training_config
     from crm_modes.training.fit import fit_model
     from crm_modes.training.run import model_split, training_rows
 
     config = load_training_config(REPO / "configs" / "train.yaml")
-    table = validate(book_50k).valid
+    table = validate(book).valid
     pipelines = {}
-    for name in ("mode", "churn", "default"):
+    for name in names:
         model = config.models[name]
-        params = {**model.estimator.params, "max_iter": 60}
-        model = model.model_copy(
-            update={"benchmark": False, "estimator": model.estimator.model_copy(update={"params": params})}
-        )
+        estimator = model.estimator
+        if trees:
+            estimator = EstimatorConfig(
+                type="hist_gradient_boosting",
+                params={"max_iter": 60, "learning_rate": 0.1, "max_depth": 3, "min_samples_leaf": 500},
+            )
+        elif estimator.type == "hist_gradient_boosting":
+            estimator = estimator.model_copy(update={"params": {**estimator.params, "max_iter": 60}})
+        model = model.model_copy(update={"benchmark": False, "estimator": estimator})
         split, _ = model_split(table, config, model)
         fit_rows, calibration_rows = training_rows(split, model)
         pipelines[name] = fit_model(
             name, model, config.features, table[fit_rows], table[calibration_rows]
         ).pipeline
+    return pipelines
+
+
+@pytest.fixture(scope="session")
+def fitted_advisor(book_50k):
+    """An Advisor built from the configured models fitted in-process (no MLflow)."""
+    from crm_modes.models.advisor import Advisor
+    from crm_modes.models.alerts import load_policy
+    from crm_modes.models.economics import load_economics
+
     return Advisor(
-        **pipelines, policy=load_policy(REPO / "configs" / "alert_policy.yaml"), model_version="test"
+        **_fit_pipelines(book_50k, ("mode", "churn", "default")),
+        policy=load_policy(REPO / "configs" / "alert_policy.yaml"),
+        economics=load_economics(REPO / "configs" / "economics.yaml"),
+        model_version="test",
     )
+
+
+@pytest.fixture(scope="session")
+def tree_models(book_50k):
+    """Churn and PD as calibrated boosting pipelines: what the tree reasons and fast paths work on."""
+    return _fit_pipelines(book_50k, ("churn", "default"), trees=True)

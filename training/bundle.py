@@ -1,4 +1,4 @@
-"""Log and register the advisor bundle: the three pipelines and the alert policy as one model."""
+"""Log and register the advisor bundle: three pipelines, the economics and the alert policy as one model."""
 
 from __future__ import annotations
 
@@ -15,8 +15,16 @@ from sklearn.pipeline import Pipeline
 
 import crm_modes.models.advisor_model as advisor_entry
 from crm_modes.data.schema import input_names
-from crm_modes.models.advisor import ARTIFACTS, OUTPUT_TYPES, PASS_THROUGH, POLICY_ARTIFACT, Advisor
+from crm_modes.models.advisor import (
+    ARTIFACTS,
+    ECONOMICS_ARTIFACT,
+    OUTPUT_TYPES,
+    PASS_THROUGH,
+    POLICY_ARTIFACT,
+    Advisor,
+)
 from crm_modes.models.alerts import load_policy
+from crm_modes.models.economics import load_economics
 from crm_modes.models.serialization import save_pipeline
 from crm_modes.models.signature import input_schema, model_input
 from crm_modes.training.tracking import mark_challenger, model_requirements, staged_code
@@ -46,6 +54,7 @@ def log_advisor(
     pipelines: dict[str, Pipeline],
     *,
     policy_path: Path,
+    economics_path: Path,
     registered_name: str,
     component_versions: dict[str, str],
     example: pd.DataFrame,
@@ -56,12 +65,14 @@ def log_advisor(
     example = model_input(example[[c for c in input_names() if c in example.columns]].head(5)).reset_index(
         drop=True
     )
-    Advisor(**pipelines, policy=policy).advise(example)  # fail here, not at load time, if anything is off
+    # Fail here, not at load time, if anything is off.
+    Advisor(**pipelines, policy=policy, economics=load_economics(economics_path)).advise(example)
     with tempfile.TemporaryDirectory() as folder, staged_code() as code_paths:
         artifacts = {
             name: str(save_pipeline(pipelines[name], Path(folder) / f"{name}.skops")) for name in ARTIFACTS
         }
         artifacts[POLICY_ARTIFACT] = str(policy_path)
+        artifacts[ECONOMICS_ARTIFACT] = str(economics_path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             info = mlflow.pyfunc.log_model(

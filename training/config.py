@@ -126,11 +126,39 @@ class ModelConfig(_Frozen):
     tuning: TuningConfig = Field(default_factory=TuningConfig)
 
 
+class ValueGateConfig(_Frozen):
+    """When ``promote`` accepts a bundle's value policy (off-policy, on the evaluation rows)."""
+
+    enabled: bool = True
+    #: The doubly robust lower bound of the value policy's gain over the committee policy
+    #: (millions, summed over the evaluation rows) must be at least this.
+    min_gain_lower_bound: float = 0.0
+    #: Two-sided coverage of the bootstrap interval whose lower bound is checked.
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    #: Propensities below this are clipped (and the clipped rows counted).
+    propensity_floor: float = Field(default=0.01, gt=0, lt=1)
+    bootstrap: int = Field(default=200, ge=20)
+    seed: int = 0
+    #: Estimator parameters of the cross-fitted propensity model (the committee model's
+    #: type and features, more strongly regularized so that its probabilities stay honest).
+    propensity_params: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "max_iter": 100,
+            "learning_rate": 0.1,
+            "max_leaf_nodes": 31,
+            "min_samples_leaf": 500,
+            "l2_regularization": 1.0,
+        }
+    )
+
+
 class AdvisorConfig(_Frozen):
-    """The advisor bundle: the mode, churn and default models plus the alert policy."""
+    """The advisor bundle: the mode, churn and default models, the economics and the alert policy."""
 
     registered_name: str = "crm-advisor"
     policy: Path
+    economics: Path
+    value_gate: ValueGateConfig = Field(default_factory=ValueGateConfig)
 
 
 class MlflowConfig(_Frozen):
@@ -200,8 +228,15 @@ def load_training_config(path: str | os.PathLike[str]) -> TrainingConfig:
         data["path"] = str((base / expand(data["path"])).resolve())
     raw["data"] = data
     advisor = raw.get("advisor")
-    if isinstance(advisor, dict) and isinstance(advisor.get("policy"), str):
-        raw["advisor"] = {**advisor, "policy": (base / expand(advisor["policy"])).resolve()}
+    if isinstance(advisor, dict):
+        raw["advisor"] = {
+            **advisor,
+            **{
+                key: (base / expand(advisor[key])).resolve()
+                for key in ("policy", "economics")
+                if isinstance(advisor.get(key), str)
+            },
+        }
     try:
         return TrainingConfig.model_validate({**raw, "source_path": path.resolve(), "source_text": text})
     except ValidationError as error:

@@ -3,9 +3,12 @@
 For each model, the challenger and the current champion are scored on the same
 evaluation rows (rebuilt from the training configuration). The challenger must pass the
 configured absolute gates and must not be worse than the champion beyond the tolerance.
-Only then does the ``champion`` alias move; the version records when, why and which
-version it replaced, and the replaced version keeps the ``previous-champion`` alias so
-``rollback`` can put it back in one step.
+The advisor bundle follows its components, and its value policy must pass the value gate:
+the doubly robust lower bound of its gain over the committee policy on the same
+evaluation rows (:mod:`crm_modes.training.policy_report`). Only then does the ``champion``
+alias move; the version records when, why and which version it replaced, and the
+replaced version keeps the ``previous-champion`` alias so ``rollback`` can put it back
+in one step.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from mlflow import MlflowClient
 from crm_modes.training.config import GateConfig, ModelConfig, TrainingConfig
 from crm_modes.training.data_source import load_training_table
 from crm_modes.training.evaluate import evaluate_pipeline
+from crm_modes.training.policy_report import gate_failures, judge_bundle
 from crm_modes.training.run import model_split
 from crm_modes.training.tracking import (
     CHALLENGER,
@@ -141,11 +145,24 @@ def promote(config: TrainingConfig, models: list[str] | None = None) -> list[Dec
         decisions.append(decision)
     if any(decision.failures for decision in decisions):
         raise PromotionRefusedError(decisions)
+    if config.advisor is not None and models is None:
+        advisor = _advisor_decision(config, decisions)
+        if not advisor.note and config.advisor.value_gate.enabled:
+            uri = f"models:/{advisor.registered_name}/{advisor.challenger}"
+            report = judge_bundle(config, uri, table)
+            advisor.failures = gate_failures(report, config.advisor.value_gate)
+            gain = report["dr_gain"]
+            advisor.challenger_metrics = {
+                "dr_gain": gain["value"],
+                "dr_gain_lower": gain["lower"],
+                "dr_estimate": report["dr_estimate"],
+            }
+        decisions.append(advisor)
+        if advisor.failures:
+            raise PromotionRefusedError(decisions)
 
     client = MlflowClient()
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    if config.advisor is not None and models is None:
-        decisions.append(_advisor_decision(config, decisions))
     for decision in decisions:
         if decision.note:
             continue
@@ -153,6 +170,10 @@ def promote(config: TrainingConfig, models: list[str] | None = None) -> list[Dec
         reason = ", ".join(f"{key} {value:.4f}" for key, value in decision.challenger_metrics.items())
         if decision.components:
             reason = "components passed: " + ", ".join(f"{k} v{v}" for k, v in decision.components.items())
+            if decision.challenger_metrics:
+                reason += "; value policy " + ", ".join(
+                    f"{key} {value:.2f}m" for key, value in decision.challenger_metrics.items()
+                )
         if decision.champion_before is not None:
             client.set_registered_model_alias(name, PREVIOUS_CHAMPION, decision.champion_before)
             reason += f"; not worse than v{decision.champion_before} beyond tolerance"

@@ -218,6 +218,7 @@ def train(config: TrainingConfig, *, progress: Progress | None = None) -> Traini
                 version = log_advisor(
                     {name: pipelines[name] for name in ("mode", "churn", "default")},
                     policy_path=config.advisor.policy,
+                    economics_path=config.advisor.economics,
                     registered_name=config.advisor.registered_name,
                     component_versions={o.registered_name: o.version for o in outcomes},
                     example=data.table,

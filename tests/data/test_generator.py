@@ -154,3 +154,19 @@ def test_generator_rejects_bad_arguments():
     with pytest.raises(ValueError, match="history_months must exceed 12"):
         generate_book(10, seed=1, history_months=12)
     assert HISTORY_MONTHS > LABEL_HORIZON_MONTHS
+
+
+def test_counterfactual_oracle_under_the_assigned_mode_is_the_factual_oracle(small_book):
+    from crm_modes.data.schema import MODES
+
+    assigned = small_book["assigned_mode"].astype(str).to_numpy()
+    for outcome in ("default", "churn"):
+        per_mode = small_book[[f"oracle_{outcome}_probability_{mode}" for mode in MODES]].to_numpy()
+        factual = per_mode[np.arange(len(small_book)), [MODES.index(mode) for mode in assigned]]
+        np.testing.assert_allclose(factual, small_book[f"oracle_{outcome}_probability"], rtol=1e-12)
+    # responsible mode keeps more clients (every row) and cures more delinquencies; fewer defaults on
+    # average (a client who stays longer also stays exposed to default longer, so not on every row)
+    churn = small_book[["oracle_churn_probability_basic", "oracle_churn_probability_responsible"]].to_numpy()
+    default = small_book[["oracle_default_probability_basic", "oracle_default_probability_responsible"]]
+    assert (churn[:, 1] < churn[:, 0]).all()
+    assert default.to_numpy()[:, 1].mean() < default.to_numpy()[:, 0].mean()

@@ -40,6 +40,10 @@ def test_builds_and_fits_on_the_synthetic_book(book, target, flavor):
             {"numeric": ["leverage", "oracle_default_probability"]},
             "'oracle_default_probability' (an oracle column)",
         ),
+        (
+            {"numeric": ["leverage"], "ratios": {"r": ["leverage", "oracle_churn_probability_responsible"]}},
+            "'oracle_churn_probability_responsible' (an oracle column)",
+        ),
         ({"numeric": ["leverage", "default_12m"]}, "'default_12m' (the model's own label)"),
         ({"numeric": ["leverage", "churn_12m"]}, "'churn_12m' (a label (a future outcome))"),
         ({"categorical": ["client_id"], "numeric": ["leverage"]}, "'client_id' (a id column)"),

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crm_modes.models.alerts import Signals, actions, evaluate_alerts, expected_loss, load_policy, risk_grades
+from crm_modes.models.alerts import Signals, actions, evaluate_alerts, load_policy, risk_grades
+from crm_modes.models.economics import expected_loss, load_economics
 
 POLICY = load_policy("configs/alert_policy.yaml")
 MODE = {"basic": 0, "reactive": 1, "responsible": 2}
@@ -152,7 +153,8 @@ def test_master_scale_and_expected_loss():
     grades = risk_grades(np.array([0.0004, 0.0005, 0.009, 0.01, 0.3, 1.0]), POLICY)
     assert grades.tolist() == ["1", "2", "5", "6", "10", "10"]
     pd, exposure = np.full(3, 0.1), np.full(3, 10.0)
-    loss = expected_loss(pd, exposure, np.array([0.0, 1.0, 1.0]), np.array([0, 0, 2]), POLICY)
+    economics = load_economics("configs/economics.yaml")
+    loss = expected_loss(pd, exposure, np.array([0.0, 1.0, 1.0]), np.array([0, 0, 2]), economics)
     np.testing.assert_allclose(loss, [0.45, 0.18, 0.162])
 
 

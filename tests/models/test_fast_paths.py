@@ -15,8 +15,8 @@ def rows():
     return validate(generate_book(2_000, seed=5)).valid
 
 
-def test_remap_equals_the_fitted_preprocessor_with_unseen_and_missing_codes(fitted_advisor, rows):
-    pipeline = fitted_advisor.default
+def test_remap_equals_the_fitted_preprocessor_with_unseen_and_missing_codes(tree_models, rows):
+    pipeline = tree_models["default"]
     matrix = pipeline["features"].transform(rows)
     for model in gradient_boosting_models(pipeline):
         original = (
@@ -35,8 +35,8 @@ def test_remap_equals_the_fitted_preprocessor_with_unseen_and_missing_codes(fitt
         )
 
 
-def test_installed_remap_leaves_probabilities_unchanged(fitted_advisor, rows):
-    pipeline = copy.deepcopy(fitted_advisor.churn)
+def test_installed_remap_leaves_probabilities_unchanged(tree_models, rows):
+    pipeline = copy.deepcopy(tree_models["churn"])
     before = pipeline.predict_proba(rows)
     install(pipeline)
     assert all(isinstance(model._preprocessor, CategoryRemap) for model in gradient_boosting_models(pipeline))
@@ -50,8 +50,8 @@ def test_a_pipeline_with_the_remap_is_never_saved(fitted_advisor, tmp_path):
         save_pipeline(install(copy.deepcopy(fitted_advisor.mode)), tmp_path / "mode.skops")
 
 
-def test_remap_hands_inputs_it_was_not_built_for_to_the_original(fitted_advisor, rows):
-    pipeline = install(copy.deepcopy(fitted_advisor.default))
+def test_remap_hands_inputs_it_was_not_built_for_to_the_original(tree_models, rows):
+    pipeline = install(copy.deepcopy(tree_models["default"]))
     remap = gradient_boosting_models(pipeline)[0]._preprocessor
     assert isinstance(remap, CategoryRemap)
     matrix = pipeline["features"].transform(rows.head(3))

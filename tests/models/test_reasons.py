@@ -18,8 +18,8 @@ def rows():
     return validate(generate_book(3_000, seed=21)).valid
 
 
-def test_tree_contributions_add_up_exactly_to_the_raw_score(fitted_advisor, rows):
-    for pipeline in (fitted_advisor.default, fitted_advisor.churn):
+def test_tree_contributions_add_up_exactly_to_the_raw_score(tree_models, rows):
+    for pipeline in (tree_models["default"], tree_models["churn"]):
         model = base_estimator(pipeline)
         matrix = pipeline["features"].transform(rows)
         internal, names = internal_matrix(model, matrix)
@@ -30,19 +30,19 @@ def test_tree_contributions_add_up_exactly_to_the_raw_score(fitted_advisor, rows
         assert sorted(names) == sorted(matrix.columns)
 
 
-def test_contributions_are_grouped_by_input_column(fitted_advisor, rows):
-    grouped = contributions(fitted_advisor.default, rows.head(50))
+def test_contributions_are_grouped_by_input_column(tree_models, rows):
+    grouped = contributions(tree_models["default"], rows.head(50))
     assert "segment" in grouped.columns
     assert not any("=" in name or name.endswith("__missing") for name in grouped.columns)
 
 
-def test_a_pd_pushed_up_by_days_past_due_names_days_past_due(fitted_advisor, rows):
+def test_a_pd_pushed_up_by_days_past_due_names_days_past_due(tree_models, rows):
     current = rows[(rows["days_past_due"] == 0) & (rows["worst_days_past_due_12m"] == 0)].head(20).copy()
     late = current.assign(days_past_due=75, worst_days_past_due_12m=75)
-    before = fitted_advisor.default.predict_proba(current)[:, 1]
-    after = fitted_advisor.default.predict_proba(late)[:, 1]
+    before = tree_models["default"].predict_proba(current)[:, 1]
+    after = tree_models["default"].predict_proba(late)[:, 1]
     assert (after > before).all()
-    for reason in top_reasons(fitted_advisor.default, late, top=3):
+    for reason in top_reasons(tree_models["default"], late, top=3):
         assert reason.split(";")[0].startswith(
             (
                 "days past due at the snapshot: 75",
@@ -79,11 +79,11 @@ def test_exact_on_deep_trees_too(rows):
     )
 
 
-def test_lookup_tables_give_the_same_values_as_walking_every_leaf(fitted_advisor, rows, monkeypatch):
+def test_lookup_tables_give_the_same_values_as_walking_every_leaf(tree_models, rows, monkeypatch):
     from crm_modes.models import reasons
 
-    model = base_estimator(fitted_advisor.default)
-    internal = internal_matrix(model, fitted_advisor.default["features"].transform(rows.head(500)))[0]
+    model = base_estimator(tree_models["default"])
+    internal = internal_matrix(model, tree_models["default"]["features"].transform(rows.head(500)))[0]
     tabled = reasons._Explainer(model)
     assert all(tree.table is not None for tree in tabled.trees)
     monkeypatch.setattr(reasons, "MAX_TABLE_SPLITS", 0)

@@ -6,7 +6,7 @@ import skops.io as sio
 from sklearn.preprocessing import FunctionTransformer
 
 from crm_modes.models.serialization import TRUSTED_TYPES, UntrustedModelError, load_pipeline, save_pipeline
-from crm_modes.training.config import load_training_config
+from crm_modes.training.config import EstimatorConfig, load_training_config
 from crm_modes.training.fit import fit_model
 from crm_modes.training.run import model_split, training_rows
 
@@ -22,18 +22,23 @@ def fitted_models(book_50k):
         for calibration in ("isotonic", "sigmoid"):
             if model.kind == "multiclass" and calibration == "sigmoid":
                 continue
-            spec = model.model_copy(
-                update={
-                    "calibration": calibration if model.kind == "binary" else "none",
-                    "estimator": model.estimator.model_copy(update={"params": {"max_iter": 20}}),
-                }
-            )
-            split, _ = model_split(table, config, spec)
-            fit_rows, calibration_rows = training_rows(split, spec)
-            models[f"{name}-{calibration}"] = (
-                fit_model(name, spec, config.features, table[fit_rows], table[calibration_rows]),
-                table,
-            )
+            # Boosting trees (what the structural checks are about) and the configured estimator.
+            for label, estimator in (
+                ("", EstimatorConfig(type="hist_gradient_boosting", params={"max_iter": 20})),
+                ("-configured", model.estimator),
+            ):
+                spec = model.model_copy(
+                    update={
+                        "calibration": calibration if model.kind == "binary" else "none",
+                        "estimator": estimator,
+                    }
+                )
+                split, _ = model_split(table, config, spec)
+                fit_rows, calibration_rows = training_rows(split, spec)
+                models[f"{name}-{calibration}{label}"] = (
+                    fit_model(name, spec, config.features, table[fit_rows], table[calibration_rows]),
+                    table,
+                )
     return models
 
 

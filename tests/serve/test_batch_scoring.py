@@ -32,6 +32,9 @@ def score(cli, store, *args, **options):
     )
 
 
+MODE_INDEX = {"basic": 0, "reactive": 1, "responsible": 2}
+
+
 def reconciliation(stdout: str) -> tuple[int, int, int]:
     match = re.search(r"rows in = scored \+ quarantined: ([\d,]+) = ([\d,]+) \+ ([\d,]+)", stdout)
     assert match, stdout[-2000:]
@@ -53,6 +56,11 @@ def test_csv_with_a_corrupted_chunk(cli, advisor_store):
     scores = pd.read_csv(folder / "scores.csv")
     assert len(scores) == 1_195
     assert (scores["model_version"] == "crm-advisor v1").all()
+    values = scores[["value_basic", "value_reactive", "value_responsible"]]
+    best = values.to_numpy().max(axis=1)
+    chosen = values.to_numpy()[range(len(scores)), scores["recommended_mode"].map(MODE_INDEX)]
+    assert (chosen >= best - 0.01 - 1e-9).all()  # the best mode, or today's within the switching cost
+    assert scores["committee_mode"].isin(list(MODE_INDEX)).all()
     quarantine = pd.read_csv(folder / "scores.quarantine.csv")
     assert quarantine["source_row"].tolist() == [501, 502, 503, 504, 1101]
     assert quarantine["quarantine_reason"].tolist()[:4] == [

@@ -90,6 +90,10 @@ def test_stock_mlflow_models_serve_answers(advisor_store):
         assert predictions[0]["facility_id"] == rows[0]["facility_id"]
         assert 0.0 <= predictions[0]["default_probability"] <= 1.0
         assert predictions[0]["recommended_mode"] in ("basic", "reactive", "responsible")
+        assert predictions[0]["committee_mode"] in ("basic", "reactive", "responsible")
+        values = [predictions[0][f"value_{mode}"] for mode in ("basic", "reactive", "responsible")]
+        assert all(isinstance(value, float) for value in values)
+        assert " over " in predictions[0]["recommendation_reason"]
         assert predictions[0]["model_version"].startswith("crm-advisor (")
         assert "crm-mode v1" in predictions[0]["model_version"]
     finally:
@@ -124,6 +128,8 @@ def test_scores_one_or_many_records(service):
     assert [score["facility_id"] for score in answer["scores"]] == [row["facility_id"] for row in rows]
     single = call(service.url + "/v1/score", {"records": rows[:1]})[1]["scores"][0]
     assert single == answer["scores"][0]
+    assert {"value_basic", "value_reactive", "value_responsible", "committee_mode"} <= set(single)
+    assert single["recommendation_reason"].startswith(single["recommended_mode"] + " over ")
     anonymous = {k: v for k, v in rows[0].items() if k not in ("client_id", "facility_id", "snapshot_date")}
     status, answer = call(service.url + "/v1/score", {"records": [anonymous]})
     assert status == 200, answer

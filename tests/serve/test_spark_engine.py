@@ -47,6 +47,9 @@ def test_spark_engine_equals_the_in_process_engine(cli, advisor_store):
     assert (folder / "spark-scores.parquet").is_dir()
     local, spark = outputs["inprocess"], outputs["spark"][list(outputs["inprocess"].columns)]
     assert len(local) == len(spark) == 2_997
+    value_columns = ["recommended_mode", "recommendation_reason", "value_basic", "value_reactive"]
+    assert {*value_columns, "value_responsible", "committee_mode"} <= set(spark.columns)
+    assert spark["recommendation_reason"].str.contains(" over ").all()
     key = ["facility_id", "snapshot_date"]
     pd.testing.assert_frame_equal(
         local.sort_values(key).reset_index(drop=True),

@@ -1,0 +1,111 @@
+"""The doubly robust estimate on hand-worked values; the policy report and the value gate end to end."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import yaml
+
+from crm_modes.training.off_policy import cluster_bootstrap, doubly_robust_terms
+
+
+def test_doubly_robust_terms_worked_by_hand():
+    outcome = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [5.0, 4.0, 0.0]])
+    logged = np.array([2, 0, 1])
+    realised = np.array([4.0, 0.5, 3.0])
+    propensity = np.array([[0.1, 0.1, 0.8], [0.5, 0.25, 0.25], [0.3, 0.005, 0.695]])
+    policy = np.array([2, 1, 1])
+    psi, clipped = doubly_robust_terms(
+        outcome, logged, realised, propensity, policy, switching_cost=0.5, propensity_floor=0.01
+    )
+    # row 0 follows the log: 3 + (4 - 3) / 0.8; row 1 switches: 2 - 0.5;
+    # row 2 follows with propensity 0.005 clipped to 0.01: 4 + (3 - 4) / 0.01
+    np.testing.assert_allclose(psi, [3 + 1 / 0.8, 1.5, 4 - 100.0])
+    assert clipped == 1
+
+
+def test_cluster_bootstrap_resamples_whole_groups_and_pairs_the_draws():
+    values = np.array([1.0, 1.0, 5.0, 5.0])
+    groups = np.array(["a", "a", "b", "b"])
+    estimates = cluster_bootstrap(
+        {"x": values, "twice": 2 * values}, groups, resamples=400, confidence=0.9, seed=0
+    )
+    assert estimates["x"].value == 12.0
+    # two groups of totals 2 and 10: a resample holds 2 of them, so totals are 4, 12 or 20
+    assert estimates["x"].lower == 4.0
+    assert estimates["x"].upper == 20.0
+    assert estimates["twice"].upper == 40.0
+
+
+@pytest.mark.integration
+def test_policy_report_prints_logs_and_writes_every_figure(cli, advisor_store):
+    folder = advisor_store["folder"]
+    result = subprocess.run(
+        [cli, "policy-report", "--config", str(advisor_store["config"]), "--json", "report.json"],
+        cwd=folder,
+        env=advisor_store["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "value captured" in result.stdout
+    report = json.loads((folder / "report.json").read_text())
+    assert {"value_captured", "policies", "dr_estimate", "dr_true_value", "dr_gain"} <= set(report)
+    policies = report["policies"]
+    assert set(policies) == {
+        "committee",
+        "assigned",
+        "all_basic",
+        "all_reactive",
+        "all_responsible",
+        "imitation_model",
+        "value_policy",
+        "oracle_best",
+    }
+    assert policies["oracle_best"] >= max(policies.values()) - 1e-6
+    captured = (policies["value_policy"] - policies["committee"]) / (
+        policies["oracle_best"] - policies["committee"]
+    )
+    assert report["value_captured"] == pytest.approx(captured)
+    assert report["dr_true_value"] == policies["value_policy"]
+    low, high = report["dr_interval"]
+    assert low <= report["dr_estimate"] <= high
+    assert sum(sum(row.values()) for row in report["switch_matrix"].values()) == report["rows"]
+
+
+@pytest.mark.integration
+def test_promote_refuses_a_bundle_whose_value_policy_may_lose(cli, advisor_store, tmp_path):
+    from tests.conftest import quiet_mlflow_env, write_training_config
+
+    env = quiet_mlflow_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    config = write_training_config(tmp_path, rows=20_000, advisor=True)
+    strict = yaml.safe_load(config.read_text())
+    strict["advisor"]["value_gate"] = {"enabled": True, "bootstrap": 50, "min_gain_lower_bound": 1e9}
+    config.write_text(yaml.safe_dump(strict))
+
+    def run(*args):
+        return subprocess.run(
+            [cli, *args, "--config", str(config)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    assert run("train").returncode == 0
+    refused = run("promote")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "crm-advisor v1: refused" in refused.stderr
+    assert "doubly robust gain over the committee policy" in refused.stderr
+    assert "below the minimum 1000000000.00m" in refused.stderr
+    # nothing moved: no champion anywhere
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    for name in ("crm-mode", "crm-churn", "crm-pd", "crm-advisor"):
+        with pytest.raises(MlflowException):
+            client.get_model_version_by_alias(name, "champion")

@@ -1,0 +1,322 @@
+"""How much the value policy is worth: true values on the synthetic book, doubly robust anywhere.
+
+On the evaluation rows (out of time, outcomes known) the advisor bundle gives each row's
+value in each mode, its recommendation and the committee model's probabilities. This module
+compares policies:
+
+- with the simulation's counterfactual truth (``oracle_*_probability_<mode>`` columns,
+  priced with the same economics): the committee policy (``oracle_policy_mode``), the modes
+  actually assigned, all-basic, all-reactive, all-responsible, the imitation (committee)
+  model, the value policy and the oracle-best policy; ``value_captured`` is
+  ``(V_value - V_committee) / (V_oracle_best - V_committee)``;
+- off-policy, from realised outcomes only (what a real book allows): the doubly robust
+  estimate of the value policy and of the committee policy, with a cluster-bootstrap interval
+  (:mod:`crm_modes.training.off_policy`); on the synthetic book it is checked against the truth.
+
+Values are totals over the evaluation rows, in millions, over each row's 12 months.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from crm_modes.data.schema import MODES, input_names
+from crm_modes.models.advisor import PROBABILITY_COLUMNS, VALUE_COLUMNS
+from crm_modes.models.economics import Economics, choose_modes, mode_values, policy_value
+from crm_modes.training.config import TrainingConfig, ValueGateConfig
+from crm_modes.training.off_policy import cluster_bootstrap, doubly_robust_terms
+
+COMMITTEE = "oracle_policy_mode"
+LABELS = ("default_12m", "churn_12m")
+GROUP_COLUMN = "client_id"
+
+
+def mode_index(values: pd.Series) -> np.ndarray:
+    """Index into MODES of each value (-1 where it is not a mode)."""
+    return pd.Index(MODES).get_indexer(values.astype(str))
+
+
+def realised_values(rows: pd.DataFrame, logged: np.ndarray, economics: Economics) -> np.ndarray:
+    """The value each row realised in the mode it was served in (outcomes in place of probabilities)."""
+    outcomes = {
+        label: np.repeat(rows[label].to_numpy(dtype=float)[:, None], len(MODES), axis=1) for label in LABELS
+    }
+    values = mode_values(
+        outcomes["default_12m"],
+        outcomes["churn_12m"],
+        exposure=rows["exposure"].to_numpy(dtype=float),
+        margin_bps=rows["margin_bps"].to_numpy(dtype=float),
+        collateral_coverage=rows["collateral_coverage"].to_numpy(dtype=float),
+        economics=economics,
+    )
+    return values[np.arange(len(rows)), logged]
+
+
+def true_values(rows: pd.DataFrame, economics: Economics) -> np.ndarray | None:
+    """Each row's true value in each mode from the counterfactual oracle columns (None without them)."""
+    columns = {
+        outcome: [f"oracle_{outcome}_probability_{mode}" for mode in MODES]
+        for outcome in ("default", "churn")
+    }
+    if not all(name in rows for names in columns.values() for name in names):
+        return None
+    return mode_values(
+        rows[columns["default"]].to_numpy(dtype=float),
+        rows[columns["churn"]].to_numpy(dtype=float),
+        exposure=rows["exposure"].to_numpy(dtype=float),
+        margin_bps=rows["margin_bps"].to_numpy(dtype=float),
+        collateral_coverage=rows["collateral_coverage"].to_numpy(dtype=float),
+        economics=economics,
+    )
+
+
+def policy_report(
+    rows: pd.DataFrame,
+    advice: pd.DataFrame,
+    economics: Economics,
+    gate: ValueGateConfig,
+    *,
+    propensity: np.ndarray | None = None,
+) -> dict[str, object]:
+    """Every figure of the report, as plain data (see the module docstring).
+
+    Args:
+        rows: evaluation rows with ``assigned_mode``, both labels known, exposure, margin and
+            collateral; oracle columns where the book is synthetic.
+        advice: the bundle's output for ``rows``, in the same order.
+        economics: the economics the bundle prices with.
+        gate: bootstrap and clipping settings.
+        propensity: ``p(mode | x)`` of each row, shape (n, modes); default: the bundle's
+            committee probabilities (right only for facilities its committee model never saw,
+            see :func:`cross_fitted_propensity`).
+
+    Raises:
+        ValueError: naming what the rows lack.
+    """
+    missing = [name for name in ("assigned_mode", *LABELS) if name not in rows]
+    if missing:
+        raise ValueError(f"the policy report needs the columns {missing} on the evaluation rows")
+    if rows[list(LABELS)].isna().any().any():
+        raise ValueError("the policy report needs known outcomes: drop rows whose 12-month window is open")
+    n = len(rows)
+    logged = mode_index(rows["assigned_mode"])
+    if (logged < 0).any():
+        raise ValueError("assigned_mode holds values that are not modes")
+    switching = economics.switching_cost
+    recommended = mode_index(advice["recommended_mode"])
+    imitation = mode_index(advice["committee_mode"])
+    committee = mode_index(rows[COMMITTEE]) if COMMITTEE in rows else imitation
+    outcome = advice[list(VALUE_COLUMNS)].to_numpy(dtype=float)
+    if propensity is None:
+        propensity = advice[list(PROBABILITY_COLUMNS)].to_numpy(dtype=float)
+    realised = realised_values(rows, logged, economics)
+
+    report: dict[str, object] = {
+        "rows": n,
+        "committee_policy": COMMITTEE if COMMITTEE in rows else "committee model (imitation)",
+        "share_switched": float((recommended != logged).mean()),
+        "recommended_mix": _mix(recommended),
+        "switch_matrix": _switch_matrix(committee, recommended),
+    }
+    truth = true_values(rows, economics)
+    policies: dict[str, np.ndarray] = {
+        "committee": committee,
+        "assigned": logged,
+        **{f"all_{mode}": np.full(n, index) for index, mode in enumerate(MODES)},
+        "imitation_model": imitation,
+        "value_policy": recommended,
+    }
+    if truth is not None:
+        policies["oracle_best"] = choose_modes(truth, logged, switching)
+        values = {
+            name: float(policy_value(truth, chosen, logged, switching).sum())
+            for name, chosen in policies.items()
+        }
+        report["policies"] = values
+        best_gain = values["oracle_best"] - values["committee"]
+        report["value_captured"] = (
+            (values["value_policy"] - values["committee"]) / best_gain if best_gain else None
+        )
+        report["true_gain"] = values["value_policy"] - values["committee"]
+    else:
+        report["policies"] = {}
+        report["value_captured"] = None
+
+    terms, clipped = {}, {}
+    for name, chosen in (("value_policy", recommended), ("committee", committee)):
+        terms[name], clipped[name] = doubly_robust_terms(
+            outcome,
+            logged,
+            realised,
+            propensity,
+            chosen,
+            switching_cost=switching,
+            propensity_floor=gate.propensity_floor,
+        )
+    terms["gain"] = terms["value_policy"] - terms["committee"]
+    groups = rows[GROUP_COLUMN].to_numpy() if GROUP_COLUMN in rows else np.arange(n)
+    estimates = cluster_bootstrap(
+        terms, groups, resamples=gate.bootstrap, confidence=gate.confidence, seed=gate.seed
+    )
+    report["dr_estimate"] = estimates["value_policy"].value
+    report["dr_interval"] = [estimates["value_policy"].lower, estimates["value_policy"].upper]
+    report["dr_committee_estimate"] = estimates["committee"].value
+    report["dr_gain"] = estimates["gain"].as_dict()
+    report["dr_clipped_rows"] = clipped
+    report["dr_settings"] = gate.model_dump()
+    report["dr_true_value"] = report["policies"].get("value_policy")
+    if truth is not None:
+        true_value = report["dr_true_value"]
+        report["dr_relative_error"] = (report["dr_estimate"] - true_value) / abs(true_value)
+        report["dr_interval_covers_truth"] = bool(
+            estimates["value_policy"].lower <= true_value <= estimates["value_policy"].upper
+        )
+    return report
+
+
+def gate_failures(report: dict[str, object], gate: ValueGateConfig) -> list[str]:
+    """Why a bundle's value policy may not become champion; empty when it may (or the gate is off)."""
+    gain = report["dr_gain"]
+    if gate.enabled and gain["lower"] < gate.min_gain_lower_bound:
+        return [
+            f"value policy: doubly robust gain over the committee policy {gain['value']:.2f}m, "
+            f"{gate.confidence:.0%} interval [{gain['lower']:.2f}m, {gain['upper']:.2f}m]; its lower bound "
+            f"is below the minimum {gate.min_gain_lower_bound:.2f}m (evaluation rows: {report['rows']:,})"
+        ]
+    return []
+
+
+def _mix(chosen: np.ndarray) -> dict[str, float]:
+    return {mode: float((chosen == index).mean()) for index, mode in enumerate(MODES)}
+
+
+def _switch_matrix(committee: np.ndarray, recommended: np.ndarray) -> dict[str, dict[str, int]]:
+    """Rows counted by committee mode (outer key) and recommended mode (inner key)."""
+    return {
+        mode: {other: int(((committee == i) & (recommended == j)).sum()) for j, other in enumerate(MODES)}
+        for i, mode in enumerate(MODES)
+    }
+
+
+def policy_plot(report: dict[str, object], path: Path) -> Path:
+    """Bar chart of each policy's true value (or, without truth, the doubly robust estimates)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 4.5))
+    axis = figure.subplots()
+    values = report["policies"] or {
+        "committee (DR)": report["dr_committee_estimate"],
+        "value_policy (DR)": report["dr_estimate"],
+    }
+    names = list(values)
+    axis.barh(names, [values[name] for name in names], color="#4c72b0")
+    low = min(values.values())
+    high = max(values.values())
+    axis.set_xlim(low - 0.15 * (high - low + 1e-9), high + 0.05 * (high - low + 1e-9))
+    axis.set_xlabel("12-month expected value, millions (evaluation rows)")
+    captured = report.get("value_captured")
+    title = "Value of each mode policy"
+    if captured is not None:
+        title += f": value policy captures {captured:.0%} of the oracle's gain"
+    axis.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close("all")
+    return path
+
+
+def evaluation_rows(config: TrainingConfig, table: pd.DataFrame) -> pd.DataFrame:
+    """The out-of-time evaluation rows of the outcome models, both outcomes known."""
+    from crm_modes.training.run import model_split
+
+    split, _ = model_split(table, config, config.models["churn"])
+    rows = table[split.evaluation]
+    return rows[rows[list(LABELS)].notna().all(axis=1)].reset_index(drop=True)
+
+
+def cross_fitted_propensity(config: TrainingConfig, rows: pd.DataFrame, *, folds: int = 5) -> np.ndarray:
+    """The committee model's type and features, refit out of fold by client: ``p(mode | x)`` of each row.
+
+    A committee model that has seen a facility recognises it: on the evaluation rows of the
+    default book (all from facilities it trained on) it gives a deviating assignment a mean
+    probability of about 0.9 where the truth is 0.035, which would silence the doubly robust
+    correction. Refit on the other clients' rows, each row's propensity comes from a model
+    that never saw its facility (cross-fitting, as in double machine learning); its parameters
+    (``advisor.value_gate.propensity_params``) are more regularized than the committee model's,
+    so that a deviating assignment is not declared impossible.
+    """
+    from sklearn.model_selection import GroupKFold
+
+    from crm_modes.training.fit import fit_model
+
+    model = config.models["mode"]
+    model = model.model_copy(
+        update={"benchmark": False, "tuning": model.tuning.model_copy(update={"enabled": False})}
+    )
+    groups = rows[GROUP_COLUMN].to_numpy() if GROUP_COLUMN in rows else np.arange(len(rows))
+    propensity = np.zeros((len(rows), len(MODES)))
+    for fit_rows, held_rows in GroupKFold(folds).split(rows, groups=groups):
+        fitted = fit_model("propensity", model, config.features, rows.iloc[fit_rows], rows.iloc[:0])
+        probabilities = fitted.pipeline.predict_proba(rows.iloc[held_rows])
+        classes = [str(label) for label in fitted.pipeline.classes_]
+        for index, mode in enumerate(MODES):
+            if mode in classes:
+                propensity[held_rows, index] = probabilities[:, classes.index(mode)]
+    return propensity
+
+
+def judge_bundle(config: TrainingConfig, model_uri: str, table: pd.DataFrame) -> dict[str, object]:
+    """The full policy report of the bundle at ``model_uri`` on the configuration's evaluation rows."""
+    rows = evaluation_rows(config, table)
+    advice, economics = bundle_advice(model_uri, rows)
+    propensity = cross_fitted_propensity(config, rows)
+    return policy_report(rows, advice, economics, config.advisor.value_gate, propensity=propensity)
+
+
+def bundle_advice(model_uri: str, rows: pd.DataFrame) -> tuple[pd.DataFrame, Economics]:
+    """The bundle's output for ``rows`` through its own pyfunc ``predict``, and the economics it carries."""
+    import mlflow
+
+    from crm_modes.models.advisor import ECONOMICS_ARTIFACT
+    from crm_modes.models.economics import load_economics
+    from crm_modes.models.signature import model_input
+
+    model = mlflow.pyfunc.load_model(model_uri)
+    inputs = model_input(rows[[name for name in input_names() if name in rows]])
+    advice = model.predict(inputs)
+    economics_file = mlflow.artifacts.download_artifacts(f"{model_uri}/artifacts/{ECONOMICS_ARTIFACT}.yaml")
+    return advice, load_economics(economics_file)
+
+
+def log_report(report: dict[str, object], experiment: str, model_uri: str) -> str:
+    """Log the report to MLflow (metrics, JSON, plot); return the run id."""
+    import json
+    import tempfile
+
+    import mlflow
+
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name="policy-report") as run, tempfile.TemporaryDirectory() as folder:
+        mlflow.set_tag("model_uri", model_uri)
+        metrics = {
+            "dr_estimate": report["dr_estimate"],
+            "dr_gain": report["dr_gain"]["value"],
+            "dr_gain_lower": report["dr_gain"]["lower"],
+            "share_switched": report["share_switched"],
+        }
+        if report["value_captured"] is not None:
+            metrics["value_captured"] = report["value_captured"]
+            metrics["dr_relative_error"] = report["dr_relative_error"]
+            metrics.update({f"value_{name}": value for name, value in report["policies"].items()})
+        mlflow.log_metrics(metrics)
+        path = Path(folder) / "policy_report.json"
+        path.write_text(json.dumps(report, indent=2))
+        mlflow.log_artifact(str(path), artifact_path="policy")
+        mlflow.log_artifact(
+            str(policy_plot(report, Path(folder) / "policy_values.png")), artifact_path="policy"
+        )
+    return run.info.run_id
