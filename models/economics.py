@@ -103,7 +103,10 @@ def load_economics(path: str | os.PathLike[str]) -> Economics:
 
 @dataclass(frozen=True)
 class ValueParts:
-    """The parts of :func:`mode_values`, each of shape (n, modes) (income: (n, 1)), in millions."""
+    """The parts of the value (the module's formula), each of shape (n, modes), in millions.
+
+    ``income`` has shape (n, 1) (it does not depend on the mode) and ``exposure`` shape (n,).
+    """
 
     exposure: np.ndarray  # drawn exposure E, shape (n,)
     income: np.ndarray  # annual margin income M
@@ -112,6 +115,7 @@ class ValueParts:
     servicing: np.ndarray  # fixed_m + exposure_share_m x E
 
     def values(self) -> np.ndarray:
+        """12-month expected value of each facility in each mode, shape (n, modes)."""
         return self.income - self.expected_loss - self.margin_at_risk - self.servicing
 
 
@@ -124,7 +128,13 @@ def value_parts(
     collateral_coverage: np.ndarray,
     economics: Economics,
 ) -> ValueParts:
-    """Income, expected loss, margin at risk and servicing cost of each facility in each mode."""
+    """Income, expected loss, margin at risk and servicing cost of each facility in each mode.
+
+    Args:
+        default_probability, churn_probability: shape (n, modes), columns in :data:`MODES` order.
+        exposure, margin_bps, collateral_coverage: shape (n,), as in the schema.
+        economics: the parsed economics file.
+    """
     exposure = np.nan_to_num(exposure)[:, None]
     income = exposure * np.nan_to_num(margin_bps)[:, None] / BASIS_POINTS
     cost = np.array(
@@ -143,40 +153,11 @@ def value_parts(
     )
 
 
-def mode_values(
-    default_probability: np.ndarray,
-    churn_probability: np.ndarray,
-    *,
-    exposure: np.ndarray,
-    margin_bps: np.ndarray,
-    collateral_coverage: np.ndarray,
-    economics: Economics,
-) -> np.ndarray:
-    """12-month expected value (millions) of each facility in each mode (the module's formula).
-
-    Args:
-        default_probability, churn_probability: shape (n, modes), columns in :data:`MODES` order.
-        exposure, margin_bps, collateral_coverage: shape (n,), as in the schema.
-        economics: the parsed economics file.
-
-    Returns:
-        Array of shape (n, modes).
-    """
-    return value_parts(
-        default_probability,
-        churn_probability,
-        exposure=exposure,
-        margin_bps=margin_bps,
-        collateral_coverage=collateral_coverage,
-        economics=economics,
-    ).values()
-
-
 def choose_modes(values: np.ndarray, mode_today: np.ndarray, switching_cost: float) -> np.ndarray:
     """Index of the mode of highest value; a facility leaves today's mode only when the gain pays the switch.
 
     Args:
-        values: shape (n, modes), from :func:`mode_values`.
+        values: shape (n, modes), from :meth:`ValueParts.values`.
         mode_today: index into :data:`MODES` of the mode applied today, -1 where unknown
             (then the best mode is chosen with no switching cost).
         switching_cost: one-off cost (millions) of moving a facility to another mode.

@@ -25,7 +25,7 @@ import pandas as pd
 
 from crm_modes.data.schema import MODES, input_names
 from crm_modes.models.advisor import PROBABILITY_COLUMNS, VALUE_COLUMNS
-from crm_modes.models.economics import Economics, choose_modes, mode_values, policy_value
+from crm_modes.models.economics import Economics, choose_modes, policy_value, value_parts
 from crm_modes.training.config import TrainingConfig, ValueGateConfig
 from crm_modes.training.off_policy import cluster_bootstrap, doubly_robust_terms
 
@@ -39,38 +39,34 @@ def mode_index(values: pd.Series) -> np.ndarray:
     return pd.Index(MODES).get_indexer(values.astype(str))
 
 
-def realised_values(rows: pd.DataFrame, logged: np.ndarray, economics: Economics) -> np.ndarray:
-    """The value each row realised in the mode it was served in (outcomes in place of probabilities)."""
-    outcomes = {
-        label: np.repeat(rows[label].to_numpy(dtype=float)[:, None], len(MODES), axis=1) for label in LABELS
-    }
-    values = mode_values(
-        outcomes["default_12m"],
-        outcomes["churn_12m"],
+def _values(rows: pd.DataFrame, default: np.ndarray, churn: np.ndarray, economics: Economics) -> np.ndarray:
+    """Each row's value in each mode for the given (n, modes) default and churn probabilities."""
+    return value_parts(
+        default,
+        churn,
         exposure=rows["exposure"].to_numpy(dtype=float),
         margin_bps=rows["margin_bps"].to_numpy(dtype=float),
         collateral_coverage=rows["collateral_coverage"].to_numpy(dtype=float),
         economics=economics,
+    ).values()
+
+
+def realised_values(rows: pd.DataFrame, logged: np.ndarray, economics: Economics) -> np.ndarray:
+    """The value each row realised in the mode it was served in (outcomes in place of probabilities)."""
+    default, churn = (
+        np.repeat(rows[label].to_numpy(dtype=float)[:, None], len(MODES), axis=1) for label in LABELS
     )
-    return values[np.arange(len(rows)), logged]
+    return _values(rows, default, churn, economics)[np.arange(len(rows)), logged]
 
 
 def true_values(rows: pd.DataFrame, economics: Economics) -> np.ndarray | None:
     """Each row's true value in each mode from the counterfactual oracle columns (None without them)."""
-    columns = {
-        outcome: [f"oracle_{outcome}_probability_{mode}" for mode in MODES]
-        for outcome in ("default", "churn")
-    }
-    if not all(name in rows for names in columns.values() for name in names):
-        return None
-    return mode_values(
-        rows[columns["default"]].to_numpy(dtype=float),
-        rows[columns["churn"]].to_numpy(dtype=float),
-        exposure=rows["exposure"].to_numpy(dtype=float),
-        margin_bps=rows["margin_bps"].to_numpy(dtype=float),
-        collateral_coverage=rows["collateral_coverage"].to_numpy(dtype=float),
-        economics=economics,
+    default, churn = (
+        [f"oracle_{outcome}_probability_{mode}" for mode in MODES] for outcome in ("default", "churn")
     )
+    if not all(name in rows for name in (*default, *churn)):
+        return None
+    return _values(rows, rows[default].to_numpy(dtype=float), rows[churn].to_numpy(dtype=float), economics)
 
 
 def policy_report(
@@ -254,8 +250,13 @@ def cross_fitted_propensity(config: TrainingConfig, rows: pd.DataFrame, *, folds
     from crm_modes.training.fit import fit_model
 
     model = config.models["mode"]
+    estimator = model.estimator.model_copy(update={"params": config.advisor.value_gate.propensity_params})
     model = model.model_copy(
-        update={"benchmark": False, "tuning": model.tuning.model_copy(update={"enabled": False})}
+        update={
+            "benchmark": False,
+            "estimator": estimator,
+            "tuning": model.tuning.model_copy(update={"enabled": False}),
+        }
     )
     groups = rows[GROUP_COLUMN].to_numpy() if GROUP_COLUMN in rows else np.arange(len(rows))
     propensity = np.zeros((len(rows), len(MODES)))

@@ -14,7 +14,6 @@ from crm_modes.models.economics import (
     Economics,
     choose_modes,
     load_economics,
-    mode_values,
     policy_value,
     recommendation_reasons,
     value_parts,
@@ -32,7 +31,7 @@ def test_value_formula_on_a_hand_made_row():
     # x 0.9 in responsible mode = 0.2835.
     default = np.array([[0.02, 0.015, 0.01]])
     churn = np.array([[0.20, 0.12, 0.06]])
-    values = mode_values(
+    parts = value_parts(
         default,
         churn,
         exposure=np.array([10.0]),
@@ -45,15 +44,7 @@ def test_value_formula_on_a_hand_made_row():
         0.2 * (1 - 0.5 * 0.135) - 0.015 * 0.315 * 10 - 0.12 * 0.2 * 2 - (0.03 + 0.001 * 10),
         0.2 * (1 - 0.5 * 0.07) - 0.01 * 0.2835 * 10 - 0.06 * 0.2 * 2 - (0.08 + 0.002 * 10),
     ]
-    np.testing.assert_allclose(values[0], by_hand, rtol=1e-12)
-    parts = value_parts(
-        default,
-        churn,
-        exposure=np.array([10.0]),
-        margin_bps=np.array([200.0]),
-        collateral_coverage=np.array([0.5]),
-        economics=ECONOMICS,
-    )
+    np.testing.assert_allclose(parts.values()[0], by_hand, rtol=1e-12)
     reason = recommendation_reasons(parts, np.array([2]), np.array([0]))[0]
     # loss 0.063 - 0.02835; margin at risk 0.102 - 0.031; cost 0.1 - 0.015
     assert reason == (

@@ -109,3 +109,38 @@ def test_promote_refuses_a_bundle_whose_value_policy_may_lose(cli, advisor_store
     for name in ("crm-mode", "crm-churn", "crm-pd", "crm-advisor"):
         with pytest.raises(MlflowException):
             client.get_model_version_by_alias(name, "champion")
+
+
+def test_cross_fitted_propensities_do_not_recognise_deviating_assignments(book_50k):
+    """A committee model that saw a facility 'knows' its deviating mode; the cross-fitted one must not."""
+    from crm_modes.data.schema import MODES
+    from crm_modes.data.validation import validate
+    from crm_modes.training.config import load_training_config
+    from crm_modes.training.fit import fit_model
+    from crm_modes.training.policy_report import cross_fitted_propensity, evaluation_rows
+    from tests.conftest import REPO
+
+    config = load_training_config(REPO / "configs" / "train.yaml")
+    rows = evaluation_rows(config, validate(book_50k).valid)
+    assigned = rows["assigned_mode"].astype(str).map(MODES.index).to_numpy()
+    deviating = (
+        rows["assigned_mode"].astype(str).to_numpy() != rows["oracle_policy_mode"].astype(str).to_numpy()
+    )
+    assert deviating.sum() > 100
+
+    propensity = cross_fitted_propensity(config, rows)
+    np.testing.assert_allclose(propensity.sum(axis=1), 1.0)
+    honest = propensity[np.arange(len(rows)), assigned]
+    seen_all = fit_model(
+        "mode",
+        config.models["mode"].model_copy(update={"benchmark": False}),
+        config.features,
+        rows,
+        rows.iloc[:0],
+    )
+    probabilities = seen_all.pipeline.predict_proba(rows)
+    classes = [str(c) for c in seen_all.pipeline.classes_]
+    recognised = probabilities[np.arange(len(rows)), [classes.index(MODES[a]) for a in assigned]]
+    # 7% of assignments deviate at random: an honest propensity gives them little weight
+    assert honest[deviating].mean() < 0.3
+    assert recognised[deviating].mean() > 0.6
