@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -37,6 +38,23 @@ console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
 EXIT_BAD_INPUT = 2
+
+#: The same option on every command; applied before numpy and scikit-learn load (models/threads.py).
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        help="Threads for the OpenMP and BLAS pools; idle threads sleep. 0: every CPU this process "
+        "may use (affinity and cgroup quota). Default: $OMP_NUM_THREADS, else 1 (fastest and "
+        "collapse-free on shared machines, as measured; see the README).",
+    ),
+]
+
+
+def _threads(threads: int | None) -> int:
+    from crm_modes.models.threads import configure_threads
+
+    return configure_threads(threads)
 
 
 def _version(value: bool) -> None:
@@ -77,8 +95,10 @@ def generate(
     out: Annotated[Path, typer.Option(help="Where to write the book: .csv or .parquet.")],
     rows: Annotated[int, typer.Option(min=1, help="Number of client-facility snapshots.")] = 100_000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same book.")] = 42,
+    threads: Threads = None,
 ) -> None:
     """Simulate a synthetic loan book and write it atomically."""
+    _threads(threads)
     from crm_modes.data.generator import generate_book
     from crm_modes.data.io import table_format, write_table
 
@@ -104,8 +124,10 @@ def validate(
     ] = None,
     output: Annotated[Path | None, typer.Option(help="Write the valid, typed rows here.")] = None,
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read at a time; bounds memory.")] = 100_000,
+    threads: Threads = None,
 ) -> None:
     """Check a table against the schema; quarantine bad rows; print a reconciled summary."""
+    _threads(threads)
     from crm_modes.data.check import check_file
     from crm_modes.data.io import TableReadError
     from crm_modes.data.validation import TableSchemaError
@@ -143,8 +165,10 @@ def _load_training_config(path: Path):
 @app.command()
 def train(
     config: Annotated[Path, typer.Option(help="Training configuration (YAML), e.g. configs/train.yaml.")],
+    threads: Threads = None,
 ) -> None:
     """Train, calibrate, evaluate, log to MLflow and register every configured model as challenger."""
+    _threads(threads)
     from crm_modes.training.run import train as run_training
     from crm_modes.training.tracking import quiet_environment
 
@@ -176,8 +200,10 @@ def promote(
         list[str] | None, typer.Option(help="Model(s) from the configuration; default: all of them.")
     ] = None,
     rollback: Annotated[bool, typer.Option(help="Put the previous champion back instead.")] = False,
+    threads: Threads = None,
 ) -> None:
     """Move @champion to the challenger if it passes every gate; or roll back to the previous champion."""
+    _threads(threads)
     from crm_modes.training.promote import (
         PromotionRefusedError,
     )
@@ -238,8 +264,10 @@ def evaluate(
         int, typer.Option(min=1, help="How many times to repeat K-fold with new shuffles.")
     ] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the fold assignment.")] = 0,
+    threads: Threads = None,
 ) -> None:
     """Repeated stratified K-fold cross-validation of the configured models and their benchmark."""
+    _threads(threads)
     import mlflow
 
     from crm_modes.training.cross_validation import cross_validate
@@ -279,8 +307,10 @@ def policy_report(
         typer.Option(help="Bundle to judge; default: models:/<advisor registered name>@challenger."),
     ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write every figure here.")] = None,
+    threads: Threads = None,
 ) -> None:
     """Value of the mode policies on the evaluation rows: true (synthetic book) and doubly robust."""
+    _threads(threads)
     import json
 
     from crm_modes.training.data_source import load_training_table
@@ -309,8 +339,10 @@ def policy_report(
 def latest_month(
     source: Annotated[Path, typer.Option("--input", help="Book to read (.csv or .parquet).")],
     out: Annotated[Path, typer.Option(help="Where to write the rows of the latest snapshot date.")],
+    threads: Threads = None,
 ) -> None:
     """Copy the rows of the latest snapshot date: what a monthly scoring job scores."""
+    _threads(threads)
     from crm_modes.data.io import TableReadError, latest_snapshot
 
     try:
@@ -331,8 +363,13 @@ def score(
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows scored at a time; bounds memory.")] = 50_000,
     engine: Annotated[str, typer.Option(help="inprocess (pandas, chunked) or spark.")] = "inprocess",
     spark_master: Annotated[str, typer.Option(help="Spark master URL for --engine spark.")] = "local[*]",
+    spark_task_threads: Annotated[
+        int, typer.Option(min=1, help="Threads each Spark task's pools may use (one task runs per core).")
+    ] = 1,
+    threads: Threads = None,
 ) -> None:
     """Score a table with the advisor: scores, alerts and reasons, every row reconciled."""
+    _threads(threads)
     from crm_modes.data.io import TableReadError
     from crm_modes.data.validation import TableSchemaError
     from crm_modes.training.tracking import quiet_environment
@@ -346,7 +383,9 @@ def score(
             from crm_modes.serve.spark import score_with_spark
 
             with console.status(f"scoring on Spark ({spark_master})"):
-                spark_report = score_with_spark(model, source, output, master=spark_master)
+                spark_report = score_with_spark(
+                    model, source, output, master=spark_master, task_threads=spark_task_threads
+                )
             console.print(
                 f"scored {spark_report.rows_scored:,} rows with {spark_report.model_version} on Spark "
                 f"in {time.perf_counter() - started:.1f} s -> {output}"
@@ -391,12 +430,47 @@ def _row_count(source: Path) -> int | None:
 
 
 @app.command()
+def info(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    threads: Threads = None,
+) -> None:
+    """The versions, the CPUs this process may use and its thread pools, as the libraries report them."""
+    configured = _threads(threads)  # first: the wait policy must be set before OpenMP loads
+    import json
+
+    import numpy  # noqa: F401 - loads BLAS
+    import sklearn
+    from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: F401 - loads OpenMP
+
+    from crm_modes.models.threads import WAIT_POLICY, available_cpus, thread_pools
+
+    _threads(threads)  # limit the pools that the imports above just loaded
+    report = {
+        "crm_modes": __version__,
+        "scikit_learn": sklearn.__version__,
+        "available_cpus": available_cpus(),
+        "threads": configured,
+        "omp_wait_policy": os.environ.get(WAIT_POLICY),
+        "thread_pools": thread_pools(),
+    }
+    if as_json:
+        console.print_json(json.dumps(report))
+        return
+    for key, value in report.items():
+        console.print(f"{key}: {value}")
+
+
+@app.command()
 def serve(
     model: Annotated[str, typer.Option(help="Model URI to serve.")] = "models:/crm-advisor@champion",
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    threads: Annotated[
+        int, typer.Option(min=1, help="Threads per worker for the models' OpenMP and BLAS pools.")
+    ] = 1,
 ) -> None:
     """Serve the advisor over REST: POST /v1/score, GET /health, /ready, /version, POST /admin/reload."""
+    _threads(threads)
     import uvicorn
 
     from crm_modes.serve.api import create_app

@@ -51,21 +51,38 @@ class SparkReport:
         return self.rows_in == self.rows_scored + self.rows_quarantined
 
 
-def spark_session(master: str = "local[*]"):
+def spark_session(master: str = "local[*]", *, task_threads: int = 1):
+    """A Spark session whose Python tasks each use ``task_threads`` threads, idle ones sleeping.
+
+    An executor runs one task per core; a task whose OpenMP or BLAS pool also took every core
+    would oversubscribe the machine by the number of tasks, and spinning idle threads would
+    turn that into a collapse. So every Python worker gets pools of ``task_threads``.
+    """
     from pyspark.sql import SparkSession
 
     # Workers must run this interpreter (the one this package is installed in), not
     # whatever `python3` the PATH finds first.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    return (
+    builder = (
         SparkSession.builder.master(master)
         .appName("crm-modes-score")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.shuffle.partitions", "4")
-        .getOrCreate()
     )
+    for key, value in task_environment(task_threads).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def task_environment(task_threads: int) -> dict[str, str]:
+    """Spark settings that size every Python task's thread pools and let idle threads sleep."""
+    from crm_modes.models.threads import POOL_VARIABLES, WAIT_POLICY
+
+    settings = {f"spark.executorEnv.{WAIT_POLICY}": "PASSIVE"}
+    settings.update({f"spark.executorEnv.{name}": str(task_threads) for name in POOL_VARIABLES})
+    return settings
 
 
 def _typed_schema(columns: list[str]) -> str:
@@ -119,8 +136,11 @@ def score_with_spark(
     output: str | os.PathLike[str],
     *,
     master: str = "local[*]",
+    task_threads: int = 1,
 ) -> SparkReport:
     """Score ``source`` (Parquet or CSV) on Spark into the Parquet folder ``output``.
+
+    Each task's thread pools use ``task_threads`` threads (see :func:`spark_session`).
 
     Raises:
         TableSchemaError: required columns are missing.
@@ -135,7 +155,7 @@ def score_with_spark(
         raise ValueError(f"{output}: the Spark engine writes Parquet; use a .parquet output path")
     quarantine = output.with_name(f"{output.stem}.quarantine.parquet")
     pinned, version = resolve(model_uri)
-    spark = spark_session(master)
+    spark = spark_session(master, task_threads=task_threads)
     if table_format(source) == "csv":
         table = spark.read.option("header", True).csv(str(source))
     else:
