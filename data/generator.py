@@ -486,7 +486,6 @@ def _simulate_book(
     ):
         book[f"fac_{name}"] = getattr(fac, name)
     book["fac_is_project"] = is_project
-    book["fac_cure_share"] = cure_share
     for name in ("segment", "industry", "market", "products_held"):
         book[f"client_{name}"] = getattr(clients, name)
     return book
@@ -511,11 +510,18 @@ def _assemble(book: dict[str, np.ndarray], rows: int) -> pd.DataFrame:
 
     cycle = book["cycle"]
     path = cycle[(month + BURN_IN_MONTHS)[:, None] + np.arange(LABEL_HORIZON_MONTHS)[None, :]]
-    state, credit, churn = book["state"][order], book["credit"][order], book["churn"][order]
-    oracle_default, oracle_churn = hazards.twelve_month_probabilities(
-        state, credit, churn, book["fac_cure_share"][f], path
+    assigned = book["fac_assigned"][f]
+    counterfactual = _counterfactual_oracle(
+        book["state"][order], book["credit"][order], book["churn"][order], assigned, path
     )
-    counterfactual = _counterfactual_oracle(state, credit, churn, book["fac_assigned"][f], path)
+    # The factual oracle is the counterfactual one in the mode actually assigned.
+    rows = np.arange(f.shape[0])
+    oracle_default, oracle_churn = (
+        np.column_stack([counterfactual[f"oracle_{outcome}_probability_{mode}"] for mode in MODES])[
+            rows, assigned
+        ]
+        for outcome in ("default", "churn")
+    )
 
     is_project = book["fac_is_project"][f]
     snapshot = pd.Timestamp(FIRST_SNAPSHOT) + pd.offsets.MonthEnd(0)

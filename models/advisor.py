@@ -102,23 +102,41 @@ class Advisor:
         # configuration, so their fitted feature pipelines are usually identical: then the
         # matrix is computed once for both.
         self._shared_features = same_state(self.churn["features"], self.default["features"])
+        # model name -> {mode: {matrix column: value}} for the columns the mode alone decides
+        self._mode_swaps: dict[str, dict[str, dict[str, float]] | None] = {}
 
     def counterfactual(self, frame: pd.DataFrame) -> Counterfactual:
         """Score every row once per mode, the mode column replaced (columns in MODES order).
 
-        The three copies go through the feature pipelines and models as one table, so a
-        counterfactual probability is exactly the model's prediction for that row with
-        ``assigned_mode`` set to the mode.
+        A counterfactual probability is exactly the model's prediction for that row with
+        ``assigned_mode`` set to the mode. The feature matrix is computed once; for each mode
+        only the matrix columns that the mode alone decides are swapped in, and the three
+        copies go through each model in one call.
         """
         n = len(frame)
-        stacked = pd.concat([frame.assign(assigned_mode=mode) for mode in MODES], ignore_index=True)
-        default_matrix = fast.transform(self.default["features"], stacked)
-        churn_matrix = (
-            default_matrix if self._shared_features else fast.transform(self.churn["features"], stacked)
+        stacked = {"default": self._mode_matrices("default", frame)}
+        stacked["churn"] = (
+            stacked["default"] if self._shared_features else self._mode_matrices("churn", frame)
         )
-        churn = self.churn["model"].predict_proba(churn_matrix)[:, 1]
-        default = self.default["model"].predict_proba(default_matrix)[:, 1]
-        return Counterfactual(churn=churn.reshape(len(MODES), n).T, default=default.reshape(len(MODES), n).T)
+        return Counterfactual(
+            **{
+                name: getattr(self, name)["model"].predict_proba(stacked[name])[:, 1].reshape(len(MODES), n).T
+                for name in ("churn", "default")
+            }
+        )
+
+    def _mode_matrices(self, name: str, frame: pd.DataFrame) -> pd.DataFrame:
+        """Model ``name``'s feature matrix of ``frame`` in each mode, stacked in MODES order."""
+        features = getattr(self, name)["features"]
+        base = fast.transform(features, frame.assign(assigned_mode=MODES[0]))
+        if name not in self._mode_swaps:  # learnt once, from the first rows scored
+            self._mode_swaps[name] = _mode_columns(features, frame)
+        swaps = self._mode_swaps[name]
+        if swaps is None:  # the mode reaches other columns too: transform every copy
+            copies = [fast.transform(features, frame.assign(assigned_mode=m)) for m in MODES[1:]]
+        else:
+            copies = [base.assign(**swaps[mode]) for mode in MODES[1:]]
+        return pd.concat([base, *copies], ignore_index=True)
 
     def advise(self, frame: pd.DataFrame, *, model_version: str | None = None) -> pd.DataFrame:
         """One row of advice per input row, in input order.
@@ -216,6 +234,28 @@ class Advisor:
                 entry = f"{label} up because: {text}"
                 reasons[row] = f"{reasons[row]} | {entry}" if reasons[row] else entry
         return reasons
+
+
+def _mode_columns(features: Pipeline, frame: pd.DataFrame) -> dict[str, dict[str, float]] | None:
+    """Matrix columns that depend on ``assigned_mode`` alone, and their value for each mode.
+
+    Found by transforming two different rows of ``frame`` in every mode: a column whose value
+    changes with the mode must take the same value in both rows for each mode (it reads the
+    mode and nothing else). ``None`` when that does not hold (then nothing can be swapped).
+    """
+    probe_rows = frame.iloc[[0, len(frame) - 1]] if len(frame) > 1 else frame.iloc[[0, 0]]
+    probes = {mode: fast.transform(features, probe_rows.assign(assigned_mode=mode)) for mode in MODES}
+    first = probes[MODES[0]]
+    changing = [
+        column
+        for column in first.columns
+        if any(not np.array_equal(probes[mode][column], first[column], equal_nan=True) for mode in MODES[1:])
+    ]
+    for mode in MODES:
+        values = probes[mode][changing].to_numpy()
+        if not np.array_equal(values[0], values[-1], equal_nan=True):
+            return None
+    return {mode: {column: probes[mode][column].iloc[0] for column in changing} for mode in MODES}
 
 
 def _reference_modes(values: np.ndarray, recommended: np.ndarray, mode_today: np.ndarray) -> np.ndarray:

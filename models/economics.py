@@ -202,20 +202,22 @@ def recommendation_reasons(parts: ValueParts, recommended: np.ndarray, reference
     saved_margin = parts.margin_at_risk[rows, reference] - parts.margin_at_risk[rows, recommended]
     extra_cost = parts.servicing[rows, recommended] - parts.servicing[rows, reference]
     names = np.asarray(MODES, dtype=object)
-
-    def change(amount: float) -> str:
-        return f"{'saves' if amount >= 0 else 'adds'} {abs(amount):.2f}m"
-
+    loss_verb = np.where(saved_loss >= 0, "saves", "adds")
+    margin_verb = np.where(saved_margin >= 0, "saves", "adds")
+    cost_word = np.where(extra_cost >= 0, "more", "less")
     return [
-        f"{names[r]} over {names[o]}: {change(sl)} expected loss and {change(sm)} margin at risk "
-        f"on {e:.1f}m exposure; costs {abs(ec):.2f}m a year {'more' if ec >= 0 else 'less'}"
-        for r, o, sl, sm, e, ec in zip(
-            recommended.tolist(),
-            reference.tolist(),
-            saved_loss.tolist(),
-            saved_margin.tolist(),
+        f"{r} over {o}: {lv} {sl:.2f}m expected loss and {mv} {sm:.2f}m margin at risk "
+        f"on {e:.1f}m exposure; costs {ec:.2f}m a year {cw}"
+        for r, o, lv, sl, mv, sm, e, ec, cw in zip(
+            names[recommended].tolist(),
+            names[reference].tolist(),
+            loss_verb.tolist(),
+            np.abs(saved_loss).tolist(),
+            margin_verb.tolist(),
+            np.abs(saved_margin).tolist(),
             parts.exposure.tolist(),
-            extra_cost.tolist(),
+            np.abs(extra_cost).tolist(),
+            cost_word.tolist(),
             strict=True,
         )
     ]

@@ -19,6 +19,8 @@ from crm_modes.models.estimators import flavor_of, make_estimator
 from crm_modes.training.config import ModelConfig
 
 CALIBRATION_METHODS = ("isotonic", "sigmoid")
+#: What every model is compared with, on the same features and rows.
+BENCHMARK_TYPE = "logistic_regression"
 
 
 @dataclass
@@ -79,8 +81,8 @@ def fit_model(
         config, features, train, config.estimator.type, {**config.estimator.params, **tuned}
     )
     benchmark = None
-    if config.benchmark:
-        benchmark = _fit_pipeline(config, features, train, "logistic_regression", {})
+    if config.benchmark and config.estimator.type != BENCHMARK_TYPE:  # a model is not its own benchmark
+        benchmark = _fit_pipeline(config, features, train, BENCHMARK_TYPE, {})
     if config.kind == "multiclass" or config.calibration == "none":
         return FittedModel(name, config, pipeline, "none", benchmark=benchmark, tuned_params=tuned)
     if config.calibration_folds is not None:
