@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from crm_modes.data.schema import MODES
+from crm_modes.models.config_file import load_yaml_model
 
 NONE = "none"
 PREDICTIVE_PD = ("PD_CRITICAL", "PD_WARNING", "PD_WATCH", "PD_RISE")
@@ -107,13 +106,7 @@ class AlertPolicy(_Frozen):
 
 def load_policy(path: str | os.PathLike[str]) -> AlertPolicy:
     """Parse the policy file; errors name the file and the entry."""
-    from pydantic import ValidationError
-
-    try:
-        return AlertPolicy.model_validate(yaml.safe_load(Path(path).read_text()))
-    except ValidationError as error:
-        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise ValueError(f"{path}: {details}") from None
+    return load_yaml_model(path, AlertPolicy)
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from crm_modes.data.schema import MODES
+from crm_modes.models.config_file import load_yaml_model
 
 BASIS_POINTS = 10_000.0
 
@@ -94,11 +93,7 @@ def _check_modes(entry: str, by_mode: dict[str, object]) -> None:
 
 def load_economics(path: str | os.PathLike[str]) -> Economics:
     """Parse the economics file; errors name the file and the entry."""
-    try:
-        return Economics.model_validate(yaml.safe_load(Path(path).read_text()))
-    except ValidationError as error:
-        details = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in error.errors())
-        raise ValueError(f"{path}: {details}") from None
+    return load_yaml_model(path, Economics)
 
 
 @dataclass(frozen=True)
