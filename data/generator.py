@@ -23,12 +23,12 @@ How the book is made (deterministic for a seed):
 4. **Labels** look 12 months ahead: ``default_12m`` (``churn_12m``) is 1 when the facility
    defaulted (churned) in the 12 months after the snapshot. Snapshots whose 12 months
    run past the end of the history get null labels: unknown, never guessed.
-5. **Oracle** columns: ``oracle_default_probability`` and ``oracle_churn_probability``
-   are :func:`crm_modes.data.hazards.twelve_month_probabilities` of the row's own
-   columns and the cycle path; ``oracle_policy_mode`` is the noiseless policy; and
-   ``oracle_{default,churn}_probability_{mode}`` are the same chain with the row served
-   in each mode instead of the assigned one (the counterfactual truth the value policy
-   is judged against).
+5. **Oracle** columns: ``oracle_{default,churn}_probability_{mode}`` are the exact
+   12-month probabilities of the row served in each mode from the snapshot on, the chain of
+   :mod:`crm_modes.data.hazards` run on the expected path of each score
+   (:mod:`crm_modes.data.oracle`); ``oracle_default_probability`` and
+   ``oracle_churn_probability`` are those of the mode assigned; ``oracle_policy_mode`` is
+   the noiseless policy. They judge models and policies, and are never features.
 
 The economic cycle is ``CYCLE_AMPLITUDE x sin(2 pi (t + phase) / CYCLE_MONTHS)`` with a
 phase drawn from the seed; positive values are downturns.
@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from crm_modes.data import hazards
+from crm_modes.data import hazards, oracle
 from crm_modes.data.policy import policy_mode
 from crm_modes.data.schema import (
     CUSTOMIZATIONS,
@@ -100,9 +100,6 @@ CUSTOMIZATION_SHARE = (
 )
 UTILIZATION_BASE = (0.85, 0.92, 0.55, 0.60, 0.80, 0.75)
 INDUSTRY_MARGIN = (0.10, 0.07, 0.18, 0.14, 0.12, 0.11, 0.25, 0.06, 0.20, 0.09)
-#: Monthly rates by the client's highest mode: RM contacts and complaints.
-CONTACT_RATE = (0.15, 0.6, 2.0)
-COMPLAINT_RATE = (0.05, 0.03, 0.015)
 LOGIN_RATE = (12.0, 25.0, 40.0, 60.0)
 
 
@@ -356,10 +353,10 @@ def _simulate_book(
         delinquent_clients = np.zeros(n_clients, dtype=bool)
         delinquent_clients[cl[state[idx] > 0]] = True
         complaints[slot] = rng.poisson(
-            np.asarray(COMPLAINT_RATE)[client_mode] * (1.0 + 2.0 * delinquent_clients)
+            hazards.COMPLAINT_RATE[client_mode] * (1.0 + 2.0 * delinquent_clients)
         )
         contacts = rng.poisson(
-            3.0 * np.asarray(CONTACT_RATE)[client_mode] * (1.0 + delinquent_clients * (client_mode > 0))
+            3.0 * hazards.CONTACT_RATE[client_mode] * (1.0 + delinquent_clients * (client_mode > 0))
         )
 
         # Facilities: entrants start with a clean history.
@@ -511,8 +508,23 @@ def _assemble(book: dict[str, np.ndarray], rows: int) -> pd.DataFrame:
     cycle = book["cycle"]
     path = cycle[(month + BURN_IN_MONTHS)[:, None] + np.arange(LABEL_HORIZON_MONTHS)[None, :]]
     assigned = book["fac_assigned"][f]
-    counterfactual = _counterfactual_oracle(
-        book["state"][order], book["credit"][order], book["churn"][order], assigned, path
+    counterfactual = oracle.counterfactual_oracle(
+        oracle.OracleInputs(
+            state=book["state"][order],
+            credit=book["credit"][order],
+            churn=book["churn"][order],
+            assigned=assigned,
+            others_mode=_others_mode(book["fac_client"], book["fac_assigned"])[f],
+            rm_contacts_90d=book["rm_contacts_90d"][order].astype(np.float64),
+            complaints_12m=book["complaints_12m"][order].astype(np.float64),
+            engagement_decline=oracle.engagement_decline(
+                book["digital_logins_90d"][order].astype(np.float64),
+                book["digital_logins_prev_90d"][order].astype(np.float64),
+            ),
+            utilization_change_3m=book["utilization_change_3m"][order],
+            relationship_tenure_years=np.maximum(book["relationship_tenure_years"][order], 0.0),
+            cycle_path=path,
+        )
     )
     # The factual oracle is the counterfactual one in the mode actually assigned.
     rows = np.arange(f.shape[0])
@@ -574,30 +586,16 @@ def _assemble(book: dict[str, np.ndarray], rows: int) -> pd.DataFrame:
     return frame
 
 
-def _counterfactual_oracle(
-    state: IntArray, credit: Array, churn: Array, assigned: IntArray, path: Array
-) -> dict[str, Array]:
-    """The 12-month oracle with each row served in each mode, everything else as the row shows.
-
-    The mode enters the chain in two places only (:mod:`crm_modes.data.hazards`): the
-    churn score's mode term and the cure share of delinquencies. Swapping both gives the
-    exact probabilities under the other mode; under the assigned mode they equal the
-    factual oracle columns.
-    """
-    mode_churn = np.asarray([hazards.MODE_CHURN[mode] for mode in MODES])
-    churn_without_mode = churn - mode_churn[assigned]
-    columns: dict[str, Array] = {}
-    for index, mode in enumerate(MODES):
-        default, churned = hazards.twelve_month_probabilities(
-            state,
-            credit,
-            churn_without_mode + mode_churn[index],
-            np.full(state.shape[0], hazards.CURE_SHARE[mode]),
-            path,
-        )
-        columns[f"oracle_default_probability_{mode}"] = default
-        columns[f"oracle_churn_probability_{mode}"] = churned
-    return columns
+def _others_mode(client: IntArray, assigned: IntArray) -> IntArray:
+    """Per facility, the highest mode of the client's other facilities (-1 when it has none)."""
+    n_clients = int(client.max()) + 1
+    top = np.full(n_clients, -1)
+    np.maximum.at(top, client, assigned)
+    at_top = assigned == top[client]
+    alone_at_top = at_top & (np.bincount(client[at_top], minlength=n_clients)[client] == 1)
+    below = np.full(n_clients, -1)
+    np.maximum.at(below, client[~at_top], assigned[~at_top])
+    return np.where(alone_at_top, below[client], top[client])
 
 
 def _identifiers(prefix: str, count: int, width: int) -> np.ndarray:

@@ -19,13 +19,10 @@ the row shows, plus the economic cycle:
 The relationship mode matters: responsible mode cures more delinquencies (lower default
 risk, lower loss) and keeps more clients; basic mode loses more clients.
 
-The oracle 12-month probabilities of a row (:func:`twelve_month_probabilities`) run this
-six-state chain forward exactly for 12 months from the row's delinquency state, with the
-row's scores and the known cycle path. They are exact for a facility whose observable
-attributes stay as they are for the year; in the simulation those attributes keep
-drifting with the client's latent credit quality, which the oracle, like any model, does
-not see. The drift is small and symmetric, so the oracle is the best predictor a model can
-aim for up to that drift.
+The 12-month probabilities (:func:`twelve_month_probabilities`) run this six-state chain
+forward exactly for 12 months from a row's delinquency state, with a score for each month
+and the known cycle path. :mod:`crm_modes.data.oracle` feeds it the expected path of the
+scores, which makes the oracle columns.
 """
 
 from __future__ import annotations
@@ -55,6 +52,9 @@ MARKET_RISK = dict(zip(MARKETS, (0.0, -0.10, 0.35), strict=True))
 CURE_SHARE = dict(zip(MODES, (0.45, 0.55, 0.70), strict=True))
 MODE_CHURN = dict(zip(MODES, (0.45, 0.0, -0.60), strict=True))
 SEGMENT_CHURN = dict(zip(SEGMENTS, (0.30, 0.10, -0.10, -0.20), strict=True))
+#: Monthly rates by the client's highest mode (indexed like MODES): RM contacts and complaints.
+CONTACT_RATE = np.array([0.15, 0.6, 2.0])
+COMPLAINT_RATE = np.array([0.05, 0.03, 0.015])
 
 CREDIT_INTERCEPT = -5.45
 CHURN_INTERCEPT = -4.35
@@ -193,41 +193,76 @@ def twelve_month_probabilities(
     (``sigmoid(z + k) = 1 / (1 + exp(-z) exp(-k))``).
 
     Args:
-        state, credit, churn, cure_share: as for :func:`outcome_probabilities`.
+        state, cure_share: as for :func:`outcome_probabilities`.
+        credit, churn: the scores of :func:`outcome_probabilities`, either one per facility
+            (held for the 12 months) or shape (n, 12), one per facility and month.
         cycle_path: shape (n, 12), the cycle in each of the 12 months after each snapshot.
 
     Returns:
         ``(default_probability, churn_probability)``: probability of reaching DEFAULT,
         respectively CHURN, within 12 months.
     """
-    n = state.shape[0]
-    mass = [(state == s).astype(np.float64) for s in range(N_DELINQUENCY_STATES)]
-    defaulted = np.zeros(n)
-    churned = np.zeros(n)
+    defaulted, churned = twelve_month_probabilities_by_mode(
+        state, credit, churn[None], np.asarray(cure_share)[None], cycle_path
+    )
+    return defaulted[0], churned[0]
+
+
+def twelve_month_probabilities_by_mode(
+    state: IntArray,
+    credit: FloatArray,
+    churn: FloatArray,
+    cure_share: FloatArray,
+    cycle_path: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`twelve_month_probabilities` for several modes at once, shape (modes, n).
+
+    The credit side of the chain (falling behind, rolling, restructuring) does not depend on
+    the mode, so it is computed once per month for all modes.
+
+    Args:
+        state, credit, cycle_path: as for :func:`twelve_month_probabilities`.
+        churn: shape (modes, n) or (modes, n, 12).
+        cure_share: shape (modes, n), or broadcastable to it.
+    """
+    modes, n = churn.shape[0], state.shape[0]
+    mass = [
+        np.repeat((state == s).astype(np.float64)[None], modes, axis=0) for s in range(N_DELINQUENCY_STATES)
+    ]
+    cure_share = np.broadcast_to(cure_share, (modes, n))
+    defaulted = np.zeros((modes, n))
+    churned = np.zeros((modes, n))
     roll_factor = np.exp(-ROLL_OFFSET)
     restructure_factor = np.exp(
         -(RESTRUCTURE_OFFSET + RESTRUCTURE_PER_STATE * np.arange(N_DELINQUENCY_STATES))
     )
     for month in range(cycle_path.shape[1]):
-        odds_against = np.exp(-(credit + CYCLE_ON_CREDIT * cycle_path[:, month]))
-        leave_current = sigmoid(churn + CYCLE_ON_CHURN * cycle_path[:, month])
-        following = [np.zeros(n) for _ in range(N_DELINQUENCY_STATES)]
+        odds_against = np.exp(-(_in_month(credit, month, 2) + CYCLE_ON_CREDIT * cycle_path[:, month]))
+        leave_current = sigmoid(_in_month(churn, month, 3) + CYCLE_ON_CHURN * cycle_path[:, month])
+        following = [np.zeros((modes, n)) for _ in range(N_DELINQUENCY_STATES)]
         for s in range(N_DELINQUENCY_STATES):
             if not mass[s].any():
                 continue
             roll = 1.0 / (1.0 + odds_against * roll_factor[s])
             restructure = np.minimum(1.0 / (1.0 + odds_against * restructure_factor[s]), 1.0 - roll)
             rest = 1.0 - roll - restructure
-            cure = rest * cure_share if s > 0 else 0.0
-            leave = leave_current * (DELINQUENT_CHURN_FACTOR if s > 0 else 1.0)
-            to_default = restructure + (roll if s == N_DELINQUENCY_STATES - 1 else 0.0)
+            to_default = restructure + roll if s == N_DELINQUENCY_STATES - 1 else restructure
+            leave = leave_current * DELINQUENT_CHURN_FACTOR if s > 0 else leave_current
             stays = mass[s] * (1.0 - leave)
             defaulted += mass[s] * to_default
             churned += mass[s] * (1.0 - to_default) * leave
-            following[s] += stays * (rest - cure)
             if s > 0:
-                following[0] += stays * cure
+                cure = stays * rest * cure_share
+                following[0] += cure
+                following[s] += stays * rest - cure
+            else:
+                following[s] += stays * rest
             if s < N_DELINQUENCY_STATES - 1:
                 following[s + 1] += stays * roll
         mass = following
     return defaulted, churned
+
+
+def _in_month(score: FloatArray, month: int, ndim_by_month: int) -> FloatArray:
+    """The scores of one month: ``score[..., month]`` when it has a month axis."""
+    return score[..., month] if score.ndim == ndim_by_month else score
