@@ -31,7 +31,10 @@ How the book is made (deterministic for a seed):
    the noiseless policy. They judge models and policies, and are never features.
 
 The economic cycle is ``CYCLE_AMPLITUDE x sin(2 pi (t + phase) / CYCLE_MONTHS)`` with a
-phase drawn from the seed; positive values are downturns.
+phase drawn from the seed; positive values are downturns. Nobody observes the cycle itself:
+every row carries ``gdp_growth``, the GDP growth a statistics office would have published
+one month before the snapshot, ``GDP_TREND - GDP_ON_CYCLE x cycle`` plus a measurement
+error drawn once per month (the signal a point-in-time model reads the phase from).
 """
 
 from __future__ import annotations
@@ -60,13 +63,20 @@ from crm_modes.data.schema import (
 Array = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
-HISTORY_MONTHS = 60
+#: Seven years of monthly snapshots: with the 12-month label horizon and a 12-month
+#: out-of-time evaluation, the training years still span most of one economic cycle
+#: (CYCLE_MONTHS), so a model can learn how the published macro signal moves the risks.
+HISTORY_MONTHS = 84
 BURN_IN_MONTHS = 12
 LABEL_HORIZON_MONTHS = 12
 FIRST_SNAPSHOT = "2020-01-31"
 CYCLE_AMPLITUDE = 0.8
 CYCLE_MONTHS = 72
 MODE_NOISE = 0.07
+#: Published GDP growth (percent): trend, response to the cycle, measurement error (sd).
+GDP_TREND = 2.0
+GDP_ON_CYCLE = 2.5
+GDP_NOISE = 0.2
 
 SEGMENT_SHARE = (0.62, 0.24, 0.10, 0.04)
 #: Median annual revenue (millions) and log-sd by segment.
@@ -465,6 +475,8 @@ def _simulate_book(
     book = {name: np.concatenate(parts) for name, parts in recorded.items()}
     book["row_facility"] = book.pop("facility")
     book["cycle"] = cycle
+    # drawn after the simulation, so that the rest of the book does not depend on it
+    book["gdp_growth"] = GDP_TREND - GDP_ON_CYCLE * cycle + rng.normal(0.0, GDP_NOISE, cycle.shape[0])
     book["exit_month"] = exit_month
     book["exit_kind"] = exit_kind
     book["history_months"] = np.array([history_months])
@@ -550,6 +562,8 @@ def _assemble(book: dict[str, np.ndarray], rows: int) -> pd.DataFrame:
         "client_id": _identifiers("C", book["fac_client"].max() + 1, 7)[client],
         "facility_id": _identifiers("F", facility.max() + 1, 8)[f],
         "snapshot_date": dates[month],
+        # published one month late: the figure of the month before the snapshot
+        "gdp_growth": book["gdp_growth"][month + BURN_IN_MONTHS - 1],
         "segment": categorical(book["client_segment"][client], SEGMENTS),
         "industry": categorical(book["client_industry"][client], INDUSTRIES),
         "market": categorical(book["client_market"][client], MARKETS),

@@ -24,6 +24,7 @@ class Role(StrEnum):
     CLIENT = "client"
     FACILITY = "facility"
     BEHAVIOUR = "behaviour"
+    ECONOMY = "economy"
     LABEL = "label"
     ORACLE = "oracle"
     CONTEXT = "context"
@@ -41,7 +42,7 @@ class Kind(StrEnum):
 
 
 #: Roles whose columns must be present in every table the gate accepts.
-REQUIRED_ROLES = frozenset({Role.ID, Role.DATE, Role.CLIENT, Role.FACILITY, Role.BEHAVIOUR})
+REQUIRED_ROLES = frozenset({Role.ID, Role.DATE, Role.CLIENT, Role.FACILITY, Role.BEHAVIOUR, Role.ECONOMY})
 #: Roles that can never become a model input.
 NEVER_FEATURE_ROLES = frozenset({Role.ID, Role.DATE, Role.ORACLE})
 
@@ -111,7 +112,7 @@ def _c(name: str, kind: Kind, role: Role, description: str, **rules: object) -> 
     return Column(name=name, kind=kind, role=role, description=description, **rules)  # type: ignore[arg-type]
 
 
-_ID, _DATE, _CL, _FA, _BE = Role.ID, Role.DATE, Role.CLIENT, Role.FACILITY, Role.BEHAVIOUR
+_ID, _DATE, _CL, _FA, _BE, _EC = Role.ID, Role.DATE, Role.CLIENT, Role.FACILITY, Role.BEHAVIOUR, Role.ECONOMY
 _LA, _OR, _CX = Role.LABEL, Role.ORACLE, Role.CONTEXT
 _S, _D, _I, _F, _C, _B = Kind.STRING, Kind.DATE, Kind.INT, Kind.FLOAT, Kind.CATEGORY, Kind.BINARY
 
@@ -223,6 +224,15 @@ SCHEMA: tuple[Column, ...] = (
         maximum=3650,
     ),
     _c("covenant_breaches_12m", _I, _BE, "covenant breaches in the last 12 months", minimum=0, maximum=100),
+    # economy: published figures as known at the snapshot, the same for every row of a date
+    _c(
+        "gdp_growth",
+        _F,
+        _EC,
+        "real GDP growth over the last year, percent, as last published (one month behind the snapshot)",
+        minimum=-30,
+        maximum=30,
+    ),
     # context
     _c("assigned_mode", _C, _CX, "relationship mode the bank applies today", categories=MODES),
     _c(
@@ -306,4 +316,4 @@ def required_names() -> list[str]:
 
 def input_names() -> list[str]:
     """Columns a scoring request may carry: everything except labels and oracle columns."""
-    return names([Role.ID, Role.DATE, Role.CLIENT, Role.FACILITY, Role.BEHAVIOUR, Role.CONTEXT])
+    return names([Role.ID, Role.DATE, Role.CLIENT, Role.FACILITY, Role.BEHAVIOUR, Role.ECONOMY, Role.CONTEXT])

@@ -40,7 +40,11 @@ def build_feature_pipeline(config: FeatureConfig, *, target: str | None, flavor:
         [
             (
                 "numeric",
-                NumericCleaner(log_columns=list(config.log_transform), clip_quantiles=config.clip_quantiles),
+                NumericCleaner(
+                    log_columns=list(config.log_transform),
+                    clip_quantiles=config.clip_quantiles,
+                    unclipped_columns=list(config.unclipped),
+                ),
                 [*numeric, *config.domain, *config.ratios],
             ),
             ("categorical", encoder, categorical),

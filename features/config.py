@@ -13,7 +13,7 @@ from crm_modes.data.schema import NEVER_FEATURE_ROLES, SCHEMA, Kind, Role
 from crm_modes.features.domain import DOMAIN_FEATURES
 
 #: Roles whose columns can feed a model (the model's own label is removed separately).
-FEATURE_ROLES = (Role.CLIENT, Role.FACILITY, Role.BEHAVIOUR, Role.CONTEXT)
+FEATURE_ROLES = (Role.CLIENT, Role.FACILITY, Role.BEHAVIOUR, Role.ECONOMY, Role.CONTEXT)
 ORACLE_PREFIX = "oracle_"
 
 
@@ -43,6 +43,7 @@ class FeatureConfig(BaseModel):
             the value is NaN where the denominator is not positive.
         min_category_frequency: rows a category needs at fit to keep its own code.
         clip_quantiles: training quantiles to clip numeric columns at; null disables.
+        unclipped: numeric columns never clipped (macro figures, whose new extremes matter).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -57,6 +58,7 @@ class FeatureConfig(BaseModel):
     ratios: dict[str, tuple[str, str]] = Field(default_factory=dict)
     min_category_frequency: int = Field(default=10, ge=1)
     clip_quantiles: tuple[float, float] | None = (0.001, 0.999)
+    unclipped: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureConfig:

@@ -26,6 +26,8 @@ class NumericCleaner(TransformerMixin, BaseEstimator):
     Parameters:
         log_columns: columns to log-transform (money amounts).
         clip_quantiles: lower and upper training quantiles to clip at; ``None`` disables.
+        unclipped_columns: columns never clipped, whose values beyond the training range
+            must reach the model (a macro figure in a recession deeper than any at fit).
         add_indicator: add missing-value indicators for columns with nulls at fit.
 
     Raises (at fit):
@@ -35,6 +37,7 @@ class NumericCleaner(TransformerMixin, BaseEstimator):
     _parameter_constraints: ClassVar[dict] = {
         "log_columns": [list, tuple],
         "clip_quantiles": [tuple, list, None],
+        "unclipped_columns": [list, tuple],
         "add_indicator": ["boolean"],
     }
 
@@ -43,10 +46,12 @@ class NumericCleaner(TransformerMixin, BaseEstimator):
         *,
         log_columns: Sequence[str] = (),
         clip_quantiles: tuple[float, float] | None = (0.001, 0.999),
+        unclipped_columns: Sequence[str] = (),
         add_indicator: bool = True,
     ) -> None:
         self.log_columns = log_columns
         self.clip_quantiles = clip_quantiles
+        self.unclipped_columns = unclipped_columns
         self.add_indicator = add_indicator
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -61,9 +66,10 @@ class NumericCleaner(TransformerMixin, BaseEstimator):
         _check_numeric(X)
         values = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=True)
         names = self._names()
-        unknown = [name for name in self.log_columns if name not in set(names)]
-        if unknown:
-            raise ValueError(f"log_columns {unknown} are not among the numeric input columns {names}")
+        for parameter in ("log_columns", "unclipped_columns"):
+            unknown = [name for name in getattr(self, parameter) if name not in set(names)]
+            if unknown:
+                raise ValueError(f"{parameter} {unknown} are not among the numeric input columns {names}")
         self.log_mask_ = np.isin(names, list(self.log_columns))
         values = self._log(values)
         all_missing = np.isnan(values).all(axis=0)
@@ -75,6 +81,8 @@ class NumericCleaner(TransformerMixin, BaseEstimator):
             self.upper_ = np.full(values.shape[1], np.inf)
         else:
             self.lower_, self.upper_ = np.nanquantile(values, self.clip_quantiles, axis=0)
+            free = np.isin(names, list(self.unclipped_columns))
+            self.lower_[free], self.upper_[free] = -np.inf, np.inf
         self.medians_ = np.nanmedian(np.clip(values, self.lower_, self.upper_), axis=0)
         has_missing = np.isnan(values).any(axis=0)
         self.indicator_columns_ = (

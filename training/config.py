@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from crm_modes.data.generator import HISTORY_MONTHS
 from crm_modes.features.config import FeatureConfig, load_feature_config
 
 ModelKind = Literal["binary", "multiclass"]
@@ -29,6 +30,8 @@ class DataConfig(_Frozen):
 
     generate_rows: int | None = Field(default=None, ge=1)
     seed: int = 42
+    #: Months of snapshots in a generated book (more than the 12-month label horizon).
+    history_months: int = Field(default=HISTORY_MONTHS, gt=12)
     path: str | None = None
     #: The table follows the project's schema and goes through the validation gate.
     schema_table: bool = True

@@ -38,8 +38,11 @@ def load_training_table(config: DataConfig) -> TrainingTable:
     """
     if config.generate_rows is not None or config.schema_table:
         if config.generate_rows is not None:
-            raw = generate_book(config.generate_rows, config.seed)
-            description = f"synthetic book: {config.generate_rows:,} rows, seed {config.seed}"
+            raw = generate_book(config.generate_rows, config.seed, history_months=config.history_months)
+            description = (
+                f"synthetic book: {config.generate_rows:,} rows, seed {config.seed}, "
+                f"{config.history_months} months"
+            )
         else:
             raw, description = read_table(config.path), config.path
         result = validate(raw)

@@ -27,7 +27,7 @@ from crm_modes.data.schema import MODES, input_names
 from crm_modes.models.advisor import PROBABILITY_COLUMNS, VALUE_COLUMNS
 from crm_modes.models.economics import Economics, choose_modes, policy_value, value_parts
 from crm_modes.training.config import TrainingConfig, ValueGateConfig
-from crm_modes.training.off_policy import cluster_bootstrap, doubly_robust_terms
+from crm_modes.training.off_policy import cluster_bootstrap, doubly_robust
 
 COMMITTEE = "oracle_policy_mode"
 LABELS = ("default_12m", "churn_12m")
@@ -141,9 +141,8 @@ def policy_report(
         report["policies"] = {}
         report["value_captured"] = None
 
-    terms, clipped = {}, {}
-    for name, chosen in (("value_policy", recommended), ("committee", committee)):
-        terms[name], clipped[name] = doubly_robust_terms(
+    parts = {
+        name: doubly_robust(
             outcome,
             logged,
             realised,
@@ -152,16 +151,23 @@ def policy_report(
             switching_cost=switching,
             propensity_floor=gate.propensity_floor,
         )
-    terms["gain"] = terms["value_policy"] - terms["committee"]
+        for name, chosen in (("value_policy", recommended), ("committee", committee))
+    }
     groups = rows[GROUP_COLUMN].to_numpy() if GROUP_COLUMN in rows else np.arange(n)
     estimates = cluster_bootstrap(
-        terms, groups, resamples=gate.bootstrap, confidence=gate.confidence, seed=gate.seed
+        parts,
+        groups,
+        resamples=gate.bootstrap,
+        confidence=gate.confidence,
+        seed=gate.seed,
+        differences={"gain": ("value_policy", "committee")},
     )
     report["dr_estimate"] = estimates["value_policy"].value
     report["dr_interval"] = [estimates["value_policy"].lower, estimates["value_policy"].upper]
     report["dr_committee_estimate"] = estimates["committee"].value
     report["dr_gain"] = estimates["gain"].as_dict()
-    report["dr_clipped_rows"] = clipped
+    report["dr_clipped_rows"] = {name: part.clipped for name, part in parts.items()}
+    report["dr_mean_weight"] = {name: part.mean_weight for name, part in parts.items()}
     report["dr_settings"] = gate.model_dump()
     report["dr_true_value"] = report["policies"].get("value_policy")
     if truth is not None:

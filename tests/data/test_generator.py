@@ -170,3 +170,17 @@ def test_counterfactual_oracle_under_the_assigned_mode_is_the_factual_oracle(sma
     default = small_book[["oracle_default_probability_basic", "oracle_default_probability_responsible"]]
     assert (churn[:, 1] < churn[:, 0]).all()
     assert default.to_numpy()[:, 1].mean() < default.to_numpy()[:, 0].mean()
+
+
+def test_published_gdp_growth_is_one_figure_per_date_moving_against_the_cycle(book_50k):
+    """The macro signal: the same for every row of a date, different across dates, and a
+    downturn (more defaults) shows as lower growth."""
+    by_date = book_50k.groupby("snapshot_date")["gdp_growth"]
+    assert (by_date.nunique() == 1).all()
+    published = by_date.first()
+    assert published.nunique() == len(published)
+    assert published.min() > -5.0
+    assert published.max() < 8.0
+    known = book_50k.dropna(subset=["default_12m"])
+    default_rate = known.groupby("snapshot_date")["oracle_default_probability"].mean()
+    assert np.corrcoef(published.loc[default_rate.index], default_rate)[0, 1] < -0.5

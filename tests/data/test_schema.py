@@ -42,3 +42,11 @@ def test_required_columns_exclude_labels_oracle_and_context():
 def test_unknown_column_lookup_names_it():
     with pytest.raises(KeyError, match="'no_such' is not a column"):
         schema.column("no_such")
+
+
+def test_the_macro_signal_is_a_required_feature_of_the_economy():
+    gdp = schema.column("gdp_growth")
+    assert gdp.role is Role.ECONOMY
+    assert gdp.required
+    assert gdp.feature
+    assert "gdp_growth" in schema.input_names()

@@ -155,3 +155,24 @@ def test_text_in_a_ratio_input_fails_naming_it():
     steps = build_feature_pipeline(config, target="y").fit(frame)
     with pytest.raises(ValueError, match="ratio input 'limit' holds values that are not numbers"):
         steps.transform(frame.assign(limit=["10", "unlimited"]))
+
+
+def test_unclipped_columns_keep_values_beyond_the_training_range():
+    from crm_modes.features.numeric import NumericCleaner
+
+    train = pd.DataFrame(
+        {"gdp_growth": np.linspace(0.0, 4.0, 1_001), "leverage": np.linspace(1.0, 5.0, 1_001)}
+    )
+    recession = pd.DataFrame({"gdp_growth": [-3.0], "leverage": [9.0]})
+    cleaner = NumericCleaner(unclipped_columns=["gdp_growth"], add_indicator=False).fit(train)
+    gdp, leverage = cleaner.transform(recession)[0]
+    assert gdp == -3.0  # reaches the model as it is
+    assert leverage == pytest.approx(np.quantile(train["leverage"], 0.999))  # clipped as before
+    with pytest.raises(ValueError, match=r"unclipped_columns \['gpd'\] are not among"):
+        NumericCleaner(unclipped_columns=["gpd"]).fit(train)
+
+
+def test_the_book_s_macro_signal_is_an_unclipped_feature():
+    config = load_feature_config("configs/features/synthetic.yaml")
+    assert "gdp_growth" in config.unclipped
+    assert "gdp_growth" in config.columns("churn_12m")[0]

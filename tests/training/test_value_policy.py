@@ -7,35 +7,70 @@ import numpy as np
 import pytest
 import yaml
 
-from crm_modes.training.off_policy import cluster_bootstrap, doubly_robust_terms
+from crm_modes.training.off_policy import DoublyRobust, cluster_bootstrap, doubly_robust
 
 
-def test_doubly_robust_terms_worked_by_hand():
+def test_doubly_robust_parts_worked_by_hand():
     outcome = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [5.0, 4.0, 0.0]])
     logged = np.array([2, 0, 1])
     realised = np.array([4.0, 0.5, 3.0])
     propensity = np.array([[0.1, 0.1, 0.8], [0.5, 0.25, 0.25], [0.3, 0.005, 0.695]])
     policy = np.array([2, 1, 1])
-    psi, clipped = doubly_robust_terms(
+    parts = doubly_robust(
         outcome, logged, realised, propensity, policy, switching_cost=0.5, propensity_floor=0.01
     )
-    # row 0 follows the log: 3 + (4 - 3) / 0.8; row 1 switches: 2 - 0.5;
-    # row 2 follows with propensity 0.005 clipped to 0.01: 4 + (3 - 4) / 0.01
-    np.testing.assert_allclose(psi, [3 + 1 / 0.8, 1.5, 4 - 100.0])
-    assert clipped == 1
+    # row 0 follows the log: 3, weight 1 / 0.8, residual (4 - 3) / 0.8; row 1 switches: 2 - 0.5;
+    # row 2 follows with propensity 0.005 clipped to 0.01: 4, weight 100, residual (3 - 4) * 100
+    np.testing.assert_allclose(parts.direct, [3.0, 1.5, 4.0])
+    np.testing.assert_allclose(parts.weight, [1.25, 0.0, 100.0])
+    np.testing.assert_allclose(parts.residual, [1.25, 0.0, -100.0])
+    assert parts.clipped == 1
+    # self-normalized: the residuals' sum scaled by rows / sum of weights
+    assert parts.value == pytest.approx(8.5 + (1.25 - 100.0) * 3 / 101.25)
+    assert parts.mean_weight == pytest.approx(101.25 / 3)
+
+
+def test_self_normalization_does_not_care_how_the_propensities_are_scaled():
+    """Propensities all off by the same factor (a committee model under- or over-confident
+    about deviations) move the plain estimate, not the self-normalized one."""
+    rng = np.random.default_rng(0)
+    n = 1_000
+    outcome = rng.normal(1.0, 0.2, (n, 3))
+    logged = rng.integers(0, 3, n)
+    realised = outcome[np.arange(n), logged] + rng.normal(0.3, 0.1, n)
+    propensity = np.full((n, 3), 1 / 3)
+    policy = rng.integers(0, 3, n)
+    right, halved = (
+        doubly_robust(outcome, logged, realised, p, policy, switching_cost=0.0, propensity_floor=0.01)
+        for p in (propensity, propensity / 2)
+    )
+    assert halved.value == pytest.approx(right.value)
+    assert halved.mean_weight == pytest.approx(2 * right.mean_weight)
 
 
 def test_cluster_bootstrap_resamples_whole_groups_and_pairs_the_draws():
     values = np.array([1.0, 1.0, 5.0, 5.0])
     groups = np.array(["a", "a", "b", "b"])
+    nothing = np.zeros(4)
+
+    def direct_only(direct):
+        return DoublyRobust(direct=direct, residual=nothing, weight=nothing, clipped=0)
+
     estimates = cluster_bootstrap(
-        {"x": values, "twice": 2 * values}, groups, resamples=400, confidence=0.9, seed=0
+        {"x": direct_only(values), "twice": direct_only(2 * values)},
+        groups,
+        resamples=400,
+        confidence=0.9,
+        seed=0,
+        differences={"gap": ("twice", "x")},
     )
     assert estimates["x"].value == 12.0
     # two groups of totals 2 and 10: a resample holds 2 of them, so totals are 4, 12 or 20
     assert estimates["x"].lower == 4.0
     assert estimates["x"].upper == 20.0
     assert estimates["twice"].upper == 40.0
+    # paired: the gap is the x total itself in every resample
+    assert (estimates["gap"].value, estimates["gap"].lower, estimates["gap"].upper) == (12.0, 4.0, 20.0)
 
 
 @pytest.mark.integration
