@@ -54,11 +54,15 @@ def signature(
 
 
 def model_input(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` in the types MLflow's schema enforcement accepts: categories become plain strings."""
-    categorical = [name for name in frame.columns if isinstance(frame[name].dtype, pd.CategoricalDtype)]
+    """``frame`` in the types MLflow's schema enforcement accepts: categories become plain
+    strings (object dtype, missing ones None); other columns are shared, not copied."""
+    categorical = [name for name, dtype in frame.dtypes.items() if isinstance(dtype, pd.CategoricalDtype)]
     if not categorical:
         return frame
-    converted = frame.copy()
+    converted = frame.copy(deep=False)
     for name in categorical:
-        converted[name] = converted[name].astype(object).where(converted[name].notna(), None)
+        codes = frame[name].cat.codes.to_numpy()
+        values = frame[name].cat.categories.to_numpy(dtype=object)[codes]
+        values[codes < 0] = None
+        converted[name] = pd.Series(values, index=frame.index, dtype=object)
     return converted

@@ -149,7 +149,7 @@ def score_file(
             resumed += 1
         else:
             inputs = [name for name in input_names() if name in result.valid.columns]
-            advice = model.predict_validated(result.valid[inputs]) if len(result.valid) else pd.DataFrame()
+            advice = model.predict(result.valid[inputs]) if len(result.valid) else pd.DataFrame()
             write_table(advice, scored_part)
             rejected = result.quarantine.astype({name: "string" for name in chunk.columns})
             write_table(rejected, rejected_part)

@@ -8,9 +8,7 @@ from dataclasses import dataclass
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
-from crm_modes.models.advisor import Advisor
 from crm_modes.models.signature import model_input
 
 _ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
@@ -26,27 +24,13 @@ class LoadedModel:
     pyfunc: mlflow.pyfunc.PyFuncModel
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Score ``frame`` through the pyfunc (MLflow checks it against the signature)."""
-        return self.pyfunc.predict(model_input(frame), params={"model_version": self.version})
+        """Score ``frame`` through the registered pyfunc's own ``predict``: the one scoring path.
 
-    def predict_validated(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Score rows already validated against the schema.
-
-        Rows that passed the validation gate (batch) or the schema-derived request model
-        (REST) have been checked more strictly than MLflow's signature enforcement would,
-        so for the advisor bundle they go straight to the advisor: no second conversion
-        and check of every chunk or request. Any other pyfunc goes through :meth:`predict`.
+        Batch, REST and Spark (through ``mlflow.pyfunc.spark_udf``) all score here, exactly as
+        a stock MLflow consumer of the same URI would, MLflow checking the input against the
+        signature. Rows are converted once, to the types that signature declares.
         """
-        advisor = getattr(self._python_model(), "advisor", None)
-        if isinstance(advisor, Advisor):
-            return advisor.advise(frame, model_version=self.version)
-        return self.predict(frame)
-
-    def _python_model(self) -> object:
-        try:
-            return self.pyfunc.unwrap_python_model()
-        except MlflowException:  # not a python-function model (e.g. a plain sklearn flavour)
-            return None
+        return self.pyfunc.predict(model_input(frame), params={"model_version": self.version})
 
 
 def resolve(uri: str) -> tuple[str, str]:

@@ -59,3 +59,45 @@ def test_remap_hands_inputs_it_was_not_built_for_to_the_original(tree_models, ro
     np.testing.assert_array_equal(remap.transform(shuffled), remap.original.transform(shuffled))
     with pytest.raises(ValueError, match="columns are missing"):
         remap.transform(matrix.drop(columns=matrix.columns[0]))
+
+
+def test_calibrated_logistic_equals_scikit_learn_and_hands_over_what_it_cannot_score(fitted_advisor, rows):
+    from crm_modes.models.fast_paths import CalibratedLogistic
+
+    pipeline = fitted_advisor.churn  # the configured model: logistic regression, sigmoid calibration
+    model = pipeline["model"]
+    assert CalibratedLogistic.applies_to(model)
+    matrix = pipeline["features"].transform(rows)
+    fast = CalibratedLogistic(model)
+    expected = type(model).predict_proba(model, matrix)
+    np.testing.assert_allclose(fast.predict_proba(matrix), expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(fast.predict_proba(matrix.to_numpy()), expected, rtol=1e-12, atol=1e-15)
+    broken = matrix.copy()
+    broken.iloc[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):  # scikit-learn's own message
+        fast.predict_proba(broken)
+    with pytest.raises(ValueError):
+        fast.predict_proba(matrix.iloc[:, :-1])
+
+
+def test_fast_paths_only_for_the_scikit_learn_releases_they_were_checked_against():
+    from crm_modes.models.fast_paths import supported
+
+    assert supported("1.6.1")
+    assert supported("1.9.1")
+    assert not supported("1.5.2")
+    assert not supported("1.10.0")
+    assert not supported("2.0.0")
+    assert not supported("nightly")
+
+
+def test_with_an_unchecked_release_the_models_score_through_scikit_learn(fitted_advisor, monkeypatch):
+    from crm_modes.models import fast_paths
+
+    pipeline = copy.deepcopy(fitted_advisor.churn)
+    monkeypatch.setattr(fast_paths.sklearn, "__version__", "2.0.0")
+    fast_paths.install(pipeline)
+    assert "predict_proba" not in vars(pipeline["model"])
+    monkeypatch.setattr(fast_paths.sklearn, "__version__", "1.9.1")
+    fast_paths.install(pipeline)
+    assert "predict_proba" in vars(pipeline["model"])

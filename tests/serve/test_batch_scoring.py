@@ -130,3 +130,53 @@ def test_killed_halfway_and_rerun_gives_the_uninterrupted_output(cli, advisor_st
         pd.read_parquet(folder / "resumed.parquet"), pd.read_parquet(folder / "reference.parquet")
     )
     assert not parts.exists()
+
+
+def test_batch_scores_are_what_a_stock_mlflow_consumer_gets(cli, advisor_store, tmp_path, monkeypatch):
+    """One scoring path: the batch job's numbers equal the registered pyfunc's own predict."""
+    import mlflow
+
+    from crm_modes.models.signature import model_input
+
+    rows = scoring_rows(500, seed=21)
+    source = advisor_store["folder"] / "one-path.parquet"
+    rows.to_parquet(source)
+    result = score(cli, advisor_store, "--input", str(source), "--output", "one-path-scores.parquet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    batch = pd.read_parquet(advisor_store["folder"] / "one-path-scores.parquet")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", advisor_store["uri"])
+    mlflow.set_tracking_uri(advisor_store["uri"])
+    stock = mlflow.pyfunc.load_model("models:/crm-advisor@champion").predict(model_input(rows))
+    assert len(batch) == len(stock) == len(rows)
+    numbers = [
+        "default_probability",
+        "churn_probability",
+        "value_basic",
+        "value_reactive",
+        "value_responsible",
+    ]
+    pd.testing.assert_frame_equal(
+        batch[numbers].reset_index(drop=True), stock[numbers].reset_index(drop=True)
+    )
+    for column in (
+        "facility_id",
+        "recommended_mode",
+        "committee_mode",
+        "alert_codes",
+        "recommendation_reason",
+    ):
+        assert batch[column].astype(str).tolist() == stock[column].astype(str).tolist(), column
+
+
+def test_nothing_outside_mlflow_reaches_inside_the_registered_model():
+    """Batch, REST and Spark score through the pyfunc's predict; no module unwraps it."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    offenders = [
+        str(path.relative_to(root))
+        for folder in ("serve", "crm_modes", "training", "models", "features", "data")
+        for path in (root / folder).rglob("*.py")
+        if "unwrap_python_model" in path.read_text()
+    ]
+    assert offenders == []
