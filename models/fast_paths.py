@@ -37,7 +37,7 @@ from crm_modes.models.estimators import fitted_estimators
 log = logging.getLogger(__name__)
 
 #: scikit-learn releases whose fitted internals the fast paths were checked against: [low, high).
-SUPPORTED_SKLEARN = ((1, 6), (1, 10))
+SUPPORTED_SKLEARN = ((1, 7), (1, 10))
 
 
 def supported(version: str | None = None) -> bool:

@@ -76,16 +76,16 @@ def test_calibrated_logistic_equals_scikit_learn_and_hands_over_what_it_cannot_s
     broken.iloc[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):  # scikit-learn's own message
         fast.predict_proba(broken)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="feature"):
         fast.predict_proba(matrix.iloc[:, :-1])
 
 
 def test_fast_paths_only_for_the_scikit_learn_releases_they_were_checked_against():
     from crm_modes.models.fast_paths import supported
 
-    assert supported("1.6.1")
+    assert supported("1.7.0")
     assert supported("1.9.1")
-    assert not supported("1.5.2")
+    assert not supported("1.6.1")
     assert not supported("1.10.0")
     assert not supported("2.0.0")
     assert not supported("nightly")
