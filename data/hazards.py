@@ -52,6 +52,12 @@ MARKET_RISK = dict(zip(MARKETS, (0.0, -0.10, 0.35), strict=True))
 CURE_SHARE = dict(zip(MODES, (0.45, 0.55, 0.70), strict=True))
 MODE_CHURN = dict(zip(MODES, (0.45, 0.0, -0.60), strict=True))
 SEGMENT_CHURN = dict(zip(SEGMENTS, (0.30, 0.10, -0.10, -0.20), strict=True))
+#: Coefficients (and caps) of the short-lived readings in the scores; the oracle projects them.
+CREDIT_ON_UTILIZATION_RISE = 1.50
+CHURN_ON_CONTACTS, CONTACTS_CAP = -0.05, 15.0
+CHURN_ON_COMPLAINTS, COMPLAINTS_CAP = 0.30, 6.0
+CHURN_ON_DECLINE = 1.20
+CHURN_ON_TENURE, TENURE_CAP = -0.04, 20.0
 #: Monthly rates by the client's highest mode (indexed like MODES): RM contacts and complaints.
 CONTACT_RATE = np.array([0.15, 0.6, 2.0])
 COMPLAINT_RATE = np.array([0.05, 0.03, 0.015])
@@ -100,7 +106,7 @@ def credit_score(
         + 0.30 * np.log(np.maximum(leverage, 0.1))
         - 0.25 * np.log1p(np.maximum(interest_coverage, 0.0))
         + 0.90 * (utilization - 0.5)
-        + 1.50 * np.maximum(utilization_change_3m, 0.0)
+        + CREDIT_ON_UTILIZATION_RISE * np.maximum(utilization_change_3m, 0.0)
         + 0.30 * covenant_breaches_12m
         + 0.05 * np.minimum(project_delay_months, 24.0)
         + segment_risk
@@ -130,13 +136,13 @@ def churn_score(
         CHURN_INTERCEPT
         + mode_churn
         + segment_churn
-        + 0.30 * np.minimum(complaints_12m, 6.0)
-        + 1.20 * engagement_decline
+        + CHURN_ON_COMPLAINTS * np.minimum(complaints_12m, COMPLAINTS_CAP)
+        + CHURN_ON_DECLINE * engagement_decline
         - 0.15 * (np.minimum(products_held, 8.0) - 3.0)
-        - 0.04 * np.minimum(relationship_tenure_years, 20.0)
+        + CHURN_ON_TENURE * np.minimum(relationship_tenure_years, TENURE_CAP)
         + 0.003 * (margin_bps - 200.0)
         - 0.10 * (internal_rating - 5.0)
-        - 0.05 * np.minimum(rm_contacts_90d, 15.0)
+        + CHURN_ON_CONTACTS * np.minimum(rm_contacts_90d, CONTACTS_CAP)
     )
 
 
