@@ -14,7 +14,6 @@ import json
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,20 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import save
-from bench_score import BIN, environment, serve
+from bench_score import BIN, environment, request_timings, serve
 
 PORT = 8913
-
-
-def client(url: str, data: bytes, count: int) -> list[float]:
-    timings = []
-    for _ in range(count):
-        request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-        started = time.perf_counter()
-        with urllib.request.urlopen(request, timeout=60) as response:
-            response.read()
-        timings.append((time.perf_counter() - started) * 1000)
-    return timings
 
 
 def main() -> None:
@@ -60,10 +48,14 @@ def main() -> None:
             [str(BIN / "crm-modes"), "serve", "--host", "127.0.0.1"], env, Path(folder), "/ready", PORT
         )
         try:
-            client(url, data, 20)  # warm up
+            request_timings(url, data, 20)  # warm up
             started = time.perf_counter()
             with ThreadPoolExecutor(args.clients) as pool:
-                runs = list(pool.map(lambda _: client(url, data, args.requests), range(args.clients)))
+                runs = list(
+                    pool.map(
+                        lambda _: request_timings(url, data, args.requests, timeout=60), range(args.clients)
+                    )
+                )
             seconds = time.perf_counter() - started
         finally:
             process.terminate()

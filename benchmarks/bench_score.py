@@ -53,7 +53,8 @@ def run(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
     return result
 
 
-def timed_score(env: dict, folder: Path, source: Path, output: str) -> dict[str, float]:
+def timed_score(env: dict, folder: Path, source: Path, output: str, *options: str) -> dict[str, float]:
+    """``crm-modes score`` of ``source`` under ``/usr/bin/time`` (``options``: e.g. ``--engine spark``)."""
     result = run(
         [
             "/usr/bin/time",
@@ -69,6 +70,7 @@ def timed_score(env: dict, folder: Path, source: Path, output: str) -> dict[str,
             output,
             "--chunk-rows",
             "50000",
+            *options,
         ],
         env,
         folder,
@@ -95,15 +97,20 @@ def baseline_seconds(uri: str, source: Path) -> float:
     return time.perf_counter() - started
 
 
-def latencies(url: str, body: dict, count: int) -> dict[str, float]:
-    data = json.dumps(body).encode()
+def request_timings(url: str, data: bytes, count: int, *, timeout: float = 30) -> list[float]:
+    """Milliseconds of each of ``count`` JSON POSTs of ``data`` to ``url``, one after another."""
     timings = []
     for _ in range(count):
         request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
         started = time.perf_counter()
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             response.read()
         timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+def latencies(url: str, body: dict, count: int) -> dict[str, float]:
+    timings = request_timings(url, json.dumps(body).encode(), count)
     return {
         "p50_ms": round(float(np.percentile(timings, 50)), 2),
         "p99_ms": round(float(np.percentile(timings, 99)), 2),

@@ -4,7 +4,8 @@ Run: ``.venv/bin/python benchmarks/bench_spark.py --tracking-uri URI [--rows N]`
 whose ``crm-advisor@champion`` exists (``make demo`` leaves one in ``mlflow.db``).
 
 Both engines run as the command a user runs (``crm-modes score``, under ``/usr/bin/time``),
-end to end: reading, the gate, scoring through the pyfunc, writing. Spark's time includes
+end to end: reading, the gate, scoring through the pyfunc, writing (peak memory: the driver's
+process). Spark's time includes
 starting its JVM and workers (``local[*]``, one thread per task). Target (issue 12): Spark at
 least 80% of the in-process rows per second.
 """
@@ -18,30 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import save
-from bench_score import BIN, environment, run
-
-
-def timed(env: dict, folder: Path, source: Path, output: str, *engine: str) -> dict[str, float]:
-    result = run(
-        [
-            "/usr/bin/time",
-            "-f",
-            "TIME %e %M",
-            str(BIN / "crm-modes"),
-            "score",
-            "--model",
-            "models:/crm-advisor@champion",
-            "--input",
-            str(source),
-            "--output",
-            output,
-            *engine,
-        ],
-        env,
-        folder,
-    )
-    seconds, kib = result.stderr.strip().splitlines()[-1].split()[1:]
-    return {"seconds": float(seconds), "peak_memory_mib_driver": round(int(kib) / 1024, 1)}
+from bench_score import environment, timed_score
 
 
 def main() -> None:
@@ -62,8 +40,8 @@ def main() -> None:
         source = folder / "book.parquet"
         book.to_parquet(source)
         engines = {
-            "inprocess": timed(env, folder, source, "inprocess.parquet"),
-            "spark": timed(env, folder, source, "spark.parquet", "--engine", "spark"),
+            "inprocess": timed_score(env, folder, source, "inprocess.parquet"),
+            "spark": timed_score(env, folder, source, "spark.parquet", "--engine", "spark"),
         }
     for result in engines.values():
         result["rows_per_second"] = round(args.rows / result["seconds"])

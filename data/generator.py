@@ -529,7 +529,7 @@ def _assemble(book: dict[str, np.ndarray], rows: int) -> pd.DataFrame:
             others_mode=_others_mode(book["fac_client"], book["fac_assigned"])[f],
             rm_contacts_90d=book["rm_contacts_90d"][order].astype(np.float64),
             complaints_12m=book["complaints_12m"][order].astype(np.float64),
-            engagement_decline=oracle.engagement_decline(
+            engagement_decline=hazards.engagement_decline(
                 book["digital_logins_90d"][order].astype(np.float64),
                 book["digital_logins_prev_90d"][order].astype(np.float64),
             ),

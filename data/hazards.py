@@ -115,6 +115,11 @@ def credit_score(
     )
 
 
+def engagement_decline(logins: FloatArray, logins_before: FloatArray) -> FloatArray:
+    """Drop in digital logins over the last 90 days against the 90 before, in (-1, 1)."""
+    return (logins_before - logins) / (logins_before + logins + 1.0)
+
+
 def churn_score(
     *,
     mode_churn: FloatArray,
@@ -129,15 +134,12 @@ def churn_score(
     rm_contacts_90d: FloatArray,
 ) -> FloatArray:
     """Log-odds of a current facility's relationship ending next month, before the cycle."""
-    engagement_decline = (digital_logins_prev_90d - digital_logins_90d) / (
-        digital_logins_prev_90d + digital_logins_90d + 1.0
-    )
     return (
         CHURN_INTERCEPT
         + mode_churn
         + segment_churn
         + CHURN_ON_COMPLAINTS * np.minimum(complaints_12m, COMPLAINTS_CAP)
-        + CHURN_ON_DECLINE * engagement_decline
+        + CHURN_ON_DECLINE * engagement_decline(digital_logins_90d, digital_logins_prev_90d)
         - 0.15 * (np.minimum(products_held, 8.0) - 3.0)
         + CHURN_ON_TENURE * np.minimum(relationship_tenure_years, TENURE_CAP)
         + 0.003 * (margin_bps - 200.0)

@@ -92,11 +92,6 @@ class OracleInputs:
     cycle_path: Array  #: (rows, 12) cycle in each month after the snapshot
 
 
-def engagement_decline(logins: Array, logins_before: Array) -> Array:
-    """The churn score's engagement decline (:func:`hazards.churn_score`)."""
-    return (logins_before - logins) / (logins_before + logins + 1.0)
-
-
 def counterfactual_oracle(rows: OracleInputs) -> dict[str, Array]:
     """``oracle_{default,churn}_probability_{mode}`` of every row (see the module docstring).
 

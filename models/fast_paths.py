@@ -73,25 +73,35 @@ class CategoryRemap:
         self.categories = [_sorted_known(categories) for categories in encoder.categories_]
 
     def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        if isinstance(X, pd.DataFrame):
-            if self.feature_names_in_ is not None and list(X.columns) != self.feature_names_in_:
-                return self.original.transform(X)
-            try:
-                values = X.to_numpy(dtype=np.float64)
-            except (TypeError, ValueError):
-                return self.original.transform(X)
-        else:
-            values = np.asarray(X)
-            if values.dtype.kind not in "biuf":
-                return self.original.transform(X)
-            values = values.astype(np.float64, copy=False)
-        if values.ndim != 2 or values.shape[1] != self.n_features_in_ or len(values) == 0:
+        values = _float_matrix(X, self.feature_names_in_, self.n_features_in_)
+        if values is None:
             return self.original.transform(X)
         out = np.empty_like(values)
         for position, (column, known) in enumerate(zip(self.categorical, self.categories, strict=True)):
             out[:, position] = _positions(values[:, column], known)
         out[:, len(self.categorical) :] = values[:, self.numeric]
         return out
+
+
+def _float_matrix(X: pd.DataFrame | np.ndarray, names: list[str] | None, width: int) -> np.ndarray | None:
+    """``X`` as a float64 matrix when it is exactly what the fitted model was built for
+    (same column names in order, ``width`` numeric columns, at least one row); ``None``
+    otherwise, so that the caller hands ``X`` to the original model."""
+    if isinstance(X, pd.DataFrame):
+        if names is not None and list(X.columns) != names:
+            return None
+        try:
+            values = X.to_numpy(dtype=np.float64)
+        except (TypeError, ValueError):
+            return None
+    else:
+        values = np.asarray(X)
+        if values.dtype.kind not in "biuf":
+            return None
+        values = values.astype(np.float64, copy=False)
+    if values.ndim != 2 or values.shape[1] != width or len(values) == 0:
+        return None
+    return values
 
 
 def _sorted_known(categories: np.ndarray) -> np.ndarray:
@@ -151,22 +161,9 @@ class CalibratedLogistic:
         )
 
     def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        if isinstance(X, pd.DataFrame):
-            if self.feature_names_in_ is not None and list(X.columns) != self.feature_names_in_:
-                return self.original.predict_proba(X)
-            try:
-                values = X.to_numpy(dtype=np.float64)
-            except (TypeError, ValueError):
-                return self.original.predict_proba(X)
-        else:
-            values = np.asarray(X)
-            if values.dtype.kind not in "biuf":
-                return self.original.predict_proba(X)
-            values = values.astype(np.float64, copy=False)
-        if values.ndim != 2 or values.shape[1] != self.coef.shape[0] or len(values) == 0:
-            return self.original.predict_proba(X)
-        if not np.isfinite(values).all():
-            return self.original.predict_proba(X)  # scikit-learn's own error
+        values = _float_matrix(X, self.feature_names_in_, self.coef.shape[0])
+        if values is None or not np.isfinite(values).all():
+            return self.original.predict_proba(X)  # scikit-learn's own result, or its own error
         positive = 1.0 / (1.0 + np.exp(self.a * (values @ self.coef + self.intercept) + self.b))
         return np.column_stack([1.0 - positive, positive])
 

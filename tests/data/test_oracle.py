@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_modes.data import oracle
+from crm_modes.data import hazards, oracle
 from crm_modes.data.generator import generate_book
 from crm_modes.data.schema import MODES
 
@@ -40,7 +40,7 @@ def test_oracle_is_calibrated_across_the_short_lived_attributes(known_book, attr
     errors in the extreme quintiles of the engagement decline; the projected oracle is not."""
     if attribute == "engagement_decline":
         values = pd.Series(
-            oracle.engagement_decline(
+            hazards.engagement_decline(
                 known_book["digital_logins_90d"].to_numpy(float),
                 known_book["digital_logins_prev_90d"].to_numpy(float),
             )
@@ -79,7 +79,7 @@ def test_lag_profiles_are_the_simulation_s_own(attribute, lag):
     """The oracle's lag profiles, re-measured on a book of another seed."""
     book = generate_book(100_000, seed=5).sort_values(["facility_id", "snapshot_date"])
     if attribute == "engagement_decline":
-        book[attribute] = oracle.engagement_decline(
+        book[attribute] = hazards.engagement_decline(
             book["digital_logins_90d"].to_numpy(float), book["digital_logins_prev_90d"].to_numpy(float)
         )
     today = book[attribute].to_numpy(float)
