@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -204,15 +205,9 @@ def promote(
 ) -> None:
     """Move @champion to the challenger if it passes every gate; or roll back to the previous champion."""
     _threads(threads)
-    from crm_modes.training.promote import (
-        PromotionRefusedError,
-    )
-    from crm_modes.training.promote import (
-        promote as run_promotion,
-    )
-    from crm_modes.training.promote import (
-        rollback as run_rollback,
-    )
+    from crm_modes.training.promote import PromotionConflictError, PromotionRefusedError
+    from crm_modes.training.promote import promote as run_promotion
+    from crm_modes.training.promote import rollback as run_rollback
     from crm_modes.training.tracking import quiet_environment
 
     quiet_environment()
@@ -234,6 +229,9 @@ def promote(
             errors.print(f"{decision.registered_name} v{decision.challenger}: {status}", highlight=False)
             for failure in decision.failures:
                 errors.print(f"  - {failure}", highlight=False)
+        raise typer.Exit(1) from None
+    except PromotionConflictError as conflict:
+        errors.print(f"promotion stopped: {conflict}", highlight=False)
         raise typer.Exit(1) from None
     except ValueError as error:
         raise _fail(str(error)) from None
@@ -468,17 +466,25 @@ def serve(
     threads: Annotated[
         int, typer.Option(min=1, help="Threads per worker for the models' OpenMP and BLAS pools.")
     ] = 1,
+    max_records: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Most records one request may carry (413 above).")
+    ] = 10_000,
+    max_body_bytes: Annotated[
+        int | None,
+        typer.Option(min=1, help="Largest request body in bytes (413 above); default: 4 KiB per record."),
+    ] = None,
 ) -> None:
     """Serve the advisor over REST: POST /v1/score, GET /health, /ready, /version, POST /admin/reload."""
     _threads(threads)
     import uvicorn
 
-    from crm_modes.serve.api import create_app
+    from crm_modes.serve.api import Limits, create_app
     from crm_modes.training.tracking import quiet_environment
 
     quiet_environment()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with console.status(f"loading {model}"):
-        app = create_app(model)
+        app = create_app(model, limits=Limits(max_records=max_records, max_body_bytes=max_body_bytes))
     console.print(f"serving {app.state.holder.model.version} on http://{host}:{port}")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

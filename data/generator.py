@@ -362,9 +362,7 @@ def _simulate_book(
         cl = fac.client[idx]
         delinquent_clients = np.zeros(n_clients, dtype=bool)
         delinquent_clients[cl[state[idx] > 0]] = True
-        complaints[slot] = rng.poisson(
-            hazards.COMPLAINT_RATE[client_mode] * (1.0 + 2.0 * delinquent_clients)
-        )
+        complaints[slot] = rng.poisson(hazards.COMPLAINT_RATE[client_mode] * (1.0 + 2.0 * delinquent_clients))
         contacts = rng.poisson(
             3.0 * hazards.CONTACT_RATE[client_mode] * (1.0 + delinquent_clients * (client_mode > 0))
         )

@@ -2,7 +2,11 @@
 
 Readers stream a table in chunks of a given number of rows. Writers are atomic: they
 write to a temporary file beside the target and rename it into place only when the write
-succeeded, so a crash never leaves a half-written file under the final name.
+succeeded, so a crash never leaves a half-written file under the final name. A temporary
+file names the process that wrote it; one left by a process that died (a kill during the
+final write) is removed by the next writer of the same target. A write that fails (no
+permission, a full disk, a path through a file) raises :class:`TableWriteError` naming the
+path.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -23,6 +28,64 @@ DEFAULT_CHUNK_ROWS = 100_000
 
 class TableReadError(ValueError):
     """A file that cannot be read as a table at all: missing, empty, or not CSV/Parquet."""
+
+
+class TableWriteError(ValueError):
+    """A table or its folder cannot be written: permission, disk space, a path through a file."""
+
+
+@contextmanager
+def writing_to(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn an operating-system failure while writing ``path`` into a :class:`TableWriteError`."""
+    try:
+        yield
+    except OSError as error:
+        reason = error.strerror or str(error) or type(error).__name__
+        raise TableWriteError(f"{os.fspath(path)}: cannot write: {reason}") from error
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Fail early, naming ``path``, if a table cannot be written there (its folder is made if missing)."""
+    path = Path(path)
+    with writing_to(path):
+        if path.is_dir():
+            raise IsADirectoryError(21, "it is a folder")
+        for folder in path.parents:
+            if folder.exists():
+                if not folder.is_dir():
+                    raise NotADirectoryError(20, f"{folder} is a file, not a folder")
+                break
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove temporary files of ``path`` whose writing process is gone; return what was removed."""
+    prefix, removed = f".{path.name}.", []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        writer = name[len(prefix) : -len(".tmp")].split(".")[0]
+        if writer.isdigit() and not _process_alive(int(writer)):
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def table_format(path: str | os.PathLike[str]) -> str:
@@ -118,9 +181,13 @@ class AtomicTableWriter:
         self._columns: list[str] | None = None
 
     def __enter__(self) -> AtomicTableWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(handle)
+        check_writable(self.path)
+        with writing_to(self.path):
+            remove_stale_temporaries(self.path)
+            handle, name = tempfile.mkstemp(
+                prefix=f".{self.path.name}.{os.getpid()}.", suffix=".tmp", dir=self.path.parent
+            )
+            os.close(handle)
         self._temporary = Path(name)
         return self
 
@@ -132,14 +199,15 @@ class AtomicTableWriter:
             self._columns = list(chunk.columns)
         elif list(chunk.columns) != self._columns:
             raise ValueError(f"{self.path}: chunk columns {list(chunk.columns)} differ from {self._columns}")
-        if self.format == "csv":
-            chunk.to_csv(self._temporary, mode="a", header=self.rows_written == 0, index=False)
-        else:
-            table = pa.Table.from_pandas(chunk, preserve_index=False)
-            if self._parquet is None:
-                self._schema = table.schema
-                self._parquet = pq.ParquetWriter(self._temporary, self._schema)
-            self._parquet.write_table(table.cast(self._schema))
+        with writing_to(self.path):
+            if self.format == "csv":
+                chunk.to_csv(self._temporary, mode="a", header=self.rows_written == 0, index=False)
+            else:
+                table = pa.Table.from_pandas(chunk, preserve_index=False)
+                if self._parquet is None:
+                    self._schema = table.schema
+                    self._parquet = pq.ParquetWriter(self._temporary, self._schema)
+                self._parquet.write_table(table.cast(self._schema))
         self.rows_written += len(chunk)
 
     def __exit__(
@@ -148,11 +216,15 @@ class AtomicTableWriter:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        with writing_to(self.path):
+            self._finish(committing=kind is None)
+
+    def _finish(self, *, committing: bool) -> None:
         assert self._temporary is not None
         try:
             if self._parquet is not None:
                 self._parquet.close()
-            if kind is None:
+            if committing:
                 if self._columns is None and self.format == "parquet":
                     pq.write_table(pa.table({}), self._temporary)
                 with open(self._temporary, "rb+") as handle:

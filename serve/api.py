@@ -5,30 +5,82 @@ field and the problem. The model is loaded once at start; ``POST /admin/reload``
 token from ``CRM_MODES_ADMIN_TOKEN``) loads the current version of the configured URI in
 the background and swaps it in with one reference assignment: requests in flight finish
 on the model they started with, and none is dropped.
+
+The service is a trust boundary. Bodies above :attr:`Limits.max_body_bytes` get a 413
+before anything is parsed; JSON is parsed strictly (no ``NaN`` or ``Infinity``, no key
+twice in one object, booleans are not numbers); error bodies carry at most a short excerpt
+of what was sent; a facility-month sent twice in one request is refused, as the batch gate
+quarantines it; anything unexpected is a 500 carrying only a request id, logged with its
+traceback under that id.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hmac
+import json
+import logging
 import math
 import os
-import secrets
 import threading
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from crm_modes.data.schema import SCHEMA, Column, Kind, input_names
+from crm_modes.data.schema import KEY, SCHEMA, Column, Kind, input_names
 from crm_modes.serve.registry import LoadedModel, load_model
+
+log = logging.getLogger(__name__)
 
 TOKEN_VARIABLE = "CRM_MODES_ADMIN_TOKEN"
 MAX_RECORDS = 10_000
 #: Request fields that may be left out: identifiers are echoed back when given.
 OPTIONAL_FIELDS = ("client_id", "facility_id", "snapshot_date")
+#: The longest identifier a request may carry (characters).
+IDENTIFIER_LENGTH = 64
+#: Bytes one record may take in a request body. A compact record is about 900 bytes; every
+#: identifier at its longest and fully escaped, or pretty-printed JSON, stays below this.
+RECORD_BYTES = 4_096
+#: Dates a request may carry: within what pandas' nanosecond timestamps can hold.
+EARLIEST_DATE, LATEST_DATE = dt.date(1900, 1, 1), dt.date(2261, 12, 31)
+#: What an error body shows of a rejected value, and how many problems it lists.
+EXCERPT_CHARS = 80
+MAX_ERRORS = 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may be: records, and bytes (by default enough for the most records)."""
+
+    max_records: int = MAX_RECORDS
+    max_body_bytes: int | None = None
+
+    @property
+    def body_bytes(self) -> int:
+        return self.max_body_bytes or self.max_records * RECORD_BYTES + 4_096
+
+
+def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
+    """A short, JSON-safe rendering of ``value`` for an error message."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _integral(value: object) -> object:
+    """JSON writers may send 3.0 for 3; booleans and text are not integers."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _field(column: Column) -> tuple[Any, Any]:
@@ -36,13 +88,17 @@ def _field(column: Column) -> tuple[Any, Any]:
     if column.kind is Kind.CATEGORY:
         annotation: Any = Literal[column.categories]  # type: ignore[valid-type]
     elif column.kind is Kind.INT:
-        annotation = Annotated[int, Field(ge=column.minimum, le=column.maximum, strict=False)]
+        annotation = Annotated[
+            int, Field(ge=column.minimum, le=column.maximum, strict=True), BeforeValidator(_integral)
+        ]
     elif column.kind in (Kind.FLOAT, Kind.BINARY):
-        annotation = Annotated[float, Field(ge=column.minimum, le=column.maximum, allow_inf_nan=False)]
+        annotation = Annotated[
+            float, Field(ge=column.minimum, le=column.maximum, allow_inf_nan=False, strict=True)
+        ]
     elif column.kind is Kind.DATE:
-        annotation = dt.date
+        annotation = Annotated[dt.date, Field(ge=EARLIEST_DATE, le=LATEST_DATE)]
     else:
-        annotation = Annotated[str, Field(min_length=1)]
+        annotation = Annotated[str, Field(min_length=1, max_length=IDENTIFIER_LENGTH)]
     optional = column.nullable or not column.required or column.name in OPTIONAL_FIELDS
     if optional:
         return annotation | None, Field(default=None, description=column.description)
@@ -58,6 +114,8 @@ ScoringRecord: type[BaseModel] = create_model(
 
 
 class ScoreRequest(BaseModel):
+    """The body of ``POST /v1/score``; a service may be configured to take fewer records."""
+
     model_config = ConfigDict(extra="forbid")
     records: list[ScoringRecord] = Field(min_length=1, max_length=MAX_RECORDS)  # type: ignore[valid-type]
 
@@ -67,7 +125,15 @@ class ScoreResponse(BaseModel):
     scores: list[dict[str, Any]]
 
 
+class Problem(BaseModel):
+    """An error answer: what is wrong, never more than an excerpt of what was sent."""
+
+    detail: str | list[dict[str, Any]]
+
+
 def _json_safe(value: object) -> object:
+    if value is None or value is pd.NaT:
+        return None
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, pd.Timestamp):
@@ -75,14 +141,14 @@ def _json_safe(value: object) -> object:
     return value
 
 
-def _frame(request: ScoreRequest) -> pd.DataFrame:
+def _frame(records: list[BaseModel]) -> pd.DataFrame:
     """The records as a DataFrame in the schema's types (numbers as float64, dates as dates)."""
-    records = [record.model_dump() for record in request.records]
+    rows = [record.model_dump() for record in records]
     columns: dict[str, Any] = {}
     for column in SCHEMA:
-        if column.name not in records[0]:
+        if column.name not in rows[0]:
             continue
-        values = [record[column.name] for record in records]
+        values = [row[column.name] for row in rows]
         if column.name in OPTIONAL_FIELDS and all(value is None for value in values):
             continue  # an identifier nobody sent
         if column.kind is Kind.FLOAT:
@@ -94,6 +160,185 @@ def _frame(request: ScoreRequest) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
+def duplicate_keys(records: list[BaseModel]) -> str | None:
+    """Why the records are refused when one facility-month appears twice, else None."""
+    seen: dict[tuple[object, ...], int] = {}
+    for index, record in enumerate(records):
+        key = tuple(getattr(record, name) for name in KEY)
+        if any(part is None for part in key):
+            continue
+        if key in seen:
+            shown = ", ".join(f"{name} {excerpt(str(part), 40)}" for name, part in zip(KEY, key, strict=True))
+            return (
+                f"records {seen[key]} and {index} are the same facility-month ({shown}): "
+                "each may be scored once per request (the batch gate quarantines repeats)"
+            )
+        seen[key] = index
+    return None
+
+
+class _StrictJSONError(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> float:
+    raise _StrictJSONError(f"{name} is not a JSON number; send finite numbers, or null where allowed")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        repeated = next(key for key in keys if keys.count(key) > 1)
+        raise _StrictJSONError(f"key {excerpt(repeated, 40)!r} appears twice in one JSON object")
+    return dict(pairs)
+
+
+class StrictJSONRequest(Request):
+    """A request whose JSON body is parsed strictly (see the module's docstring)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:
+                self._json = json.loads(body, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+            except _StrictJSONError as error:
+                raise HTTPException(status_code=422, detail=str(error)) from None
+        return self._json
+
+
+class StrictJSONRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Any]]:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Any:
+            return await handler(StrictJSONRequest(request.scope, request.receive))
+
+        return strict
+
+
+class BodyLimit:
+    """ASGI middleware: a body above ``limit`` bytes gets a 413 before the application sees it.
+
+    A declared ``Content-Length`` above the limit is refused without reading the body; a
+    chunked body is counted as it arrives and refused as soon as it passes the limit.
+    """
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await self._refuse(send, 400, "Content-Length is not a number")
+                return
+            if int(declared) > self.limit:
+                await self._refuse(send, 413, self._too_large(f"{int(declared):,} bytes declared"))
+                return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                await self._refuse(send, 413, self._too_large(f"more than {self.limit:,} bytes sent"))
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    def _too_large(self, what: str) -> str:
+        return f"request body too large: {what}; the limit is {self.limit:,} bytes"
+
+    @staticmethod
+    async def _refuse(send: Callable, status: int, message: str) -> None:
+        body = json.dumps({"detail": message}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class CatchAll:
+    """ASGI middleware: an unexpected failure is a 500 with a request id and nothing else.
+
+    The traceback is logged under the same id; the answer names no internals.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            request_id = uuid.uuid4().hex
+            log.exception("request %s %s %s failed", request_id, scope.get("method"), scope.get("path"))
+            if started:
+                raise  # the answer is under way: the server can only close the connection
+            body = json.dumps(
+                {"detail": "internal error; quote the request id when reporting it", "request_id": request_id}
+            ).encode()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", request_id.encode()),
+            ]
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+
+def _problem_list(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """Validation errors as a bounded answer: location, message, type and an excerpt of the input."""
+    detail = [
+        {
+            "loc": [
+                part if isinstance(part, int) else excerpt(str(part), 40) for part in error.get("loc", ())
+            ],
+            "msg": excerpt(str(error.get("msg", "")), 300),
+            "type": str(error.get("type", "")),
+            "input": excerpt(error.get("input")),
+        }
+        for error in errors[:MAX_ERRORS]
+    ]
+    answer: dict[str, Any] = {"detail": detail}
+    if len(errors) > MAX_ERRORS:
+        answer["more_errors"] = len(errors) - MAX_ERRORS
+    return answer
+
+
+def token_matches(authorization: str | None, expected: str) -> bool:
+    """Only ``Authorization: Bearer <token>``; compared in constant time, on bytes."""
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme != "Bearer" or not given:
+        return False
+    # Header values arrive decoded as Latin-1, so this recovers the bytes that were sent.
+    return hmac.compare_digest(given.encode("latin-1", "replace"), expected.encode("utf-8"))
+
+
 class ModelHolder:
     """The live model; replaced whole, never mutated, so readers always see a complete one."""
 
@@ -103,19 +348,37 @@ class ModelHolder:
         self.reload_lock = threading.Lock()
 
     def load(self) -> LoadedModel:
+        """Load the current version of the URI and swap it in."""
         with self.reload_lock:
-            fresh = load_model(self.uri)
-            self.model = fresh
-            return fresh
+            return self.load_locked()
+
+    def load_locked(self) -> LoadedModel:
+        """:meth:`load` for a caller that already holds ``reload_lock``."""
+        fresh = load_model(self.uri)
+        self.model = fresh
+        return fresh
 
 
-def create_app(model_uri: str, *, load_at_start: bool = True) -> FastAPI:
+_ERRORS = {status: {"model": Problem} for status in (400, 413, 422, 500)}
+_ADMIN_ERRORS = {status: {"model": Problem} for status in (401, 403, 409, 503)}
+
+
+def create_app(model_uri: str, *, load_at_start: bool = True, limits: Limits | None = None) -> FastAPI:
     """The service for ``model_uri`` (e.g. ``models:/crm-advisor@champion``)."""
+    limits = limits or Limits()
     holder = ModelHolder(model_uri)
     app = FastAPI(title="crm-modes advisor", version="1")
+    app.router.route_class = StrictJSONRoute
+    app.add_middleware(BodyLimit, limit=limits.body_bytes)
+    app.add_middleware(CatchAll)  # added last, so outermost: it sees every failure
     app.state.holder = holder
+    app.state.limits = limits
     if load_at_start:
         holder.load()
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse(_problem_list(list(error.errors())), status_code=422)
 
     def live_model() -> LoadedModel:
         model = holder.model
@@ -127,33 +390,56 @@ def create_app(model_uri: str, *, load_at_start: bool = True) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready")
+    @app.get("/ready", responses={503: {"model": Problem}})
     def ready() -> dict[str, str]:
         model = live_model()
         return {"status": "ready", "model_version": model.version}
 
-    @app.get("/version")
+    @app.get("/version", responses={503: {"model": Problem}})
     def version() -> dict[str, str]:
         model = live_model()
         return {"model_uri": holder.uri, "model_version": model.version, "pinned_uri": model.uri}
 
-    @app.post("/v1/score", response_model=ScoreResponse)
-    def score(request: ScoreRequest) -> ScoreResponse:
+    @app.post("/v1/score", response_model=ScoreResponse, responses={**_ERRORS, 503: {"model": Problem}})
+    def score(request: ScoreRequest) -> ScoreResponse:  # type: ignore[valid-type]
+        records = request.records  # type: ignore[attr-defined]
+        if len(records) > limits.max_records:
+            raise HTTPException(
+                status_code=413,
+                detail=f"{len(records):,} records in one request; this service takes at most "
+                f"{limits.max_records:,}",
+            )
+        repeated = duplicate_keys(records)
+        if repeated:
+            raise HTTPException(status_code=422, detail=repeated)
         model = live_model()  # this request keeps this model even if a reload swaps it meanwhile
-        advice = model.predict(_frame(request))
+        advice = model.predict(_frame(records))
         scores = [{key: _json_safe(value) for key, value in row.items()} for row in advice.to_dict("records")]
         return ScoreResponse(model_version=model.version, scores=scores)
 
-    @app.post("/admin/reload")
+    @app.post("/admin/reload", responses=_ADMIN_ERRORS)
     async def reload(authorization: Annotated[str | None, Header()] = None) -> dict[str, str]:
         expected = os.environ.get(TOKEN_VARIABLE)
         if not expected:
             raise HTTPException(status_code=403, detail=f"reload is disabled: {TOKEN_VARIABLE} is not set")
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        if not secrets.compare_digest(given, expected):
-            raise HTTPException(status_code=401, detail="missing or wrong token")
+        if not token_matches(authorization, expected):
+            raise HTTPException(
+                status_code=401, detail="missing or wrong token: send 'Authorization: Bearer <token>'"
+            )
+        if not holder.reload_lock.acquire(blocking=False):
+            raise HTTPException(status_code=409, detail="a reload is already in progress")
         before = holder.model.version if holder.model else "none"
-        fresh = await run_in_threadpool(holder.load)
+        try:
+            fresh = await run_in_threadpool(holder.load_locked)
+        except Exception as error:
+            log.exception("reload of %s failed; still serving %s", holder.uri, before)
+            raise HTTPException(
+                status_code=503,
+                detail=f"reload of {holder.uri} failed, still serving {before}: "
+                f"{type(error).__name__}: {excerpt(str(error), 300)}",
+            ) from None
+        finally:
+            holder.reload_lock.release()
         return {"previous_version": before, "model_version": fresh.version}
 
     return app

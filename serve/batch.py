@@ -20,9 +20,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from crm_modes.data.io import AtomicTableWriter, iter_chunks, table_format, write_table
+from crm_modes.data.io import (
+    AtomicTableWriter,
+    check_writable,
+    iter_chunks,
+    remove_stale_temporaries,
+    table_format,
+    write_table,
+    writing_to,
+)
 from crm_modes.data.schema import MODES, input_names
-from crm_modes.data.validation import Gate
+from crm_modes.data.validation import Gate, TableSchemaError
 from crm_modes.serve.registry import LoadedModel
 
 LEVEL_ORDER = {"none": 0, "watch": 1, "warning": 2, "critical": 3}
@@ -121,7 +129,9 @@ def score_file(
     """Score the table at ``source`` with ``model`` into ``output`` (CSV or Parquet).
 
     Raises:
-        TableReadError, TableSchemaError: the input cannot be read, or misses required columns.
+        TableReadError, TableSchemaError: the input cannot be read, misses required columns, or
+            has a header but no rows.
+        TableWriteError: the output, the quarantine or the parts folder cannot be written.
     """
     source, output = Path(source), Path(output)
     table_format(output)
@@ -129,10 +139,14 @@ def score_file(
     parts = _parts_folder(output)
     identity = _job_identity(source, model.version, chunk_rows)
     manifest = parts / "job.json"
-    if parts.exists() and (not manifest.exists() or json.loads(manifest.read_text()) != identity):
-        shutil.rmtree(parts)  # another job's leftovers: start over
-    parts.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(json.dumps(identity))
+    for target in (output, quarantine):
+        check_writable(target)
+        remove_stale_temporaries(target)  # left by a job killed while writing it
+    with writing_to(parts):
+        if parts.exists() and (not manifest.exists() or json.loads(manifest.read_text()) != identity):
+            shutil.rmtree(parts)  # another job's leftovers: start over
+        parts.mkdir(parents=True, exist_ok=True)
+        manifest.write_text(json.dumps(identity))
 
     gate = Gate()
     total = ChunkCounts()
@@ -155,13 +169,17 @@ def score_file(
             write_table(rejected, rejected_part)
             counts = _counts_of(advice, len(chunk), len(result.quarantine))
             temporary = done.with_suffix(".tmp")
-            temporary.write_text(json.dumps(asdict(counts)))
-            os.replace(temporary, done)  # the chunk counts as done only once this exists
+            with writing_to(done):
+                temporary.write_text(json.dumps(asdict(counts)))
+                os.replace(temporary, done)  # the chunk counts as done only once this exists
         total.add(counts)
         top = _most_severe(pd.concat([top, _most_severe(advice, TOP_ALERTS)], ignore_index=True), TOP_ALERTS)
         if on_chunk is not None:
             on_chunk(len(chunk))
 
+    if total.rows_in == 0:
+        shutil.rmtree(parts)
+        raise TableSchemaError([f"{source}: the table has a header but no data rows"])
     _assemble(parts, index + 1, output, ".parquet")
     _assemble(parts, index + 1, quarantine, ".quarantine.parquet")
     shutil.rmtree(parts)

@@ -1,18 +1,15 @@
-"""Load a registered model by URI and know exactly which version it is."""
+"""Load a registered model by URI, verified, and know exactly which version it is."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 import pandas as pd
-from mlflow import MlflowClient
 
+from crm_modes.integrity import fetch_verified, registry_version
 from crm_modes.models.signature import model_input
-
-_ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
-_VERSION = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
 
 
 @dataclass
@@ -22,6 +19,8 @@ class LoadedModel:
     uri: str
     version: str
     pyfunc: mlflow.pyfunc.PyFuncModel
+    #: The verified private copy of the version's artifacts the pyfunc was loaded from.
+    path: Path
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Score ``frame`` through the registered pyfunc's own ``predict``: the one scoring path.
@@ -34,21 +33,29 @@ class LoadedModel:
 
 
 def resolve(uri: str) -> tuple[str, str]:
-    """The pinned URI (``models:/name/N``) and version label of ``uri``.
+    """The pinned URI (``models:/name/N``) and version label (``name vN``) of a registry URI.
 
     An alias is resolved once, so the model loaded is the version reported even if the
-    alias moves meanwhile. Other URIs (runs:/, a path) are used as they are.
+    alias moves meanwhile.
+
+    Raises:
+        ValueError: ``uri`` is not a registered model (only those can be verified).
     """
-    match = _ALIAS.match(uri)
-    if match:
-        version = MlflowClient().get_model_version_by_alias(match["name"], match["alias"]).version
-        return f"models:/{match['name']}/{version}", f"{match['name']} v{version}"
-    match = _VERSION.match(uri)
-    if match:
-        return uri, f"{match['name']} v{match['version']}"
-    return uri, uri
+    name, version = registry_version(uri)
+    return f"models:/{name}/{version}", f"{name} v{version}"
+
+
+def fetch(uri: str) -> tuple[str, str, Path]:
+    """:func:`resolve`, plus the verified private copy of the version's artifacts."""
+    name, version = registry_version(uri)
+    return f"models:/{name}/{version}", f"{name} v{version}", fetch_verified(name, version)
 
 
 def load_model(uri: str) -> LoadedModel:
-    pinned, version = resolve(uri)
-    return LoadedModel(uri=pinned, version=version, pyfunc=mlflow.pyfunc.load_model(pinned))
+    """Fetch, verify and only then load the registered model ``uri``.
+
+    Raises:
+        ArtifactIntegrityError: a file differs from the manifest recorded at registration.
+    """
+    pinned, version, local = fetch(uri)
+    return LoadedModel(uri=pinned, version=version, pyfunc=mlflow.pyfunc.load_model(str(local)), path=local)

@@ -23,7 +23,7 @@ from crm_modes.data.schema import KEY, SCHEMA, Kind, input_names
 from crm_modes.data.validation import REASON, Gate, TableSchemaError
 from crm_modes.models.advisor import OUTPUT_TYPES, PASS_THROUGH
 from crm_modes.models.signature import model_input
-from crm_modes.serve.registry import resolve
+from crm_modes.serve.registry import fetch
 
 ROW_ID = "_row_id"
 RAW = "raw_values"
@@ -154,7 +154,7 @@ def score_with_spark(
     if table_format(output) != "parquet":
         raise ValueError(f"{output}: the Spark engine writes Parquet; use a .parquet output path")
     quarantine = output.with_name(f"{output.stem}.quarantine.parquet")
-    pinned, version = resolve(model_uri)
+    _, version, verified = fetch(model_uri)  # checked against its manifest before Spark loads it
     spark = spark_session(master, task_threads=task_threads)
     if table_format(source) == "csv":
         table = spark.read.option("header", True).csv(str(source))
@@ -164,6 +164,8 @@ def score_with_spark(
     missing = [name for name in Gate().required if name not in received]
     if missing:
         raise TableSchemaError([f"missing required columns {missing}"])
+    if not table.take(1):
+        raise TableSchemaError([f"{source}: the table has a header but no data rows"])
     columns = [name for name in input_names() if name in received]
     raw = table.select(*columns).withColumn(ROW_ID, F.monotonically_increasing_id())
     gated = raw.mapInPandas(_gate_batches(columns), schema=_typed_schema(columns))
@@ -179,7 +181,7 @@ def score_with_spark(
 
     advise = mlflow.pyfunc.spark_udf(
         spark,
-        pinned,
+        str(verified),
         result_type=", ".join(f"{name} {kind}" for name, kind in OUTPUT_TYPES.items()),
         env_manager="local",
         params={"model_version": version},

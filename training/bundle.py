@@ -87,4 +87,4 @@ def log_advisor(
                 registered_model_name=registered_name,
             )
     tags = {f"component.{name}": component for name, component in component_versions.items()}
-    return mark_challenger(registered_name, str(info.registered_model_version), tags)
+    return mark_challenger(registered_name, str(info.registered_model_version), tags, model_id=info.model_id)

@@ -286,17 +286,13 @@ def judge_bundle(config: TrainingConfig, model_uri: str, table: pd.DataFrame) ->
 
 def bundle_advice(model_uri: str, rows: pd.DataFrame) -> tuple[pd.DataFrame, Economics]:
     """The bundle's output for ``rows`` through its own pyfunc ``predict``, and the economics it carries."""
-    import mlflow
-
     from crm_modes.models.advisor import ECONOMICS_ARTIFACT
     from crm_modes.models.economics import load_economics
-    from crm_modes.models.signature import model_input
+    from crm_modes.serve.registry import load_model
 
-    model = mlflow.pyfunc.load_model(model_uri)
-    inputs = model_input(rows[[name for name in input_names() if name in rows]])
-    advice = model.predict(inputs)
-    economics_file = mlflow.artifacts.download_artifacts(f"{model_uri}/artifacts/{ECONOMICS_ARTIFACT}.yaml")
-    return advice, load_economics(economics_file)
+    model = load_model(model_uri)
+    advice = model.predict(rows[[name for name in input_names() if name in rows]])
+    return advice, load_economics(model.path / "artifacts" / f"{ECONOMICS_ARTIFACT}.yaml")
 
 
 def log_report(report: dict[str, object], experiment: str, model_uri: str) -> str:

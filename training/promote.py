@@ -9,18 +9,35 @@ evaluation rows (:mod:`crm_modes.training.policy_report`). Only then does the ``
 alias move; the version records when, why and which version it replaced, and the
 replaced version keeps the ``previous-champion`` alias so ``rollback`` can put it back
 in one step.
+
+A promotion moves exactly what was evaluated. Versions are pinned by number when they are
+read, and the bundle must be built from the component versions just evaluated: a training
+run that died after registering its components but before its bundle leaves a bundle
+challenger built from older components, and that is refused. Alias moves are
+compare-and-set: under a registry-wide lock (:func:`promotion_lock`), each ``champion`` is
+read again, and if any moved since this promote read it, nothing moves. Every promoted
+version records the evaluated figures, the hash of the evaluation rows and, for the
+bundle, its component versions.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from crm_modes.training.config import GateConfig, ModelConfig, TrainingConfig
-from crm_modes.training.data_source import load_training_table
+from crm_modes.training.data_source import load_training_table, table_hash
 from crm_modes.training.evaluate import evaluate_pipeline
 from crm_modes.training.policy_report import gate_failures, judge_bundle
 from crm_modes.training.run import model_split
@@ -55,6 +72,7 @@ class Decision:
     champion_metrics: dict[str, float] = field(default_factory=dict)
     components: dict[str, str] = field(default_factory=dict)
     note: str = ""
+    evaluation_hash: str = ""
 
 
 class PromotionRefusedError(RuntimeError):
@@ -66,6 +84,61 @@ class PromotionRefusedError(RuntimeError):
             f"{d.registered_name} v{d.challenger}: " + "; ".join(d.failures) for d in decisions if d.failures
         ]
         super().__init__("promotion refused:\n" + "\n".join(f"  - {line}" for line in lines))
+
+
+class PromotionConflictError(RuntimeError):
+    """Another promote moved ``champion`` meanwhile, or holds the lock; nothing was changed."""
+
+
+#: The registered model whose existence is the promotion lock (creating it is atomic in every store).
+LOCK_NAME = "crm-modes-promotion-lock"
+
+
+@contextmanager
+def promotion_lock(
+    client: MlflowClient, *, wait_seconds: float = 120.0, stale_seconds: float = 900.0
+) -> Iterator[None]:
+    """Hold the registry-wide promotion lock while aliases move.
+
+    The lock is a registered model named :data:`LOCK_NAME`: the registry refuses to create
+    a name twice, in SQLite, PostgreSQL and behind a tracking server alike, so exactly one
+    promote holds it. A lock older than ``stale_seconds`` (its holder died) is broken.
+
+    Raises:
+        PromotionConflictError: another promote held the lock for ``wait_seconds``.
+    """
+    holder = f"{socket.gethostname()} pid {os.getpid()}"
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            client.create_registered_model(
+                LOCK_NAME,
+                tags={"holder": holder},
+                description="held by `crm-modes promote` while it moves aliases; removed when it ends",
+            )
+            break
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        try:
+            held = client.get_registered_model(LOCK_NAME)
+        except MlflowException:
+            continue  # released meanwhile
+        age = time.time() - held.creation_timestamp / 1000
+        if age > stale_seconds:
+            with contextlib.suppress(MlflowException):  # another waiter may have broken it first
+                client.delete_registered_model(LOCK_NAME)
+            continue
+        if time.monotonic() > deadline:
+            raise PromotionConflictError(
+                f"another promote ({held.tags.get('holder', 'unknown')}) has held the promotion lock "
+                f"for {age:.0f} s; try again when it ends (a lock older than {stale_seconds:.0f} s is broken)"
+            )
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        client.delete_registered_model(LOCK_NAME)
 
 
 def check_gates(metrics: dict[str, float], gates: GateConfig, champion: dict[str, float] | None) -> list[str]:
@@ -136,6 +209,7 @@ def promote(config: TrainingConfig, models: list[str] | None = None) -> list[Dec
             continue
         split, _ = model_split(table, config, model)
         rows = table[split.evaluation]
+        decision.evaluation_hash = table_hash(rows)
         decision.challenger_metrics = _scores(model.registered_name, decision.challenger, model, rows)
         if champion is not None:
             decision.champion_metrics = _scores(model.registered_name, decision.champion_before, model, rows)
@@ -147,7 +221,7 @@ def promote(config: TrainingConfig, models: list[str] | None = None) -> list[Dec
         raise PromotionRefusedError(decisions)
     if config.advisor is not None and models is None:
         advisor = _advisor_decision(config, decisions)
-        if not advisor.note and config.advisor.value_gate.enabled:
+        if not advisor.failures and not advisor.note and config.advisor.value_gate.enabled:
             uri = f"models:/{advisor.registered_name}/{advisor.challenger}"
             report = judge_bundle(config, uri, table)
             advisor.failures = gate_failures(report, config.advisor.value_gate)
@@ -162,27 +236,60 @@ def promote(config: TrainingConfig, models: list[str] | None = None) -> list[Dec
             raise PromotionRefusedError(decisions)
 
     client = MlflowClient()
-    now = datetime.now(UTC).isoformat(timespec="seconds")
+    with promotion_lock(client):
+        _check_champions_unchanged(decisions)
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        for decision in decisions:
+            if not decision.note:
+                _move_champion(client, decision, now)
+    return decisions
+
+
+def _check_champions_unchanged(decisions: list[Decision]) -> None:
+    """Compare-and-set: every ``champion`` must still be the version this promote judged against."""
     for decision in decisions:
         if decision.note:
             continue
-        name, version = decision.registered_name, decision.challenger
-        reason = ", ".join(f"{key} {value:.4f}" for key, value in decision.challenger_metrics.items())
-        if decision.components:
-            reason = "components passed: " + ", ".join(f"{k} v{v}" for k, v in decision.components.items())
-            if decision.challenger_metrics:
-                reason += "; value policy " + ", ".join(
-                    f"{key} {value:.2f}m" for key, value in decision.challenger_metrics.items()
-                )
-        if decision.champion_before is not None:
-            client.set_registered_model_alias(name, PREVIOUS_CHAMPION, decision.champion_before)
-            reason += f"; not worse than v{decision.champion_before} beyond tolerance"
-        client.set_registered_model_alias(name, CHAMPION, version)
-        client.set_model_version_tag(name, version, "promoted_at", now)
-        client.set_model_version_tag(name, version, "promotion_reason", "passed all gates: " + reason)
-        client.set_model_version_tag(name, version, "replaced_version", decision.champion_before or "none")
-        decision.promoted = True
-    return decisions
+        now = version_by_alias(decision.registered_name, CHAMPION)
+        current = None if now is None else str(now.version)
+        if current != decision.champion_before:
+            raise PromotionConflictError(
+                f"{decision.registered_name} @champion moved from "
+                f"{'v' + decision.champion_before if decision.champion_before else 'none'} to v{current} "
+                "since this promote read it (another promote or a rollback ran meanwhile); nothing was "
+                "changed; run promote again to judge against the new champion"
+            )
+
+
+def _move_champion(client: MlflowClient, decision: Decision, now: str) -> None:
+    """Move ``champion`` to the evaluated version and record why, with what evidence."""
+    name, version = decision.registered_name, decision.challenger
+    reason = ", ".join(f"{key} {value:.4f}" for key, value in decision.challenger_metrics.items())
+    if decision.components:
+        reason = "components passed: " + ", ".join(f"{k} v{v}" for k, v in decision.components.items())
+        if decision.challenger_metrics:
+            reason += "; value policy " + ", ".join(
+                f"{key} {value:.2f}m" for key, value in decision.challenger_metrics.items()
+            )
+    if decision.champion_before is not None:
+        client.set_registered_model_alias(name, PREVIOUS_CHAMPION, decision.champion_before)
+        reason += f"; not worse than v{decision.champion_before} beyond tolerance"
+    client.set_registered_model_alias(name, CHAMPION, version)
+    tags = {
+        "promoted_at": now,
+        "promotion_reason": "passed all gates: " + reason,
+        "replaced_version": decision.champion_before or "none",
+        "promotion.metrics": json.dumps(
+            {"challenger": decision.challenger_metrics, "champion": decision.champion_metrics}
+        ),
+    }
+    if decision.evaluation_hash:
+        tags["promotion.evaluation_data_hash"] = decision.evaluation_hash
+    if decision.components:
+        tags["promotion.components"] = json.dumps(decision.components)
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    decision.promoted = True
 
 
 def _advisor_decision(config: TrainingConfig, components: list[Decision]) -> Decision:
@@ -198,7 +305,23 @@ def _advisor_decision(config: TrainingConfig, components: list[Decision]) -> Dec
     if champion is not None and champion.version == challenger.version:
         decision.note = "already champion"
     decision.components = {d.registered_name: d.challenger for d in components}
+    built_from = {
+        key.removeprefix("component."): value
+        for key, value in challenger.tags.items()
+        if key.startswith("component.")
+    }
+    if built_from != decision.components:
+        decision.note = ""
+        decision.failures.append(
+            f"the bundle was built from {_versions(built_from)}, not from the versions just evaluated "
+            f"({_versions(decision.components)}): a training run registered components without a "
+            "bundle (did it die?); run `crm-modes train` again"
+        )
     return decision
+
+
+def _versions(components: dict[str, str]) -> str:
+    return ", ".join(f"{name} v{version}" for name, version in sorted(components.items())) or "nothing"
 
 
 def rollback(config: TrainingConfig, models: list[str] | None = None) -> list[tuple[str, str, str]]:
@@ -213,14 +336,18 @@ def rollback(config: TrainingConfig, models: list[str] | None = None) -> list[tu
     registered_names = [config.models[name].registered_name for name in models or list(config.models)]
     if config.advisor is not None and models is None:
         registered_names.append(config.advisor.registered_name)
-    for registered in registered_names:
-        previous = version_by_alias(registered, PREVIOUS_CHAMPION)
-        current = version_by_alias(registered, CHAMPION)
-        if previous is None or current is None:
-            raise ValueError(f"{registered} has no {PREVIOUS_CHAMPION!r} version to roll back to")
-        client.set_registered_model_alias(registered, CHAMPION, str(previous.version))
-        client.set_registered_model_alias(registered, PREVIOUS_CHAMPION, str(current.version))
-        client.set_model_version_tag(registered, str(previous.version), "restored_at", now)
-        client.set_model_version_tag(registered, str(current.version), "rolled_back_at", now)
-        moves.append((registered, str(current.version), str(previous.version)))
+    with promotion_lock(client):
+        pairs = []
+        for registered in registered_names:  # every model checked before any alias moves
+            previous = version_by_alias(registered, PREVIOUS_CHAMPION)
+            current = version_by_alias(registered, CHAMPION)
+            if previous is None or current is None:
+                raise ValueError(f"{registered} has no {PREVIOUS_CHAMPION!r} version to roll back to")
+            pairs.append((registered, str(current.version), str(previous.version)))
+        for registered, current, previous in pairs:
+            client.set_registered_model_alias(registered, CHAMPION, previous)
+            client.set_registered_model_alias(registered, PREVIOUS_CHAMPION, current)
+            client.set_model_version_tag(registered, previous, "restored_at", now)
+            client.set_model_version_tag(registered, current, "rolled_back_at", now)
+            moves.append((registered, current, previous))
     return moves

@@ -23,6 +23,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from sklearn.pipeline import Pipeline
 
+from crm_modes.integrity import fetch_verified, seal
 from crm_modes.models.serialization import TRUSTED_TYPES, load_pipeline
 from crm_modes.models.signature import signature
 
@@ -99,11 +100,12 @@ def log_and_register(
             pip_requirements=model_requirements(),
             registered_model_name=registered_name,
         )
-    return mark_challenger(registered_name, str(info.registered_model_version), tags)
+    return mark_challenger(registered_name, str(info.registered_model_version), tags, model_id=info.model_id)
 
 
-def mark_challenger(name: str, version: str, tags: dict[str, str]) -> ModelVersion:
-    """Tag a freshly registered version and give it the ``challenger`` alias."""
+def mark_challenger(name: str, version: str, tags: dict[str, str], *, model_id: str) -> ModelVersion:
+    """Seal a freshly registered version (:mod:`crm_modes.integrity`), tag it, make it ``challenger``."""
+    seal(name, version, model_id)
     client = MlflowClient()
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
@@ -137,10 +139,8 @@ def version_by_alias(name: str, alias: str) -> ModelVersion | None:
 
 
 def load_version(name: str, version: str) -> Pipeline:
-    """Download a registered version and load it with the reviewed trusted types only."""
-    with tempfile.TemporaryDirectory() as folder:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=folder)
-        return load_pipeline(Path(local) / MODEL_FILE)
+    """Fetch a registered version, verify its files, load it with the reviewed trusted types only."""
+    return load_pipeline(fetch_verified(name, version) / MODEL_FILE)
 
 
 def log_cross_validation(

@@ -1,5 +1,6 @@
 """Batch scoring through the real command line: quarantine, reconciliation, resume after a kill."""
 
+import os
 import re
 import signal
 import subprocess
@@ -180,3 +181,74 @@ def test_nothing_outside_mlflow_reaches_inside_the_registered_model():
         if "unwrap_python_model" in path.read_text()
     ]
     assert offenders == []
+
+
+def test_a_header_only_input_exits_2_like_validate(cli, advisor_store):
+    folder = advisor_store["folder"]
+    scoring_rows(10, seed=3).head(0).to_csv(folder / "header-only.csv", index=False)
+    result = score(cli, advisor_store, "--input", "header-only.csv", "--output", "header-only-scores.csv")
+    assert result.returncode == 2
+    assert "header-only.csv: the table has a header but no data rows" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (folder / "header-only-scores.csv").exists()
+    assert not (folder / ".header-only-scores.csv.parts").exists()
+
+
+def said(result: subprocess.CompletedProcess) -> str:
+    """stderr with the console's line wrapping undone."""
+    return " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize(
+    ("output", "reason"),
+    [
+        ("a-file.txt/scores.parquet", "a-file.txt is a file, not a folder"),  # a path through a file
+        ("/sys/scores.parquet", "Permission denied"),  # refused even to root
+        ("a-folder.parquet", "it is a folder"),
+    ],
+)
+def test_an_unwritable_output_exits_2_naming_the_path(cli, advisor_store, output, reason):
+    folder = advisor_store["folder"]
+    (folder / "a-file.txt").write_text("not a folder")
+    (folder / "a-folder.parquet").mkdir(exist_ok=True)
+    scoring_rows(50, seed=4).to_parquet(folder / "few.parquet")
+    result = score(cli, advisor_store, "--input", "few.parquet", "--output", output)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"{output}: cannot write: {reason}" in said(result)
+    assert "Traceback" not in result.stderr
+
+
+def test_a_full_disk_exits_2_naming_the_path(cli, advisor_store, tmp_path):
+    """A real full file system: a 256 KiB tmpfs (the tests run as root, in CI too)."""
+    disk = tmp_path / "tiny-disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], check=True)
+    try:
+        scoring_rows(20_000, seed=5).to_parquet(advisor_store["folder"] / "many.parquet")
+        output = str(disk / "scores.parquet")
+        result = score(cli, advisor_store, "--input", "many.parquet", "--output", output)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert str(disk) in said(result)
+        assert "cannot write: " in said(result)
+        assert "No space left on device" in said(result)
+        assert "Traceback" not in result.stderr
+        assert not (disk / "scores.parquet").exists()
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_temporary_file_left_by_a_killed_job_is_removed_by_the_next_run(cli, advisor_store):
+    folder = advisor_store["folder"]
+    scoring_rows(50, seed=6).to_parquet(folder / "again.parquet")
+    gone = subprocess.Popen(["true"])  # a process that has exited
+    gone.wait()
+    stray = folder / f".again-scores.parquet.{gone.pid}.k1ll3d.tmp"
+    stray.write_bytes(b"half a parquet file")
+    alive = folder / f".again-scores.parquet.{os.getpid()}.writing.tmp"
+    alive.write_bytes(b"a write in progress")
+    result = score(cli, advisor_store, "--input", "again.parquet", "--output", "again-scores.parquet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not stray.exists()
+    assert alive.exists()  # its writer (this test) is alive: not touched
+    alive.unlink()
+    assert len(pd.read_parquet(folder / "again-scores.parquet")) == 50

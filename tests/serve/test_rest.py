@@ -1,6 +1,7 @@
 """REST: stock `mlflow models serve`, and the project's own service, as real servers on 127.0.0.1."""
 
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -8,6 +9,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from mlflow import MlflowClient
 
 from crm_modes.data.generator import generate_book
 from tests.conftest import free_port, wait_for_http
@@ -201,3 +203,163 @@ def test_reload_swaps_in_the_new_champion_without_dropping_requests(cli, service
     assert versions <= {"crm-advisor v1", "crm-advisor v2"}
     assert all(code == 200 and body["model_version"] == "crm-advisor v2" for code, body in after)
     assert call(service.url + "/version")[1]["model_version"] == "crm-advisor v2"
+
+
+# Trust boundary: every bad request is a 4xx naming the problem, in a bounded answer.
+
+
+def send(url: str, body: bytes, headers: dict | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def raw_http(port: int, head: bytes) -> bytes:
+    """Send raw bytes (headers no HTTP library would send) and return the start of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(head)
+        return connection.recv(4096)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('"leverage": NaN', "NaN is not a JSON number"),
+        ('"leverage": Infinity', "Infinity is not a JSON number"),
+        ('"leverage": -Infinity', "-Infinity is not a JSON number"),
+        ('"leverage": 1.0, "leverage": 2.0', "key 'leverage' appears twice in one JSON object"),
+    ],
+)
+def test_json_that_is_not_strict_json_is_a_422(service, text, problem):
+    row = records(1)[0]
+    body = json.dumps({"records": [row]}).replace(f'"leverage": {json.dumps(row["leverage"])}', text)
+    assert text in body
+    status, answer = send(service.url + "/v1/score", body.encode())
+    assert status == 422
+    assert problem in json.loads(answer)["detail"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("leverage", True, "Input should be a valid number"),
+        ("internal_rating", False, "Input should be a valid integer"),
+        ("internal_rating", 4.5, "Input should be a valid integer"),
+        ("leverage", "1.5", "Input should be a valid number"),
+        ("snapshot_date", "0816-09-06", "greater than or equal to 1900-01-01"),
+        ("client_id", "x" * 65, "at most 64 characters"),
+    ],
+)
+def test_wrong_json_types_are_a_422(service, field, value, problem):
+    status, answer = call(service.url + "/v1/score", {"records": [records(1)[0] | {field: value}]})
+    assert status == 422
+    assert answer["detail"][0]["loc"] == ["body", "records", 0, field]
+    assert problem in answer["detail"][0]["msg"]
+
+
+def test_integral_floats_unicode_and_mixed_optional_fields_are_scored(service):
+    rows = records(3)
+    rows[0] = rows[0] | {"internal_rating": float(rows[0]["internal_rating"]), "client_id": "客户-é ✓"}
+    del rows[1]["snapshot_date"]
+    del rows[2]["facility_id"]
+    status, answer = call(service.url + "/v1/score", {"records": rows})
+    assert status == 200, answer
+    scores = answer["scores"]
+    assert scores[0]["client_id"] == "客户-é ✓"
+    assert scores[1]["snapshot_date"] is None
+    assert scores[0]["snapshot_date"] == rows[0]["snapshot_date"]
+    assert scores[2]["facility_id"] is None
+    assert scores[1]["facility_id"] == rows[1]["facility_id"]
+
+
+def test_a_facility_month_twice_in_one_request_is_refused_as_the_batch_gate_does(service):
+    rows = records(3)
+    status, answer = call(service.url + "/v1/score", {"records": [rows[0], rows[1], rows[0]]})
+    assert status == 422
+    assert answer["detail"].startswith("records 0 and 2 are the same facility-month")
+    assert rows[0]["facility_id"] in answer["detail"]
+
+
+def test_unknown_fields_with_unicode_names_are_a_422(service):
+    status, answer = call(service.url + "/v1/score", {"records": [records(1)[0] | {"客户": 1}]})
+    assert status == 422
+    assert answer["detail"][0]["loc"] == ["body", "records", 0, "客户"]
+    assert answer["detail"][0]["msg"] == "Extra inputs are not permitted"
+
+
+def test_error_answers_never_echo_the_input(service):
+    row = records(1)[0]
+    status, answer = send(
+        service.url + "/v1/score", json.dumps({"records": [row | {"client_id": "x" * 5_000_000}]}).encode()
+    )
+    assert status == 422
+    assert len(answer) < 1_000
+    status, answer = send(service.url + "/v1/score", json.dumps({"records": [row] * 10_001}).encode())
+    assert status == 422
+    assert len(answer) < 2_000
+    assert "at most 10000 items" in json.loads(answer)["detail"][0]["msg"]
+
+
+def test_bodies_above_the_limit_get_a_413_before_they_are_read(service):
+    head = (
+        b"POST /v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 90000000\r\n\r\n{"
+    )
+    answer = raw_http(service.port, head)  # 90 MB declared, one byte sent: refused at once
+    assert answer.startswith(b"HTTP/1.1 413")
+    assert b"request body too large: 90,000,000 bytes declared" in answer
+    assert b"the limit is 40,964,096 bytes" in answer  # 4 KiB for each of 10,000 records
+
+
+def test_only_a_bearer_token_is_accepted_and_any_bytes_are_compared_safely(service):
+    for authorization in (TOKEN, f"bearer {TOKEN}", f"Bearer  {TOKEN}", f"Token {TOKEN}"):
+        status, answer = call(service.url + "/admin/reload", {}, {"Authorization": authorization})
+        assert status == 401, authorization
+        assert "Authorization: Bearer <token>" in answer["detail"]
+    head = (
+        b"POST /admin/reload HTTP/1.1\r\nHost: x\r\n"
+        b"Authorization: Bearer \xc3\xa9\xff\x80\r\nContent-Length: 0\r\n\r\n"
+    )
+    assert raw_http(service.port, head).startswith(b"HTTP/1.1 401")
+
+
+def test_a_reload_to_an_unloadable_version_is_a_503_and_the_old_model_keeps_serving(
+    service, advisor_store, monkeypatch
+):
+    """A version registered without a manifest (as by another tool) cannot be verified, so not loaded."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", advisor_store["uri"])
+    client = MlflowClient()
+    champion = client.get_model_version_by_alias("crm-advisor", "champion")
+    unsealed = client.create_model_version("crm-advisor", champion.source)
+    serving = call(service.url + "/version")[1]["model_version"]
+    client.set_registered_model_alias("crm-advisor", "champion", unsealed.version)
+    try:
+        status, answer = call(service.url + "/admin/reload", {}, {"Authorization": f"Bearer {TOKEN}"})
+        assert status == 503
+        assert answer["detail"].startswith(
+            f"reload of models:/crm-advisor@champion failed, still serving {serving}"
+        )
+        assert "has no 'artifacts_sha256' tag" in answer["detail"]
+        assert call(service.url + "/version")[1]["model_version"] == serving
+        assert call(service.url + "/v1/score", {"records": records(1)})[0] == 200
+    finally:
+        client.set_registered_model_alias("crm-advisor", "champion", champion.version)
+
+
+def test_two_reloads_at_once_one_is_a_409(service):
+    answers: list[int] = []
+
+    def reload() -> None:
+        answers.append(call(service.url + "/admin/reload", {}, {"Authorization": f"Bearer {TOKEN}"})[0])
+
+    threads = [threading.Thread(target=reload) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [200, 409]
