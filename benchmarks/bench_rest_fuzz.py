@@ -1,6 +1,6 @@
 """A long property-based run against ``crm-modes serve``: schemathesis' own runner, >= 10,000 cases.
 
-Run: ``.venv/bin/python benchmarks/bench_rest_fuzz.py --tracking-uri URI [--max-examples 4500]
+Run: ``.venv/bin/python benchmarks/bench_rest_fuzz.py --tracking-uri URI [--max-examples 5000]
 [--seed 1]`` against a store whose ``crm-advisor@champion`` exists. The service is started as a
 user starts it; ``st run`` generates valid and invalid requests for every operation of its
 OpenAPI document (coverage and fuzzing phases). Target (issue 13): no 5xx in >= 10,000 cases.
@@ -27,7 +27,7 @@ PORT = 8914
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tracking-uri", required=True)
-    parser.add_argument("--max-examples", type=int, default=4_500, help="per operation and phase")
+    parser.add_argument("--max-examples", type=int, default=5_000, help="per operation and phase")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:

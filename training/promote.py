@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import time
@@ -90,6 +91,8 @@ class PromotionConflictError(RuntimeError):
     """Another promote moved ``champion`` meanwhile, or holds the lock; nothing was changed."""
 
 
+log = logging.getLogger(__name__)
+
 #: The registered model whose existence is the promotion lock (creating it is atomic in every store).
 LOCK_NAME = "crm-modes-promotion-lock"
 
@@ -138,7 +141,10 @@ def promotion_lock(
     try:
         yield
     finally:
-        client.delete_registered_model(LOCK_NAME)
+        try:
+            client.delete_registered_model(LOCK_NAME)
+        except MlflowException as error:  # gone already: broken as stale, or removed by hand
+            log.warning("the promotion lock was already released: %s", error.message)
 
 
 def check_gates(metrics: dict[str, float], gates: GateConfig, champion: dict[str, float] | None) -> list[str]:

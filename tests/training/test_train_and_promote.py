@@ -8,6 +8,7 @@ import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from crm_modes.training.tracking import load_version
 from tests.conftest import quiet_mlflow_env, write_training_config
@@ -164,3 +165,60 @@ def test_stock_mlflow_loads_the_champion_in_a_fresh_process(store):
     assert len(answer["pd"]) == 40
     assert all(0.0 <= p <= 1.0 for p in answer["pd"])
     assert set(answer["mode"]) <= {"basic", "reactive", "responsible"}
+
+
+def test_a_promotion_records_the_evidence_it_was_judged_on(store):
+    tags = store["client"].get_model_version("crm-pd", "1").tags
+    figures = json.loads(tags["promotion.metrics"])
+    assert figures["challenger"]["auc"] > 0.6
+    assert figures["champion"] == {}  # the first champion replaced nobody
+    assert len(tags["promotion.evaluation_data_hash"]) == 64
+
+
+def test_two_promotes_at_once_exactly_one_moves_the_alias(cli, store):
+    """After the rollback, v2 is challenger again and v1 champion: two promotes race for it."""
+    assert alias(store, "crm-pd", "champion") == "1"
+    processes = [
+        subprocess.Popen(
+            [cli, "promote", "--config", str(store["lenient"])],
+            cwd=store["folder"],
+            env=store["env"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outcomes = [(process.wait(timeout=600), *process.communicate()) for process in processes]
+    moved = [
+        out for code, out, _ in outcomes if code == 0 and "crm-pd v2 is now @champion (replaces v1)" in out
+    ]
+    assert len(moved) == 1, outcomes
+    other = next(outcome for outcome in outcomes if outcome[1] not in moved)
+    stopped = " ".join(other[2].split())
+    assert (other[0] == 1 and "@champion moved from v1 to v2 since this promote read it" in stopped) or (
+        other[0] == 0 and "already champion" in other[1]
+    ), other
+    assert alias(store, "crm-pd", "champion") == "2"
+    assert alias(store, "crm-pd", "previous-champion") == "1"
+    assert "crm-modes-promotion-lock" not in [m.name for m in store["client"].search_registered_models()]
+
+
+def test_a_bundle_from_a_dead_training_run_is_never_promoted(cli, store):
+    """Components registered by a run that never registered its bundle: the older bundle is refused."""
+    with_bundle = write_training_config(store["folder"], advisor=True)
+    result = crm(cli, store, "train", "--config", str(with_bundle))  # components v3, bundle v1
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = crm(cli, store, "train", "--config", str(store["lenient"]))  # components v4 and no bundle
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = crm(cli, store, "promote", "--config", str(with_bundle))
+    assert result.returncode == 1
+    said = " ".join(result.stderr.split())
+    assert "crm-advisor v1: refused" in said
+    assert (
+        "the bundle was built from crm-churn v3, crm-mode v3, crm-pd v3, not from the versions just "
+        "evaluated (crm-churn v4, crm-mode v4, crm-pd v4)"
+    ) in said
+    assert alias(store, "crm-pd", "champion") == "2"  # nothing moved
+    with pytest.raises(MlflowException):
+        store["client"].get_model_version_by_alias("crm-advisor", "champion")
