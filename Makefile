@@ -21,7 +21,7 @@ $(VENV)/.installed-runtime: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,fuzz]"
 	touch $@ $(VENV)/.installed-runtime
 
 # The book the demo shows is the one configs/train.yaml trains on (same size, same seed).
@@ -32,10 +32,12 @@ demo: $(VENV)/.installed-runtime
 	$(BIN)/crm-modes promote --config $(CONFIG)
 	$(BIN)/crm-modes latest-month --input $(DEMO_DIR)/book.parquet --out $(DEMO_DIR)/latest.parquet
 	$(BIN)/crm-modes score --model models:/crm-advisor@champion --input $(DEMO_DIR)/latest.parquet \
-		--output $(DEMO_DIR)/scores.parquet
+		--output $(DEMO_DIR)/scores.parquet --record --state sqlite:///$(DEMO_DIR)/crm_state.db
+	$(BIN)/crm-modes alerts list --status open --limit 15 --state sqlite:///$(DEMO_DIR)/crm_state.db
 	@echo "MLflow store: ./mlflow.db (runs, metrics, plots, model cards, registered models)."
 	@echo "Look at it with: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
-	@echo "Serve the champion over REST with: $(BIN)/crm-modes serve"
+	@echo "State store (decisions, alerts): $(DEMO_DIR)/crm_state.db; e.g. $(BIN)/crm-modes history FACILITY_ID --state sqlite:///$(DEMO_DIR)/crm_state.db"
+	@echo "Serve the champion over REST with: $(BIN)/crm-modes serve --state sqlite:///$(DEMO_DIR)/crm_state.db"
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .

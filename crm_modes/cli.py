@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -39,6 +40,16 @@ console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
 EXIT_BAD_INPUT = 2
+
+#: The state store of every command that uses one.
+State = Annotated[
+    str | None,
+    typer.Option(
+        "--state",
+        help="State store URL: sqlite:///PATH or postgresql://USER@HOST/DB "
+        "(default: $CRM_MODES_STATE_URL, else sqlite:///crm_state.db).",
+    ),
+]
 
 #: The same option on every command; applied before numpy and scikit-learn load (models/threads.py).
 Threads = Annotated[
@@ -364,6 +375,19 @@ def score(
     spark_task_threads: Annotated[
         int, typer.Option(min=1, help="Threads each Spark task's pools may use (one task runs per core).")
     ] = 1,
+    state: State = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(help="Alert policy for recording (default: the one inside the bundle)."),
+    ] = None,
+    record_scores: Annotated[
+        bool,
+        typer.Option(
+            "--record/--no-record",
+            help="Record the scores in the state store (--state, $CRM_MODES_STATE_URL or crm_state.db) "
+            "and add alert_status and notify to the output.",
+        ),
+    ] = False,
     threads: Threads = None,
 ) -> None:
     """Score a table with the advisor: scores, alerts and reasons, every row reconciled."""
@@ -388,11 +412,169 @@ def score(
                 f"scored {spark_report.rows_scored:,} rows with {spark_report.model_version} on Spark "
                 f"in {time.perf_counter() - started:.1f} s -> {output}"
             )
+            if record_scores or state:
+                from crm_modes.serve.registry import fetch
+
+                bundled = fetch(model)[2] / "artifacts" / "alert_policy.yaml"
+                _record(output, state, policy or bundled, annotate=None)
             return
-        report = _score_in_process(model, source, output, quarantine, chunk_rows)
+        report, loaded = _score_in_process(model, source, output, quarantine, chunk_rows)
     except (TableReadError, TableSchemaError, ValueError) as error:
         raise _fail(str(error)) from None
     print_score_report(console, report, time.perf_counter() - started)
+    if record_scores or state:
+        _record(output, state, policy or loaded.path / "artifacts" / "alert_policy.yaml", annotate=output)
+
+
+def _record(
+    scores: Path, state: str | None, policy_path: Path, *, annotate: Path | None, force: bool = False
+):
+    """Record ``scores`` in the state store, print what happened, optionally annotate a copy."""
+    from crm_modes.models.alerts import load_policy
+    from crm_modes.state import record
+    from crm_modes.state.store import connect, state_url
+
+    try:
+        policy = load_policy(policy_path)
+        if policy.notifications is None:
+            raise ValueError(
+                f"{policy_path} has no `notifications` section (a bundle registered before it existed?); "
+                "pass --policy configs/alert_policy.yaml or register the bundle again"
+            )
+        engine = connect(state)
+        progress = _progress("recording")
+        with progress:
+            task = progress.add_task("rows", total=None)
+            report = record.record_scores(
+                engine, scores, policy, force=force, on_chunk=lambda n: progress.advance(task, n)
+            )
+        if annotate is not None:
+            record.annotate(engine, scores, annotate, report)
+    except record.SnapshotBusyError as busy:
+        errors.print(f"not recorded: {busy}", highlight=False)
+        raise typer.Exit(1) from None
+    except (ValueError, KeyError) as error:
+        raise _fail(str(error)) from None
+    console.print(
+        f"recorded run {report.run_id} in {state_url(state).split('@')[-1]}: "
+        f"{report.rows_recorded:,} decisions, {report.notifications:,} notifications "
+        f"({', '.join(f'{k} {v:,}' for k, v in sorted(report.events.items())) or 'no alert changes'})"
+    )
+    for snapshot, reason in report.skipped.items():
+        console.print(f"snapshot {snapshot}: {reason}")
+    counts = (report.rows_in, report.rows_recorded, report.rows_already, report.rows_quarantined)
+    console.print(
+        "rows in = recorded + already recorded + quarantined: {:,} = {:,} + {:,} + {:,}".format(*counts)
+        + "".join(f"; {reason}: {count:,}" for reason, count in report.quarantine_reasons.items())
+    )
+    if annotate is not None:
+        console.print(f"alert_status and notify added to {annotate}")
+    return report
+
+
+@app.command("record")
+def record_command(
+    scores: Annotated[
+        Path, typer.Argument(help="Scores to record: `crm-modes score` output (file or Spark folder).")
+    ],
+    state: State = None,
+    policy: Annotated[
+        Path, typer.Option(help="Alert policy with the notification topics (the bundle's own, normally).")
+    ] = Path("configs/alert_policy.yaml"),
+    output: Annotated[
+        Path | None, typer.Option(help="Also write the scores with alert_status and notify here.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Record a snapshot older than one already recorded.")] = False,
+) -> None:
+    """Record scored decisions and move every alert through its lifecycle (idempotent per snapshot)."""
+    if not scores.exists():
+        raise _fail(f"{scores}: no such file or folder")
+    if not policy.exists():
+        raise _fail(f"{policy}: no such policy file; pass --policy")
+    _record(scores, state, policy, annotate=output, force=force)
+
+
+alerts_app = typer.Typer(help="Alerts in the state store: list and acknowledge.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("list")
+def alerts_list(
+    status: Annotated[
+        str | None, typer.Option(help="open, new, ongoing, escalated, acknowledged or resolved.")
+    ] = "open",
+    output_format: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many, newest first.")] = None,
+    state: State = None,
+) -> None:
+    """List alerts, newest first."""
+    from crm_modes.reports import alerts_table
+    from crm_modes.state.queries import list_alerts
+    from crm_modes.state.store import connect
+
+    if output_format not in ("table", "json", "csv"):
+        raise _fail(f"--format must be table, json or csv, got {output_format!r}")
+    try:
+        found = list_alerts(connect(state), status=status, limit=limit)
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    _print_rows(found, output_format, lambda rows: alerts_table(rows, status))
+
+
+@alerts_app.command("ack")
+def alerts_ack(
+    alert_id: Annotated[int, typer.Argument(help="The alert's id (`crm-modes alerts list`).")],
+    by: Annotated[str, typer.Option(help="Who acknowledges it.")],
+    note: Annotated[str | None, typer.Option(help="Why, or what was agreed.")] = None,
+    state: State = None,
+) -> None:
+    """Acknowledge an open alert: it is not notified again until it escalates."""
+    from crm_modes.state.queries import acknowledge
+    from crm_modes.state.store import connect
+
+    try:
+        alert = acknowledge(connect(state), alert_id, by=by, note=note)
+    except (KeyError, ValueError) as error:
+        raise _fail(str(error).strip("'\"")) from None
+    console.print(
+        f"alert {alert_id} ({alert['facility_id']} {alert['code']}) acknowledged by {by}", highlight=False
+    )
+
+
+@app.command()
+def history(
+    facility_id: Annotated[str, typer.Argument(help="The facility.")],
+    output_format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    state: State = None,
+) -> None:
+    """A facility's modes, grades and alerts over time, from the state store."""
+    from crm_modes.reports import history_tables
+    from crm_modes.state.queries import history as facility_history
+    from crm_modes.state.store import connect
+
+    found = facility_history(connect(state), facility_id)
+    if found is None:
+        raise _fail(f"facility {facility_id!r} was never recorded in this state store")
+    if output_format == "json":
+        console.print_json(json.dumps(found, default=str))
+        return
+    for table in history_tables(found):
+        console.print(table)
+
+
+def _print_rows(rows: list[dict], output_format: str, table) -> None:
+    if output_format == "json":
+        console.print_json(json.dumps(rows, default=str))
+    elif output_format == "csv":
+        import csv
+        import sys
+
+        if rows:
+            writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    else:
+        console.print(table(rows))
 
 
 def _score_in_process(model: str, source: Path, output: Path, quarantine: Path | None, chunk_rows: int):
@@ -405,7 +587,7 @@ def _score_in_process(model: str, source: Path, output: Path, quarantine: Path |
     progress = _progress("scoring")
     with progress:
         task = progress.add_task("rows", total=total)
-        return score_file(
+        report = score_file(
             loaded,
             source,
             output,
@@ -413,6 +595,7 @@ def _score_in_process(model: str, source: Path, output: Path, quarantine: Path |
             chunk_rows=chunk_rows,
             on_chunk=lambda n: progress.advance(task, n),
         )
+    return report, loaded
 
 
 def _row_count(source: Path) -> int | None:
@@ -473,8 +656,9 @@ def serve(
         int | None,
         typer.Option(min=1, help="Largest request body in bytes (413 above); default: 4 KiB per record."),
     ] = None,
+    state: State = None,
 ) -> None:
-    """Serve the advisor over REST: POST /v1/score, GET /health, /ready, /version, POST /admin/reload."""
+    """Serve the advisor over REST: scoring, health, version, reload, facility history and alerts."""
     _threads(threads)
     import uvicorn
 
@@ -484,7 +668,9 @@ def serve(
     quiet_environment()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with console.status(f"loading {model}"):
-        app = create_app(model, limits=Limits(max_records=max_records, max_body_bytes=max_body_bytes))
+        app = create_app(
+            model, limits=Limits(max_records=max_records, max_body_bytes=max_body_bytes), state=state
+        )
     console.print(f"serving {app.state.holder.model.version} on http://{host}:{port}")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

@@ -156,3 +156,76 @@ def policy_table(report: dict, model_uri: str) -> Table:
         moves = ", ".join(f"{mode} {count:,}" for mode, count in counts.items())
         table.add_row(f"  committee {committee_mode} ->", moves)
     return table
+
+
+def alerts_table(rows: list[dict], status: str | None) -> Table:
+    """Alerts from the state store, one row each."""
+    table = Table(title=f"{len(rows):,} {status or 'all'} alerts")
+    for name in (
+        "id",
+        "facility",
+        "topic",
+        "code",
+        "status",
+        "first seen",
+        "last seen",
+        "notified",
+        "acknowledged",
+    ):
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        acknowledged = f"{row['acknowledged_by']}: {row['note'] or ''}" if row["acknowledged_by"] else ""
+        table.add_row(
+            str(row["id"]),
+            row["facility_id"],
+            row["topic"],
+            row["code"],
+            row["status"],
+            str(row["first_seen"]),
+            str(row["last_seen"]),
+            str(row["last_notified"] or ""),
+            acknowledged,
+        )
+    return table
+
+
+def history_tables(found: dict) -> list[Table]:
+    """A facility's decisions and alert events over time."""
+    decisions = Table(title=f"{found['facility_id']}: decisions")
+    for name in (
+        "snapshot",
+        "mode applied",
+        "committee",
+        "recommended",
+        "PD",
+        "churn",
+        "grade",
+        "alerts",
+        "model",
+    ):
+        decisions.add_column(name, overflow="fold")
+    for row in found["decisions"]:
+        decisions.add_row(
+            str(row["snapshot_date"]),
+            row["assigned_mode"] or "",
+            row["committee_mode"] or "",
+            row["recommended_mode"] or "",
+            "" if row["default_probability"] is None else f"{row['default_probability']:.2%}",
+            "" if row["churn_probability"] is None else f"{row['churn_probability']:.1%}",
+            row["risk_grade"] or "",
+            row["alert_codes"] or "",
+            row["model_version"],
+        )
+    events = Table(title=f"{found['facility_id']}: alert events")
+    for name in ("snapshot", "event", "code", "notified", "by", "note"):
+        events.add_column(name, overflow="fold")
+    for row in found["alert_events"]:
+        events.add_row(
+            str(row["snapshot_date"] or row["at"]),
+            row["event"],
+            row["code"],
+            "yes" if row["notified"] else "",
+            row["by"] or "",
+            row["note"] or "",
+        )
+    return [decisions, events]

@@ -61,6 +61,14 @@ class BasicRules(_Frozen):
     days_past_due: dict[int, str]
 
 
+class Topic(_Frozen):
+    """One alert topic of the notification policy: its codes, in increasing severity, and its timing."""
+
+    codes: tuple[str, ...] = Field(min_length=1)
+    cooldown_months: int = Field(ge=1)
+    resolve_after: int = Field(ge=1)
+
+
 class Grade(_Frozen):
     grade: str
     max_pd: float = Field(gt=0, le=1)
@@ -77,6 +85,8 @@ class AlertPolicy(_Frozen):
     reasons: dict[str, int]
     actions: dict[str, str]
     risk_grades: tuple[Grade, ...]
+    #: topic -> its codes and timing; read by the state store (``crm_modes.state``), not the bundle.
+    notifications: dict[str, Topic] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> AlertPolicy:
@@ -95,6 +105,15 @@ class AlertPolicy(_Frozen):
         unknown = sorted({level for level in used if level not in self.levels})
         if unknown:
             raise ValueError(f"levels {unknown} are not among {list(self.levels)}")
+        if self.notifications is not None:
+            listed = [code for topic in self.notifications.values() for code in topic.codes]
+            repeated = sorted({code for code in listed if listed.count(code) > 1})
+            missing, unknown = sorted(self.codes() - set(listed)), sorted(set(listed) - self.codes())
+            if repeated or missing or unknown:
+                raise ValueError(
+                    "notifications must list every alert code in exactly one topic: "
+                    f"repeated {repeated}, missing {missing}, unknown {unknown}"
+                )
         bounds = [grade.max_pd for grade in self.risk_grades]
         if bounds != sorted(bounds) or not bounds or bounds[-1] < 1.0:
             raise ValueError("risk_grades must have increasing max_pd ending at 1.0")
@@ -102,6 +121,20 @@ class AlertPolicy(_Frozen):
 
     def level(self, name: str) -> int:
         return self.levels.index(name)
+
+    def codes(self) -> set[str]:
+        """Every alert code this policy can raise."""
+        r, e = self.responsible, self.reactive
+        return {
+            *(code for code, _, _ in _probability_bands("PD", r.default_probability)),
+            "PD_RISE",
+            *(code for code, _, _ in _probability_bands("CHURN", r.churn_probability)),
+            *(code for code, _, _ in _dpd_bands(e.days_past_due)),
+            *(code for code, _, _ in _dpd_bands(self.basic.days_past_due)),
+            "PROJECT_DELAY",
+            "COVENANT_BREACH",
+            "MODE_UPGRADE",
+        }
 
 
 def load_policy(path: str | os.PathLike[str]) -> AlertPolicy:

@@ -17,6 +17,7 @@ traceback under that id.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hmac
 import json
 import logging
@@ -30,15 +31,18 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi import FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from sqlalchemy import Engine
 
 from crm_modes.data.schema import KEY, SCHEMA, Column, Kind, input_names
 from crm_modes.serve.registry import LoadedModel, load_model
+from crm_modes.state import queries
+from crm_modes.state.store import connect
 
 log = logging.getLogger(__name__)
 
@@ -363,9 +367,31 @@ _ERRORS = {status: {"model": Problem} for status in (400, 413, 422, 500)}
 _ADMIN_ERRORS = {status: {"model": Problem} for status in (401, 403, 409, 503)}
 
 
-def create_app(model_uri: str, *, load_at_start: bool = True, limits: Limits | None = None) -> FastAPI:
-    """The service for ``model_uri`` (e.g. ``models:/crm-advisor@champion``)."""
+AlertStatus = Literal[queries.STATUSES]  # type: ignore[valid-type]
+
+
+class Acknowledgement(BaseModel):
+    """Who acknowledges an alert, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    by: str = Field(min_length=1, max_length=200)
+    note: str | None = Field(default=None, max_length=2_000)
+
+
+def create_app(
+    model_uri: str, *, load_at_start: bool = True, limits: Limits | None = None, state: str | None = None
+) -> FastAPI:
+    """The service for ``model_uri`` (e.g. ``models:/crm-advisor@champion``).
+
+    ``state`` is the state store's URL (see :func:`crm_modes.state.store.state_url`) for the
+    history and alert endpoints.
+    """
     limits = limits or Limits()
+
+    @functools.cache
+    def store() -> Engine:  # opened on first use: a service that never reads it creates no database
+        return connect(state)
+
     holder = ModelHolder(model_uri)
     app = FastAPI(title="crm-modes advisor", version="1")
     app.router.route_class = StrictJSONRoute
@@ -417,15 +443,50 @@ def create_app(model_uri: str, *, load_at_start: bool = True, limits: Limits | N
         scores = [{key: _json_safe(value) for key, value in row.items()} for row in advice.to_dict("records")]
         return ScoreResponse(model_version=model.version, scores=scores)
 
-    @app.post("/admin/reload", responses=_ADMIN_ERRORS)
-    async def reload(authorization: Annotated[str | None, Header()] = None) -> dict[str, str]:
+    def authorize(authorization: str | None, what: str) -> None:
         expected = os.environ.get(TOKEN_VARIABLE)
         if not expected:
-            raise HTTPException(status_code=403, detail=f"reload is disabled: {TOKEN_VARIABLE} is not set")
+            raise HTTPException(status_code=403, detail=f"{what} is disabled: {TOKEN_VARIABLE} is not set")
         if not token_matches(authorization, expected):
             raise HTTPException(
                 status_code=401, detail="missing or wrong token: send 'Authorization: Bearer <token>'"
             )
+
+    @app.get("/v1/facilities/{facility_id}/history", responses={404: {"model": Problem}})
+    def facility_history(
+        facility_id: Annotated[str, Path(min_length=1, max_length=IDENTIFIER_LENGTH)],
+    ) -> dict:
+        found = queries.history(store(), facility_id)
+        if found is None:
+            raise HTTPException(
+                status_code=404, detail=f"facility {excerpt(facility_id, 64)!r} was never recorded"
+            )
+        return found
+
+    @app.get("/v1/alerts", responses={422: {"model": Problem}})
+    def list_alerts(
+        status: Annotated[AlertStatus | None, Query()] = "open",
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
+    ) -> dict:
+        return {"alerts": queries.list_alerts(store(), status=status, limit=limit)}
+
+    @app.post("/v1/alerts/{alert_id}/ack", responses={**_ADMIN_ERRORS, 404: {"model": Problem}})
+    def acknowledge(
+        alert_id: Annotated[int, Path(ge=1, le=2**62)],
+        body: Acknowledgement,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> dict:
+        authorize(authorization, "acknowledging")
+        try:
+            return queries.acknowledge(store(), alert_id, by=body.by, note=body.note)
+        except KeyError:
+            raise HTTPException(status_code=404, detail=f"no alert {alert_id}") from None
+        except ValueError as error:
+            raise HTTPException(status_code=409, detail=str(error)) from None
+
+    @app.post("/admin/reload", responses=_ADMIN_ERRORS)
+    async def reload(authorization: Annotated[str | None, Header()] = None) -> dict[str, str]:
+        authorize(authorization, "reload")
         if not holder.reload_lock.acquire(blocking=False):
             raise HTTPException(status_code=409, detail="a reload is already in progress")
         before = holder.model.version if holder.model else "none"

@@ -148,9 +148,8 @@ def wait_for_http(url: str, *, timeout: float = 120.0, process=None) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
 
 
-@pytest.fixture
-def mlflow_server(tmp_path):
-    """A real ``mlflow server`` on 127.0.0.1 with its own SQLite database and artifact folder."""
+def _run_mlflow_server(tmp_path: Path, backend: str):
+    """A real ``mlflow server`` on 127.0.0.1 with ``backend`` and its own artifact folder."""
     import subprocess
 
     port = free_port()
@@ -166,7 +165,7 @@ def mlflow_server(tmp_path):
             "--port",
             str(port),
             "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
+            backend,
             "--artifacts-destination",
             str(tmp_path / "server-artifacts"),
             "--workers",
@@ -187,6 +186,38 @@ def mlflow_server(tmp_path):
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real ``mlflow server`` on 127.0.0.1 with its own SQLite database and artifact folder."""
+    yield from _run_mlflow_server(tmp_path, f"sqlite:///{tmp_path / 'server.db'}")
+
+
+@pytest.fixture
+def postgres_database():
+    """A new database on the PostgreSQL server the machines run; dropped afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"crm_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield f"{POSTGRES}/{name}"
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def postgres_mlflow_server(tmp_path, postgres_database):
+    """A real ``mlflow server`` on 127.0.0.1 whose backend store is a PostgreSQL database."""
+    backend = postgres_database.replace("postgresql://", "postgresql+psycopg://")
+    yield from _run_mlflow_server(tmp_path, backend)
 
 
 @pytest.fixture(scope="session")
@@ -254,3 +285,16 @@ def fitted_advisor(book_50k):
 def tree_models(book_50k):
     """Churn and PD as calibrated boosting pipelines: what the tree reasons and fast paths work on."""
     return _fit_pipelines(book_50k, ("churn", "default"), trees=True)
+
+
+#: The PostgreSQL server the machines run (trust authentication).
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request, tmp_path):
+    """A new, empty state store: a SQLite file, and a new database on the real PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'crm_state.db'}"
+        return
+    yield request.getfixturevalue("postgres_database")

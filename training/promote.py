@@ -11,10 +11,10 @@ replaced version keeps the ``previous-champion`` alias so ``rollback`` can put i
 in one step.
 
 A promotion moves exactly what was evaluated. Versions are pinned by number when they are
-read, and the bundle must be built from the component versions just evaluated: a training
-run that died after registering its components but before its bundle leaves a bundle
-challenger built from older components, and that is refused. Alias moves are
-compare-and-set: under a registry-wide lock (:func:`promotion_lock`), each ``champion`` is
+read, and the bundle must be built from the component versions just evaluated: a bundle
+challenger built from other components (a run that trained the models without it, an
+older registry) is refused. Alias moves are
+compare-and-set: under the registry-wide lock (``tracking.registry_lock``), each ``champion`` is
 read again, and if any moved since this promote read it, nothing moves. Every promoted
 version records the evaluated figures, the hash of the evaluation rows and, for the
 bundle, its component versions.
@@ -22,20 +22,12 @@ bundle, its component versions.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
-import os
-import socket
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
 from crm_modes.training.config import GateConfig, ModelConfig, TrainingConfig
 from crm_modes.training.data_source import load_training_table, table_hash
@@ -47,6 +39,8 @@ from crm_modes.training.tracking import (
     CHAMPION,
     PREVIOUS_CHAMPION,
     load_version,
+    registry_lock,
+    set_alias,
     version_by_alias,
 )
 
@@ -88,63 +82,7 @@ class PromotionRefusedError(RuntimeError):
 
 
 class PromotionConflictError(RuntimeError):
-    """Another promote moved ``champion`` meanwhile, or holds the lock; nothing was changed."""
-
-
-log = logging.getLogger(__name__)
-
-#: The registered model whose existence is the promotion lock (creating it is atomic in every store).
-LOCK_NAME = "crm-modes-promotion-lock"
-
-
-@contextmanager
-def promotion_lock(
-    client: MlflowClient, *, wait_seconds: float = 120.0, stale_seconds: float = 900.0
-) -> Iterator[None]:
-    """Hold the registry-wide promotion lock while aliases move.
-
-    The lock is a registered model named :data:`LOCK_NAME`: the registry refuses to create
-    a name twice, in SQLite, PostgreSQL and behind a tracking server alike, so exactly one
-    promote holds it. A lock older than ``stale_seconds`` (its holder died) is broken.
-
-    Raises:
-        PromotionConflictError: another promote held the lock for ``wait_seconds``.
-    """
-    holder = f"{socket.gethostname()} pid {os.getpid()}"
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            client.create_registered_model(
-                LOCK_NAME,
-                tags={"holder": holder},
-                description="held by `crm-modes promote` while it moves aliases; removed when it ends",
-            )
-            break
-        except MlflowException as error:
-            if error.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
-        try:
-            held = client.get_registered_model(LOCK_NAME)
-        except MlflowException:
-            continue  # released meanwhile
-        age = time.time() - held.creation_timestamp / 1000
-        if age > stale_seconds:
-            with contextlib.suppress(MlflowException):  # another waiter may have broken it first
-                client.delete_registered_model(LOCK_NAME)
-            continue
-        if time.monotonic() > deadline:
-            raise PromotionConflictError(
-                f"another promote ({held.tags.get('holder', 'unknown')}) has held the promotion lock "
-                f"for {age:.0f} s; try again when it ends (a lock older than {stale_seconds:.0f} s is broken)"
-            )
-        time.sleep(0.2)
-    try:
-        yield
-    finally:
-        try:
-            client.delete_registered_model(LOCK_NAME)
-        except MlflowException as error:  # gone already: broken as stale, or removed by hand
-            log.warning("the promotion lock was already released: %s", error.message)
+    """Another promote moved ``champion`` meanwhile; nothing was changed."""
 
 
 def check_gates(metrics: dict[str, float], gates: GateConfig, champion: dict[str, float] | None) -> list[str]:
@@ -242,7 +180,7 @@ def promote(config: TrainingConfig, models: list[str] | None = None) -> list[Dec
             raise PromotionRefusedError(decisions)
 
     client = MlflowClient()
-    with promotion_lock(client):
+    with registry_lock(client):
         _check_champions_unchanged(decisions)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         for decision in decisions:
@@ -278,9 +216,9 @@ def _move_champion(client: MlflowClient, decision: Decision, now: str) -> None:
                 f"{key} {value:.2f}m" for key, value in decision.challenger_metrics.items()
             )
     if decision.champion_before is not None:
-        client.set_registered_model_alias(name, PREVIOUS_CHAMPION, decision.champion_before)
+        set_alias(client, name, PREVIOUS_CHAMPION, decision.champion_before)
         reason += f"; not worse than v{decision.champion_before} beyond tolerance"
-    client.set_registered_model_alias(name, CHAMPION, version)
+    set_alias(client, name, CHAMPION, version)
     tags = {
         "promoted_at": now,
         "promotion_reason": "passed all gates: " + reason,
@@ -342,7 +280,7 @@ def rollback(config: TrainingConfig, models: list[str] | None = None) -> list[tu
     registered_names = [config.models[name].registered_name for name in models or list(config.models)]
     if config.advisor is not None and models is None:
         registered_names.append(config.advisor.registered_name)
-    with promotion_lock(client):
+    with registry_lock(client):
         pairs = []
         for registered in registered_names:  # every model checked before any alias moves
             previous = version_by_alias(registered, PREVIOUS_CHAMPION)
@@ -351,8 +289,8 @@ def rollback(config: TrainingConfig, models: list[str] | None = None) -> list[tu
                 raise ValueError(f"{registered} has no {PREVIOUS_CHAMPION!r} version to roll back to")
             pairs.append((registered, str(current.version), str(previous.version)))
         for registered, current, previous in pairs:
-            client.set_registered_model_alias(registered, CHAMPION, previous)
-            client.set_registered_model_alias(registered, PREVIOUS_CHAMPION, current)
+            set_alias(client, registered, CHAMPION, previous)
+            set_alias(client, registered, PREVIOUS_CHAMPION, current)
             client.set_model_version_tag(registered, previous, "restored_at", now)
             client.set_model_version_tag(registered, current, "rolled_back_at", now)
             moves.append((registered, current, previous))

@@ -23,7 +23,7 @@ from crm_modes.training.evaluate import Evaluation, evaluate
 from crm_modes.training.fit import FittedModel, binary_target, fit_model
 from crm_modes.training.metrics import scalar_metrics
 from crm_modes.training.split import Split, exclude_seen_groups, split_rows
-from crm_modes.training.tracking import git_commit, log_and_register
+from crm_modes.training.tracking import git_commit, log_and_register, make_challengers
 
 IMPORTANCE_ROWS = 4_000
 Progress = Callable[[str], None]
@@ -224,6 +224,11 @@ def train(config: TrainingConfig, *, progress: Progress | None = None) -> Traini
                     example=data.table,
                 )
             advisor_version = str(version.version)
+        registered = {outcome.registered_name: outcome.version for outcome in outcomes}
+        if config.advisor is not None:
+            registered[config.advisor.registered_name] = advisor_version
+        say("making the registered versions @challenger")
+        make_challengers(registered)
     return TrainingReport(
         parent.info.run_id, experiment.experiment_id, data.data_hash, outcomes, advisor_version
     )

@@ -6,10 +6,14 @@ default: a SQLite file ``mlflow.db`` in the working directory.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +31,7 @@ from crm_modes.integrity import fetch_verified, seal
 from crm_modes.models.serialization import TRUSTED_TYPES, load_pipeline
 from crm_modes.models.signature import signature
 
+log = logging.getLogger(__name__)
 CHALLENGER, CHAMPION, PREVIOUS_CHAMPION = "challenger", "champion", "previous-champion"
 MODEL_FILE = "model.skops"
 #: The packages a logged model needs at load time, shipped with it as code.
@@ -103,14 +108,107 @@ def log_and_register(
     return mark_challenger(registered_name, str(info.registered_model_version), tags, model_id=info.model_id)
 
 
+class RegistryBusyError(RuntimeError):
+    """Another train or promote holds the registry lock for too long; nothing was changed."""
+
+
+#: The registered model whose existence is the registry lock (creating it is atomic in every store).
+LOCK_NAME = "crm-modes-registry-lock"
+
+
+@contextmanager
+def registry_lock(
+    client: MlflowClient, *, wait_seconds: float = 120.0, stale_seconds: float = 900.0
+) -> Iterator[None]:
+    """Hold the registry-wide lock while aliases move (``train`` setting challengers, ``promote``).
+
+    The lock is a registered model named :data:`LOCK_NAME`: the registry refuses to create
+    a name twice, in SQLite, PostgreSQL and behind a tracking server alike, so exactly one
+    promote holds it. A lock older than ``stale_seconds`` (its holder died) is broken.
+
+    Raises:
+        RegistryBusyError: another holder kept the lock for ``wait_seconds``.
+    """
+    holder = f"{socket.gethostname()} pid {os.getpid()}"
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            client.create_registered_model(
+                LOCK_NAME,
+                tags={"holder": holder},
+                description="held by `crm-modes train` or `promote` while it moves aliases; then removed",
+            )
+            break
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        try:
+            held = client.get_registered_model(LOCK_NAME)
+        except MlflowException:
+            continue  # released meanwhile
+        age = time.time() - held.creation_timestamp / 1000
+        if age > stale_seconds:
+            with contextlib.suppress(MlflowException):  # another waiter may have broken it first
+                client.delete_registered_model(LOCK_NAME)
+            continue
+        if time.monotonic() > deadline:
+            raise RegistryBusyError(
+                f"another train or promote ({held.tags.get('holder', 'unknown')}) has held the registry lock "
+                f"for {age:.0f} s; try again when it ends (a lock older than {stale_seconds:.0f} s is broken)"
+            )
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        try:
+            client.delete_registered_model(LOCK_NAME)
+        except MlflowException as error:  # gone already: broken as stale, or removed by hand
+            log.warning("the registry lock was already released: %s", error.message)
+
+
 def mark_challenger(name: str, version: str, tags: dict[str, str], *, model_id: str) -> ModelVersion:
-    """Seal a freshly registered version (:mod:`crm_modes.integrity`), tag it, make it ``challenger``."""
+    """Seal a freshly registered version (:mod:`crm_modes.integrity`) and tag it.
+
+    ``train`` makes its versions ``challenger`` together at the end (:func:`make_challengers`).
+    """
     seal(name, version, model_id)
     client = MlflowClient()
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
-    client.set_registered_model_alias(name, CHALLENGER, version)
     return client.get_model_version(name, version)
+
+
+def make_challengers(versions: dict[str, str]) -> None:
+    """Point ``challenger`` at every one of ``versions`` (name -> version) at once, under the registry lock.
+
+    Two trainings registering at the same time leave the challengers of one of them, whole,
+    never some models from each (which ``promote`` would have to refuse).
+    """
+    client = MlflowClient()
+    with registry_lock(client):
+        for name, version in versions.items():
+            set_alias(client, name, CHALLENGER, version)
+
+
+def set_alias(client: MlflowClient, name: str, alias: str, version: str, attempts: int = 5) -> None:
+    """Point ``alias`` at ``version``, retrying the registry's own race.
+
+    MLflow's SQL registry sets an alias by reading and then inserting; two clients setting
+    the same alias at the same moment (two trainings registering challengers on a shared
+    PostgreSQL registry, as tested) make one of them fail on the unique key. Setting it again
+    is safe: the alias ends on the version of whoever set it last.
+    """
+    for attempt in range(attempts):
+        try:
+            client.set_registered_model_alias(name, alias, version)
+            return
+        except MlflowException as error:
+            racing = any(
+                sign in str(error) for sign in ("duplicate key", "UNIQUE constraint", "UniqueViolation")
+            )
+            if not racing or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def model_requirements() -> list[str]:

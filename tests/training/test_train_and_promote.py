@@ -24,6 +24,7 @@ def store(tmp_path_factory):
     env = quiet_mlflow_env(MLFLOW_TRACKING_URI=uri)
     lenient = write_training_config(folder)
     strict = write_training_config(folder, strict=True)
+    with_bundle = write_training_config(folder, advisor=True)
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     yield {
@@ -32,6 +33,7 @@ def store(tmp_path_factory):
         "env": env,
         "lenient": lenient,
         "strict": strict,
+        "with_bundle": with_bundle,
         "client": MlflowClient(tracking_uri=uri, registry_uri=uri),
     }
     mlflow.set_tracking_uri(previous)
@@ -48,7 +50,7 @@ def alias(store, name, which):
 
 
 def test_train_registers_every_model_as_challenger_with_its_evidence(cli, store):
-    result = crm(cli, store, "train", "--config", str(store["lenient"]))
+    result = crm(cli, store, "train", "--config", str(store["with_bundle"]))  # and the bundle, crm-advisor v1
     assert result.returncode == 0, result.stderr[-3000:]
     assert "registered as @challenger" in result.stdout
     client = store["client"]
@@ -63,7 +65,7 @@ def test_train_registers_every_model_as_challenger_with_its_evidence(cli, store)
     assert parent.data.tags["data_hash"] == client.get_model_version("crm-pd", "1").tags["data_hash"]
     assert [a.path for a in client.list_artifacts(parent.info.run_id, "config")] == [
         "config/features.json",
-        "config/train-all.yaml",
+        "config/train-all-advisor.yaml",
     ]
     pd_run = client.get_run(client.get_model_version("crm-pd", "1").tags["training_run_id"])
     assert pd_run.data.metrics["rows_unknown_label"] > 0
@@ -201,23 +203,19 @@ def test_two_promotes_at_once_exactly_one_moves_the_alias(cli, store):
     ), other
     assert alias(store, "crm-pd", "champion") == "2"
     assert alias(store, "crm-pd", "previous-champion") == "1"
-    assert "crm-modes-promotion-lock" not in [m.name for m in store["client"].search_registered_models()]
+    assert "crm-modes-registry-lock" not in [m.name for m in store["client"].search_registered_models()]
 
 
 def test_a_bundle_from_a_dead_training_run_is_never_promoted(cli, store):
-    """Components registered by a run that never registered its bundle: the older bundle is refused."""
-    with_bundle = write_training_config(store["folder"], advisor=True)
-    result = crm(cli, store, "train", "--config", str(with_bundle))  # components v3, bundle v1
-    assert result.returncode == 0, result.stderr[-3000:]
-    result = crm(cli, store, "train", "--config", str(store["lenient"]))  # components v4 and no bundle
-    assert result.returncode == 0, result.stderr[-3000:]
-    result = crm(cli, store, "promote", "--config", str(with_bundle))
+    """Components registered by a run that registered no bundle (v2, from the lenient configuration,
+    as a run that died before its bundle leaves them): the bundle challenger, built from v1, is refused."""
+    result = crm(cli, store, "promote", "--config", str(store["with_bundle"]))
     assert result.returncode == 1
     said = " ".join(result.stderr.split())
     assert "crm-advisor v1: refused" in said
     assert (
-        "the bundle was built from crm-churn v3, crm-mode v3, crm-pd v3, not from the versions just "
-        "evaluated (crm-churn v4, crm-mode v4, crm-pd v4)"
+        "the bundle was built from crm-churn v1, crm-mode v1, crm-pd v1, not from the versions just "
+        "evaluated (crm-churn v2, crm-mode v2, crm-pd v2)"
     ) in said
     assert alias(store, "crm-pd", "champion") == "2"  # nothing moved
     with pytest.raises(MlflowException):

@@ -1,0 +1,348 @@
+"""The state store on SQLite and on the real PostgreSQL server.
+
+Lifecycle, idempotence, kills, concurrency and migrations, the same tests on both.
+"""
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+import pandas as pd
+import pytest
+from sqlalchemy import func, inspect, select
+
+from crm_modes.models.alerts import load_policy
+from crm_modes.state import queries
+from crm_modes.state.record import OutOfOrderError, SnapshotBusyError, record_scores
+from crm_modes.state.store import connect, revision, upgrade
+from crm_modes.state.tables import alert_events, alerts, decisions, runs
+from tests.conftest import REPO
+
+POLICY = load_policy(REPO / "configs" / "alert_policy.yaml")
+
+
+def month(index: int) -> dt.date:
+    """Month-ends from January 2024."""
+    first = dt.date(2024 + (index + 1) // 12, (index + 1) % 12 + 1, 1)
+    return first - dt.timedelta(days=1)
+
+
+def scores(snapshot: dt.date, codes: dict[str, str], facilities: int = 4) -> pd.DataFrame:
+    """A scores file's rows: ``codes`` by facility id (F0, F1, ...), nothing for the others."""
+    ids = [f"F{i}" for i in range(facilities)]
+    return pd.DataFrame(
+        {
+            "client_id": [f"C{i}" for i in range(facilities)],
+            "facility_id": ids,
+            "snapshot_date": pd.to_datetime([snapshot] * facilities),
+            "recommended_mode": "responsible",
+            "committee_mode": "reactive",
+            "assigned_mode": "reactive",
+            "value_basic": 1.0,
+            "value_reactive": 2.0,
+            "value_responsible": 3.0,
+            "default_probability": 0.01,
+            "churn_probability": 0.1,
+            "risk_grade": "5",
+            "alert_level": ["warning" if codes.get(i) else "none" for i in ids],
+            "alert_codes": [codes.get(i, "") for i in ids],
+            "model_version": "crm-advisor (test)",
+        }
+    )
+
+
+def record(url, tmp_path, frame, **options):
+    path = tmp_path / f"scores-{uuid.uuid4().hex[:6]}.parquet"
+    frame.to_parquet(path)
+    return record_scores(connect(url), path, POLICY, **options)
+
+
+def test_migrations_from_empty_and_from_the_previous_revision(state_url):
+    engine = connect(state_url, migrate=False)
+    assert revision(engine) is None
+    upgrade(engine, "0001")
+    assert revision(engine) == "0001"
+    assert "alerts" not in inspect(engine).get_table_names()
+    with engine.begin() as connection:
+        connection.execute(
+            runs.insert().values(
+                run_id="r0",
+                input_path="x",
+                input_hash="0" * 64,
+                model_versions="m",
+                snapshots="2024-01-31",
+                rows_in=1,
+                rows_recorded=1,
+                rows_quarantined=0,
+                started_at=dt.datetime.now(dt.UTC),
+                status="done",
+            )
+        )
+        connection.execute(
+            decisions.insert().values(
+                run_id="r0", facility_id="F0", snapshot_date=month(0), model_version="m", alert_codes=""
+            )
+        )
+    upgrade(engine)
+    assert revision(engine) == "0002"
+    assert {"alerts", "alert_events"} <= set(inspect(engine).get_table_names())
+    with engine.connect() as connection:
+        assert connection.execute(select(decisions.c.facility_id)).scalars().all() == ["F0"]
+    connect(state_url)  # opening an up-to-date store changes nothing
+    assert revision(engine) == "0002"
+
+
+def test_the_lifecycle_new_ongoing_cooldown_escalated_resolved(state_url, tmp_path):
+    plan = [
+        {"F0": "PD_WATCH", "F1": "DPD_1"},  # 0: both new
+        {"F0": "PD_WATCH", "F1": "DPD_1"},  # 1: ongoing, not notified
+        {"F0": "PD_WATCH", "F1": "DPD_30"},  # 2: F1 escalates
+        {"F0": "PD_WATCH"},  # 3: F0 cooled down (3 months); F1 clear once
+        {"F0": "PD_WATCH"},  # 4: F1 resolved (two clear snapshots)
+        {"F0": "PD_WATCH", "F1": "DPD_1"},  # 5: F1 new again
+    ]
+    statuses = []
+    for index, codes in enumerate(plan):
+        report = record(state_url, tmp_path, scores(month(index), codes))
+        assert report.reconciles
+        statuses.append(report.events)
+    assert statuses[0] == {"new": 2}
+    assert statuses[1] == {"ongoing": 2}
+    assert statuses[2] == {"ongoing": 1, "escalated": 1}
+    assert statuses[3] == {"ongoing": 1, "cleared": 1}
+    assert statuses[4] == {"ongoing": 1, "resolved": 1}
+    assert statuses[5] == {"ongoing": 1, "new": 1}
+    engine = connect(state_url)
+    with engine.connect() as connection:
+        events = pd.DataFrame(
+            connection.execute(select(alert_events).order_by(alert_events.c.id)).mappings().all()
+        )
+        notified = events[events["notified"]].groupby("facility_id")["event"].apply(list).to_dict()
+        assert notified == {"F0": ["new", "ongoing"], "F1": ["new", "escalated", "new"]}
+        counts = dict(
+            connection.execute(select(alerts.c.status, func.count()).group_by(alerts.c.status)).all()
+        )
+        assert counts == {"ongoing": 1, "resolved": 1, "new": 1}
+        assert connection.execute(select(func.count()).select_from(decisions)).scalar_one() == 6 * 4
+
+
+def test_an_acknowledged_alert_is_quiet_until_it_escalates(state_url, tmp_path):
+    record(state_url, tmp_path, scores(month(0), {"F0": "PD_WATCH"}))
+    engine = connect(state_url)
+    (alert,) = queries.list_alerts(engine, status="open")
+    acknowledged = queries.acknowledge(engine, alert["id"], by="ana", note="client called")
+    assert acknowledged["status"] == "acknowledged"
+    assert acknowledged["acknowledged_by"] == "ana"
+    for index in range(1, 5):  # past the cooldown: still quiet
+        report = record(state_url, tmp_path, scores(month(index), {"F0": "PD_WATCH"}))
+        assert report.notifications == 0
+        assert report.events == {"acknowledged": 1}
+    report = record(state_url, tmp_path, scores(month(5), {"F0": "PD_CRITICAL"}))
+    assert report.events == {"escalated": 1}
+    assert report.notifications == 1
+    with pytest.raises(KeyError, match="no alert 999"):
+        queries.acknowledge(engine, 999, by="ana")
+
+
+def test_recording_the_same_snapshot_twice_changes_nothing(state_url, tmp_path):
+    frame = scores(month(0), {"F0": "PD_WATCH"})
+    first = record(state_url, tmp_path, frame)
+    again = record(state_url, tmp_path, frame)
+    assert (first.rows_recorded, again.rows_recorded, again.rows_already) == (4, 0, 4)
+    assert again.skipped == {month(0): "already recorded: nothing changed"}
+    assert again.reconciles
+    with connect(state_url).connect() as connection:
+        assert connection.execute(select(func.count()).select_from(decisions)).scalar_one() == 4
+        assert connection.execute(select(func.count()).select_from(alert_events)).scalar_one() == 1
+
+
+def test_snapshots_out_of_order_are_refused_unless_forced(state_url, tmp_path):
+    record(state_url, tmp_path, scores(month(1), {}))
+    with pytest.raises(OutOfOrderError, match="older than 2024-02-29, already recorded"):
+        record(state_url, tmp_path, scores(month(0), {}))
+    assert record(state_url, tmp_path, scores(month(0), {}), force=True).recorded == [month(0)]
+
+
+def test_rows_that_cannot_be_recorded_are_counted_with_their_reason(state_url, tmp_path):
+    frame = scores(month(0), {"F0": "PD_WATCH"})
+    frame = pd.concat([frame, frame.iloc[[1]]], ignore_index=True)
+    frame.loc[2, "facility_id"] = None
+    report = record(state_url, tmp_path, frame)
+    assert (report.rows_in, report.rows_recorded, report.rows_quarantined) == (5, 3, 2)
+    assert report.quarantine_reasons == {
+        "facility_id missing": 1,
+        "duplicate facility_id and snapshot_date in the file": 1,
+    }
+
+
+def test_a_snapshot_being_recorded_by_a_live_recorder_stops_the_other(state_url, tmp_path):
+    engine = connect(state_url)
+    from crm_modes.state.tables import snapshots
+
+    with engine.begin() as connection:  # a live recorder: this test process holds the claim
+        connection.execute(
+            snapshots.insert().values(
+                snapshot_date=month(0),
+                run_id="other",
+                status="recording",
+                holder=f"{os.uname().nodename}:{os.getpid()}",
+                heartbeat_at=dt.datetime.now(dt.UTC),
+                rows=0,
+            )
+        )
+    with pytest.raises(SnapshotBusyError, match="snapshot 2024-01-31 is being recorded by run other"):
+        record(state_url, tmp_path, scores(month(0), {}))
+
+
+RECORDER = """
+import sys
+from crm_modes.models.alerts import load_policy
+from crm_modes.state.record import record_scores
+from crm_modes.state.store import connect
+report = record_scores(
+    connect(sys.argv[1]), sys.argv[2], load_policy(sys.argv[3]), chunk_rows=int(sys.argv[4]),
+    on_chunk=lambda n: print("chunk", n, flush=True),
+)
+print("recorded", report.rows_recorded, "already", report.rows_already, flush=True)
+"""
+
+
+def recorder(url, path, chunk_rows=500):
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            RECORDER,
+            url,
+            str(path),
+            str(REPO / "configs" / "alert_policy.yaml"),
+            str(chunk_rows),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+
+
+def big_month(index: int, facilities: int = 6_000) -> pd.DataFrame:
+    codes = {f"F{i}": "PD_WATCH" for i in range(0, facilities, 3)}
+    return scores(month(index), codes, facilities)
+
+
+def test_killed_while_recording_then_rerun_records_every_row_once(state_url, tmp_path):
+    path = tmp_path / "month.parquet"
+    big_month(0).to_parquet(path)
+    connect(state_url)
+    process = recorder(state_url, path)
+    chunks = 0
+    for line in process.stdout:  # kill once two chunks are committed
+        chunks += line.startswith("chunk")
+        if chunks == 2:
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    with connect(state_url).connect() as connection:
+        partial = connection.execute(select(func.count()).select_from(decisions)).scalar_one()
+    assert 0 < partial < 6_000
+    rerun = record_scores(connect(state_url), path, POLICY, chunk_rows=500)
+    assert rerun.rows_already == partial
+    assert rerun.rows_already + rerun.rows_recorded == 6_000
+    with connect(state_url).connect() as connection:
+        assert connection.execute(select(func.count()).select_from(decisions)).scalar_one() == 6_000
+        assert connection.execute(select(func.count()).select_from(alerts)).scalar_one() == 2_000
+        assert connection.execute(select(func.count()).select_from(alert_events)).scalar_one() == 2_000
+
+
+def test_two_recorders_at_once(state_url, tmp_path):
+    """Different snapshots: the second waits, both record in date order. The same one: one records."""
+    connect(state_url)
+    january, february = tmp_path / "jan.parquet", tmp_path / "feb.parquet"
+    big_month(0).to_parquet(january)
+    big_month(1).to_parquet(february)
+    first = recorder(state_url, january)
+    assert first.stdout.readline().startswith("chunk")  # January is being recorded
+    processes = [first, recorder(state_url, february)]
+    outcomes = [(process.wait(timeout=300), *process.communicate()) for process in processes]
+    assert [code for code, _, _ in outcomes] == [0, 0], outcomes
+    with connect(state_url).connect() as connection:
+        assert connection.execute(select(func.count()).select_from(decisions)).scalar_one() == 12_000
+        events = dict(
+            connection.execute(
+                select(alert_events.c.event, func.count()).group_by(alert_events.c.event)
+            ).all()
+        )
+    assert events == {"new": 2_000, "ongoing": 2_000}  # February saw January's alerts: order kept
+    march = tmp_path / "mar.parquet"
+    big_month(2).to_parquet(march)
+    processes = [recorder(state_url, march), recorder(state_url, march)]
+    outcomes = sorted((process.wait(timeout=300), *process.communicate()) for process in processes)
+    assert outcomes[0][0] == 0
+    other = outcomes[1]
+    assert other[0] != 0 or "already 6000" in other[1], outcomes
+    if other[0]:
+        assert "is being recorded by run" in other[2]
+    with connect(state_url).connect() as connection:
+        assert connection.execute(select(func.count()).select_from(decisions)).scalar_one() == 18_000
+
+
+def test_history_of_a_facility(state_url, tmp_path):
+    for index, codes in enumerate([{"F0": "PD_WATCH"}, {"F0": "PD_WARNING"}, {}]):
+        record(state_url, tmp_path, scores(month(index), codes))
+    history = queries.history(connect(state_url), "F0")
+    assert [row["snapshot_date"] for row in history["decisions"]] == [month(0), month(1), month(2)]
+    assert history["decisions"][1]["alert_codes"] == "PD_WARNING"
+    assert [event["event"] for event in history["alert_events"]] == ["new", "escalated", "cleared"]
+    assert queries.history(connect(state_url), "NOPE") is None
+
+
+def test_a_file_with_many_snapshots_records_them_in_order(state_url, tmp_path):
+    months = [
+        scores(month(i), codes) for i, codes in enumerate([{"F0": "PD_WATCH"}, {"F0": "PD_WARNING"}, {}])
+    ]
+    frame = pd.concat(months[::-1], ignore_index=True)  # newest first in the file: recorded oldest first
+    report = record(state_url, tmp_path, frame)
+    assert report.recorded == [month(0), month(1), month(2)]
+    assert report.events == {"new": 1, "escalated": 1, "cleared": 1}
+    assert report.reconciles
+
+
+def test_the_command_line_records_lists_acknowledges_and_shows_history(cli, state_url, tmp_path):
+    import json
+
+    path = tmp_path / "scores.csv"
+    scores(month(0), {"F0": "PD_WATCH", "F1": "DPD_30"}).to_csv(path, index=False)
+
+    def crm(*args):
+        return subprocess.run(
+            [cli, *args, "--state", state_url], capture_output=True, text=True, timeout=300, cwd=REPO
+        )
+
+    result = crm("record", str(path), "--output", str(tmp_path / "annotated.csv"))
+    assert result.returncode == 0, result.stderr
+    assert "4 decisions, 2 notifications (new 2)" in result.stdout
+    annotated = pd.read_csv(tmp_path / "annotated.csv")
+    assert annotated.set_index("facility_id")["alert_status"].to_dict() == {
+        "F0": "new",
+        "F1": "new",
+        "F2": "none",
+        "F3": "none",
+    }
+    assert annotated["notify"].tolist() == [True, True, False, False]
+    again = crm("record", str(path))
+    assert again.returncode == 0
+    assert "snapshot 2024-01-31: already recorded: nothing changed" in again.stdout
+    listed = json.loads(crm("alerts", "list", "--format", "json").stdout)
+    assert {alert["facility_id"] for alert in listed} == {"F0", "F1"}
+    result = crm("alerts", "ack", str(listed[0]["id"]), "--by", "ana", "--note", "called")
+    assert result.returncode == 0, result.stderr
+    assert "acknowledged by ana" in result.stdout
+    assert crm("alerts", "ack", "999", "--by", "ana").returncode == 2
+    history = json.loads(crm("history", "F0", "--format", "json").stdout)
+    assert [row["alert_codes"] for row in history["decisions"]] == ["PD_WATCH"]
+    missing = crm("history", "NOPE")
+    assert missing.returncode == 2
+    assert "never recorded" in missing.stderr
