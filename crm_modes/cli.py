@@ -416,7 +416,7 @@ def score(
                 from crm_modes.serve.registry import fetch
 
                 bundled = fetch(model)[2] / "artifacts" / "alert_policy.yaml"
-                _record(output, state, policy or bundled, annotate=None)
+                _record(output, state, policy or bundled, annotate=output)
             return
         report, loaded = _score_in_process(model, source, output, quarantine, chunk_rows)
     except (TableReadError, TableSchemaError, ValueError) as error:

@@ -12,6 +12,7 @@ path.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -233,6 +234,18 @@ class AtomicTableWriter:
                 os.replace(self._temporary, self.path)
         finally:
             self._temporary.unlink(missing_ok=True)
+
+
+def replace_folder(written: Path, target: Path) -> None:
+    """Move a finished output folder (Spark's Parquet parts) into place, replacing any previous one."""
+    if target.exists():
+        trash = target.with_name(f".{target.name}.old")
+        shutil.rmtree(trash, ignore_errors=True)
+        os.replace(target, trash)
+        os.replace(written, target)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(written, target)
 
 
 def _umask() -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from crm_modes.data.io import table_format
+from crm_modes.data.io import replace_folder, table_format
 from crm_modes.data.schema import KEY, SCHEMA, Kind, input_names
 from crm_modes.data.validation import REASON, Gate, TableSchemaError
 from crm_modes.models.advisor import OUTPUT_TYPES, PASS_THROUGH
@@ -118,18 +118,6 @@ def _gate_batches(columns: list[str]):
     return run
 
 
-def _replace_folder(written: Path, target: Path) -> None:
-    """Move a finished Spark output folder into place, replacing any previous one."""
-    if target.exists():
-        trash = target.with_name(f".{target.name}.old")
-        shutil.rmtree(trash, ignore_errors=True)
-        os.replace(target, trash)
-        os.replace(written, target)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(written, target)
-
-
 def score_with_spark(
     model_uri: str,
     source: str | os.PathLike[str],
@@ -198,7 +186,7 @@ def score_with_spark(
         written = target.with_name(f".{target.name}.writing")
         shutil.rmtree(written, ignore_errors=True)
         frame.write.mode("overwrite").parquet(str(written))
-        _replace_folder(written, target)
+        replace_folder(written, target)
     counts = gated.select(
         F.count(F.lit(1)).alias("rows"), F.sum(F.col(REASON).isNotNull().cast("long")).alias("bad")
     ).first()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import shutil
 import socket
 import time
 import uuid
@@ -75,6 +76,7 @@ class RecordReport:
     events: dict[str, int] = field(default_factory=dict)
     notifications: int = 0
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    model_versions: set[str] = field(default_factory=set)
 
     @property
     def reconciles(self) -> bool:
@@ -191,7 +193,7 @@ def record_scores(
                 run_id=report.run_id,
                 input_path=str(source.resolve()),
                 input_hash=input_hash(source),
-                model_versions=",".join(sorted(set(header["model_version"].astype(str)))),
+                model_versions=",".join(sorted(report.model_versions)),
                 snapshots=",".join(str(d) for d in dates),
                 rows_in=0,
                 rows_recorded=0,
@@ -244,6 +246,7 @@ def _survey(source: Path, chunk_rows: int, report: RecordReport) -> tuple[dict[d
         good = typed[[position + i not in bad for i in range(len(typed))]]
         for date, count in good["snapshot_date"].value_counts().items():
             rows_by_date[date] += int(count)
+        report.model_versions.update(typed["model_version"].dropna().astype(str).unique())
         report.rows_in += len(chunk)
         position += len(chunk)
     report.rows_quarantined = len(bad)
@@ -581,12 +584,20 @@ def row_statuses(engine: Engine, dates: list[dt.date]) -> pd.DataFrame:
 def annotate(
     engine: Engine, source: Path, target: Path, report: RecordReport, chunk_rows: int = 50_000
 ) -> Path:
-    """Copy ``source`` to ``target`` (atomically, may be the same file) with two columns added."""
-    from crm_modes.data.io import AtomicTableWriter
+    """Copy ``source`` to ``target`` (atomically, may be the same) with two columns added.
+
+    A Parquet folder (the Spark engine's output) becomes a folder with one part file.
+    """
+    from crm_modes.data.io import AtomicTableWriter, replace_folder
 
     dates = [*report.recorded, *report.skipped]
     statuses = row_statuses(engine, dates).set_index(["facility_id", "snapshot_date"])
-    with AtomicTableWriter(target) as writer:
+    folder = target.is_dir() or (source.is_dir() and target == source)
+    written = target.with_name(f".{target.name}.annotating") if folder else target
+    if folder:
+        shutil.rmtree(written, ignore_errors=True)
+        written.mkdir(parents=True)
+    with AtomicTableWriter(written / "part-00000.parquet" if folder else written) as writer:
         for chunk in iter_scores(source, chunk_rows):
             keys = pd.MultiIndex.from_arrays(
                 [
@@ -601,4 +612,6 @@ def annotate(
                     notify=found["notify"].fillna(False).astype(bool).to_numpy(),
                 )
             )
+    if folder:
+        replace_folder(written, target)
     return target

@@ -346,3 +346,22 @@ def test_the_command_line_records_lists_acknowledges_and_shows_history(cli, stat
     missing = crm("history", "NOPE")
     assert missing.returncode == 2
     assert "never recorded" in missing.stderr
+
+
+def test_a_parquet_folder_as_spark_writes_it_is_recorded_and_annotated(state_url, tmp_path):
+    from crm_modes.state.record import annotate
+
+    folder = tmp_path / "scores.parquet"  # Spark's layout: part files and a _SUCCESS marker
+    folder.mkdir()
+    frame = scores(month(0), {"F0": "PD_WATCH", "F3": "DPD_1"})
+    frame.iloc[:2].to_parquet(folder / "part-00000.parquet")
+    frame.iloc[2:].to_parquet(folder / "part-00001.parquet")
+    (folder / "_SUCCESS").touch()
+    engine = connect(state_url)
+    report = record_scores(engine, folder, POLICY)
+    assert (report.rows_in, report.rows_recorded) == (4, 4)
+    annotate(engine, folder, folder, report)
+    annotated = pd.read_parquet(folder).set_index("facility_id")
+    assert annotated["alert_status"].to_dict() == {"F0": "new", "F1": "none", "F2": "none", "F3": "new"}
+    assert annotated["notify"].to_dict() == {"F0": True, "F1": False, "F2": False, "F3": True}
+    assert not (tmp_path / ".scores.parquet.annotating").exists()
