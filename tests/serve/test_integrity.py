@@ -100,7 +100,7 @@ def test_an_edited_code_file_is_refused_before_it_runs(registry, edited, tmp_pat
     marker = tmp_path / "the-edited-code-ran"
     edited("advisor_model.py", lambda text: text + f"\nopen({str(marker)!r}, 'w').close()\n".encode())
     with pytest.raises(ArtifactIntegrityError, match=r"advisor_model.py does not match its SHA-256"):
-        load_model(f"models:/{NAME}@challenger")
+        load_model(f"models:/{NAME}/{registry['version']}")
     assert not marker.exists()
     # the command line says the same, exit 2, and runs nothing either
     book = tmp_path / "rows.parquet"
@@ -112,7 +112,7 @@ def test_an_edited_code_file_is_refused_before_it_runs(registry, edited, tmp_pat
             cli,
             "score",
             "--model",
-            f"models:/{NAME}@challenger",
+            f"models:/{NAME}/{registry['version']}",
             "--input",
             str(book),
             "--output",

@@ -8,6 +8,7 @@ import threading
 import urllib.error
 import urllib.request
 
+import mlflow
 import pytest
 from mlflow import MlflowClient
 
@@ -223,7 +224,21 @@ def raw_http(port: int, head: bytes) -> bytes:
     """Send raw bytes (headers no HTTP library would send) and return the start of the answer."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
         connection.sendall(head)
-        return connection.recv(4096)
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer.partition(b"\r\n\r\n")[2]) < _length(answer):
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+def _length(answer: bytes) -> int:
+    for line in answer.partition(b"\r\n\r\n")[0].split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
 
 
 @pytest.mark.parametrize(
@@ -330,12 +345,20 @@ def test_only_a_bearer_token_is_accepted_and_any_bytes_are_compared_safely(servi
     assert b"missing or wrong token" in answer
 
 
+@pytest.fixture
+def advisor_registry(advisor_store):
+    """MLflow pointed at the advisor store in this process (the registry resolves sources through it)."""
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(advisor_store["uri"])
+    yield MlflowClient()
+    mlflow.set_tracking_uri(previous)
+
+
 def test_a_reload_to_an_unloadable_version_is_a_503_and_the_old_model_keeps_serving(
-    service, advisor_store, monkeypatch
+    service, advisor_registry
 ):
     """A version registered without a manifest (as by another tool) cannot be verified, so not loaded."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", advisor_store["uri"])
-    client = MlflowClient()
+    client = advisor_registry
     champion = client.get_model_version_by_alias("crm-advisor", "champion")
     unsealed = client.create_model_version("crm-advisor", champion.source)
     serving = call(service.url + "/version")[1]["model_version"]
