@@ -159,51 +159,47 @@ def policy_table(report: dict, model_uri: str) -> Table:
 
 
 def alerts_table(rows: list[dict], status: str | None) -> Table:
-    """Alerts from the state store, one row each."""
-    table = Table(title=f"{len(rows):,} {status or 'all'} alerts")
-    for name in (
-        "id",
-        "facility",
-        "topic",
-        "code",
-        "status",
-        "first seen",
-        "last seen",
-        "notified",
-        "acknowledged",
-    ):
-        table.add_column(name, overflow="fold")
+    """Alerts from the state store, one line each (dates never wrapped)."""
+    from rich import box
+
+    table = Table(title=f"{len(rows):,} {status or 'all'} alerts", box=box.SIMPLE_HEAD)
+    for name in ("id", "facility", "code", "status", "since", "notified"):
+        table.add_column(
+            name, no_wrap=name != "code", overflow="fold", min_width=15 if name == "code" else None
+        )
+    acknowledged = any(row["acknowledged_by"] for row in rows)
+    if acknowledged:
+        table.add_column("acknowledged", overflow="fold")
     for row in rows:
-        acknowledged = f"{row['acknowledged_by']}: {row['note'] or ''}" if row["acknowledged_by"] else ""
-        table.add_row(
+        cells = [
             str(row["id"]),
             row["facility_id"],
-            row["topic"],
             row["code"],
             row["status"],
             str(row["first_seen"]),
-            str(row["last_seen"]),
             str(row["last_notified"] or ""),
-            acknowledged,
-        )
+        ]
+        if acknowledged:
+            cells.append(f"{row['acknowledged_by']}: {row['note'] or ''}" if row["acknowledged_by"] else "")
+        table.add_row(*cells)
     return table
 
 
 def history_tables(found: dict) -> list[Table]:
-    """A facility's decisions and alert events over time."""
-    decisions = Table(title=f"{found['facility_id']}: decisions")
-    for name in (
-        "snapshot",
-        "mode applied",
-        "committee",
-        "recommended",
-        "PD",
-        "churn",
-        "grade",
-        "alerts",
-        "model",
-    ):
-        decisions.add_column(name, overflow="fold")
+    """A facility's decisions and alert events over time (dates and modes never wrapped)."""
+    from rich import box
+
+    models = sorted({row["model_version"] for row in found["decisions"]})
+    decisions = Table(
+        title=f"{found['facility_id']}: decisions", caption="by " + ", ".join(models), box=box.SIMPLE_HEAD
+    )
+    for name in ("snapshot", "applied", "committee", "recommended", "PD", "churn", "grade", "alerts"):
+        decisions.add_column(
+            name,
+            no_wrap=name in ("snapshot", "PD", "churn", "grade"),
+            overflow="fold",
+            min_width=16 if name == "alerts" else None,
+        )
     for row in found["decisions"]:
         decisions.add_row(
             str(row["snapshot_date"]),
@@ -213,12 +209,11 @@ def history_tables(found: dict) -> list[Table]:
             "" if row["default_probability"] is None else f"{row['default_probability']:.2%}",
             "" if row["churn_probability"] is None else f"{row['churn_probability']:.1%}",
             row["risk_grade"] or "",
-            row["alert_codes"] or "",
-            row["model_version"],
+            (row["alert_codes"] or "").replace(",", ", "),
         )
-    events = Table(title=f"{found['facility_id']}: alert events")
+    events = Table(title=f"{found['facility_id']}: alert events", box=box.SIMPLE_HEAD)
     for name in ("snapshot", "event", "code", "notified", "by", "note"):
-        events.add_column(name, overflow="fold")
+        events.add_column(name, no_wrap=name in ("snapshot", "event", "code"), overflow="fold")
     for row in found["alert_events"]:
         events.add_row(
             str(row["snapshot_date"] or row["at"]),

@@ -335,12 +335,16 @@ def test_the_command_line_records_lists_acknowledges_and_shows_history(cli, stat
     again = crm("record", str(path))
     assert again.returncode == 0
     assert "snapshot 2024-01-31: already recorded: nothing changed" in again.stdout
+    table = crm("alerts", "list").stdout
+    assert "2 open alerts" in table
+    assert "DPD_30" in table
     listed = json.loads(crm("alerts", "list", "--format", "json").stdout)
     assert {alert["facility_id"] for alert in listed} == {"F0", "F1"}
     result = crm("alerts", "ack", str(listed[0]["id"]), "--by", "ana", "--note", "called")
     assert result.returncode == 0, result.stderr
     assert "acknowledged by ana" in result.stdout
     assert crm("alerts", "ack", "999", "--by", "ana").returncode == 2
+    assert "F0: alert events" in crm("history", "F0").stdout
     history = json.loads(crm("history", "F0", "--format", "json").stdout)
     assert [row["alert_codes"] for row in history["decisions"]] == ["PD_WATCH"]
     missing = crm("history", "NOPE")
