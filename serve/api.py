@@ -389,8 +389,16 @@ def create_app(
     limits = limits or Limits()
 
     @functools.cache
-    def store() -> Engine:  # opened on first use: a service that never reads it creates no database
+    def open_store() -> Engine:  # opened on first use: a service that never reads it creates no database
         return connect(state)
+
+    def store() -> Engine:
+        try:
+            return open_store()
+        except ValueError as error:  # unreachable or unusable: the service's problem, said plainly
+            raise HTTPException(
+                status_code=503, detail=f"state store unavailable: {excerpt(str(error), 300)}"
+            ) from None
 
     holder = ModelHolder(model_uri)
     app = FastAPI(title="crm-modes advisor", version="1")

@@ -16,7 +16,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 
 DEFAULT_URL = "sqlite:///crm_state.db"
@@ -45,9 +45,11 @@ def connect(url: str | None = None, *, migrate: bool = True) -> Engine:
     Raises:
         ValueError: the URL names no database this project supports, or it cannot be reached.
     """
-    url = _driver_url(state_url(url))
+    given = state_url(url)
+    url = _driver_url(given)
+    shown = given if "://" not in given else make_url(given).render_as_string(hide_password=True)
     if not url.startswith(("sqlite:", "postgresql+psycopg:")):
-        raise ValueError(f"state store {url!r}: use sqlite:///PATH or postgresql://USER@HOST[:PORT]/DB")
+        raise ValueError(f"state store {shown!r}: use sqlite:///PATH or postgresql://USER@HOST[:PORT]/DB")
     if url.startswith("sqlite:"):
         engine = create_engine(url, connect_args={"timeout": 60})
         event.listen(engine, "connect", _sqlite_settings)
@@ -57,7 +59,7 @@ def connect(url: str | None = None, *, migrate: bool = True) -> Engine:
         try:
             upgrade(engine)
         except OperationalError as error:
-            raise ValueError(f"state store {state_url(url)}: cannot open it: {error.orig}") from None
+            raise ValueError(f"state store {shown}: cannot open it: {error.orig}") from None
     return engine
 
 

@@ -106,3 +106,14 @@ def test_excerpts_are_short():
     assert excerpt("x" * 1_000) == "x" * 77 + "..."
     assert excerpt(float("nan")) == "nan"
     assert len(excerpt([{"a": "b" * 500}] * 100)) == 80
+
+
+def test_an_unreachable_state_store_is_a_503_naming_it():
+    app = create_app(
+        "models:/crm-advisor@champion", load_at_start=False, state="postgresql://nobody@127.0.0.1:1/none"
+    )
+    status, answer = asgi(app, "GET", "/v1/alerts", [])
+    assert status == 503
+    assert answer["detail"].startswith(
+        "state store unavailable: state store postgresql://nobody@127.0.0.1:1/none"
+    )
