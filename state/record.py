@@ -95,15 +95,14 @@ def input_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def iter_scores(path: Path, chunk_rows: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+def iter_scores(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """The scores at ``path`` in chunks: a CSV or Parquet file, or a folder of Parquet parts."""
     if path.is_dir():
         dataset = pads.dataset(path, format="parquet")
-        for batch in dataset.to_batches(columns=columns, batch_size=chunk_rows):
+        for batch in dataset.to_batches(batch_size=chunk_rows):
             yield batch.to_pandas()
     else:
-        for chunk in iter_chunks(path, chunk_rows):
-            yield chunk if columns is None else chunk[[c for c in columns if c in chunk]]
+        yield from iter_chunks(path, chunk_rows)
 
 
 def _typed(chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:

@@ -14,7 +14,7 @@ schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 
-from tests.serve.test_rest import TOKEN, Server  # noqa: E402
+from tests.serve.test_rest import service  # noqa: E402, F401 - the server under test, this module's own
 
 pytestmark = pytest.mark.integration
 #: Cases for the scoring operation (valid ones score real records, so they cost the most), and for
@@ -26,16 +26,8 @@ calls: dict[str, int] = {}
 
 
 @pytest.fixture(scope="module")
-def fuzzed_service(cli, advisor_store):
-    env = {**advisor_store["env"], "CRM_MODES_ADMIN_TOKEN": TOKEN}
-    server = Server([cli, "serve", "--host", "127.0.0.1"], env, advisor_store["folder"], "/health")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def api_schema(fuzzed_service):
-    return schemathesis.openapi.from_url(fuzzed_service.url + "/openapi.json")
+def api_schema(service):  # noqa: F811 - the imported fixture
+    return schemathesis.openapi.from_url(service.url + "/openapi.json")
 
 
 FUZZ = {"deadline": None, "suppress_health_check": list(HealthCheck), "derandomize": True, "database": None}
