@@ -518,13 +518,14 @@ def _assemble(book: dict[str, np.ndarray], rows: int) -> pd.DataFrame:
     cycle = book["cycle"]
     path = cycle[(month + BURN_IN_MONTHS)[:, None] + np.arange(LABEL_HORIZON_MONTHS)[None, :]]
     assigned = book["fac_assigned"][f]
+    others_mode = _others_mode(book["fac_client"], book["fac_assigned"])[f]
     counterfactual = oracle.counterfactual_oracle(
         oracle.OracleInputs(
             state=book["state"][order],
             credit=book["credit"][order],
             churn=book["churn"][order],
             assigned=assigned,
-            others_mode=_others_mode(book["fac_client"], book["fac_assigned"])[f],
+            others_mode=others_mode,
             rm_contacts_90d=book["rm_contacts_90d"][order].astype(np.float64),
             complaints_12m=book["complaints_12m"][order].astype(np.float64),
             engagement_decline=hazards.engagement_decline(
@@ -578,6 +579,7 @@ def _assemble(book: dict[str, np.ndarray], rows: int) -> pd.DataFrame:
         "project_completion": np.where(is_project, recorded("project_completion"), np.nan),
         "project_delay_months": np.where(is_project, recorded("project_delay_months"), np.nan),
         "assigned_mode": categorical(book["fac_assigned"][f], MODES),
+        "other_facilities_mode": categorical(others_mode + 1, ("none", *MODES)),
         "default_12m": default_12m,
         "churn_12m": churn_12m,
         "oracle_default_probability": oracle_default,
@@ -585,7 +587,9 @@ def _assemble(book: dict[str, np.ndarray], rows: int) -> pd.DataFrame:
         "oracle_policy_mode": categorical(book["fac_policy"][f], MODES),
         **counterfactual,
     }
-    book_columns = [spec for spec in SCHEMA if spec.feature or spec.role is not Role.CONTEXT]
+    book_columns = [
+        spec for spec in SCHEMA if spec.feature or spec.role is not Role.CONTEXT or spec.name in columns
+    ]
     for spec in book_columns:
         if spec.name not in columns:
             columns[spec.name] = recorded(spec.name)

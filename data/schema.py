@@ -236,6 +236,14 @@ SCHEMA: tuple[Column, ...] = (
     # context
     _c("assigned_mode", _C, _CX, "relationship mode the bank applies today", categories=MODES),
     _c(
+        "other_facilities_mode",
+        _C,
+        _CX,
+        "highest mode the bank applies to the client's other facilities today (none: no other facility)",
+        categories=("none", *MODES),
+        feature=False,
+    ),
+    _c(
         "previous_default_probability",
         _F,
         _CX,

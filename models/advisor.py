@@ -4,7 +4,8 @@ Two views of the mode, kept apart. The **committee model** (the ``mode`` pipelin
 imitates what the bank's practice would assign (``committee_mode`` and one probability per
 mode; it is also the propensity model of the off-policy estimate). The **value policy**
 decides: the churn and PD models take the mode as an input, so each row is scored as if
-served in each of the three modes (counterfactual prediction, an "S-learner"); the
+served in each of the three modes (counterfactual prediction, an "S-learner", with the
+readings the mode itself moves moved with it: :mod:`crm_modes.models.mode_readings`); the
 economics prices each mode (:mod:`crm_modes.models.economics`), and ``recommended_mode``
 is the mode of highest 12-month expected value, leaving today's mode only when the gain
 exceeds the switching cost.
@@ -47,6 +48,7 @@ from crm_modes.models.economics import (
     recommendation_reasons,
     value_parts,
 )
+from crm_modes.models.mode_readings import ModeReadings, load_mode_readings
 from crm_modes.models.reasons import top_reasons
 from crm_modes.models.serialization import load_pipeline
 
@@ -76,6 +78,7 @@ ARTIFACTS = ("mode", "churn", "default")
 MODE_NAMES = np.asarray(MODES, dtype=object)
 POLICY_ARTIFACT = "alert_policy"
 ECONOMICS_ARTIFACT = "economics"
+READINGS_ARTIFACT = "mode_readings"
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,8 @@ class Advisor:
     policy: AlertPolicy
     economics: Economics
     model_version: str = "crm-advisor"
+    #: Mode-driven readings and the models that see them move (None: only the mode moves).
+    readings: ModeReadings | None = None
 
     def __post_init__(self) -> None:
         # The churn and PD models are trained on the same rows with the same feature
@@ -109,14 +114,17 @@ class Advisor:
         """Score every row once per mode, the mode column replaced (columns in MODES order).
 
         A counterfactual probability is exactly the model's prediction for that row with
-        ``assigned_mode`` set to the mode. The feature matrix is computed once; for each mode
-        only the matrix columns that the mode alone decides are swapped in, and the three
-        copies go through each model in one call.
+        ``assigned_mode`` set to the mode and, for the models named in ``readings``, the
+        mode-driven readings moved with it (:meth:`ModeReadings.in_mode`). Otherwise the
+        feature matrix is computed once and, for each mode, only the matrix columns that the
+        mode alone decides are swapped in; the three copies go through each model in one call.
         """
         n = len(frame)
         stacked = {"default": self._mode_matrices("default", frame)}
         stacked["churn"] = (
-            stacked["default"] if self._shared_features else self._mode_matrices("churn", frame)
+            stacked["default"]
+            if self._shared_features and self._moves_readings("churn") == self._moves_readings("default")
+            else self._mode_matrices("churn", frame)
         )
         return Counterfactual(
             **{
@@ -128,6 +136,9 @@ class Advisor:
     def _mode_matrices(self, name: str, frame: pd.DataFrame) -> pd.DataFrame:
         """Model ``name``'s feature matrix of ``frame`` in each mode, stacked in MODES order."""
         features = getattr(self, name)["features"]
+        if self._moves_readings(name):  # the readings move with the mode: every copy differs
+            copies = [fast.transform(features, self.readings.in_mode(frame, mode)) for mode in MODES]
+            return pd.concat(copies, ignore_index=True)
         base = fast.transform(features, frame.assign(assigned_mode=MODES[0]))
         if name not in self._mode_swaps:  # learnt once, from the first rows scored
             self._mode_swaps[name] = _mode_columns(features, frame)
@@ -137,6 +148,9 @@ class Advisor:
         else:
             copies = [base.assign(**swaps[mode]) for mode in MODES[1:]]
         return pd.concat([base, *copies], ignore_index=True)
+
+    def _moves_readings(self, name: str) -> bool:
+        return self.readings is not None and name in self.readings.models
 
     def advise(self, frame: pd.DataFrame, *, model_version: str | None = None) -> pd.DataFrame:
         """One row of advice per input row, in input order.
@@ -304,7 +318,11 @@ class AdvisorModel(mlflow.pyfunc.PythonModel):
         policy = load_policy(context.artifacts[POLICY_ARTIFACT])
         economics = load_economics(context.artifacts[ECONOMICS_ARTIFACT])
         version = (context.model_config or {}).get("model_version", "crm-advisor")
-        self.advisor = Advisor(**pipelines, policy=policy, economics=economics, model_version=version)
+        readings_path = context.artifacts.get(READINGS_ARTIFACT)
+        readings = load_mode_readings(readings_path) if readings_path else None
+        self.advisor = Advisor(
+            **pipelines, policy=policy, economics=economics, model_version=version, readings=readings
+        )
 
     def predict(
         self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame, params: dict | None = None

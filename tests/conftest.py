@@ -237,16 +237,17 @@ def advisor_store(tmp_path_factory, cli):
     return {"folder": folder, "uri": uri, "env": env, "config": config}
 
 
-def _fit_pipelines(book: pd.DataFrame, names: tuple[str, ...], *, trees: bool = False) -> dict:
-    """The configured models fitted in-process on ``book`` (fewer boosting rounds; trees if asked)."""
+def _fit_pipelines(book: pd.DataFrame, names: tuple[str, ...], *, trees: bool = False) -> tuple[dict, object]:
+    """The configured models fitted in-process on ``book`` (fewer boosting rounds; trees if asked),
+    and the configured mode readings learnt on their training rows (None without churn and PD)."""
     from crm_modes.data.validation import validate
     from crm_modes.training.config import EstimatorConfig, load_training_config
     from crm_modes.training.fit import fit_model
-    from crm_modes.training.run import model_split, training_rows
+    from crm_modes.training.run import advisor_readings, model_split, training_rows
 
     config = load_training_config(REPO / "configs" / "train.yaml")
     table = validate(book).valid
-    pipelines = {}
+    pipelines, fit_rows = {}, {}
     for name in names:
         model = config.models[name]
         estimator = model.estimator
@@ -259,11 +260,13 @@ def _fit_pipelines(book: pd.DataFrame, names: tuple[str, ...], *, trees: bool = 
             estimator = estimator.model_copy(update={"params": {**estimator.params, "max_iter": 60}})
         model = model.model_copy(update={"benchmark": False, "estimator": estimator})
         split, _ = model_split(table, config, model)
-        fit_rows, calibration_rows = training_rows(split, model)
+        train_rows, calibration_rows = training_rows(split, model)
         pipelines[name] = fit_model(
-            name, model, config.features, table[fit_rows], table[calibration_rows]
+            name, model, config.features, table[train_rows], table[calibration_rows]
         ).pipeline
-    return pipelines
+        fit_rows[name] = train_rows | calibration_rows
+    readings = advisor_readings(config, table, fit_rows) if {"churn", "default"} <= set(names) else None
+    return pipelines, readings
 
 
 @pytest.fixture(scope="session")
@@ -273,8 +276,10 @@ def fitted_advisor(book_50k):
     from crm_modes.models.alerts import load_policy
     from crm_modes.models.economics import load_economics
 
+    pipelines, readings = _fit_pipelines(book_50k, ("mode", "churn", "default"))
     return Advisor(
-        **_fit_pipelines(book_50k, ("mode", "churn", "default")),
+        **pipelines,
+        readings=readings,
         policy=load_policy(REPO / "configs" / "alert_policy.yaml"),
         economics=load_economics(REPO / "configs" / "economics.yaml"),
         model_version="test",
@@ -284,7 +289,7 @@ def fitted_advisor(book_50k):
 @pytest.fixture(scope="session")
 def tree_models(book_50k):
     """Churn and PD as calibrated boosting pipelines: what the tree reasons and fast paths work on."""
-    return _fit_pipelines(book_50k, ("churn", "default"), trees=True)
+    return _fit_pipelines(book_50k, ("churn", "default"), trees=True)[0]
 
 
 #: The PostgreSQL server the machines run (trust authentication).

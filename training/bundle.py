@@ -21,16 +21,18 @@ from crm_modes.models.advisor import (
     OUTPUT_TYPES,
     PASS_THROUGH,
     POLICY_ARTIFACT,
+    READINGS_ARTIFACT,
     Advisor,
 )
 from crm_modes.models.alerts import load_policy
 from crm_modes.models.economics import load_economics
+from crm_modes.models.mode_readings import ModeReadings
 from crm_modes.models.serialization import save_pipeline
 from crm_modes.models.signature import input_schema, model_input
 from crm_modes.training.tracking import mark_challenger, model_requirements, staged_code
 
 #: Columns a request may leave out: identifiers are passed through when present.
-OPTIONAL_INPUTS = ("client_id", "facility_id", "snapshot_date", "assigned_mode")
+OPTIONAL_INPUTS = ("client_id", "facility_id", "snapshot_date", "assigned_mode", "other_facilities_mode")
 
 
 def advisor_signature(example: pd.DataFrame, identity: str) -> ModelSignature:
@@ -58,6 +60,7 @@ def log_advisor(
     registered_name: str,
     component_versions: dict[str, str],
     example: pd.DataFrame,
+    readings: ModeReadings | None = None,
 ) -> ModelVersion:
     """Log the bundle (models from code, skops artifacts) and register it as challenger."""
     identity = f"{registered_name} (" + ", ".join(f"{k} v{v}" for k, v in component_versions.items()) + ")"
@@ -66,13 +69,17 @@ def log_advisor(
         drop=True
     )
     # Fail here, not at load time, if anything is off.
-    Advisor(**pipelines, policy=policy, economics=load_economics(economics_path)).advise(example)
+    Advisor(**pipelines, policy=policy, economics=load_economics(economics_path), readings=readings).advise(
+        example
+    )
     with tempfile.TemporaryDirectory() as folder, staged_code() as code_paths:
         artifacts = {
             name: str(save_pipeline(pipelines[name], Path(folder) / f"{name}.skops")) for name in ARTIFACTS
         }
         artifacts[POLICY_ARTIFACT] = str(policy_path)
         artifacts[ECONOMICS_ARTIFACT] = str(economics_path)
+        if readings is not None:
+            artifacts[READINGS_ARTIFACT] = str(readings.save(Path(folder) / f"{READINGS_ARTIFACT}.json"))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             info = mlflow.pyfunc.log_model(

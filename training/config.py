@@ -155,6 +155,23 @@ class ValueGateConfig(_Frozen):
     )
 
 
+class ModeReadingsConfig(_Frozen):
+    """Inputs the mode itself moves, and which models see them move (models/mode_readings.py)."""
+
+    readings: list[str] = Field(min_length=1)
+    models: list[Literal["churn", "default"]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _numeric_schema_columns(self) -> ModeReadingsConfig:
+        from crm_modes.data.schema import SCHEMA, Role
+
+        allowed = {c.name for c in SCHEMA if c.numeric and c.feature and c.role is not Role.LABEL}
+        unknown = [name for name in self.readings if name not in allowed]
+        if unknown:
+            raise ValueError(f"mode_readings: {unknown} are not numeric input columns of the schema")
+        return self
+
+
 class AdvisorConfig(_Frozen):
     """The advisor bundle: the mode, churn and default models, the economics and the alert policy."""
 
@@ -162,6 +179,8 @@ class AdvisorConfig(_Frozen):
     policy: Path
     economics: Path
     value_gate: ValueGateConfig = Field(default_factory=ValueGateConfig)
+    #: None: a counterfactual row differs from the row only in its mode.
+    mode_readings: ModeReadingsConfig | None = None
 
 
 class MlflowConfig(_Frozen):

@@ -14,6 +14,7 @@ import pandas as pd
 from sklearn.inspection import permutation_importance
 
 from crm_modes.data.schema import KEY
+from crm_modes.models.mode_readings import ModeReadings, fit_mode_readings
 from crm_modes.training import plots
 from crm_modes.training.bundle import log_advisor
 from crm_modes.training.cards import model_card
@@ -189,6 +190,17 @@ def _log_model_run(
     )
 
 
+def advisor_readings(
+    config: TrainingConfig, table: pd.DataFrame, fit_rows: dict[str, np.ndarray]
+) -> ModeReadings | None:
+    """The mode-driven readings' levels, learnt on the rows the models that see them trained on."""
+    settings = config.advisor.mode_readings if config.advisor is not None else None
+    if settings is None:
+        return None
+    rows = np.logical_or.reduce([fit_rows[name] for name in settings.models])
+    return fit_mode_readings(table[rows], settings.readings, settings.models)
+
+
 def train(config: TrainingConfig, *, progress: Progress | None = None) -> TrainingReport:
     """Train, evaluate, log and register every model in ``config``; return what was registered."""
     say = progress or (lambda message: None)
@@ -204,10 +216,11 @@ def train(config: TrainingConfig, *, progress: Progress | None = None) -> Traini
         if config.source_path is not None:
             mlflow.log_text(config.source_text, f"config/{config.source_path.name}")
         mlflow.log_text(config.features.model_dump_json(indent=2), "config/features.json")
-        pipelines = {}
+        pipelines, fit_rows = {}, {}
         for name in config.models:
             say(f"fitting {name}")
             fitted, evaluation, split, counts = fit_and_evaluate(name, config, data.table)
+            fit_rows[name] = split.train | split.calibration
             say(f"logging and registering {name}")
             outcomes.append(_log_model_run(fitted, evaluation, split, counts, data.table, data, commit))
             pipelines[name] = fitted.pipeline
@@ -222,6 +235,7 @@ def train(config: TrainingConfig, *, progress: Progress | None = None) -> Traini
                     registered_name=config.advisor.registered_name,
                     component_versions={o.registered_name: o.version for o in outcomes},
                     example=data.table,
+                    readings=advisor_readings(config, data.table, fit_rows),
                 )
             advisor_version = str(version.version)
         registered = {outcome.registered_name: outcome.version for outcome in outcomes}

@@ -88,11 +88,14 @@ def rows():
 
 
 def test_counterfactual_scoring_equals_scoring_with_the_mode_replaced(fitted_advisor, rows):
+    """PD: the row with its mode replaced; churn: the same, with the mode-driven readings moved."""
+    assert fitted_advisor.readings.models == ("churn",)
     predicted = fitted_advisor.counterfactual(rows)
     for index, mode in enumerate(MODES):
         replaced = rows.assign(assigned_mode=pd.Categorical([mode] * len(rows), categories=list(MODES)))
+        moved = fitted_advisor.readings.in_mode(rows, mode)
         np.testing.assert_allclose(
-            predicted.churn[:, index], fitted_advisor.churn.predict_proba(replaced)[:, 1], rtol=1e-12
+            predicted.churn[:, index], fitted_advisor.churn.predict_proba(moved)[:, 1], rtol=1e-12
         )
         np.testing.assert_allclose(
             predicted.default[:, index], fitted_advisor.default.predict_proba(replaced)[:, 1], rtol=1e-12
@@ -100,6 +103,28 @@ def test_counterfactual_scoring_equals_scoring_with_the_mode_replaced(fitted_adv
     advice = fitted_advisor.advise(rows)
     today = pd.Index(MODES).get_indexer(rows["assigned_mode"].astype(str))
     np.testing.assert_allclose(advice["churn_probability"], predicted.churn[np.arange(len(rows)), today])
+
+
+def test_moving_the_readings_adds_the_mode_effect_through_the_clients_contacts(fitted_advisor, rows):
+    """Where this facility sets the client's mode, responsible mode also brings responsible-mode
+    contacts and complaints: a larger churn effect than the mode's direct one; where another
+    facility already holds the client in responsible mode, exactly the direct effect."""
+    direct = Advisor(
+        **{name: getattr(fitted_advisor, name) for name in ("mode", "churn", "default")},
+        policy=fitted_advisor.policy,
+        economics=ECONOMICS,
+    )
+    churn = {
+        name: advisor.counterfactual(rows).churn
+        for name, advisor in (("moved", fitted_advisor), ("direct", direct))
+    }
+    effect = {name: values[:, 2] - values[:, 0] for name, values in churn.items()}
+    alone = (rows["other_facilities_mode"] == "none").to_numpy()
+    held = (rows["other_facilities_mode"] == "responsible").to_numpy()
+    assert alone.sum() > 100
+    assert held.sum() > 100
+    assert effect["moved"][alone].mean() < effect["direct"][alone].mean() < 0
+    np.testing.assert_allclose(effect["moved"][held], effect["direct"][held], rtol=1e-12)
 
 
 def test_the_value_policy_recommends_the_mode_of_highest_value(fitted_advisor, rows):
