@@ -42,11 +42,18 @@ class _Plan:
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def transform(pipeline: Pipeline, frame: pd.DataFrame) -> pd.DataFrame:
-    """``pipeline.transform(frame)``, faster; the same columns, values and index."""
+def transform(pipeline: Pipeline, frame: pd.DataFrame, *, out: np.ndarray | None = None) -> pd.DataFrame:
+    """``pipeline.transform(frame)``, faster; the same columns, values and index.
+
+    ``out``: a float64 array of the output's shape to write the matrix into (e.g. one slice of
+    a larger matrix), so that stacking several transforms copies nothing.
+    """
     plan = _plan(pipeline)
     if plan is None or len(frame) == 0:
-        return pipeline.transform(frame)
+        matrix = pipeline.transform(frame)
+        if out is not None:
+            out[...] = matrix
+        return matrix
     plan.entrance.selected(frame)  # the entrance check: missing columns raise, unused ones warn
     kinds = {name: dtype.kind for name, dtype in frame.dtypes.items()}
     if any(kinds[name] not in "biuf" for name in plan.numbers_only):
@@ -61,13 +68,15 @@ def transform(pipeline: Pipeline, frame: pd.DataFrame) -> pd.DataFrame:
             blocks.append(transformer.transform_values(values))
         else:
             blocks.append(transformer.encode([frame[name] for name in columns]))
-    matrix = np.hstack(blocks)
+    matrix = np.concatenate(blocks, axis=1, out=out)
     if plan.scaler is not None:  # StandardScaler.transform's arithmetic, in the same order
         if plan.scaler.with_mean:
             matrix -= plan.scaler.mean_
         if plan.scaler.with_std:
             matrix /= plan.scaler.scale_
-    return pd.DataFrame(matrix, columns=plan.names, index=frame.index)
+    return pd.DataFrame(
+        matrix, columns=plan.names, index=frame.index, copy=False
+    )  # pandas 3 copies by default
 
 
 class _Columns:

@@ -137,17 +137,31 @@ class Advisor:
         """Model ``name``'s feature matrix of ``frame`` in each mode, stacked in MODES order."""
         features = getattr(self, name)["features"]
         if self._moves_readings(name):  # the readings move with the mode: every copy differs
-            copies = [fast.transform(features, self.readings.in_mode(frame, mode)) for mode in MODES]
-            return pd.concat(copies, ignore_index=True)
+            first = fast.transform(features, self.readings.in_mode(frame, MODES[0]))
+            n = len(frame)
+            stacked = np.empty((len(MODES) * n, first.shape[1]))
+            stacked[:n] = first.to_numpy()
+            for index, mode in enumerate(MODES[1:], start=1):
+                fast.transform(
+                    features, self.readings.in_mode(frame, mode), out=stacked[index * n : (index + 1) * n]
+                )
+            return pd.DataFrame(stacked, columns=first.columns, copy=False)
         base = fast.transform(features, frame.assign(assigned_mode=MODES[0]))
         if name not in self._mode_swaps:  # learnt once, from the first rows scored
             self._mode_swaps[name] = _mode_columns(features, frame)
         swaps = self._mode_swaps[name]
         if swaps is None:  # the mode reaches other columns too: transform every copy
             copies = [fast.transform(features, frame.assign(assigned_mode=m)) for m in MODES[1:]]
-        else:
-            copies = [base.assign(**swaps[mode]) for mode in MODES[1:]]
-        return pd.concat([base, *copies], ignore_index=True)
+            return pd.DataFrame(
+                np.vstack([copy.to_numpy() for copy in (base, *copies)]), columns=base.columns, copy=False
+            )
+        values = base.to_numpy()
+        stacked = np.vstack([values] * len(MODES))
+        positions = {column: base.columns.get_loc(column) for column in swaps[MODES[0]]}
+        for index, mode in enumerate(MODES):
+            for column, value in swaps[mode].items():
+                stacked[index * len(base) : (index + 1) * len(base), positions[column]] = value
+        return pd.DataFrame(stacked, columns=base.columns, copy=False)
 
     def _moves_readings(self, name: str) -> bool:
         return self.readings is not None and name in self.readings.models

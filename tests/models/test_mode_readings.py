@@ -106,3 +106,11 @@ def test_saved_readings_load_as_plain_json(tmp_path):
     np.testing.assert_array_equal(
         loaded.in_mode(rows, "reactive").to_numpy(), READINGS.in_mode(rows, "reactive").to_numpy()
     )
+
+
+def test_the_mode_of_the_other_facilities_is_no_feature():
+    from crm_modes.features.config import FeatureConfig
+
+    numeric, categorical = FeatureConfig(from_schema=True).columns("churn_12m")
+    assert "other_facilities_mode" not in [*numeric, *categorical]
+    assert "assigned_mode" in categorical
