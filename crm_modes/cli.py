@@ -619,6 +619,7 @@ def info(
     configured = _threads(threads)  # first: the wait policy must be set before OpenMP loads
     import json
 
+    import lightgbm  # loads LightGBM's OpenMP runtime
     import numpy  # noqa: F401 - loads BLAS
     import sklearn
     from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: F401 - loads OpenMP
@@ -629,6 +630,7 @@ def info(
     report = {
         "crm_modes": __version__,
         "scikit_learn": sklearn.__version__,
+        "lightgbm": lightgbm.__version__,
         "available_cpus": available_cpus(),
         "threads": configured,
         "omp_wait_policy": os.environ.get(WAIT_POLICY),

@@ -9,12 +9,17 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from crm_modes.models.lightgbm_model import LightGBMClassifier
+
 RANDOM_STATE = 0
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "hist_gradient_boosting": {"random_state": RANDOM_STATE},
+    "lightgbm": {"random_state": RANDOM_STATE},
     "logistic_regression": {"max_iter": 2000, "C": 1.0},
 }
+#: Estimator kinds that take the tree flavor of the feature pipeline (category codes).
+TREE_KINDS = frozenset({"hist_gradient_boosting", "lightgbm"})
 
 
 def make_estimator(
@@ -23,8 +28,9 @@ def make_estimator(
     """A fresh, unfitted classifier.
 
     Args:
-        kind: ``"hist_gradient_boosting"`` (tree flavor: native categorical codes in the
-            columns named by ``categorical``) or ``"logistic_regression"`` (linear flavor).
+        kind: ``"hist_gradient_boosting"`` or ``"lightgbm"`` (tree flavor: native categorical
+            codes in the columns named by ``categorical``) or ``"logistic_regression"`` (linear
+            flavor).
         params: estimator parameters from the configuration; they override the defaults.
         categorical: output columns of the feature pipeline that hold category codes.
 
@@ -34,9 +40,12 @@ def make_estimator(
     if kind not in _DEFAULTS:
         raise ValueError(f"unknown estimator type {kind!r}; known: {sorted(_DEFAULTS)}")
     settings = {**_DEFAULTS[kind], **params}
-    if kind == "hist_gradient_boosting":
+    if kind in TREE_KINDS:
         settings.setdefault("categorical_features", categorical or None)
+    if kind == "hist_gradient_boosting":
         estimator: ClassifierMixin = HistGradientBoostingClassifier()
+    elif kind == "lightgbm":
+        estimator = LightGBMClassifier()
     else:
         estimator = LogisticRegression()
     unknown = sorted(set(settings) - set(estimator.get_params()))
@@ -47,7 +56,7 @@ def make_estimator(
 
 def flavor_of(kind: str) -> str:
     """The feature-pipeline flavor an estimator kind needs."""
-    return "tree" if kind == "hist_gradient_boosting" else "linear"
+    return "tree" if kind in TREE_KINDS else "linear"
 
 
 def fitted_estimators(pipeline: Pipeline) -> list[object]:

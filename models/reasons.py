@@ -8,7 +8,8 @@ row's own branch indicator when the split feature is "known" and the training co
 ratio when it is not; each leaf term is a product game over the features on its path,
 whose Shapley values follow from the coefficients of a polynomial (quadratic in the path
 length, so deep trees stay affordable). Contributions add up exactly to the raw
-score minus the expected raw score. For a logistic regression on standardized features
+score minus the expected raw score. LightGBM models give the same values from the library
+itself (``pred_contrib``). For a logistic regression on standardized features
 the contribution is the coefficient times the standardized value (exact SHAP for a
 linear model). Calibration is monotonic, so the ranking carries over to probabilities.
 """
@@ -30,6 +31,7 @@ from crm_modes.features.categorical import OTHER
 from crm_modes.features.domain import DOMAIN_FEATURES
 from crm_modes.features.numeric import MISSING_SUFFIX
 from crm_modes.models.estimators import fitted_estimators
+from crm_modes.models.lightgbm_model import LightGBMClassifier
 
 NO_UPWARD_DRIVER = (
     "no input raises it above the book's typical level; the alert threshold is low for this row"
@@ -57,13 +59,16 @@ def contributions(
     ``matrix``: the rows' feature matrix when the caller has it already.
 
     Raises:
-        TypeError: the model is neither gradient-boosted trees nor a logistic regression.
+        TypeError: the model is neither gradient-boosted trees (scikit-learn's or LightGBM's)
+            nor a logistic regression.
     """
     if matrix is None:
         matrix = pipeline["features"].transform(rows)
     estimator = base_estimator(pipeline)
     names = list(matrix.columns)
-    if isinstance(estimator, HistGradientBoostingClassifier):
+    if isinstance(estimator, LightGBMClassifier):  # the library's own tree SHAP, without the bias column
+        values = estimator.contributions(matrix)[:, :-1]
+    elif isinstance(estimator, HistGradientBoostingClassifier):
         internal, names = internal_matrix(estimator, matrix)
         values = tree_contributions(estimator, internal)
     elif isinstance(estimator, LogisticRegression):

@@ -12,10 +12,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import skops.io as sio
 from sklearn.ensemble import HistGradientBoostingClassifier
+
+from crm_modes.models.lightgbm_model import LightGBMClassifier, text_problems
+
+T = TypeVar("T")
 
 #: Reviewed types beyond skops' defaults. Each entry is a class or function that our fitted
 #: pipelines contain; adding one needs a review that constructing it from a file is safe.
@@ -25,6 +30,9 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "crm_modes.features.domain.DomainFeatures",
     "crm_modes.features.entrance.EntranceCheck",
     "crm_modes.features.numeric.NumericCleaner",
+    # LightGBM behind our own estimator: its state is LightGBM's text model (a string), parsed by
+    # LightGBM only after text_problems has checked it against the estimator (below)
+    "crm_modes.models.lightgbm_model.LightGBMClassifier",
     # scikit-learn internals of calibrated classifiers and histogram gradient boosting
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
@@ -72,7 +80,11 @@ def _tree_problems(model: object) -> Iterator[str]:
     with a cycle would never finish. Every split must point forward to nodes inside its
     tree and at features and category bitsets that exist.
     """
-    for estimator in _boosting_models(model):
+    for estimator in _reachable(model, LightGBMClassifier):
+        problem = text_problems(estimator.model_text_, estimator.n_features_in_, len(estimator.classes_))
+        if problem is not None:
+            yield f"LightGBM model: {problem}"
+    for estimator in _reachable(model, HistGradientBoostingClassifier):
         for iteration, predictors in enumerate(estimator._predictors):
             for predictor in predictors:
                 nodes = predictor.nodes
@@ -88,8 +100,8 @@ def _tree_problems(model: object) -> Iterator[str]:
                     yield f"{where}: a categorical split points at a missing category set"
 
 
-def _boosting_models(root: object) -> Iterator[HistGradientBoostingClassifier]:
-    """Every gradient-boosting model reachable from ``root`` through attributes and containers."""
+def _reachable(root: object, kind: type[T]) -> Iterator[T]:
+    """Every object of type ``kind`` reachable from ``root`` through attributes and containers."""
     seen: set[int] = set()
     stack = [root]
     while stack:
@@ -97,7 +109,7 @@ def _boosting_models(root: object) -> Iterator[HistGradientBoostingClassifier]:
         if id(item) in seen or isinstance(item, str | bytes | np.ndarray | int | float):
             continue
         seen.add(id(item))
-        if isinstance(item, HistGradientBoostingClassifier):
+        if isinstance(item, kind):
             yield item
         elif isinstance(item, dict):
             stack.extend(item.values())

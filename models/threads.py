@@ -102,6 +102,15 @@ def configure_threads(threads: int | None = None) -> int:
     return threads
 
 
+def configured_threads() -> int:
+    """The pool size :func:`configure_threads` gave this process (``$OMP_NUM_THREADS``), else the default.
+
+    For libraries that take a thread count per call rather than from the OpenMP runtime (LightGBM).
+    """
+    configured = os.environ.get("OMP_NUM_THREADS", "")
+    return int(configured) if configured.isdigit() and int(configured) > 0 else DEFAULT_THREADS
+
+
 def thread_pools() -> list[dict[str, object]]:
     """The thread pools loaded in this process, as threadpoolctl reports them."""
     from threadpoolctl import threadpool_info

@@ -65,7 +65,7 @@ class SplitConfig(_Frozen):
 
 
 class EstimatorConfig(_Frozen):
-    type: Literal["hist_gradient_boosting", "logistic_regression"] = "hist_gradient_boosting"
+    type: Literal["hist_gradient_boosting", "lightgbm", "logistic_regression"] = "hist_gradient_boosting"
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -142,8 +142,11 @@ class ValueGateConfig(_Frozen):
     propensity_floor: float = Field(default=0.01, gt=0, lt=1)
     bootstrap: int = Field(default=200, ge=20)
     seed: int = 0
-    #: Estimator parameters of the cross-fitted propensity model (the committee model's
-    #: type and features, more strongly regularized so that its probabilities stay honest).
+    #: The cross-fitted propensity model: the committee model's features, its own estimator
+    #: (more strongly regularized than the committee model, so that its probabilities stay honest).
+    propensity_type: Literal["hist_gradient_boosting", "lightgbm", "logistic_regression"] = (
+        "hist_gradient_boosting"
+    )
     propensity_params: dict[str, Any] = Field(
         default_factory=lambda: {
             "max_iter": 100,

@@ -26,7 +26,7 @@ import pandas as pd
 from crm_modes.data.schema import MODES, input_names
 from crm_modes.models.advisor import PROBABILITY_COLUMNS, VALUE_COLUMNS
 from crm_modes.models.economics import Economics, choose_modes, policy_value, value_parts
-from crm_modes.training.config import TrainingConfig, ValueGateConfig
+from crm_modes.training.config import EstimatorConfig, TrainingConfig, ValueGateConfig
 from crm_modes.training.off_policy import cluster_bootstrap, doubly_robust
 
 COMMITTEE = "oracle_policy_mode"
@@ -241,22 +241,23 @@ def evaluation_rows(config: TrainingConfig, table: pd.DataFrame) -> pd.DataFrame
 
 
 def cross_fitted_propensity(config: TrainingConfig, rows: pd.DataFrame, *, folds: int = 5) -> np.ndarray:
-    """The committee model's type and features, refit out of fold by client: ``p(mode | x)`` of each row.
+    """The committee model's features, refit out of fold by client: ``p(mode | x)`` of each row.
 
     A committee model that has seen a facility recognises it: on the evaluation rows of the
     default book (all from facilities it trained on) it gives a deviating assignment a mean
     probability of about 0.9 where the truth is 0.035, which would silence the doubly robust
     correction. Refit on the other clients' rows, each row's propensity comes from a model
-    that never saw its facility (cross-fitting, as in double machine learning); its parameters
-    (``advisor.value_gate.propensity_params``) are more regularized than the committee model's,
-    so that a deviating assignment is not declared impossible.
+    that never saw its facility (cross-fitting, as in double machine learning); its estimator
+    (``advisor.value_gate.propensity_type`` and ``propensity_params``) is more regularized than the
+    committee model, so that a deviating assignment is not declared impossible.
     """
     from sklearn.model_selection import GroupKFold
 
     from crm_modes.training.fit import fit_model
 
     model = config.models["mode"]
-    estimator = model.estimator.model_copy(update={"params": config.advisor.value_gate.propensity_params})
+    gate = config.advisor.value_gate
+    estimator = EstimatorConfig(type=gate.propensity_type, params=gate.propensity_params)
     model = model.model_copy(
         update={
             "benchmark": False,

@@ -218,6 +218,7 @@ def model_requirements() -> list[str]:
     packages = (
         "mlflow",
         "scikit-learn",
+        "lightgbm",
         "skops",
         "numpy",
         "scipy",

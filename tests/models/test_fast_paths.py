@@ -43,11 +43,11 @@ def test_installed_remap_leaves_probabilities_unchanged(tree_models, rows):
     np.testing.assert_array_equal(pipeline.predict_proba(rows), before)
 
 
-def test_a_pipeline_with_the_remap_is_never_saved(fitted_advisor, tmp_path):
+def test_a_pipeline_with_the_remap_is_never_saved(tree_models, tmp_path):
     from crm_modes.models.serialization import UntrustedModelError, save_pipeline
 
     with pytest.raises(UntrustedModelError, match="CategoryRemap"):
-        save_pipeline(install(copy.deepcopy(fitted_advisor.mode)), tmp_path / "mode.skops")
+        save_pipeline(install(copy.deepcopy(tree_models["default"])), tmp_path / "pd.skops")
 
 
 def test_remap_hands_inputs_it_was_not_built_for_to_the_original(tree_models, rows):
