@@ -137,30 +137,19 @@ class Advisor:
         """Model ``name``'s feature matrix of ``frame`` in each mode, stacked in MODES order."""
         features = getattr(self, name)["features"]
         if self._moves_readings(name):  # the readings move with the mode: every copy differs
-            first = fast.transform(features, self.readings.in_mode(frame, MODES[0]))
-            n = len(frame)
-            stacked = np.empty((len(MODES) * n, first.shape[1]))
-            stacked[:n] = first.to_numpy()
-            for index, mode in enumerate(MODES[1:], start=1):
-                fast.transform(
-                    features, self.readings.in_mode(frame, mode), out=stacked[index * n : (index + 1) * n]
-                )
-            return pd.DataFrame(stacked, columns=first.columns, copy=False)
-        base = fast.transform(features, frame.assign(assigned_mode=MODES[0]))
+            return _transform_each(features, [self.readings.in_mode(frame, mode) for mode in MODES])
         if name not in self._mode_swaps:  # learnt once, from the first rows scored
             self._mode_swaps[name] = _mode_columns(features, frame)
         swaps = self._mode_swaps[name]
         if swaps is None:  # the mode reaches other columns too: transform every copy
-            copies = [fast.transform(features, frame.assign(assigned_mode=m)) for m in MODES[1:]]
-            return pd.DataFrame(
-                np.vstack([copy.to_numpy() for copy in (base, *copies)]), columns=base.columns, copy=False
-            )
-        values = base.to_numpy()
-        stacked = np.vstack([values] * len(MODES))
+            return _transform_each(features, [frame.assign(assigned_mode=mode) for mode in MODES])
+        base = fast.transform(features, frame.assign(assigned_mode=MODES[0]))
+        n = len(base)
+        stacked = np.vstack([base.to_numpy()] * len(MODES))
         positions = {column: base.columns.get_loc(column) for column in swaps[MODES[0]]}
         for index, mode in enumerate(MODES):
             for column, value in swaps[mode].items():
-                stacked[index * len(base) : (index + 1) * len(base), positions[column]] = value
+                stacked[index * n : (index + 1) * n, positions[column]] = value
         return pd.DataFrame(stacked, columns=base.columns, copy=False)
 
     def _moves_readings(self, name: str) -> bool:
@@ -262,6 +251,18 @@ class Advisor:
                 entry = f"{label} up because: {text}"
                 reasons[row] = f"{reasons[row]} | {entry}" if reasons[row] else entry
         return reasons
+
+
+def _transform_each(features: Pipeline, frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The feature matrices of ``frames`` (same length) one under the other, written into one
+    array: the models read it without a copy."""
+    first = fast.transform(features, frames[0])
+    n = len(first)
+    stacked = np.empty((len(frames) * n, first.shape[1]))
+    stacked[:n] = first.to_numpy()
+    for index, frame in enumerate(frames[1:], start=1):
+        fast.transform(features, frame, out=stacked[index * n : (index + 1) * n])
+    return pd.DataFrame(stacked, columns=first.columns, copy=False)
 
 
 def _mode_columns(features: Pipeline, frame: pd.DataFrame) -> dict[str, dict[str, float]] | None:
