@@ -114,3 +114,15 @@ def test_the_mode_of_the_other_facilities_is_no_feature():
     numeric, categorical = FeatureConfig(from_schema=True).columns("churn_12m")
     assert "other_facilities_mode" not in [*numeric, *categorical]
     assert "assigned_mode" in categorical
+
+
+def test_the_configuration_names_a_reading_that_is_no_numeric_input():
+    from pydantic import ValidationError
+
+    from crm_modes.training.config import ModeReadingsConfig
+
+    assert ModeReadingsConfig(readings=["rm_contacts_90d"], models=["churn"]).models == ["churn"]
+    with pytest.raises(ValidationError, match=r"\['segment', 'churn_12m'\] are not numeric input columns"):
+        ModeReadingsConfig(readings=["segment", "churn_12m"], models=["churn"])
+    with pytest.raises(ValidationError, match="mode"):
+        ModeReadingsConfig(readings=["rm_contacts_90d"], models=["mode"])
