@@ -137,7 +137,7 @@ class Advisor:
         """Model ``name``'s feature matrix of ``frame`` in each mode, stacked in MODES order."""
         features = getattr(self, name)["features"]
         if self._moves_readings(name):  # the readings move with the mode: every copy differs
-            return _transform_each(features, [self.readings.in_mode(frame, mode) for mode in MODES])
+            return _transform_each(features, self.readings.in_every_mode(frame))
         if name not in self._mode_swaps:  # learnt once, from the first rows scored
             self._mode_swaps[name] = _mode_columns(features, frame)
         swaps = self._mode_swaps[name]

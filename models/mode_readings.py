@@ -69,8 +69,16 @@ class ModeReadings:
 
     def in_mode(self, frame: pd.DataFrame, mode: str) -> pd.DataFrame:
         """``frame`` as if every row were served in ``mode``: mode set, readings moved with it."""
+        return self._moved(frame, mode, *_own_and_other(frame))
+
+    def in_every_mode(self, frame: pd.DataFrame) -> list[pd.DataFrame]:
+        """:meth:`in_mode` for each of MODES, reading the rows' modes once."""
+        own_and_other = _own_and_other(frame)
+        return [self._moved(frame, mode, *own_and_other) for mode in MODES]
+
+    def _moved(self, frame: pd.DataFrame, mode: str, own: np.ndarray, other: np.ndarray) -> pd.DataFrame:
         moved = frame.assign(**{MODE_COLUMN: mode})
-        today, then = client_modes(frame, MODES.index(mode))
+        today, then = _client_modes(own, other, MODES.index(mode))
         known = (today >= 0) & (then >= 0)
         if not known.any():
             return moved
@@ -108,12 +116,18 @@ def client_modes(frame: pd.DataFrame, mode: int | None = None) -> tuple[np.ndarr
     ``-1`` where the row does not say its own mode or its other facilities' mode (both
     columns are optional inputs). Without ``mode`` the second array repeats the first.
     """
-    n = len(frame)
+    return _client_modes(*_own_and_other(frame), mode)
+
+
+def _own_and_other(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Index into MODES of each row's own mode (-1 unknown) and its other facilities' mode
+    (-1 none, -2 unknown)."""
     if MODE_COLUMN not in frame or OTHER_COLUMN not in frame:
-        unknown = np.full(n, -1)
-        return unknown, unknown
-    own = _index(frame[MODE_COLUMN], MODES)
-    other = _index(frame[OTHER_COLUMN], OTHER_MODES) - 1  # "none" -> -1, basic -> 0, ...
+        return np.full(len(frame), -1), np.full(len(frame), -2)
+    return _index(frame[MODE_COLUMN], MODES), _index(frame[OTHER_COLUMN], OTHER_MODES) - 1
+
+
+def _client_modes(own: np.ndarray, other: np.ndarray, mode: int | None) -> tuple[np.ndarray, np.ndarray]:
     known = (own >= 0) & (other >= -1)
     today = np.where(known, np.maximum(own, other), -1)
     then = today if mode is None else np.where(known, np.maximum(mode, other), -1)
