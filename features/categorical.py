@@ -13,8 +13,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from crm_modes.features._input import TableInputMixin, check_table, input_feature_names
+from crm_modes.features.columns import codes_in, label_text, labels_of
 
-MISSING = "__missing__"
 OTHER = "__other__"
 
 
@@ -47,7 +47,7 @@ class CategoryEncoder(TableInputMixin, TransformerMixin, BaseEstimator):
         self.n_features_in_ = frame.shape[1]
         self.categories_ = []
         for name in frame.columns:
-            counts = _as_text(frame[name]).value_counts()
+            counts = label_text(frame[name]).value_counts()
             kept = counts[counts >= self.min_frequency].index
             self.categories_.append(np.asarray(sorted(kept), dtype=object))
         return self
@@ -60,37 +60,25 @@ class CategoryEncoder(TableInputMixin, TransformerMixin, BaseEstimator):
     def encode(self, columns: list[pd.Series]) -> np.ndarray:
         """:meth:`transform` of the input columns, given one by one in fit order."""
         rows = len(columns[0]) if columns else 0
-        codes = [self._codes(column, i) for i, column in enumerate(columns)]
+        return self.encode_codes(
+            [codes_in(labels_of(column), self.known(i)) for i, column in enumerate(columns)], rows
+        )
+
+    def known(self, i: int) -> dict[str, int]:
+        """Column ``i``'s kept categories and their codes (built once per category list); a
+        value not there gets ``len(known)`` (``__other__``)."""
+        return _positions(tuple(self.categories_[i]))
+
+    def encode_codes(self, codes: list[np.ndarray], rows: int) -> np.ndarray:
+        """The encoding of ``rows`` rows given each column's codes into :meth:`known`."""
         if self.encoding == "ordinal":
             return np.column_stack(codes).astype(np.float64) if codes else np.empty((rows, 0))
         blocks = []
         for i, column_codes in enumerate(codes):
-            width = len(self.categories_[i]) + 1
-            block = np.zeros((rows, width))
+            block = np.zeros((rows, len(self.categories_[i]) + 1))
             block[np.arange(rows), column_codes] = 1.0
             blocks.append(block)
         return np.hstack(blocks) if blocks else np.empty((rows, 0))
-
-    def _codes(self, column: pd.Series, i: int) -> np.ndarray:
-        categories = self.categories_[i]
-        other = len(categories)
-        known = _index(tuple(categories))
-        if isinstance(column.dtype, pd.CategoricalDtype):
-            # Fast path: translate the column's own categories once, then index by code.
-            own = known.get_indexer(column.cat.categories.astype(str))
-            missing = np.flatnonzero(categories == MISSING)
-            lookup = np.append(np.where(own < 0, other, own), missing[0] if missing.size else other)
-            return lookup[column.cat.codes.to_numpy()]
-        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-            codes = known.get_indexer(_as_text(column))
-        else:  # text: look the values up as they are
-            values = column.to_numpy(dtype=object, na_value=MISSING)
-            if len(values) <= _FEW:  # a hash lookup per value beats building an index
-                positions = _positions(tuple(categories))
-                codes = np.fromiter((positions.get(value, -1) for value in values), np.intp, len(values))
-            else:
-                codes = known.get_indexer(values)
-        return np.where(codes < 0, other, codes)
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         check_is_fitted(self)
@@ -105,39 +93,13 @@ class CategoryEncoder(TableInputMixin, TransformerMixin, BaseEstimator):
         return np.asarray(out, dtype=object)
 
 
-#: Up to this many rows, text is looked up value by value.
-_FEW = 64
-
-
 @lru_cache(maxsize=256)
 def _positions(categories: tuple[str, ...]) -> dict[str, int]:
+    """Each category's position, built once per category list and reused by every call."""
     return {category: position for position, category in enumerate(categories)}
-
-
-@lru_cache(maxsize=256)
-def _index(categories: tuple[str, ...]) -> pd.Index:
-    """The categories as an index, built once (its hash table too) and reused by every call."""
-    return pd.Index(categories, dtype=object)
 
 
 def _as_frame(X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
     if isinstance(X, pd.DataFrame):
         return X
     return pd.DataFrame(np.asarray(X, dtype=object))
-
-
-def _as_text(column: pd.Series) -> pd.Series:
-    """Category labels as text; whole numbers print without a decimal point; null is MISSING."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        return column.astype(object).where(column.notna(), MISSING).astype(str)
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-        whole = np.isfinite(values) & (np.floor(values) == values)
-        text = np.where(
-            whole, np.char.mod("%d", np.where(whole, values, 0).astype(np.int64)), values.astype(str)
-        )
-        return pd.Series(np.where(np.isnan(values), MISSING, text), index=column.index, dtype=object)
-    # Text (object or string dtype): compared as it is; a missing value is a category of its own.
-    return pd.Series(
-        column.to_numpy(dtype=object, na_value=MISSING), index=column.index, dtype=object
-    ).astype(str)

@@ -150,6 +150,10 @@ DOMAIN_FEATURES: dict[str, DomainFeature] = {
 }
 
 
+def _ratio_of(numerator: str, denominator: str) -> Callable[[Mapping[str, np.ndarray]], np.ndarray]:
+    return lambda columns: ratio(_strict_num(columns, numerator), _strict_num(columns, denominator))
+
+
 class DomainFeatures(TableInputMixin, TransformerMixin, BaseEstimator):
     """Append the named domain features and configured ratios; the input columns pass through.
 
@@ -203,10 +207,16 @@ class DomainFeatures(TableInputMixin, TransformerMixin, BaseEstimator):
 
     def compute(self, columns: pd.DataFrame | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The appended columns, computed from a DataFrame or a mapping of float64 arrays."""
-        added = {name: DOMAIN_FEATURES[name].compute(columns) for name in self.features}
+        return {name: compute(columns) for name, _, compute in self.parts()}
+
+    def parts(self) -> list[tuple[str, tuple[str, ...], Callable[[Mapping[str, np.ndarray]], np.ndarray]]]:
+        """Each appended column: its name, the input columns it reads, and how it is computed."""
+        parts = [
+            (name, DOMAIN_FEATURES[name].inputs, DOMAIN_FEATURES[name].compute) for name in self.features
+        ]
         for name, numerator, denominator in self._ratios():
-            added[name] = ratio(_strict_num(columns, numerator), _strict_num(columns, denominator))
-        return added
+            parts.append((name, (numerator, denominator), _ratio_of(numerator, denominator)))
+        return parts
 
     def transform(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame | np.ndarray:
         check_is_fitted(self, "n_features_in_")

@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from crm_modes.features.categorical import CategoryEncoder
+from crm_modes.features.columns import Columns
 from crm_modes.features.domain import DomainFeatures
 from crm_modes.features.entrance import EntranceCheck
 from crm_modes.features.numeric import NumericCleaner
@@ -37,6 +38,8 @@ class _Plan:
     numeric_inputs: tuple[str, ...]
     #: input columns that must hold numbers: the numeric inputs and what the ratios read
     numbers_only: tuple[str, ...]
+    #: domain feature -> the input columns it reads
+    sources: dict[str, tuple[str, ...]]
 
 
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -48,53 +51,142 @@ def transform(pipeline: Pipeline, frame: pd.DataFrame, *, out: np.ndarray | None
     ``out``: a float64 array of the output's shape to write the matrix into (e.g. one slice of
     a larger matrix), so that stacking several transforms copies nothing.
     """
-    plan = _plan(pipeline)
-    if plan is None or len(frame) == 0:
-        matrix = pipeline.transform(frame)
+    if _plan(pipeline) is None or len(frame) == 0:
+        result = pipeline.transform(frame)
         if out is not None:
-            out[...] = matrix
-        return matrix
-    plan.entrance.selected(frame)  # the entrance check: missing columns raise, unused ones warn
-    kinds = {name: dtype.kind for name, dtype in frame.dtypes.items()}
-    if any(kinds[name] not in "biuf" for name in plan.numbers_only):
-        return pipeline.transform(frame)  # text where numbers belong: the steps name it
-    block = frame[list(plan.numeric_inputs)].to_numpy(dtype=np.float64, na_value=np.nan)
-    numbers = dict(zip(plan.numeric_inputs, block.T, strict=True))
-    numbers |= plan.domain.compute(_Columns(numbers, frame))
+            out[...] = result
+        return result
+    values = matrix(pipeline, Columns(frame), out=out)
+    return pd.DataFrame(values, columns=feature_names(pipeline), index=frame.index, copy=False)
+
+
+def matrix(pipeline: Pipeline, rows: Columns, *, out: np.ndarray | None = None) -> np.ndarray:
+    """The float64 feature matrix of ``rows``, columns as :func:`feature_names`.
+
+    Each input column is read from ``rows`` once whatever the number of calls (see
+    :class:`~crm_modes.features.columns.Columns`), so transforming the same rows for several
+    models, or with a few columns replaced, converts the input once.
+    """
+    plan = _plan(pipeline)
+    if plan is not None and len(rows):
+        plan.entrance.selected(rows)  # the entrance check: missing columns raise, unused ones warn
+    if plan is None or len(rows) == 0 or any(not rows.is_numeric(name) for name in plan.numbers_only):
+        # the plain path: its steps also name text where numbers belong
+        values = np.asarray(pipeline.transform(rows.to_frame()), dtype=np.float64)
+        if out is None:
+            return values
+        out[...] = values
+        return out
+    numbers = _numbers(plan, rows)
     blocks = []
     for transformer, columns in plan.groups:
         if isinstance(transformer, NumericCleaner):
-            values = np.column_stack([_number(numbers, frame, name) for name in columns])
-            blocks.append(transformer.transform_values(values))
+            blocks.append(transformer.transform_values(np.column_stack([numbers[name] for name in columns])))
         else:
-            blocks.append(transformer.encode([frame[name] for name in columns]))
-    matrix = np.concatenate(blocks, axis=1, out=out)
+            codes = [rows.codes(name, transformer.known(i)) for i, name in enumerate(columns)]
+            blocks.append(transformer.encode_codes(codes, len(rows)))
+    values = np.concatenate(blocks, axis=1, out=out)
     if plan.scaler is not None:  # StandardScaler.transform's arithmetic, in the same order
         if plan.scaler.with_mean:
-            matrix -= plan.scaler.mean_
+            values -= plan.scaler.mean_
         if plan.scaler.with_std:
-            matrix /= plan.scaler.scale_
-    return pd.DataFrame(
-        matrix, columns=plan.names, index=frame.index, copy=False
-    )  # pandas 3 copies by default
+            values /= plan.scaler.scale_
+    return values
 
 
-class _Columns:
-    """Columns as float64 arrays for the domain features and ratios, read from the frame on first use."""
+def dot(pipeline: Pipeline, rows: Columns, weights: np.ndarray) -> np.ndarray | None:
+    """``matrix(pipeline, rows) @ weights``, without building the matrix; ``None`` when the
+    pipeline takes the plain path (then use :func:`matrix`).
 
-    def __init__(self, numbers: dict[str, np.ndarray], frame: pd.DataFrame) -> None:
-        self.numbers, self.frame = numbers, frame
+    What a linear model needs of a wide one-hot matrix is one weight per row and column: the
+    scaler folds into the weights (``(x - mean) / scale . w = x . (w / scale) - mean . (w /
+    scale)``), a one-hot block becomes a lookup of its category's weight, and only the numeric
+    block is computed. Equal to the product of the matrix up to rounding (about 1e-15 relative).
+    """
+    plan = _plan(pipeline)
+    if plan is None or len(rows) == 0 or any(not rows.is_numeric(name) for name in plan.numbers_only):
+        return None
+    plan.entrance.selected(rows)
+    weights = np.asarray(weights, dtype=np.float64)
+    constant = 0.0
+    if plan.scaler is not None:
+        if plan.scaler.with_std:
+            weights = weights / plan.scaler.scale_
+        if plan.scaler.with_mean:
+            constant = -float(plan.scaler.mean_ @ weights)
+    total = np.full(len(rows), constant)
+    numbers = _numbers(plan, rows)
+    offset = 0
+    for transformer, columns in plan.groups:
+        if isinstance(transformer, NumericCleaner):
+            width = len(columns) + len(transformer.indicator_columns_)
+            part = weights[offset : offset + width]
+            indicator = dict.fromkeys(transformer.indicator_columns_.tolist())
+            for position, j in enumerate(indicator):
+                indicator[j] = part[len(columns) + position]
+            for j, name in enumerate(columns):
+                weight, indicator_weight = part[j], indicator.get(j)
+                total += rows.derived(
+                    ("dot", id(transformer), j, weight, indicator_weight),
+                    plan.sources.get(name, (name,)),
+                    lambda t=transformer, j=j, name=name, w=weight, wi=indicator_weight: _term(
+                        t, j, numbers[name], w, wi
+                    ),
+                )
+            offset += width
+            continue
+        for i, name in enumerate(columns):
+            codes = rows.codes(name, transformer.known(i))
+            if transformer.encoding == "ordinal":
+                total += codes * weights[offset]
+                offset += 1
+            else:
+                total += weights[offset + codes]
+                offset += len(transformer.categories_[i]) + 1
+    if offset != len(weights):
+        raise ValueError(f"{len(weights)} weights for a feature matrix of {offset} columns")
+    return total
+
+
+def feature_names(pipeline: Pipeline) -> pd.Index:
+    """The output column names of a fitted feature pipeline (computed once per pipeline)."""
+    plan = _plan(pipeline)
+    return plan.names if plan is not None else pd.Index(pipeline.get_feature_names_out())
+
+
+def _term(
+    cleaner: NumericCleaner, j: int, values: np.ndarray, weight: float, indicator_weight: float | None
+) -> np.ndarray:
+    """One numeric input's part of a linear product: its cleaned value (and indicator) times weights."""
+    cleaned, indicator = cleaner.transform_column(j, values)
+    term = cleaned * weight
+    if indicator is not None:
+        term += indicator * indicator_weight
+    return term
+
+
+def _numbers(plan: _Plan, rows: Columns) -> _Numbers:
+    """The rows' numbers with the domain features added, each computed once for the copies
+    of the rows that share its inputs."""
+    numbers = _Numbers(rows)
+    for name, inputs, compute in plan.domain.parts():
+        numbers.computed[name] = rows.derived(
+            ("domain", name, inputs), inputs, lambda compute=compute: compute(numbers)
+        )
+    return numbers
+
+
+class _Numbers:
+    """Columns as float64 arrays for the domain features and ratios: computed ones first, then
+    the input's."""
+
+    def __init__(self, rows: Columns) -> None:
+        self.rows = rows
+        self.computed: dict[str, np.ndarray] = {}
 
     def __getitem__(self, name: str) -> np.ndarray:
-        return _number(self.numbers, self.frame, name)
-
-
-def _number(numbers: dict[str, np.ndarray], frame: pd.DataFrame, name: str) -> np.ndarray:
-    if name not in numbers:
-        numbers[name] = pd.to_numeric(frame[name], errors="coerce").to_numpy(
-            dtype=np.float64, na_value=np.nan
-        )
-    return numbers[name]
+        found = self.computed.get(name)
+        return self.rows.number(name) if found is None else found
 
 
 def _plan(pipeline: Pipeline) -> _Plan | None:
@@ -138,7 +230,8 @@ def _make_plan(pipeline: Pipeline) -> _Plan | None:
     )
     names = pd.Index(pipeline.get_feature_names_out())
     numbers_only = tuple(dict.fromkeys([*numeric_inputs, *domain.ratio_inputs()]))
-    return _Plan(entrance, domain, tuple(groups), scaler, names, numeric_inputs, numbers_only)
+    sources = {name: inputs for name, inputs, _ in domain.parts()}
+    return _Plan(entrance, domain, tuple(groups), scaler, names, numeric_inputs, numbers_only, sources)
 
 
 def _names(selection: object) -> bool:

@@ -105,6 +105,16 @@ class NumericCleaner(TransformerMixin, BaseEstimator):
         indicators = missing[:, self.indicator_columns_].astype(np.float64)
         return np.hstack([cleaned, indicators])
 
+    def transform_column(self, j: int, values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Input column ``j`` of :meth:`transform_values`, alone: its cleaned values and its
+        missing-value indicator (None when it has none); the same arithmetic."""
+        if self.log_mask_[j]:
+            values = np.log1p(np.maximum(values, 0.0))
+        missing = np.isnan(values)
+        cleaned = np.where(missing, self.medians_[j], np.clip(values, self.lower_[j], self.upper_[j]))
+        has_indicator = j in self.indicator_columns_
+        return cleaned, missing.astype(np.float64) if has_indicator else None
+
     def _log(self, values: np.ndarray) -> np.ndarray:
         if not self.log_mask_.any():
             return values

@@ -27,6 +27,7 @@ from sklearn.pipeline import Pipeline
 
 from crm_modes.data.schema import KEY, MODES
 from crm_modes.features import fast
+from crm_modes.features.columns import Columns, Labels
 from crm_modes.features.entrance import UnusedColumnsWarning
 from crm_modes.models import fast_paths
 from crm_modes.models.alerts import (
@@ -48,7 +49,7 @@ from crm_modes.models.economics import (
     recommendation_reasons,
     value_parts,
 )
-from crm_modes.models.mode_readings import ModeReadings, load_mode_readings
+from crm_modes.models.mode_readings import ModeReadings, load_mode_readings, mode_index
 from crm_modes.models.reasons import top_reasons
 from crm_modes.models.serialization import load_pipeline
 
@@ -105,52 +106,49 @@ class Advisor:
     def __post_init__(self) -> None:
         # The churn and PD models are trained on the same rows with the same feature
         # configuration, so their fitted feature pipelines are usually identical: then the
-        # matrix is computed once for both.
+        # matrices are computed once for both.
         self._shared_features = same_state(self.churn["features"], self.default["features"])
-        # model name -> {mode: {matrix column: value}} for the columns the mode alone decides
-        self._mode_swaps: dict[str, dict[str, dict[str, float]] | None] = {}
 
-    def counterfactual(self, frame: pd.DataFrame) -> Counterfactual:
+    def counterfactual(self, rows: pd.DataFrame | Columns) -> Counterfactual:
         """Score every row once per mode, the mode column replaced (columns in MODES order).
 
         A counterfactual probability is exactly the model's prediction for that row with
         ``assigned_mode`` set to the mode and, for the models named in ``readings``, the
-        mode-driven readings moved with it (:meth:`ModeReadings.in_mode`). Otherwise the
-        feature matrix is computed once and, for each mode, only the matrix columns that the
-        mode alone decides are swapped in; the three copies go through each model in one call.
+        mode-driven readings moved with it (:meth:`ModeReadings.in_every_mode`). The input is
+        read once (:class:`~crm_modes.features.columns.Columns`); the three copies of each
+        model's matrix are written into one array and go through the model in one call.
         """
-        n = len(frame)
-        stacked = {"default": self._mode_matrices("default", frame)}
-        stacked["churn"] = (
-            stacked["default"]
-            if self._shared_features and self._moves_readings("churn") == self._moves_readings("default")
-            else self._mode_matrices("churn", frame)
-        )
-        return Counterfactual(
-            **{
-                name: getattr(self, name)["model"].predict_proba(stacked[name])[:, 1].reshape(len(MODES), n).T
-                for name in ("churn", "default")
-            }
-        )
+        rows = Columns.of(rows)
+        n = len(rows)
+        variants = {name: self._variants(name, rows) for name in ("churn", "default")}
+        predicted = {name: self._linear_by_mode(name, variants[name]) for name in ("churn", "default")}
+        same = self._shared_features and self._moves_readings("churn") == self._moves_readings("default")
+        matrices: dict[str, np.ndarray] = {}  # each model's three copies, stacked; shared when the same
+        for name in ("default", "churn"):
+            if predicted[name] is None:
+                key = "both" if same else name
+                if key not in matrices:
+                    matrices[key] = _stacked_matrix(getattr(self, name)["features"], variants[name])
+                predicted[name] = _positive(getattr(self, name), matrices[key]).reshape(len(MODES), n).T
+        return Counterfactual(**predicted)
 
-    def _mode_matrices(self, name: str, frame: pd.DataFrame) -> pd.DataFrame:
-        """Model ``name``'s feature matrix of ``frame`` in each mode, stacked in MODES order."""
-        features = getattr(self, name)["features"]
-        if self._moves_readings(name):  # the readings move with the mode: every copy differs
-            return _transform_each(features, self.readings.in_every_mode(frame))
-        if name not in self._mode_swaps:  # learnt once, from the first rows scored
-            self._mode_swaps[name] = _mode_columns(features, frame)
-        swaps = self._mode_swaps[name]
-        if swaps is None:  # the mode reaches other columns too: transform every copy
-            return _transform_each(features, [frame.assign(assigned_mode=mode) for mode in MODES])
-        base = fast.transform(features, frame.assign(assigned_mode=MODES[0]))
-        n = len(base)
-        stacked = np.vstack([base.to_numpy()] * len(MODES))
-        positions = {column: base.columns.get_loc(column) for column in swaps[MODES[0]]}
-        for index, mode in enumerate(MODES):
-            for column, value in swaps[mode].items():
-                stacked[index * n : (index + 1) * n, positions[column]] = value
-        return pd.DataFrame(stacked, columns=base.columns, copy=False)
+    def _linear_by_mode(self, name: str, variants: list[Columns]) -> np.ndarray | None:
+        """Model ``name``'s probabilities in each mode, shape (n, modes), for a calibrated logistic
+        model: the linear product without the wide matrix (:func:`fast.dot`). None otherwise."""
+        pipeline = getattr(self, name)
+        linear = fast_paths.calibrated_logistic(pipeline["model"])
+        if linear is None:
+            return None
+        products = [fast.dot(pipeline["features"], variant, linear.coef) for variant in variants]
+        if any(product is None or not np.isfinite(product).all() for product in products):
+            return None  # the plain path, whose checks name the problem
+        return np.column_stack([linear.positive(product) for product in products])
+
+    def _variants(self, name: str, rows: Columns) -> list[Columns]:
+        """``rows`` as model ``name`` sees them in each mode, in MODES order."""
+        if self._moves_readings(name):
+            return self.readings.in_every_mode(rows)
+        return [rows.replaced(assigned_mode=Labels.constant(mode, len(rows))) for mode in MODES]
 
     def _moves_readings(self, name: str) -> bool:
         return self.readings is not None and name in self.readings.models
@@ -164,12 +162,15 @@ class Advisor:
         in the recommended mode.
         """
         frame = frame.reset_index(drop=True)
+        columns = Columns(frame)  # every input column is converted once, on first use
         n = len(frame)
         rows = np.arange(n)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnusedColumnsWarning)
-            mode_probabilities = self.mode["model"].predict_proba(
-                fast.transform(self.mode["features"], frame)
+            mode_probabilities = fast_paths.predict_proba(
+                self.mode["model"],
+                fast.matrix(self.mode["features"], columns),
+                fast.feature_names(self.mode["features"]),
             )
             classes = [str(label) for label in self.mode.classes_]
             probabilities = np.column_stack(
@@ -179,16 +180,16 @@ class Advisor:
                 ]
             )
             committee = probabilities.argmax(axis=1)
-            given = _mode_index(frame.get("assigned_mode"), n)
+            given = mode_index(columns, "assigned_mode") if "assigned_mode" in columns else np.full(n, -1)
             mode_given = given >= 0
-            predicted = self.counterfactual(frame)
-            exposure = _column(frame, "exposure", n)
-            collateral = _column(frame, "collateral_coverage", n)
+            predicted = self.counterfactual(columns)
+            exposure = _column(columns, "exposure")
+            collateral = _column(columns, "collateral_coverage")
             parts = value_parts(
                 predicted.default,
                 predicted.churn,
                 exposure=exposure,
-                margin_bps=_column(frame, "margin_bps", n),
+                margin_bps=_column(columns, "margin_bps"),
                 collateral_coverage=collateral,
                 economics=self.economics,
             )
@@ -203,11 +204,11 @@ class Advisor:
                 recommended_mode=recommended,
                 mode_given=mode_given,
                 default_probability=default,
-                previous_default_probability=_column(frame, "previous_default_probability", n),
+                previous_default_probability=_column(columns, "previous_default_probability"),
                 churn_probability=churn,
-                days_past_due=_column(frame, "days_past_due", n),
-                project_delay_months=_column(frame, "project_delay_months", n),
-                covenant_breaches_12m=_column(frame, "covenant_breaches_12m", n),
+                days_past_due=_column(columns, "days_past_due"),
+                project_delay_months=_column(columns, "project_delay_months"),
+                covenant_breaches_12m=_column(columns, "covenant_breaches_12m"),
             )
             alerts = evaluate_alerts(signals, self.policy)
             reasons = self._reasons(frame.assign(assigned_mode=MODE_NAMES[mode_today]), alerts)
@@ -253,38 +254,20 @@ class Advisor:
         return reasons
 
 
-def _transform_each(features: Pipeline, frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """The feature matrices of ``frames`` (same length) one under the other, written into one
-    array: the models read it without a copy."""
-    first = fast.transform(features, frames[0])
+def _stacked_matrix(features: Pipeline, variants: list[Columns]) -> np.ndarray:
+    """The feature matrices of ``variants`` (same rows) one under the other, in one array."""
+    first = fast.matrix(features, variants[0])
     n = len(first)
-    stacked = np.empty((len(frames) * n, first.shape[1]))
-    stacked[:n] = first.to_numpy()
-    for index, frame in enumerate(frames[1:], start=1):
-        fast.transform(features, frame, out=stacked[index * n : (index + 1) * n])
-    return pd.DataFrame(stacked, columns=first.columns, copy=False)
+    stacked = np.empty((len(variants) * n, first.shape[1]))
+    stacked[:n] = first
+    for index, variant in enumerate(variants[1:], start=1):
+        fast.matrix(features, variant, out=stacked[index * n : (index + 1) * n])
+    return stacked
 
 
-def _mode_columns(features: Pipeline, frame: pd.DataFrame) -> dict[str, dict[str, float]] | None:
-    """Matrix columns that depend on ``assigned_mode`` alone, and their value for each mode.
-
-    Found by transforming two different rows of ``frame`` in every mode: a column whose value
-    changes with the mode must take the same value in both rows for each mode (it reads the
-    mode and nothing else). ``None`` when that does not hold (then nothing can be swapped).
-    """
-    probe_rows = frame.iloc[[0, len(frame) - 1]] if len(frame) > 1 else frame.iloc[[0, 0]]
-    probes = {mode: fast.transform(features, probe_rows.assign(assigned_mode=mode)) for mode in MODES}
-    first = probes[MODES[0]]
-    changing = [
-        column
-        for column in first.columns
-        if any(not np.array_equal(probes[mode][column], first[column], equal_nan=True) for mode in MODES[1:])
-    ]
-    for mode in MODES:
-        values = probes[mode][changing].to_numpy()
-        if not np.array_equal(values[0], values[-1], equal_nan=True):
-            return None
-    return {mode: {column: probes[mode][column].iloc[0] for column in changing} for mode in MODES}
+def _positive(pipeline: Pipeline, matrix: np.ndarray) -> np.ndarray:
+    """The probability of the positive class of each row of ``matrix`` (the pipeline's features)."""
+    return fast_paths.predict_proba(pipeline["model"], matrix, fast.feature_names(pipeline["features"]))[:, 1]
 
 
 def _reference_modes(values: np.ndarray, recommended: np.ndarray, mode_today: np.ndarray) -> np.ndarray:
@@ -311,17 +294,9 @@ def same_state(first: object, second: object) -> bool:
     return bool(first == second)
 
 
-def _column(frame: pd.DataFrame, name: str, n: int) -> np.ndarray:
-    if name not in frame:
-        return np.full(n, np.nan)
-    return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-
-
-def _mode_index(values: pd.Series | None, n: int) -> np.ndarray:
-    """Index into MODES of each value; -1 where absent or not a mode."""
-    if values is None:
-        return np.full(n, -1)
-    return pd.Index(MODES).get_indexer(values.astype(object).where(values.notna(), None))
+def _column(rows: Columns, name: str) -> np.ndarray:
+    """A numeric input as float64; all NaN when the rows lack it (an optional input)."""
+    return rows.number(name) if name in rows else np.full(len(rows), np.nan)
 
 
 class AdvisorModel(mlflow.pyfunc.PythonModel):

@@ -22,6 +22,7 @@ itself, slower and the same.
 from __future__ import annotations
 
 import logging
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from crm_modes.models.estimators import fitted_estimators
+from crm_modes.models.lightgbm_model import LightGBMClassifier
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +166,40 @@ class CalibratedLogistic:
         values = _float_matrix(X, self.feature_names_in_, self.coef.shape[0])
         if values is None or not np.isfinite(values).all():
             return self.original.predict_proba(X)  # scikit-learn's own result, or its own error
-        positive = 1.0 / (1.0 + np.exp(self.a * (values @ self.coef + self.intercept) + self.b))
+        positive = self.positive(values @ self.coef)
         return np.column_stack([1.0 - positive, positive])
+
+    def positive(self, product: np.ndarray) -> np.ndarray:
+        """The calibrated probability of the positive class given ``X w`` (without the intercept)."""
+        return 1.0 / (1.0 + np.exp(self.a * (product + self.intercept) + self.b))
+
+
+#: The direct form of each loaded sigmoid-calibrated logistic model it was installed on.
+_LINEAR: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def calibrated_logistic(model: object) -> CalibratedLogistic | None:
+    """The direct form installed on ``model`` (:func:`install`), if any: its ``coef`` and
+    :meth:`CalibratedLogistic.positive` score a linear product computed elsewhere."""
+    try:
+        return _LINEAR.get(model)
+    except TypeError:  # not weakly referenceable: nothing was installed on it
+        return None
+
+
+#: Loaded models whose ``predict_proba`` takes a plain float64 matrix (a fast path is installed).
+_TAKE_MATRICES: weakref.WeakSet = weakref.WeakSet()
+
+
+def predict_proba(model: object, matrix: np.ndarray, names: pd.Index) -> np.ndarray:
+    """``model.predict_proba`` of a feature matrix whose columns are ``names``.
+
+    Models that take the plain matrix get it as it is (LightGBM's estimator, the fast paths);
+    any other gets it as a DataFrame with its column names (what it was fitted on), without a copy.
+    """
+    if isinstance(model, LightGBMClassifier) or model in _TAKE_MATRICES:
+        return model.predict_proba(matrix)
+    return model.predict_proba(pd.DataFrame(matrix, columns=names, copy=False))
 
 
 def install(pipeline: Pipeline) -> Pipeline:
@@ -185,7 +219,9 @@ def install(pipeline: Pipeline) -> Pipeline:
         return pipeline
     model = pipeline["model"]
     if CalibratedLogistic.applies_to(model):
-        model.predict_proba = CalibratedLogistic(model).predict_proba
+        direct = _LINEAR[model] = CalibratedLogistic(model)
+        model.predict_proba = direct.predict_proba
+        _TAKE_MATRICES.add(model)
     for model in gradient_boosting_models(pipeline):
         current = getattr(model, "_preprocessor", None)
         if isinstance(current, ColumnTransformer) and "encoder" in current.named_transformers_:

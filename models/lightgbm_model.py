@@ -169,6 +169,13 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
         """scikit-learn's own input checks (shape, names, finite or NaN, no sparse input)."""
         if fitting:
             return validate_data(self, X, y, reset=True, dtype=np.float64, ensure_all_finite="allow-nan")
+        if (
+            isinstance(X, np.ndarray)
+            and X.dtype == np.float64
+            and X.ndim == 2
+            and X.shape[1] == self.n_features_in_
+        ):
+            return X  # a feature matrix as the scoring path builds it: its checks are done
         return validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
 
     def _categorical_indices(self, X: pd.DataFrame | np.ndarray) -> list[int]:

@@ -35,12 +35,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from crm_modes.data.schema import MODES
+from crm_modes.features.columns import Columns, Labels
 
 #: Categories of ``other_facilities_mode``: "none" (no other facility), then the modes.
 OTHER_MODES: tuple[str, ...] = ("none", *MODES)
@@ -69,26 +71,33 @@ class ModeReadings:
 
     def in_mode(self, frame: pd.DataFrame, mode: str) -> pd.DataFrame:
         """``frame`` as if every row were served in ``mode``: mode set, readings moved with it."""
-        return self._moved(frame, mode, *_own_and_other(frame))
+        rows = Columns(frame)
+        return frame.assign(**{MODE_COLUMN: mode}, **self.moved(rows, mode, *_own_and_other(rows)))
 
-    def in_every_mode(self, frame: pd.DataFrame) -> list[pd.DataFrame]:
-        """:meth:`in_mode` for each of MODES, reading the rows' modes once."""
-        own_and_other = _own_and_other(frame)
-        return [self._moved(frame, mode, *own_and_other) for mode in MODES]
+    def in_every_mode(self, rows: Columns) -> list[Columns]:
+        """``rows`` as if served in each of MODES (mode set, readings moved), the modes read once."""
+        own_and_other = _own_and_other(rows)
+        return [
+            rows.replaced(
+                **{MODE_COLUMN: Labels.constant(mode, len(rows))}, **self.moved(rows, mode, *own_and_other)
+            )
+            for mode in MODES
+        ]
 
-    def _moved(self, frame: pd.DataFrame, mode: str, own: np.ndarray, other: np.ndarray) -> pd.DataFrame:
-        moved = frame.assign(**{MODE_COLUMN: mode})
+    def moved(self, rows: Columns, mode: str, own: np.ndarray, other: np.ndarray) -> dict[str, np.ndarray]:
+        """Each reading of ``rows`` in ``mode`` (the readings ``rows`` carry, whether they move or not)."""
         today, then = _client_modes(own, other, MODES.index(mode))
         known = (today >= 0) & (then >= 0)
         if not known.any():
-            return moved
+            return {}
+        moved = {}
         for reading, levels in self.means.items():
-            if reading not in frame:
+            if reading not in rows:
                 continue
             means = np.asarray(levels)
-            shift = np.zeros(len(frame))
+            shift = np.zeros(len(rows))
             shift[known] = means[then[known]] - means[today[known]]
-            values = pd.to_numeric(frame[reading], errors="coerce").to_numpy(dtype=float)
+            values = rows.number(reading)
             moved[reading] = np.where(shift != 0, np.maximum(values + shift, 0.0), values)
         return moved
 
@@ -116,15 +125,15 @@ def client_modes(frame: pd.DataFrame, mode: int | None = None) -> tuple[np.ndarr
     ``-1`` where the row does not say its own mode or its other facilities' mode (both
     columns are optional inputs). Without ``mode`` the second array repeats the first.
     """
-    return _client_modes(*_own_and_other(frame), mode)
+    return _client_modes(*_own_and_other(Columns(frame)), mode)
 
 
-def _own_and_other(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def _own_and_other(rows: Columns) -> tuple[np.ndarray, np.ndarray]:
     """Index into MODES of each row's own mode (-1 unknown) and its other facilities' mode
     (-1 none, -2 unknown)."""
-    if MODE_COLUMN not in frame or OTHER_COLUMN not in frame:
-        return np.full(len(frame), -1), np.full(len(frame), -2)
-    return _index(frame[MODE_COLUMN], MODES), _index(frame[OTHER_COLUMN], OTHER_MODES) - 1
+    if MODE_COLUMN not in rows or OTHER_COLUMN not in rows:
+        return np.full(len(rows), -1), np.full(len(rows), -2)
+    return mode_index(rows, MODE_COLUMN, MODES), mode_index(rows, OTHER_COLUMN, OTHER_MODES) - 1
 
 
 def _client_modes(own: np.ndarray, other: np.ndarray, mode: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -157,5 +166,12 @@ def fit_mode_readings(frame: pd.DataFrame, readings: list[str], models: list[str
     return ModeReadings(means=means, models=tuple(models))
 
 
-def _index(values: pd.Series, categories: tuple[str, ...]) -> np.ndarray:
-    return pd.Index(categories).get_indexer(values.astype(object).where(values.notna(), None))
+def mode_index(rows: Columns, name: str, categories: tuple[str, ...] = MODES) -> np.ndarray:
+    """Index into ``categories`` of each row's value of column ``name``; -1 where it is not one."""
+    codes = rows.codes(name, _known(categories))
+    return np.where(codes == len(categories), -1, codes)
+
+
+@lru_cache(maxsize=8)
+def _known(categories: tuple[str, ...]) -> dict[str, int]:
+    return {category: position for position, category in enumerate(categories)}

@@ -7,6 +7,7 @@ import pytest
 from crm_modes.data.validation import validate
 from crm_modes.features import fast
 from crm_modes.features.builder import build_feature_pipeline
+from crm_modes.features.columns import Columns
 from crm_modes.features.config import load_feature_config
 from crm_modes.features.entrance import MissingColumnsError
 
@@ -100,3 +101,34 @@ def test_a_step_saved_before_ratios_existed_still_transforms(book):
     del fitted["domain"].__dict__["ratios"]  # as skops restores a step saved by an older version
     pd.testing.assert_frame_equal(fitted.transform(book.head(20)), expected, check_exact=True)
     pd.testing.assert_frame_equal(fast.transform(fitted, book.head(20)), expected, check_exact=True)
+
+
+@pytest.mark.parametrize("typed", [lambda rows: rows, as_text], ids=["categorical", "text"])
+@pytest.mark.parametrize("size", [1, 400])
+def test_dot_equals_the_matrix_times_the_weights(fitted, book, typed, size):
+    rows = typed(awkward(book)).sample(n=size, random_state=size)
+    weights = np.random.default_rng(size).normal(size=len(fast.feature_names(fitted)))
+    expected = fitted.transform(rows).to_numpy() @ weights
+    np.testing.assert_allclose(fast.dot(fitted, Columns(rows), weights), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_dot_of_rows_with_a_column_replaced_equals_the_matrix_of_those_rows(fitted, book):
+    rows = awkward(book)
+    weights = np.random.default_rng(3).normal(size=len(fast.feature_names(fitted)))
+    columns = Columns(rows)
+    fast.dot(fitted, columns, weights)  # fills the caches of the original rows first
+    doubled = rows["leverage"].to_numpy() * 2
+    expected = fitted.transform(rows.assign(leverage=doubled)).to_numpy() @ weights
+    np.testing.assert_allclose(
+        fast.dot(fitted, columns.replaced(leverage=doubled), weights), expected, rtol=1e-12, atol=1e-12
+    )
+    np.testing.assert_array_equal(
+        fast.matrix(fitted, columns.replaced(leverage=doubled)),
+        fitted.transform(rows.assign(leverage=doubled)),
+    )
+
+
+def test_dot_leaves_text_in_a_numeric_column_to_the_plain_path(fitted, book):
+    rows = book.head(5).astype({"leverage": object})
+    rows.loc[rows.index[0], "leverage"] = "high"
+    assert fast.dot(fitted, Columns(rows), np.zeros(len(fast.feature_names(fitted)))) is None

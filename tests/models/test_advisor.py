@@ -75,3 +75,20 @@ def test_shared_features_give_the_same_answers_as_separate_pipelines(fitted_advi
     separate = replace(fitted_advisor)
     separate._shared_features = False
     pd.testing.assert_frame_equal(fitted_advisor.advise(rows.head(300)), separate.advise(rows.head(300)))
+
+
+def test_the_loaded_fast_paths_give_the_plain_advice(fitted_advisor, rows):
+    """Installed on loaded models, the direct forms (the linear product without the wide matrix)
+    give the same advice as scikit-learn's own path, to rounding."""
+    import copy
+
+    from crm_modes.models import fast_paths
+
+    fast = copy.deepcopy(fitted_advisor)
+    for name in ("mode", "churn", "default"):
+        fast_paths.install(getattr(fast, name))
+    assert fast_paths.calibrated_logistic(fast.churn["model"]) is not None
+    plain, quick = fitted_advisor.advise(rows), fast.advise(rows)
+    numbers = [name for name, kind in OUTPUT_TYPES.items() if kind == "double"]
+    np.testing.assert_allclose(quick[numbers], plain[numbers], rtol=1e-9, atol=1e-12)
+    pd.testing.assert_frame_equal(quick.drop(columns=numbers), plain.drop(columns=numbers))

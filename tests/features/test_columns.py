@@ -1,0 +1,53 @@
+"""The rows converted once: labels as an encoder reads them, copies with columns replaced, shared work."""
+
+import numpy as np
+import pandas as pd
+
+from crm_modes.features.columns import MISSING, Columns, Labels, codes_in, label_text
+
+
+def test_labels_of_each_kind_of_column_read_as_the_encoder_learnt_them():
+    frame = pd.DataFrame(
+        {
+            "category": pd.Categorical(["a", None, "b", "a"], categories=["a", "b", "unused"]),
+            "text": ["a", None, "b", "a"],
+            "number": [1.0, np.nan, 2.5, 1.0],
+            "flag": [True, False, True, True],
+        }
+    )
+    columns = Columns(frame)
+    for name in frame.columns:
+        labels = columns.labels(name)
+        assert list(labels.labels[labels.codes]) == list(label_text(frame[name])), name
+
+
+def test_codes_into_kept_categories_put_unseen_values_last():
+    known = {"a": 0, MISSING: 1}
+    column = Labels(np.array([0, 1, 2, 0]), np.array(["a", "zzz", MISSING], dtype=object))
+    np.testing.assert_array_equal(codes_in(column, known), [0, 2, 1, 0])
+
+
+def test_a_replaced_copy_reads_its_own_columns_and_shares_the_rest():
+    frame = pd.DataFrame({"x": [1.0, 2.0], "mode": ["basic", "reactive"]})
+    columns = Columns(frame)
+    copy = columns.replaced(x=np.array([5.0, 6.0]), mode=Labels.constant("responsible", 2))
+    np.testing.assert_array_equal(copy.number("x"), [5.0, 6.0])
+    np.testing.assert_array_equal(columns.number("x"), [1.0, 2.0])
+    assert list(copy.to_frame()["mode"]) == ["responsible", "responsible"]
+    assert list(frame["mode"]) == ["basic", "reactive"]  # the original rows are untouched
+
+
+def test_a_derived_value_is_computed_once_for_the_copies_that_share_its_inputs():
+    columns = Columns(pd.DataFrame({"x": [1.0, 2.0], "y": [3.0, 4.0]}))
+    calls = []
+
+    def twice_x(rows):
+        return lambda: calls.append(1) or rows.number("x") * 2
+
+    same_x = [columns.replaced(y=np.array([0.0, 0.0])) for _ in range(3)]
+    for rows in [columns, *same_x]:
+        np.testing.assert_array_equal(rows.derived("2x", ["x"], twice_x(rows)), [2.0, 4.0])
+    assert len(calls) == 1
+    other_x = columns.replaced(x=np.array([10.0, 20.0]))
+    np.testing.assert_array_equal(other_x.derived("2x", ["x"], twice_x(other_x)), [20.0, 40.0])
+    assert len(calls) == 2
