@@ -147,6 +147,19 @@ class Columns:
             found = owner._derived[key] = compute()
         return found
 
+    def replaced_anywhere(self) -> set[str]:
+        """The columns this copy, or any copy it was made from, replaced."""
+        names: set[str] = set()
+        rows: Columns | None = self
+        while rows is not None:
+            names |= rows._replaced.keys()
+            rows = rows._parent
+        return names
+
+    def original(self) -> Columns:
+        """The rows this copy was made from, before any column was replaced."""
+        return self if self._parent is None else self._parent.original()
+
     def replaced(self, **columns: np.ndarray | Labels) -> Columns:
         """The same rows with ``columns`` replaced (float64 arrays or :class:`Labels`), or added."""
         child = Columns.__new__(Columns)
@@ -188,7 +201,9 @@ def codes_in(column: Labels, known: dict[str, int]) -> np.ndarray:
 
 
 def _number_of(column: pd.Series) -> np.ndarray:
-    if column.dtype.kind in "biuf":
+    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biuf":  # no missing marker to map
+        return column.to_numpy().astype(np.float64, copy=False)
+    if column.dtype.kind in "biuf":  # a nullable extension type
         return column.to_numpy(dtype=np.float64, na_value=np.nan)
     return _parse_numbers(column)
 
@@ -214,7 +229,11 @@ def labels_of(column: pd.Series) -> Labels:
         codes, uniques = pd.factorize(values)
         return Labels(codes.astype(np.intp), np.asarray([str(value) for value in uniques], dtype=object))
     # Text (object or string dtype): the values as they are, a missing value as MISSING.
-    codes, uniques = pd.factorize(column.to_numpy(dtype=object, na_value=MISSING))
+    values = column.to_numpy(dtype=object)
+    missing = pd.isna(values)
+    if missing.any():
+        values = np.where(missing, MISSING, values)
+    codes, uniques = pd.factorize(values)
     return Labels(codes.astype(np.intp), np.asarray(uniques, dtype=object))
 
 

@@ -116,23 +116,29 @@ def dot(pipeline: Pipeline, rows: Columns, weights: np.ndarray) -> np.ndarray | 
             constant = -float(plan.scaler.mean_ @ weights)
     total = np.full(len(rows), constant)
     numbers = _numbers(plan, rows)
+    replaced = rows.replaced_anywhere()
     offset = 0
     for transformer, columns in plan.groups:
         if isinstance(transformer, NumericCleaner):
             width = len(columns) + len(transformer.indicator_columns_)
             part = weights[offset : offset + width]
-            indicator = dict.fromkeys(transformer.indicator_columns_.tolist())
-            for position, j in enumerate(indicator):
-                indicator[j] = part[len(columns) + position]
-            for j, name in enumerate(columns):
-                weight, indicator_weight = part[j], indicator.get(j)
-                total += rows.derived(
-                    ("dot", id(transformer), j, weight, indicator_weight),
-                    plan.sources.get(name, (name,)),
-                    lambda t=transformer, j=j, name=name, w=weight, wi=indicator_weight: _term(
-                        t, j, numbers[name], w, wi
-                    ),
-                )
+            # The columns a replaced input reaches are computed for these rows; the sum of the
+            # others is the same for every copy of the rows, computed once on the original.
+            moving = tuple(
+                j for j, name in enumerate(columns) if replaced & set(plan.sources.get(name, (name,)))
+            )
+            steady = [j for j in range(len(columns)) if j not in moving]
+            terms = _Terms(transformer, columns, part)
+            original = rows.original()
+            total += original.derived(
+                ("dot", id(transformer), part.tobytes(), moving),
+                (),
+                lambda terms=terms, steady=steady, original=original: terms.sum(
+                    steady, _numbers(plan, original)
+                ),
+            )
+            if moving:
+                total += terms.sum(moving, numbers)
             offset += width
             continue
         for i, name in enumerate(columns):
@@ -154,15 +160,23 @@ def feature_names(pipeline: Pipeline) -> pd.Index:
     return plan.names if plan is not None else pd.Index(pipeline.get_feature_names_out())
 
 
-def _term(
-    cleaner: NumericCleaner, j: int, values: np.ndarray, weight: float, indicator_weight: float | None
-) -> np.ndarray:
-    """One numeric input's part of a linear product: its cleaned value (and indicator) times weights."""
-    cleaned, indicator = cleaner.transform_column(j, values)
-    term = cleaned * weight
-    if indicator is not None:
-        term += indicator * indicator_weight
-    return term
+class _Terms:
+    """A numeric block's part of a linear product, column by column: cleaned value (and
+    missing-value indicator) times their weights."""
+
+    def __init__(self, cleaner: NumericCleaner, columns: tuple[str, ...], weights: np.ndarray) -> None:
+        self.cleaner, self.columns, self.weights = cleaner, columns, weights
+        indicators = cleaner.indicator_columns_.tolist()
+        self.indicator_weight = {j: weights[len(columns) + k] for k, j in enumerate(indicators)}
+
+    def sum(self, positions: list[int] | tuple[int, ...], numbers: _Numbers) -> np.ndarray | float:
+        total: np.ndarray | float = 0.0
+        for j in positions:
+            cleaned, indicator = self.cleaner.transform_column(j, numbers[self.columns[j]])
+            total = total + cleaned * self.weights[j]
+            if indicator is not None:
+                total = total + indicator * self.indicator_weight[j]
+        return total
 
 
 def _numbers(plan: _Plan, rows: Columns) -> _Numbers:

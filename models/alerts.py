@@ -268,7 +268,9 @@ def evaluate_alerts(signals: Signals, policy: AlertPolicy) -> Alerts:
 def actions(alerts: Alerts, policy: AlertPolicy) -> list[str]:
     """The recommended action of each row: that of its most severe alert."""
     fallback = policy.actions.get(NONE, "no action")
-    return pd.Series(alerts.first).map(policy.actions).fillna(fallback).tolist()
+    codes, uniques = pd.factorize(alerts.first)
+    texts = np.asarray([policy.actions.get(code, fallback) for code in uniques] + [fallback], dtype=object)
+    return texts[codes].tolist()
 
 
 def risk_grades(default_probability: np.ndarray, policy: AlertPolicy) -> np.ndarray:
