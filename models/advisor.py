@@ -115,8 +115,10 @@ class Advisor:
         A counterfactual probability is exactly the model's prediction for that row with
         ``assigned_mode`` set to the mode and, for the models named in ``readings``, the
         mode-driven readings moved with it (:meth:`ModeReadings.in_every_mode`). The input is
-        read once (:class:`~crm_modes.features.columns.Columns`); the three copies of each
-        model's matrix are written into one array and go through the model in one call.
+        read once (:class:`~crm_modes.features.columns.Columns`). A calibrated logistic model
+        scores each copy as a linear product without the one-hot matrix (:func:`fast.dot`);
+        for any other model the three copies of its matrix are written into one array and go
+        through the model in one call.
         """
         rows = Columns.of(rows)
         n = len(rows)
