@@ -22,7 +22,7 @@ the rows back as a DataFrame, for the pipelines that take the plain scikit-learn
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,9 +78,6 @@ class Columns:
             or (self._parent is not None and name in self._parent)
             or (self._parent is None and name in self.frame.columns)
         )
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.columns)
 
     @property
     def columns(self) -> list[str]:
@@ -172,15 +169,6 @@ class Columns:
             if len(value.codes if isinstance(value, Labels) else value) != self.n:
                 raise ValueError(f"replacing column {name!r}: {self.n} rows expected")
         return child
-
-    def column(self, name: str) -> pd.Series | np.ndarray:
-        """The column as the frame holds it, or as replaced."""
-        if name in self._replaced:
-            value = self._replaced[name]
-            return value.values() if isinstance(value, Labels) else value
-        if self._parent is not None:
-            return self._parent.column(name)
-        return self.frame[name]
 
     def to_frame(self) -> pd.DataFrame:
         """The rows as a DataFrame (replaced columns as numbers or text), index as the frame's."""
