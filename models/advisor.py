@@ -29,7 +29,7 @@ from crm_modes.data.schema import KEY, MODES
 from crm_modes.features import fast
 from crm_modes.features.columns import Columns, Labels
 from crm_modes.features.entrance import UnusedColumnsWarning
-from crm_modes.models import fast_paths
+from crm_modes.models import sklearn_adapter
 from crm_modes.models.alerts import (
     PREDICTIVE_CHURN,
     PREDICTIVE_PD,
@@ -138,7 +138,7 @@ class Advisor:
         """Model ``name``'s probabilities in each mode, shape (n, modes), for a calibrated logistic
         model: the linear product without the wide matrix (:func:`fast.dot`). None otherwise."""
         pipeline = getattr(self, name)
-        linear = fast_paths.calibrated_logistic(pipeline["model"])
+        linear = sklearn_adapter.calibrated_logistic(pipeline["model"])
         if linear is None:
             return None
         products = [fast.dot(pipeline["features"], variant, linear.coef) for variant in variants]
@@ -169,7 +169,7 @@ class Advisor:
         rows = np.arange(n)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnusedColumnsWarning)
-            mode_probabilities = fast_paths.predict_proba(
+            mode_probabilities = sklearn_adapter.predict_proba(
                 self.mode["model"],
                 fast.matrix(self.mode["features"], columns),
                 fast.feature_names(self.mode["features"]),
@@ -269,7 +269,9 @@ def _stacked_matrix(features: Pipeline, variants: list[Columns]) -> np.ndarray:
 
 def _positive(pipeline: Pipeline, matrix: np.ndarray) -> np.ndarray:
     """The probability of the positive class of each row of ``matrix`` (the pipeline's features)."""
-    return fast_paths.predict_proba(pipeline["model"], matrix, fast.feature_names(pipeline["features"]))[:, 1]
+    return sklearn_adapter.predict_proba(pipeline["model"], matrix, fast.feature_names(pipeline["features"]))[
+        :, 1
+    ]
 
 
 def _reference_modes(values: np.ndarray, recommended: np.ndarray, mode_today: np.ndarray) -> np.ndarray:
@@ -306,7 +308,9 @@ class AdvisorModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         # Loaded copies only (never saved again) get the in-memory fast paths.
-        pipelines = {name: fast_paths.install(load_pipeline(context.artifacts[name])) for name in ARTIFACTS}
+        pipelines = {
+            name: sklearn_adapter.install(load_pipeline(context.artifacts[name])) for name in ARTIFACTS
+        }
         policy = load_policy(context.artifacts[POLICY_ARTIFACT])
         economics = load_economics(context.artifacts[ECONOMICS_ARTIFACT])
         version = (context.model_config or {}).get("model_version", "crm-advisor")

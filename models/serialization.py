@@ -19,6 +19,7 @@ import skops.io as sio
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from crm_modes.models.lightgbm_model import LightGBMClassifier, text_problems
+from crm_modes.models.sklearn_adapter import hist_gradient_boosting_problems
 
 T = TypeVar("T")
 
@@ -85,19 +86,7 @@ def _tree_problems(model: object) -> Iterator[str]:
         if problem is not None:
             yield f"LightGBM model: {problem}"
     for estimator in _reachable(model, HistGradientBoostingClassifier):
-        for iteration, predictors in enumerate(estimator._predictors):
-            for predictor in predictors:
-                nodes = predictor.nodes
-                splits = np.flatnonzero(~nodes["is_leaf"].astype(bool))
-                size, where = len(nodes), f"tree {iteration}"
-                for child in ("left", "right"):
-                    if not ((nodes[child][splits] > splits) & (nodes[child][splits] < size)).all():
-                        yield f"{where}: a {child} child points outside the tree or backwards"
-                if not (nodes["feature_idx"][splits] < estimator.n_features_in_).all():
-                    yield f"{where}: a split reads a feature the model does not have"
-                categorical = splits[nodes["is_categorical"][splits].astype(bool)]
-                if not (nodes["bitset_idx"][categorical] < len(predictor.raw_left_cat_bitsets)).all():
-                    yield f"{where}: a categorical split points at a missing category set"
+        yield from hist_gradient_boosting_problems(estimator)
 
 
 def _reachable(root: object, kind: type[T]) -> Iterator[T]:

@@ -82,12 +82,12 @@ def test_the_loaded_fast_paths_give_the_plain_advice(fitted_advisor, rows):
     give the same advice as scikit-learn's own path, to rounding."""
     import copy
 
-    from crm_modes.models import fast_paths
+    from crm_modes.models import sklearn_adapter
 
     fast = copy.deepcopy(fitted_advisor)
     for name in ("mode", "churn", "default"):
-        fast_paths.install(getattr(fast, name))
-    assert fast_paths.calibrated_logistic(fast.churn["model"]) is not None
+        sklearn_adapter.install(getattr(fast, name))
+    assert sklearn_adapter.calibrated_logistic(fast.churn["model"]) is not None
     plain, quick = fitted_advisor.advise(rows), fast.advise(rows)
     numbers = [name for name, kind in OUTPUT_TYPES.items() if kind == "double"]
     np.testing.assert_allclose(quick[numbers], plain[numbers], rtol=1e-9, atol=1e-12)

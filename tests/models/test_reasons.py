@@ -3,14 +3,8 @@ import pytest
 
 from crm_modes.data.generator import generate_book
 from crm_modes.data.validation import validate
-from crm_modes.models.reasons import (
-    base_estimator,
-    contributions,
-    expected_raw_score,
-    internal_matrix,
-    top_reasons,
-    tree_contributions,
-)
+from crm_modes.models.reasons import base_estimator, contributions, top_reasons
+from crm_modes.models.sklearn_adapter import expected_raw_score, internal_matrix, tree_contributions
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +74,13 @@ def test_exact_on_deep_trees_too(rows):
 
 
 def test_lookup_tables_give_the_same_values_as_walking_every_leaf(tree_models, rows, monkeypatch):
-    from crm_modes.models import reasons
+    from crm_modes.models import sklearn_adapter
 
     model = base_estimator(tree_models["default"])
     internal = internal_matrix(model, tree_models["default"]["features"].transform(rows.head(500)))[0]
-    tabled = reasons._Explainer(model)
+    tabled = sklearn_adapter._Explainer(model)
     assert all(tree.table is not None for tree in tabled.trees)
-    monkeypatch.setattr(reasons, "MAX_TABLE_SPLITS", 0)
-    walked = reasons._Explainer(model)
+    monkeypatch.setattr(sklearn_adapter, "MAX_TABLE_SPLITS", 0)
+    walked = sklearn_adapter._Explainer(model)
     assert all(tree.table is None for tree in walked.trees)
     np.testing.assert_allclose(tabled.shap_values(internal), walked.shap_values(internal), atol=1e-12)

@@ -3,11 +3,12 @@
 import copy
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from crm_modes.data.generator import generate_book
 from crm_modes.data.validation import validate
-from crm_modes.models.fast_paths import CategoryRemap, gradient_boosting_models, install
+from crm_modes.models.sklearn_adapter import CategoryRemap, gradient_boosting_models, install
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def test_remap_hands_inputs_it_was_not_built_for_to_the_original(tree_models, ro
 
 
 def test_calibrated_logistic_equals_scikit_learn_and_hands_over_what_it_cannot_score(fitted_advisor, rows):
-    from crm_modes.models.fast_paths import CalibratedLogistic
+    from crm_modes.models.sklearn_adapter import CalibratedLogistic
 
     pipeline = fitted_advisor.churn  # the configured model: logistic regression, sigmoid calibration
     model = pipeline["model"]
@@ -81,7 +82,7 @@ def test_calibrated_logistic_equals_scikit_learn_and_hands_over_what_it_cannot_s
 
 
 def test_fast_paths_only_for_the_scikit_learn_releases_they_were_checked_against():
-    from crm_modes.models.fast_paths import supported
+    from crm_modes.models.sklearn_adapter import supported
 
     assert supported("1.7.0")
     assert supported("1.9.1")
@@ -92,12 +93,55 @@ def test_fast_paths_only_for_the_scikit_learn_releases_they_were_checked_against
 
 
 def test_with_an_unchecked_release_the_models_score_through_scikit_learn(fitted_advisor, monkeypatch):
-    from crm_modes.models import fast_paths
+    from crm_modes.models import sklearn_adapter
 
     pipeline = copy.deepcopy(fitted_advisor.churn)
-    monkeypatch.setattr(fast_paths.sklearn, "__version__", "2.0.0")
-    fast_paths.install(pipeline)
+    monkeypatch.setattr(sklearn_adapter.sklearn, "__version__", "2.0.0")
+    sklearn_adapter.install(pipeline)
     assert "predict_proba" not in vars(pipeline["model"])
-    monkeypatch.setattr(fast_paths.sklearn, "__version__", "1.9.1")
-    fast_paths.install(pipeline)
+    monkeypatch.setattr(sklearn_adapter.sklearn, "__version__", "1.9.1")
+    sklearn_adapter.install(pipeline)
     assert "predict_proba" in vars(pipeline["model"])
+
+
+def test_with_an_unchecked_release_the_advice_is_the_plain_one(fitted_advisor, monkeypatch):
+    """The adapter off (a release it was not checked against): no fast path is installed and
+    the advice, reasons included, is exactly what scikit-learn itself gives."""
+    from crm_modes.models import sklearn_adapter
+
+    rows = validate(generate_book(1_500, seed=5)).valid
+    rows = rows.drop(
+        columns=[c for c in rows.columns if c.startswith("oracle_") or c in ("default_12m", "churn_12m")]
+    )
+    plain = fitted_advisor.advise(rows)
+    disabled = copy.deepcopy(fitted_advisor)
+    monkeypatch.setattr(sklearn_adapter.sklearn, "__version__", "2.0.0")
+    for name in ("mode", "churn", "default"):
+        sklearn_adapter.install(getattr(disabled, name))
+    assert sklearn_adapter.calibrated_logistic(disabled.churn["model"]) is None
+    pd.testing.assert_frame_equal(disabled.advise(rows), plain)
+    assert plain["alert_reasons"].str.contains("because").any()
+
+
+def test_with_an_unchecked_release_tree_reasons_say_why_they_are_missing(tree_models, monkeypatch):
+    from crm_modes.models import sklearn_adapter
+    from crm_modes.models.reasons import top_reasons
+
+    rows = validate(generate_book(300, seed=9)).valid.head(5)
+    assert not top_reasons(tree_models["default"], rows, 3)[0].startswith("reasons unavailable")
+    monkeypatch.setattr(sklearn_adapter.sklearn, "__version__", "2.0.0")
+    reasons = top_reasons(tree_models["default"], rows, 3)
+    assert reasons == [reasons[0]] * 5
+    assert reasons[0].startswith("reasons unavailable: tree reasons of HistGradientBoosting read")
+    assert "scikit-learn 2.0.0 is installed" in reasons[0]
+
+
+def test_the_tree_check_refuses_trees_it_does_not_recognise(tree_models):
+    from crm_modes.models import sklearn_adapter
+    from crm_modes.models.reasons import base_estimator
+
+    model = copy.deepcopy(base_estimator(tree_models["default"]))
+    assert list(sklearn_adapter.hist_gradient_boosting_problems(model)) == []
+    del model._predictors  # as a release that keeps its trees elsewhere would
+    (problem,) = sklearn_adapter.hist_gradient_boosting_problems(model)
+    assert "its trees are not laid out as this check knows" in problem
