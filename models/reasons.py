@@ -1,9 +1,10 @@
 """Per-row reasons: which inputs pushed this row's probability up the most.
 
 For gradient-boosted trees the contributions are exact path-dependent SHAP values (the
-same definition as SHAP's tree explainer), computed here because SHAP's explainer does
-not follow scikit-learn's native categorical splits. The value function of one tree is
-a sum over its leaves of ``leaf value x product over the path``, each factor being the
+same definition as SHAP's tree explainer); for scikit-learn's HistGradientBoosting they are
+computed in :mod:`crm_modes.models.sklearn_adapter` (it reads the fitted trees) because SHAP's
+explainer does not follow scikit-learn's native categorical splits. The value function of
+one tree is a sum over its leaves of ``leaf value x product over the path``, each factor being the
 row's own branch indicator when the split feature is "known" and the training cover
 ratio when it is not; each leaf term is a product game over the features on its path,
 whose Shapley values follow from the coefficients of a polynomial (quadratic in the path
