@@ -94,30 +94,28 @@ class Columns:
 
     def number(self, name: str) -> np.ndarray:
         """The column as float64; text that is not a number and missing values are NaN."""
-        found = self._numbers.get(name)
-        if found is None:
-            if name in self._replaced:
-                value = self._replaced[name]
-                found = value if isinstance(value, np.ndarray) else _parse_numbers(value.values())
-            elif self._parent is not None:
-                return self._parent.number(name)
-            else:
-                found = _number_of(self.frame[name])
-            self._numbers[name] = found
-        return found
+        return self._read(name, "_numbers", np.ndarray, _numbers_of_labels, _number_of)
 
     def labels(self, name: str) -> Labels:
         """The column as codes into text labels, missing values under :data:`MISSING`."""
-        found = self._labels.get(name)
+        return self._read(name, "_labels", Labels, _labels_of_numbers, labels_of)
+
+    def _read(
+        self, name: str, store: str, kind: type, convert: Callable, read: Callable
+    ) -> np.ndarray | Labels:
+        """Column ``name`` as ``kind``: replaced here (converted when given as the other kind), or
+        read from the frame by the original rows; kept in ``store`` once computed."""
+        if name not in self._replaced and self._parent is not None:
+            return self._parent._read(name, store, kind, convert, read)
+        kept = getattr(self, store)
+        found = kept.get(name)
         if found is None:
             if name in self._replaced:
                 value = self._replaced[name]
-                found = value if isinstance(value, Labels) else labels_of(pd.Series(value))
-            elif self._parent is not None:
-                return self._parent.labels(name)
+                found = value if isinstance(value, kind) else convert(value)
             else:
-                found = labels_of(self.frame[name])
-            self._labels[name] = found
+                found = read(self.frame[name])
+            kept[name] = found
         return found
 
     def codes(self, name: str, known: dict[str, int]) -> np.ndarray:
@@ -194,6 +192,14 @@ def _number_of(column: pd.Series) -> np.ndarray:
     if column.dtype.kind in "biuf":  # a nullable extension type
         return column.to_numpy(dtype=np.float64, na_value=np.nan)
     return _parse_numbers(column)
+
+
+def _numbers_of_labels(column: Labels) -> np.ndarray:
+    return _parse_numbers(column.values())
+
+
+def _labels_of_numbers(values: np.ndarray) -> Labels:
+    return labels_of(pd.Series(values))
 
 
 def _parse_numbers(values: object) -> np.ndarray:

@@ -70,8 +70,7 @@ def matrix(pipeline: Pipeline, rows: Columns, *, out: np.ndarray | None = None) 
     plan = _plan(pipeline)
     if plan is not None and len(rows):
         plan.entrance.selected(rows)  # the entrance check: missing columns raise, unused ones warn
-    if plan is None or len(rows) == 0 or any(not rows.is_numeric(name) for name in plan.numbers_only):
-        # the plain path: its steps also name text where numbers belong
+    if not _on_arrays(plan, rows):  # the plain path: its steps also name text where numbers belong
         values = np.asarray(pipeline.transform(rows.to_frame()), dtype=np.float64)
         if out is None:
             return values
@@ -104,7 +103,7 @@ def dot(pipeline: Pipeline, rows: Columns, weights: np.ndarray) -> np.ndarray | 
     block is computed. Equal to the product of the matrix up to rounding (about 1e-15 relative).
     """
     plan = _plan(pipeline)
-    if plan is None or len(rows) == 0 or any(not rows.is_numeric(name) for name in plan.numbers_only):
+    if not _on_arrays(plan, rows):
         return None
     plan.entrance.selected(rows)
     weights = np.asarray(weights, dtype=np.float64)
@@ -152,6 +151,11 @@ def dot(pipeline: Pipeline, rows: Columns, weights: np.ndarray) -> np.ndarray | 
     if offset != len(weights):
         raise ValueError(f"{len(weights)} weights for a feature matrix of {offset} columns")
     return total
+
+
+def _on_arrays(plan: _Plan | None, rows: Columns) -> bool:
+    """Whether ``rows`` can go through ``plan`` on arrays: a plan, rows, numbers where numbers belong."""
+    return plan is not None and len(rows) > 0 and all(rows.is_numeric(name) for name in plan.numbers_only)
 
 
 def feature_names(pipeline: Pipeline) -> pd.Index:
