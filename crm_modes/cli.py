@@ -648,6 +648,14 @@ def serve(
     model: Annotated[str, typer.Option(help="Model URI to serve.")] = "models:/crm-advisor@champion",
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes, each with its own copy of the model; one per core the service may "
+            "use. A reload reaches every worker.",
+        ),
+    ] = 1,
     threads: Annotated[
         int, typer.Option(min=1, help="Threads per worker for the models' OpenMP and BLAS pools.")
     ] = 1,
@@ -662,19 +670,36 @@ def serve(
 ) -> None:
     """Serve the advisor over REST: scoring, health, version, reload, facility history and alerts."""
     _threads(threads)
+    import tempfile
+
     import uvicorn
 
-    from crm_modes.serve.api import Limits, create_app
+    from crm_modes.serve.api import SERVICE_VARIABLE, Limits, ServiceSettings, create_app
+    from crm_modes.serve.registry import resolve
     from crm_modes.training.tracking import quiet_environment
 
     quiet_environment()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with console.status(f"loading {model}"):
-        app = create_app(
-            model, limits=Limits(max_records=max_records, max_body_bytes=max_body_bytes), state=state
+    limits = Limits(max_records=max_records, max_body_bytes=max_body_bytes)
+    if workers == 1:
+        with console.status(f"loading {model}"):
+            app = create_app(model, limits=limits, state=state)
+        console.print(f"serving {app.state.holder.model.version} on http://{host}:{port}")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+        return
+    pinned, version = resolve(model)  # every worker starts with this very version
+    with tempfile.TemporaryDirectory(prefix="crm-modes-serve-") as folder:
+        settings = ServiceSettings(model, pinned, limits, state, str(Path(folder) / "reloaded.json"), threads)
+        os.environ[SERVICE_VARIABLE] = settings.to_environment()
+        console.print(f"serving {version} on http://{host}:{port} with {workers} workers")
+        uvicorn.run(
+            "crm_modes.serve.api:app_from_environment",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="warning",
         )
-    console.print(f"serving {app.state.holder.model.version} on http://{host}:{port}")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m crm_modes.cli`

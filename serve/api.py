@@ -23,10 +23,10 @@ import json
 import logging
 import math
 import os
-import threading
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path as PathType
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -40,7 +40,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from sqlalchemy import Engine
 
 from crm_modes.data.schema import KEY, SCHEMA, Column, Kind, input_names
-from crm_modes.serve.registry import LoadedModel, load_model
+from crm_modes.serve.batcher import Batcher
+from crm_modes.serve.holder import ModelHolder
+from crm_modes.serve.registry import LoadedModel
 from crm_modes.state import queries
 from crm_modes.state.store import connect
 
@@ -135,14 +137,20 @@ class Problem(BaseModel):
     detail: str | list[dict[str, Any]]
 
 
-def _json_safe(value: object) -> object:
-    if value is None or value is pd.NaT:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.date().isoformat()
-    return value
+def json_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as JSON-ready dicts: NaN and NaT as None, dates as ``YYYY-MM-DD``."""
+    columns = {}
+    for name in frame.columns:
+        values = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            text = values.dt.strftime("%Y-%m-%d")
+            columns[name] = [None if pd.isna(value) else value for value in text.tolist()]
+        elif pd.api.types.is_float_dtype(values):
+            columns[name] = [None if value != value else value for value in values.to_numpy().tolist()]
+        else:
+            columns[name] = [None if pd.isna(value) else value for value in values.tolist()]
+    names = list(columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
 def _frame(records: list[BaseModel]) -> pd.DataFrame:
@@ -343,26 +351,6 @@ def token_matches(authorization: str | None, expected: str) -> bool:
     return hmac.compare_digest(given.encode("latin-1", "replace"), expected.encode("utf-8"))
 
 
-class ModelHolder:
-    """The live model; replaced whole, never mutated, so readers always see a complete one."""
-
-    def __init__(self, uri: str) -> None:
-        self.uri = uri
-        self.model: LoadedModel | None = None
-        self.reload_lock = threading.Lock()
-
-    def load(self) -> LoadedModel:
-        """Load the current version of the URI and swap it in."""
-        with self.reload_lock:
-            return self.load_locked()
-
-    def load_locked(self) -> LoadedModel:
-        """:meth:`load` for a caller that already holds ``reload_lock``."""
-        fresh = load_model(self.uri)
-        self.model = fresh
-        return fresh
-
-
 _ERRORS = {status: {"model": Problem} for status in (400, 413, 422, 500)}
 _ADMIN_ERRORS = {status: {"model": Problem} for status in (401, 403, 409, 503)}
 
@@ -379,12 +367,20 @@ class Acknowledgement(BaseModel):
 
 
 def create_app(
-    model_uri: str, *, load_at_start: bool = True, limits: Limits | None = None, state: str | None = None
+    model_uri: str,
+    *,
+    load_at_start: bool = True,
+    limits: Limits | None = None,
+    state: str | None = None,
+    shared: PathType | None = None,
+    pinned: str | None = None,
 ) -> FastAPI:
     """The service for ``model_uri`` (e.g. ``models:/crm-advisor@champion``).
 
     ``state`` is the state store's URL (see :func:`crm_modes.state.store.state_url`) for the
-    history and alert endpoints.
+    history and alert endpoints. ``shared`` is the reload announcement file of a service with
+    several workers (:mod:`crm_modes.serve.holder`); ``pinned`` the version to load at start
+    (default: the current version of ``model_uri``).
     """
     limits = limits or Limits()
 
@@ -400,21 +396,24 @@ def create_app(
                 status_code=503, detail=f"state store unavailable: {excerpt(str(error), 300)}"
             ) from None
 
-    holder = ModelHolder(model_uri)
+    holder = ModelHolder(model_uri, shared=shared)
+    batcher: Batcher = Batcher(lambda model, records: json_rows(model.predict(_frame(records))))
     app = FastAPI(title="crm-modes advisor", version="1")
     app.router.route_class = StrictJSONRoute
     app.add_middleware(BodyLimit, limit=limits.body_bytes)
     app.add_middleware(CatchAll)  # added last, so outermost: it sees every failure
     app.state.holder = holder
+    app.state.batcher = batcher
     app.state.limits = limits
     if load_at_start:
-        holder.load()
+        holder.load(pinned)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse(_problem_list(list(error.errors())), status_code=422)
 
     def live_model() -> LoadedModel:
+        holder.follow()  # another worker may have reloaded
         model = holder.model
         if model is None:
             raise HTTPException(status_code=503, detail="model not loaded yet")
@@ -432,7 +431,12 @@ def create_app(
     @app.get("/version", responses={503: {"model": Problem}})
     def version() -> dict[str, str]:
         model = live_model()
-        return {"model_uri": holder.uri, "model_version": model.version, "pinned_uri": model.uri}
+        return {
+            "model_uri": holder.uri,
+            "model_version": model.version,
+            "pinned_uri": model.uri,
+            "worker": str(os.getpid()),
+        }
 
     @app.post("/v1/score", response_model=ScoreResponse, responses={**_ERRORS, 503: {"model": Problem}})
     def score(request: ScoreRequest) -> ScoreResponse:  # type: ignore[valid-type]
@@ -447,8 +451,10 @@ def create_app(
         if repeated:
             raise HTTPException(status_code=422, detail=repeated)
         model = live_model()  # this request keeps this model even if a reload swaps it meanwhile
-        advice = model.predict(_frame(records))
-        scores = [{key: _json_safe(value) for key, value in row.items()} for row in advice.to_dict("records")]
+        scores = batcher(model, records)  # with the records of requests waiting meanwhile
+        unsent = [name for name in OPTIONAL_FIELDS if all(getattr(r, name) is None for r in records)]
+        if unsent:  # as if scored alone: an identifier the request never sent is not answered
+            scores = [{key: value for key, value in row.items() if key not in unsent} for row in scores]
         return ScoreResponse(model_version=model.version, scores=scores)
 
     def authorize(authorization: str | None, what: str) -> None:
@@ -512,3 +518,42 @@ def create_app(
         return {"previous_version": before, "model_version": fresh.version}
 
     return app
+
+
+#: The environment variable through which ``crm-modes serve --workers N`` configures each worker.
+SERVICE_VARIABLE = "CRM_MODES_SERVICE"
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """What every worker of one service is started with (passed as JSON in the environment)."""
+
+    model_uri: str
+    pinned_uri: str
+    limits: Limits
+    state: str | None
+    shared: str
+    threads: int
+
+    def to_environment(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_environment(cls) -> ServiceSettings:
+        settings = json.loads(os.environ[SERVICE_VARIABLE])
+        return cls(**{**settings, "limits": Limits(**settings["limits"])})
+
+
+def app_from_environment() -> FastAPI:
+    """One worker's service, configured by ``crm-modes serve`` (an application factory for uvicorn)."""
+    from crm_modes.models.threads import configure_threads
+
+    settings = ServiceSettings.from_environment()
+    configure_threads(settings.threads)
+    return create_app(
+        settings.model_uri,
+        limits=settings.limits,
+        state=settings.state,
+        shared=PathType(settings.shared),
+        pinned=settings.pinned_uri,
+    )

@@ -18,7 +18,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from crm_modes.data.io import (
     AtomicTableWriter,
@@ -35,6 +37,8 @@ from crm_modes.serve.registry import LoadedModel
 
 LEVEL_ORDER = {"none": 0, "watch": 1, "warning": 2, "critical": 3}
 TOP_ALERTS = 10
+#: Parts are read back once, at assembly: uncompressed, they read 2.5 times faster.
+PART_COMPRESSION = "none"
 
 
 @dataclass
@@ -108,13 +112,15 @@ def _counts_of(advice: pd.DataFrame, rows_in: int, quarantined: int) -> ChunkCou
 
 
 def _most_severe(frame: pd.DataFrame, count: int) -> pd.DataFrame:
+    """The ``count`` rows of highest alert level (then highest PD), in that order; none unalerted."""
     if frame.empty:
         return frame
-    severity = frame["alert_level"].map(LEVEL_ORDER).fillna(0)
-    ranked = frame.assign(_severity=severity)
-    ranked = ranked[ranked["_severity"] > 0]
-    ranked = ranked.sort_values(["_severity", "default_probability"], ascending=False, kind="stable")
-    return ranked.head(count).drop(columns="_severity")
+    order = sorted(LEVEL_ORDER, key=LEVEL_ORDER.get)
+    severity = pd.Categorical(frame["alert_level"], categories=order).codes  # unknown level: -1
+    alerted = np.flatnonzero(severity > 0)
+    probability = frame["default_probability"].to_numpy()[alerted]
+    ranked = alerted[np.lexsort((-probability, -severity[alerted]))[:count]]  # stable on ties
+    return frame.iloc[ranked]
 
 
 def score_file(
@@ -164,9 +170,9 @@ def score_file(
         else:
             inputs = [name for name in input_names() if name in result.valid.columns]
             advice = model.predict(result.valid[inputs]) if len(result.valid) else pd.DataFrame()
-            write_table(advice, scored_part)
+            write_table(advice, scored_part, compression=PART_COMPRESSION)
             rejected = result.quarantine.astype({name: "string" for name in chunk.columns})
-            write_table(rejected, rejected_part)
+            write_table(rejected, rejected_part, compression=PART_COMPRESSION)
             counts = _counts_of(advice, len(chunk), len(result.quarantine))
             temporary = done.with_suffix(".tmp")
             with writing_to(done):
@@ -187,15 +193,17 @@ def score_file(
 
 
 def _assemble(parts: Path, chunks: int, target: Path, suffix: str) -> None:
-    """Stream the parts into ``target`` atomically, in chunk order."""
+    """Stream the parts into ``target`` atomically, in chunk order (Arrow tables: no pandas round trip)."""
     with AtomicTableWriter(target) as writer:
         first_columns = None
         for index in range(chunks):
-            part = pd.read_parquet(parts / f"{index:06d}{suffix}")
-            if first_columns is None and len(part.columns):
-                first_columns = list(part.columns)
-            if len(part) or (writer.rows_written == 0 and index == chunks - 1):
-                writer.write(part if first_columns is None else part.reindex(columns=first_columns))
+            part = pq.read_table(parts / f"{index:06d}{suffix}")
+            if first_columns is None and part.num_columns:
+                first_columns = part.column_names
+            if part.num_rows or (writer.rows_written == 0 and index == chunks - 1):
+                writer.write(
+                    part if first_columns is None or not part.num_rows else part.select(first_columns)
+                )
 
 
 def mode_mix(counts: ChunkCounts) -> dict[str, float]:

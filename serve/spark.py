@@ -118,6 +118,27 @@ def _gate_batches(columns: list[str]):
     return run
 
 
+def nanosecond_columns(source: Path) -> list[str]:
+    """Columns of a Parquet file or folder stored as nanosecond timestamps (pandas 2 writes them)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    schema = ds.dataset(str(source), format="parquet").schema
+    return [field.name for field in schema if pa.types.is_timestamp(field.type) and field.type.unit == "ns"]
+
+
+def _read_parquet(spark, source: Path):
+    """The Parquet table at ``source``; nanosecond timestamps, which Spark refuses, read as microseconds."""
+    from pyspark.sql import functions as F  # noqa: N812 - the PySpark convention
+
+    nanos = nanosecond_columns(source)
+    spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", str(bool(nanos)).lower())
+    table = spark.read.parquet(str(source))
+    for name in nanos:  # read as whole nanoseconds since the epoch
+        table = table.withColumn(name, F.timestamp_micros(F.floor(F.col(name) / 1_000).cast("long")))
+    return table
+
+
 def score_with_spark(
     model_uri: str,
     source: str | os.PathLike[str],
@@ -147,7 +168,7 @@ def score_with_spark(
     if table_format(source) == "csv":
         table = spark.read.option("header", True).csv(str(source))
     else:
-        table = spark.read.parquet(str(source))
+        table = _read_parquet(spark, source)
     received = table.columns
     missing = [name for name in Gate().required if name not in received]
     if missing:
@@ -156,16 +177,24 @@ def score_with_spark(
         raise TableSchemaError([f"{source}: the table has a header but no data rows"])
     columns = [name for name in input_names() if name in received]
     raw = table.select(*columns).withColumn(ROW_ID, F.monotonically_increasing_id())
-    gated = raw.mapInPandas(_gate_batches(columns), schema=_typed_schema(columns))
+    gated = raw.mapInPandas(_gate_batches(columns), schema=_typed_schema(columns)).cache()
+    # A repeated facility-month among the rows that passed: only the key columns are shuffled to
+    # find the repeats (few, as a rule), which then travel to the rows as a broadcast.
     first = Window.partitionBy(*KEY).orderBy(ROW_ID)
-    gated = gated.withColumn("_seen", F.when(F.col(REASON).isNull(), F.row_number().over(first)))
+    repeats = (
+        gated.where(F.col(REASON).isNull())
+        .select(ROW_ID, *KEY)
+        .withColumn("_seen", F.row_number().over(first))
+        .where(F.col("_seen") > 1)
+        .select(ROW_ID, F.lit(True).alias("_repeat"))
+    )
     key_text = F.concat_ws(", ", *[F.concat(F.lit(f"{k}="), F.col(k).cast("string")) for k in KEY])
-    gated = gated.withColumn(
+    checked = gated.join(F.broadcast(repeats), ROW_ID, "left").withColumn(
         REASON,
         F.when(
-            F.col("_seen") > 1, F.concat(F.lit("duplicate key ("), key_text, F.lit(") already seen"))
+            F.col("_repeat"), F.concat(F.lit("duplicate key ("), key_text, F.lit(") already seen"))
         ).otherwise(F.col(REASON)),
-    ).cache()
+    )
 
     advise = mlflow.pyfunc.spark_udf(
         spark,
@@ -174,20 +203,21 @@ def score_with_spark(
         env_manager="local",
         params={"model_version": version},
     )
-    valid = gated.where(F.col(REASON).isNull())
     passed = [name for name in PASS_THROUGH if name in columns]
-    scored = valid.select(
-        ROW_ID, *passed, advise(F.struct(*[F.col(name) for name in columns])).alias("advice")
-    )
-    scored = scored.select(*passed, "advice.*", ROW_ID).orderBy(ROW_ID).drop(ROW_ID)
-    rejected = gated.where(F.col(REASON).isNotNull()).orderBy(ROW_ID).select(ROW_ID, REASON, RAW)
+    # Sorted before scoring: the sort spreads the rows over the cores (a file's row group is one
+    # partition) and scoring keeps each partition's order, so the output reads back in input
+    # order and the model runs once per row (a sort after it would score a sample twice).
+    valid = checked.where(F.col(REASON).isNull()).orderBy(ROW_ID)
+    scored = valid.select(*passed, advise(F.struct(*[F.col(name) for name in columns])).alias("advice"))
+    scored = scored.select(*passed, "advice.*")
+    rejected = checked.where(F.col(REASON).isNotNull()).orderBy(ROW_ID).select(ROW_ID, REASON, RAW)
 
     for frame, target in ((scored, output), (rejected, quarantine)):
         written = target.with_name(f".{target.name}.writing")
         shutil.rmtree(written, ignore_errors=True)
         frame.write.mode("overwrite").parquet(str(written))
         replace_folder(written, target)
-    counts = gated.select(
+    counts = checked.select(
         F.count(F.lit(1)).alias("rows"), F.sum(F.col(REASON).isNotNull().cast("long")).alias("bad")
     ).first()
     gated.unpersist()

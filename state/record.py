@@ -608,7 +608,7 @@ def annotate(
             writer.write(
                 chunk.assign(
                     alert_status=found["alert_status"].fillna("none").to_numpy(),
-                    notify=found["notify"].fillna(False).astype(bool).to_numpy(),
+                    notify=found["notify"].to_numpy(dtype=object, na_value=False).astype(bool),
                 )
             )
     if folder:

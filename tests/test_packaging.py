@@ -11,7 +11,9 @@ TOOLS = {"pytest", "hypothesis", "schemathesis", "ruff"}
 def _lower_bounds(requirements: list[str]) -> dict[str, str]:
     bounds = {}
     for requirement in requirements:
-        match = re.fullmatch(r"([A-Za-z0-9_.-]+)(?:\[[a-z,]+\])?>=([0-9.]+)", requirement.replace(" ", ""))
+        requirement = requirement.split(";")[0]  # an environment marker does not change the bound
+        pattern = r"([A-Za-z0-9_.-]+)(?:\[[a-z,]+\])?>=([0-9.]+)(?:,<[0-9.]+)?"  # an upper bound may follow
+        match = re.fullmatch(pattern, requirement.replace(" ", ""))
         assert match, f"{requirement!r}: every dependency needs a plain lower bound"
         bounds[match[1].lower()] = match[2]
     return bounds

@@ -11,7 +11,6 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-from sklearn.inspection import permutation_importance
 
 from crm_modes.data.schema import KEY
 from crm_modes.models.mode_readings import ModeReadings, fit_mode_readings
@@ -22,11 +21,11 @@ from crm_modes.training.config import ModelConfig, TrainingConfig
 from crm_modes.training.data_source import TrainingTable, load_training_table
 from crm_modes.training.evaluate import Evaluation, evaluate
 from crm_modes.training.fit import FittedModel, binary_target, fit_model
+from crm_modes.training.importance import IMPORTANCE_ROWS, permutation_scores
 from crm_modes.training.metrics import scalar_metrics
 from crm_modes.training.split import Split, exclude_seen_groups, split_rows
 from crm_modes.training.tracking import git_commit, log_and_register, make_challengers
 
-IMPORTANCE_ROWS = 4_000
 Progress = Callable[[str], None]
 
 
@@ -97,18 +96,10 @@ def fit_and_evaluate(
 def importance(fitted: FittedModel, evaluation_rows: pd.DataFrame) -> dict[str, float]:
     """Permutation importance of each input column on a fixed sample of evaluation rows."""
     sample = evaluation_rows.sample(n=min(IMPORTANCE_ROWS, len(evaluation_rows)), random_state=0)
-    inputs = list(fitted.pipeline["features"]["entrance"].feature_names_in_)
     y = sample[fitted.config.target]
     if fitted.config.kind == "binary":
-        y, scoring = binary_target(y, fitted.config), "roc_auc"
-    else:
-        y, scoring = y.astype(str).to_numpy(), "accuracy"
-    if len(np.unique(y)) < 2:
-        return dict.fromkeys(inputs, 0.0)
-    result = permutation_importance(
-        fitted.pipeline, sample[inputs], y, scoring=scoring, n_repeats=2, random_state=0, n_jobs=1
-    )
-    return {name: float(value) for name, value in zip(inputs, result.importances_mean, strict=True)}
+        return permutation_scores(fitted.pipeline, sample, binary_target(y, fitted.config), scoring="roc_auc")
+    return permutation_scores(fitted.pipeline, sample, y.astype(str).to_numpy(), scoring="accuracy")
 
 
 def _log_model_run(

@@ -1,7 +1,15 @@
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
-from crm_modes.data.io import AtomicTableWriter, iter_chunks, read_table, table_format, write_table
+from crm_modes.data.io import (
+    AtomicTableWriter,
+    TableWriteError,
+    iter_chunks,
+    read_table,
+    table_format,
+    write_table,
+)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -46,3 +54,16 @@ def test_chunks_must_agree_on_columns(small_book, tmp_path):
 def test_unsupported_extension_is_named():
     with pytest.raises(ValueError, match=r"'book.xlsx': unsupported extension '.xlsx'"):
         table_format("book.xlsx")
+
+
+def test_parquet_timestamps_are_written_in_microseconds_that_spark_reads(tmp_path):
+    frame = pd.DataFrame(
+        {"snapshot_date": pd.to_datetime(["2026-01-31", "2026-02-28"]).astype("datetime64[ns]")}
+    )
+    path = write_table(frame, tmp_path / "dates.parquet")
+    assert pq.read_schema(path).field("snapshot_date").type.unit == "us"
+    assert read_table(path)["snapshot_date"].tolist() == frame["snapshot_date"].tolist()
+    finer = frame.assign(snapshot_date=frame["snapshot_date"] + pd.Timedelta(nanoseconds=1))
+    with pytest.raises(TableWriteError, match=r"finer.parquet: cannot write: .*would lose data"):
+        write_table(finer, tmp_path / "finer.parquet")
+    assert not (tmp_path / "finer.parquet").exists()

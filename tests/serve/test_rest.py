@@ -5,8 +5,10 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 import mlflow
 import pytest
@@ -116,11 +118,38 @@ def test_health_ready_and_version(service):
     assert call(service.url + "/ready") == (200, {"status": "ready", "model_version": "crm-advisor v1"})
     status, version = call(service.url + "/version")
     assert status == 200
+    assert version.pop("worker") == str(service.process.pid)
     assert version == {
         "model_uri": "models:/crm-advisor@champion",
         "model_version": "crm-advisor v1",
         "pinned_uri": "models:/crm-advisor/1",
     }
+
+
+def test_concurrent_requests_each_get_their_own_answer_as_if_sent_alone(service):
+    """The service scores requests that wait meanwhile in one call (serve/batcher.py)."""
+    rows = records(24, seed=67)
+    bodies = [rows[i : i + 3] for i in range(0, 24, 3)]
+    bodies[1] = [
+        {k: v for k, v in row.items() if k != "client_id"} for row in bodies[1]
+    ]  # unsent: unanswered
+    alone = [call(service.url + "/v1/score", {"records": body}) for body in bodies]
+    answers: dict[int, tuple[int, dict]] = {}
+    start = threading.Barrier(len(bodies))
+
+    def send(index: int) -> None:
+        start.wait()
+        answers[index] = call(service.url + "/v1/score", {"records": bodies[index]})
+
+    threads = [threading.Thread(target=send, args=(index,)) for index in range(len(bodies))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [answers[index] for index in range(len(bodies))] == alone
+    assert all(status == 200 for status, _ in alone)
+    assert "client_id" not in alone[1][1]["scores"][0]
+    assert alone[2][1]["scores"][0]["client_id"] == bodies[2][0]["client_id"]
 
 
 def test_scores_one_or_many_records(service):
@@ -163,20 +192,16 @@ def test_reload_needs_the_token(service):
     assert call(service.url + "/admin/reload", {}, {"Authorization": "Bearer wrong"})[0] == 401
 
 
-def test_reload_swaps_in_the_new_champion_without_dropping_requests(cli, service, advisor_store):
-    for args in (
-        ["train", "--config", str(advisor_store["config"])],
-        ["promote", "--config", str(advisor_store["config"])],
-    ):
+def train_and_promote(cli, store) -> None:
+    for args in (["train", "--config", str(store["config"])], ["promote", "--config", str(store["config"])]):
         result = subprocess.run(
-            [cli, *args],
-            cwd=advisor_store["folder"],
-            env=advisor_store["env"],
-            capture_output=True,
-            text=True,
-            timeout=600,
+            [cli, *args], cwd=store["folder"], env=store["env"], capture_output=True, text=True, timeout=600
         )
         assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_reload_swaps_in_the_new_champion_without_dropping_requests(cli, service, advisor_store):
+    train_and_promote(cli, advisor_store)
     rows = records(2)
     statuses: list[int] = []
     versions: set[str] = set()
@@ -204,6 +229,53 @@ def test_reload_swaps_in_the_new_champion_without_dropping_requests(cli, service
     assert versions <= {"crm-advisor v1", "crm-advisor v2"}
     assert all(code == 200 and body["model_version"] == "crm-advisor v2" for code, body in after)
     assert call(service.url + "/version")[1]["model_version"] == "crm-advisor v2"
+
+
+def versions_by_worker(url: str, *, until: Callable[[dict[str, str]], bool], timeout: float = 180) -> dict:
+    """The version each worker answers /version with, polled on new connections until ``until`` holds."""
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, answer = call(url + "/version")
+        if status == 200:
+            seen[answer["worker"]] = answer["model_version"]
+            if until(seen):
+                return seen
+        time.sleep(0.05)
+    raise AssertionError(f"workers answered {seen}")
+
+
+def test_every_worker_serves_the_version_one_worker_reloaded(cli, advisor_store):
+    client = MlflowClient(tracking_uri=advisor_store["uri"])
+    if len(client.search_model_versions("name='crm-advisor'")) < 2:
+        train_and_promote(cli, advisor_store)  # this test alone: make the second version
+    client.set_registered_model_alias("crm-advisor", "workers-test", "1")
+    env = {**advisor_store["env"], "CRM_MODES_ADMIN_TOKEN": TOKEN}
+    model = ["--model", "models:/crm-advisor@workers-test"]
+    server = Server(
+        [cli, "serve", "--host", "127.0.0.1", "--workers", "2", *model],
+        env,
+        advisor_store["folder"],
+        "/ready",
+    )
+    try:
+        before = versions_by_worker(server.url, until=lambda seen: len(seen) == 2)
+        assert set(before.values()) == {"crm-advisor v1"}
+        client.set_registered_model_alias("crm-advisor", "workers-test", "2")
+        status, answer = call(server.url + "/admin/reload", {}, {"Authorization": f"Bearer {TOKEN}"})
+        assert status == 200, answer
+        assert answer["model_version"] == "crm-advisor v2"
+        # the other worker follows the announcement; both answer v2, neither went back
+        after = versions_by_worker(
+            server.url, until=lambda seen: len(seen) == 2 and set(seen.values()) == {"crm-advisor v2"}
+        )
+        assert set(after) == set(before)
+        rows = records(3)
+        answers = [call(server.url + "/v1/score", {"records": rows}) for _ in range(6)]
+        assert all(code == 200 and body["model_version"] == "crm-advisor v2" for code, body in answers)
+    finally:
+        server.stop()
+        client.delete_registered_model_alias("crm-advisor", "workers-test")
 
 
 # Trust boundary: every bad request is a 4xx naming the problem, in a bounded answer.

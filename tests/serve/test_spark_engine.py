@@ -47,6 +47,7 @@ def test_spark_engine_equals_the_in_process_engine(cli, advisor_store):
     assert (folder / "spark-scores.parquet").is_dir()
     local, spark = outputs["inprocess"], outputs["spark"][list(outputs["inprocess"].columns)]
     assert len(local) == len(spark) == 2_997
+    assert (spark["facility_id"].to_numpy() == local["facility_id"].to_numpy()).all()  # input order
     value_columns = ["recommended_mode", "recommendation_reason", "value_basic", "value_reactive"]
     assert {*value_columns, "value_responsible", "committee_mode"} <= set(spark.columns)
     assert spark["recommendation_reason"].str.contains(" over ").all()
