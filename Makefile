@@ -9,7 +9,7 @@ CONFIG ?= configs/train.yaml
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: demo test test-lower lint clean
+.PHONY: demo test test-lower lint clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,18 @@ demo: $(VENV)/.installed-runtime
 	@echo "State store (decisions, alerts): $(DEMO_DIR)/crm_state.db; e.g. $(BIN)/crm-modes history FACILITY_ID --state sqlite:///$(DEMO_DIR)/crm_state.db"
 	@echo "Serve the champion over REST with: $(BIN)/crm-modes serve --state sqlite:///$(DEMO_DIR)/crm_state.db"
 
-test: $(VENV)/.installed-test
+# The monitoring report's test opens it in headless Chromium (Debian's package); checked every time.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "the tests need Debian's chromium: run 'sudo apt-get install chromium', then make test again"; \
+			exit 1; \
+		fi; \
+	fi
+
+test: $(VENV)/.installed-test browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

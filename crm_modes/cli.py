@@ -24,6 +24,7 @@ from crm_modes import __version__
 from crm_modes.reports import (
     cross_validation_table,
     policy_table,
+    print_monitoring_report,
     print_score_report,
     training_table,
     validation_table,
@@ -107,20 +108,30 @@ def generate(
     out: Annotated[Path, typer.Option(help="Where to write the book: .csv or .parquet.")],
     rows: Annotated[int, typer.Option(min=1, help="Number of client-facility snapshots.")] = 100_000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same book.")] = 42,
+    scenario: Annotated[
+        str,
+        typer.Option(
+            help="How the last 12 months depart from the book the seed makes: none, baseline (an "
+            "ordinary economy), downturn or industry_shock (the README describes each); rows before "
+            "the departure are the same whatever the scenario."
+        ),
+    ] = "none",
     threads: Threads = None,
 ) -> None:
     """Simulate a synthetic loan book and write it atomically."""
     _threads(threads)
     from crm_modes.data.generator import generate_book
     from crm_modes.data.io import table_format, write_table
+    from crm_modes.data.scenarios import scenario_named
 
     try:
         table_format(out)
+        scenario_named(scenario)
     except ValueError as error:
         raise _fail(str(error)) from None
     started = time.perf_counter()
-    with console.status(f"simulating {rows:,} snapshots"):
-        book = generate_book(rows, seed)
+    with console.status(f"simulating {rows:,} snapshots ({scenario})"):
+        book = generate_book(rows, seed, scenario=scenario)
         write_table(book, out)
     console.print(
         f"wrote {len(book):,} rows, {book['facility_id'].nunique():,} facilities, "
@@ -308,6 +319,83 @@ def evaluate(
     console.print(f"logged to MLflow run {run_id}")
 
 
+@app.command()
+def monitor(
+    current: Annotated[
+        Path, typer.Option(help="The book to monitor (.csv or .parquet), as a scoring job reads it.")
+    ],
+    model: Annotated[str, typer.Option(help="Registered model whose reference it is compared with.")] = (
+        "models:/crm-advisor@champion"
+    ),
+    outcomes: Annotated[
+        Path | None,
+        typer.Option(
+            help="Known outcomes (facility_id, snapshot_date, default_12m, churn_12m; rows whose 12-month "
+            "window has closed) for the backtest; may be the current file itself."
+        ),
+    ] = None,
+    html_path: Annotated[Path | None, typer.Option("--html", help="Write the HTML report here.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write every figure as JSON here.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Thresholds (configs/monitoring.yaml); default: the values that file ships with."),
+    ] = None,
+    mlflow_log: Annotated[
+        bool, typer.Option("--mlflow/--no-mlflow", help="Log the report on the version's monitoring run.")
+    ] = True,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read at a time; bounds memory.")] = 100_000,
+    threads: Threads = None,
+) -> None:
+    """Stability, backtest and slices of a book against the model's training reference.
+
+    Exit code 1 when any figure crosses an "act" threshold, 0 otherwise (2: bad input).
+    """
+    _threads(threads)
+    from crm_modes.data.io import TableReadError, atomic_text
+    from crm_modes.data.validation import TableSchemaError
+    from crm_modes.monitor.config import load_monitoring_config
+    from crm_modes.monitor.html import render
+    from crm_modes.monitor.run import json_safe, monitor_file
+    from crm_modes.serve.registry import load_model
+    from crm_modes.training.tracking import quiet_environment
+
+    quiet_environment()
+    started = time.perf_counter()
+    try:
+        settings = load_monitoring_config(config)
+        with console.status(f"loading {model}"):
+            loaded = load_model(model)
+        progress = _progress("monitoring")
+        with progress:
+            task = progress.add_task("rows", total=_row_count(current))
+            report = monitor_file(
+                loaded,
+                current,
+                settings,
+                outcomes=outcomes,
+                chunk_rows=chunk_rows,
+                on_chunk=lambda n: progress.advance(task, n),
+            )
+        report = json_safe(report)
+        page = render(report, settings.model_dump())
+        for path, text in ((html_path, page), (json_path, json.dumps(report, indent=1))):
+            if path is not None:
+                atomic_text(path, text)
+    except (TableReadError, TableSchemaError, ValueError) as error:
+        raise _fail(str(error)) from None
+    print_monitoring_report(console, report, time.perf_counter() - started)
+    for label, path in (("HTML report", html_path), ("JSON", json_path)):
+        if path is not None:
+            console.print(f"{label}: {path}")
+    if mlflow_log:
+        from crm_modes.monitor.tracking import EXPERIMENT, log_report
+
+        run_id = log_report(report, page)
+        console.print(f"logged on MLflow run {run_id} (experiment {EXPERIMENT})")
+    if report["status"] == "act":
+        raise typer.Exit(1)
+
+
 @app.command("policy-report")
 def policy_report(
     config: Annotated[Path, typer.Option(help="Training configuration the bundle was trained with.")],
@@ -410,7 +498,12 @@ def score(
                 )
             console.print(
                 f"scored {spark_report.rows_scored:,} rows with {spark_report.model_version} on Spark "
-                f"in {time.perf_counter() - started:.1f} s -> {output}"
+                f"in {time.perf_counter() - started:.1f} s ({spark_report.seconds_after_session:.1f} s "
+                f"after the session started) -> {output}"
+            )
+            console.print(
+                f"rows in = scored + quarantined: {spark_report.rows_in:,} = {spark_report.rows_scored:,} + "
+                f"{spark_report.rows_quarantined:,} -> {spark_report.quarantine}"
             )
             if record_scores or state:
                 from crm_modes.serve.registry import fetch

@@ -224,3 +224,49 @@ def history_tables(found: dict) -> list[Table]:
             row["note"] or "",
         )
     return [decisions, events]
+
+
+def print_monitoring_report(console: Console, report: dict, seconds: float) -> None:
+    """The monitoring summary: status, reconciled rows, the headline figures and every flag."""
+    summary = Table(
+        title=f"monitoring {report['model_version']} in {seconds:.1f} s: {report['status'].upper()}",
+        show_header=False,
+    )
+    summary.add_row("rows in", f"{report['rows_in']:,}")
+    summary.add_row("rows scored", f"{report['rows_scored']:,}")
+    summary.add_row("rows quarantined", f"{report['rows_quarantined']:,}")
+    summary.add_row("snapshots", " to ".join(report["snapshots"]))
+    summary.add_row(
+        "reference",
+        f"{report['reference']['rows']:,} training rows, " + " to ".join(report["reference"]["snapshots"]),
+    )
+    stable = report["stability"]
+    for entry in stable["scores"][:2]:
+        summary.add_row(f"PSI {entry['name']}", f"{entry['psi']:.3f} ({entry['flag']})")
+    worst = max(stable["inputs"], key=lambda entry: entry["psi"], default=None)
+    if worst is not None:
+        summary.add_row("largest input PSI", f"{worst['name']} {worst['psi']:.3f} ({worst['flag']})")
+    if report.get("backtest"):
+        for name, overall in report["backtest"]["overall"].items():
+            auc = "-" if overall["auc"] is None else f"{overall['auc']:.4f}"
+            summary.add_row(
+                f"backtest {name}",
+                f"observed {overall['observed_rate']:.2%}, "
+                f"predicted {overall['mean_prediction']:.2%}, AUC {auc}",
+            )
+    console.print(summary)
+    console.print(
+        "rows in = scored + quarantined: "
+        f"{report['rows_in']:,} = {report['rows_scored']:,} + {report['rows_quarantined']:,}"
+    )
+    flagged = report["flags"]
+    if flagged:
+        table = Table(title=f"{len(flagged)} flagged figures")
+        for column in ("level", "section", "what", "figure", "value"):
+            table.add_column(column, overflow="fold")
+        for item in sorted(flagged, key=lambda f: f["level"] != "act"):
+            value = "-" if item["value"] is None else f"{item['value']:.4g}"
+            table.add_row(item["level"], item["section"], item["name"], item["figure"], value)
+        console.print(table)
+    else:
+        console.print("nothing flagged")

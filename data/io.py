@@ -306,3 +306,21 @@ def latest_snapshot(
             dates = pd.to_datetime(chunk[date_column], errors="coerce").dt.strftime("%Y-%m-%d")
             writer.write(chunk[(dates == latest).to_numpy()])
     return latest, writer.rows_written
+
+
+def atomic_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (a report, a summary); return the path.
+
+    Raises:
+        TableWriteError: naming the path, when it cannot be written.
+    """
+    path = Path(path)
+    check_writable(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with writing_to(path):
+        try:
+            temporary.write_text(text)
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+    return path

@@ -70,6 +70,7 @@ PRODUCTS: tuple[str, ...] = (
     "project_finance",
 )
 CUSTOMIZATIONS: tuple[str, ...] = ("standard", "tailored", "bespoke")
+REGIONS: tuple[str, ...] = ("north", "south", "east", "west", "central", "international")
 PROJECT_STAGES: tuple[str, ...] = ("construction", "ramp_up", "operation")
 
 
@@ -241,6 +242,15 @@ SCHEMA: tuple[Column, ...] = (
         _CX,
         "highest mode the bank applies to the client's other facilities today (none: no other facility)",
         categories=("none", *MODES),
+        feature=False,
+    ),
+    _c(
+        "region",
+        _C,
+        _CX,
+        "the bank's regional unit that books the relationship (for reporting, not a model input)",
+        nullable=True,
+        categories=REGIONS,
         feature=False,
     ),
     _c(

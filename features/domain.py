@@ -40,6 +40,11 @@ class DomainFeature:
     compute: Callable[[pd.DataFrame | Mapping[str, np.ndarray]], np.ndarray]
 
 
+def _in_band(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """1 where ``low <= value <= high``, else 0; NaN stays NaN (a step a linear model can take)."""
+    return np.where(np.isnan(values), np.nan, ((values >= low) & (values <= high)).astype(np.float64))
+
+
 def _ratio(numerator: np.ndarray, denominator: np.ndarray, floor: float) -> np.ndarray:
     return numerator / np.maximum(denominator, floor)
 
@@ -116,6 +121,15 @@ DOMAIN_FEATURES: dict[str, DomainFeature] = {
             ("worst_days_past_due_12m",),
             "payments were late in the last 12 months (bands: 1, 30, 60, 90 days)",
             lambda f: _band(_num(f, "worst_days_past_due_12m"), (1, 30, 60, 90)),
+        ),
+        *(
+            DomainFeature(
+                f"late_{low}_{high}",
+                ("days_past_due",),
+                f"payment {low} to {high} days late at the snapshot",
+                lambda f, low=low, high=high: _in_band(_num(f, "days_past_due"), low, high),
+            )
+            for low, high in ((1, 29), (30, 59), (60, 89))
         ),
         DomainFeature(
             "project_delay_ratio",

@@ -80,6 +80,7 @@ MODE_NAMES = np.asarray(MODES, dtype=object)
 POLICY_ARTIFACT = "alert_policy"
 ECONOMICS_ARTIFACT = "economics"
 READINGS_ARTIFACT = "mode_readings"
+REFERENCE_ARTIFACT = "monitoring_reference"
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ class Advisor:
         A counterfactual probability is exactly the model's prediction for that row with
         ``assigned_mode`` set to the mode and, for the models named in ``readings``, the
         mode-driven readings moved with it (:meth:`ModeReadings.in_every_mode`). The input is
-        read once (:class:`~crm_modes.features.columns.Columns`). A calibrated logistic model
+        read once (:class:`~crm_modes.features.columns.Columns`). A logistic model (plain or calibrated)
         scores each copy as a linear product without the one-hot matrix (:func:`fast.dot`);
         for any other model the three copies of its matrix are written into one array and go
         through the model in one call.
@@ -135,10 +136,10 @@ class Advisor:
         return Counterfactual(**predicted)
 
     def _linear_by_mode(self, name: str, variants: list[Columns]) -> np.ndarray | None:
-        """Model ``name``'s probabilities in each mode, shape (n, modes), for a calibrated logistic
+        """Model ``name``'s probabilities in each mode, shape (n, modes), for a logistic
         model: the linear product without the wide matrix (:func:`fast.dot`). None otherwise."""
         pipeline = getattr(self, name)
-        linear = sklearn_adapter.calibrated_logistic(pipeline["model"])
+        linear = sklearn_adapter.linear_logistic(pipeline["model"])
         if linear is None:
             return None
         products = [fast.dot(pipeline["features"], variant, linear.coef) for variant in variants]

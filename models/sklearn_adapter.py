@@ -11,9 +11,9 @@ things here read the private attributes of fitted models:
     for the others) that it runs on every prediction; on one record that costs more than walking
     all the trees. :class:`CategoryRemap` does the same mapping with a binary search per column;
   - a logistic regression calibrated with a sigmoid (``CalibratedClassifierCV`` over a frozen
-    ``LogisticRegression``) validates its input three times per call. :class:`CalibratedLogistic`
-    computes ``1 / (1 + exp(a (X w + c) + b))`` directly, and gives the coefficients for the
-    counterfactual's linear product (``features.fast.dot``);
+    ``LogisticRegression``) validates its input three times per call, a plain one once.
+    :class:`LinearLogistic` computes ``1 / (1 + exp(a (X w + c) + b))`` directly, and gives the
+    coefficients for the counterfactual's linear product (``features.fast.dot``);
 - exact path-dependent tree SHAP values of HistGradientBoosting models (the reasons, read from
   the trees' node arrays, :func:`tree_contributions`);
 - the check of HistGradientBoosting trees in a model file before anything walks them
@@ -138,27 +138,33 @@ def gradient_boosting_models(pipeline: Pipeline) -> list[HistGradientBoostingCla
     ]
 
 
-class CalibratedLogistic:
-    """``predict_proba`` of a sigmoid-calibrated binary logistic regression, computed directly.
+class LinearLogistic:
+    """``predict_proba`` of a binary logistic regression, plain or sigmoid-calibrated, computed directly.
 
-    Calibrated probability of the positive class: ``1 / (1 + exp(a f + b))`` with
-    ``f = X w + c`` the logistic model's decision function and ``(a, b)`` the calibrator's.
+    Probability of the positive class: ``1 / (1 + exp(a f + b))`` with ``f = X w + c`` the
+    logistic model's decision function and ``(a, b)`` the sigmoid calibrator's (``a = -1, b = 0``
+    for a plain logistic regression, whose own ``predict_proba`` is ``expit(f)``).
     """
 
-    def __init__(self, original: CalibratedClassifierCV) -> None:
-        (calibrated,) = original.calibrated_classifiers_
-        (calibrator,) = calibrated.calibrators
-        logistic = getattr(calibrated.estimator, "estimator", calibrated.estimator)
+    def __init__(self, original: CalibratedClassifierCV | LogisticRegression) -> None:
+        if isinstance(original, LogisticRegression):
+            logistic, self.a, self.b = original, -1.0, 0.0
+        else:
+            (calibrated,) = original.calibrated_classifiers_
+            (calibrator,) = calibrated.calibrators
+            logistic = getattr(calibrated.estimator, "estimator", calibrated.estimator)
+            self.a, self.b = float(calibrator.a_), float(calibrator.b_)
         self.original = original
         self.coef = np.asarray(logistic.coef_, dtype=np.float64).ravel()
         self.intercept = float(np.ravel(logistic.intercept_)[0])
-        self.a, self.b = float(calibrator.a_), float(calibrator.b_)
         names = getattr(original, "feature_names_in_", None)
         self.feature_names_in_ = None if names is None else list(names)
 
     @staticmethod
     def applies_to(model: object) -> bool:
-        """A binary sigmoid-calibrated model over one frozen logistic regression."""
+        """A binary logistic regression, alone or sigmoid-calibrated (one frozen copy)."""
+        if isinstance(model, LogisticRegression):
+            return len(getattr(model, "classes_", ())) == 2 and np.asarray(model.coef_).shape[0] == 1
         if not isinstance(model, CalibratedClassifierCV) or model.method != "sigmoid":
             return False
         calibrated = getattr(model, "calibrated_classifiers_", [])
@@ -181,17 +187,17 @@ class CalibratedLogistic:
         return np.column_stack([1.0 - positive, positive])
 
     def positive(self, product: np.ndarray) -> np.ndarray:
-        """The calibrated probability of the positive class given ``X w`` (without the intercept)."""
+        """The probability of the positive class given ``X w`` (without the intercept)."""
         return 1.0 / (1.0 + np.exp(self.a * (product + self.intercept) + self.b))
 
 
-#: The direct form of each loaded sigmoid-calibrated logistic model it was installed on.
+#: The direct form of each loaded logistic model (plain or sigmoid-calibrated) it was installed on.
 _LINEAR: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def calibrated_logistic(model: object) -> CalibratedLogistic | None:
+def linear_logistic(model: object) -> LinearLogistic | None:
     """The direct form installed on ``model`` (:func:`install`), if any: its ``coef`` and
-    :meth:`CalibratedLogistic.positive` score a linear product computed elsewhere."""
+    :meth:`LinearLogistic.positive` score a linear product computed elsewhere."""
     try:
         return _LINEAR.get(model)
     except TypeError:  # not weakly referenceable: nothing was installed on it
@@ -224,8 +230,8 @@ def install(pipeline: Pipeline) -> Pipeline:
         log.warning("%s: scoring through scikit-learn itself", unsupported_message("the fast paths"))
         return pipeline
     model = pipeline["model"]
-    if CalibratedLogistic.applies_to(model):
-        direct = _LINEAR[model] = CalibratedLogistic(model)
+    if LinearLogistic.applies_to(model):
+        direct = _LINEAR[model] = LinearLogistic(model)
         model.predict_proba = direct.predict_proba
         _TAKE_MATRICES.add(model)
     for model in gradient_boosting_models(pipeline):

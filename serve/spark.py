@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,8 @@ class SparkReport:
     rows_quarantined: int
     output: Path
     quarantine: Path
+    #: time from the Spark session being ready to the outputs being in place
+    seconds_after_session: float = 0.0
 
     @property
     def reconciles(self) -> bool:
@@ -165,6 +168,7 @@ def score_with_spark(
     quarantine = output.with_name(f"{output.stem}.quarantine.parquet")
     _, version, verified = fetch(model_uri)  # checked against its manifest before Spark loads it
     spark = spark_session(master, task_threads=task_threads)
+    session_ready = time.perf_counter()
     if table_format(source) == "csv":
         table = spark.read.option("header", True).csv(str(source))
     else:
@@ -222,4 +226,6 @@ def score_with_spark(
     ).first()
     gated.unpersist()
     rows_in, bad = int(counts["rows"]), int(counts["bad"] or 0)
-    return SparkReport(version, rows_in, rows_in - bad, bad, output, quarantine)
+    return SparkReport(
+        version, rows_in, rows_in - bad, bad, output, quarantine, time.perf_counter() - session_ready
+    )

@@ -22,11 +22,13 @@ from crm_modes.models.advisor import (
     PASS_THROUGH,
     POLICY_ARTIFACT,
     READINGS_ARTIFACT,
+    REFERENCE_ARTIFACT,
     Advisor,
 )
 from crm_modes.models.alerts import load_policy
 from crm_modes.models.economics import load_economics
 from crm_modes.models.mode_readings import ModeReadings
+from crm_modes.models.reference import MonitoringReference, fit_profile
 from crm_modes.models.serialization import save_pipeline
 from crm_modes.models.signature import input_schema, model_input
 from crm_modes.training.tracking import mark_challenger, model_requirements, staged_code
@@ -61,17 +63,25 @@ def log_advisor(
     component_versions: dict[str, str],
     example: pd.DataFrame,
     readings: ModeReadings | None = None,
+    reference_rows: pd.DataFrame | None = None,
+    development: dict[str, dict[str, float]] | None = None,
 ) -> ModelVersion:
-    """Log the bundle (models from code, skops artifacts) and register it as challenger."""
+    """Log the bundle (models from code, skops artifacts) and register it as challenger.
+
+    ``reference_rows`` (training rows) and ``development`` (the models' figures on their
+    evaluation rows): what monitoring compares a scored book against, shipped as the artifact
+    ``monitoring_reference.json`` and verified like every other file (:func:`monitoring_reference`).
+    """
     identity = f"{registered_name} (" + ", ".join(f"{k} v{v}" for k, v in component_versions.items()) + ")"
     policy = load_policy(policy_path)
     example = model_input(example[[c for c in input_names() if c in example.columns]].head(5)).reset_index(
         drop=True
     )
-    # Fail here, not at load time, if anything is off.
-    Advisor(**pipelines, policy=policy, economics=load_economics(economics_path), readings=readings).advise(
-        example
-    )
+    advisor = Advisor(**pipelines, policy=policy, economics=load_economics(economics_path), readings=readings)
+    advisor.advise(example)  # fail here, not at load time, if anything is off
+    reference = None
+    if reference_rows is not None:
+        reference = monitoring_reference(advisor, reference_rows, development or {})
     with tempfile.TemporaryDirectory() as folder, staged_code() as code_paths:
         artifacts = {
             name: str(save_pipeline(pipelines[name], Path(folder) / f"{name}.skops")) for name in ARTIFACTS
@@ -80,6 +90,8 @@ def log_advisor(
         artifacts[ECONOMICS_ARTIFACT] = str(economics_path)
         if readings is not None:
             artifacts[READINGS_ARTIFACT] = str(readings.save(Path(folder) / f"{READINGS_ARTIFACT}.json"))
+        if reference is not None:
+            artifacts[REFERENCE_ARTIFACT] = str(reference.save(Path(folder) / f"{REFERENCE_ARTIFACT}.json"))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             info = mlflow.pyfunc.log_model(
@@ -95,3 +107,20 @@ def log_advisor(
             )
     tags = {f"component.{name}": component for name, component in component_versions.items()}
     return mark_challenger(registered_name, str(info.registered_model_version), tags, model_id=info.model_id)
+
+
+#: Training rows the monitoring reference is learnt on, at most (a fixed sample).
+REFERENCE_ROWS = 100_000
+
+
+def monitoring_reference(
+    advisor: Advisor, rows: pd.DataFrame, development: dict[str, dict[str, float]]
+) -> MonitoringReference:
+    """The profile of ``rows`` (training rows) scored by ``advisor``, with the development figures."""
+    if len(rows) > REFERENCE_ROWS:
+        rows = rows.sample(n=REFERENCE_ROWS, random_state=0).sort_index()
+    inputs = model_input(rows[[c for c in input_names() if c in rows.columns]]).reset_index(drop=True)
+    advice = advisor.advise(inputs)
+    grades = tuple(grade.max_pd for grade in advisor.policy.risk_grades[:-1])
+    profile = fit_profile(rows.reset_index(drop=True), advice, score_edges={"default_probability": grades})
+    return MonitoringReference(profile, development)

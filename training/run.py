@@ -192,6 +192,16 @@ def advisor_readings(
     return fit_mode_readings(table[rows], settings.readings, settings.models)
 
 
+def development_figures(outcomes: list[ModelOutcome]) -> dict[str, dict[str, float]]:
+    """The binary models' figures on their evaluation rows: what a backtest is compared with."""
+    keys = ("auc", "ece", "brier", "base_rate", "mean_prediction")
+    return {
+        outcome.name: {key: float(outcome.metrics[key]) for key in keys if key in outcome.metrics}
+        for outcome in outcomes
+        if "auc" in outcome.metrics
+    }
+
+
 def train(config: TrainingConfig, *, progress: Progress | None = None) -> TrainingReport:
     """Train, evaluate, log and register every model in ``config``; return what was registered."""
     say = progress or (lambda message: None)
@@ -227,6 +237,8 @@ def train(config: TrainingConfig, *, progress: Progress | None = None) -> Traini
                     component_versions={o.registered_name: o.version for o in outcomes},
                     example=data.table,
                     readings=advisor_readings(config, data.table, fit_rows),
+                    reference_rows=data.table[fit_rows["default"]],
+                    development=development_figures(outcomes),
                 )
             advisor_version = str(version.version)
         registered = {outcome.registered_name: outcome.version for outcome in outcomes}

@@ -69,12 +69,20 @@ def test_any_row_alone_scores_as_in_a_batch(fitted_advisor, batch, pick):
 
 
 def test_shared_features_give_the_same_answers_as_separate_pipelines(fitted_advisor, rows):
+    """Churn and PD models fitted on the same rows share one fitted feature pipeline; the advisor
+    then computes the matrices once (here the PD model is given the churn model's features)."""
     from dataclasses import replace
 
-    assert fitted_advisor._shared_features
-    separate = replace(fitted_advisor)
+    from sklearn.pipeline import Pipeline
+
+    default = Pipeline(
+        [("features", fitted_advisor.churn["features"]), ("model", fitted_advisor.default["model"])]
+    )
+    shared = replace(fitted_advisor, default=default)
+    assert shared._shared_features
+    separate = replace(shared)
     separate._shared_features = False
-    pd.testing.assert_frame_equal(fitted_advisor.advise(rows.head(300)), separate.advise(rows.head(300)))
+    pd.testing.assert_frame_equal(shared.advise(rows.head(300)), separate.advise(rows.head(300)))
 
 
 def test_the_loaded_fast_paths_give_the_plain_advice(fitted_advisor, rows):
@@ -87,7 +95,7 @@ def test_the_loaded_fast_paths_give_the_plain_advice(fitted_advisor, rows):
     fast = copy.deepcopy(fitted_advisor)
     for name in ("mode", "churn", "default"):
         sklearn_adapter.install(getattr(fast, name))
-    assert sklearn_adapter.calibrated_logistic(fast.churn["model"]) is not None
+    assert sklearn_adapter.linear_logistic(fast.churn["model"]) is not None
     plain, quick = fitted_advisor.advise(rows), fast.advise(rows)
     numbers = [name for name, kind in OUTPUT_TYPES.items() if kind == "double"]
     np.testing.assert_allclose(quick[numbers], plain[numbers], rtol=1e-9, atol=1e-12)

@@ -62,14 +62,14 @@ def test_remap_hands_inputs_it_was_not_built_for_to_the_original(tree_models, ro
         remap.transform(matrix.drop(columns=matrix.columns[0]))
 
 
-def test_calibrated_logistic_equals_scikit_learn_and_hands_over_what_it_cannot_score(fitted_advisor, rows):
-    from crm_modes.models.sklearn_adapter import CalibratedLogistic
+def test_linear_logistic_equals_scikit_learn_and_hands_over_what_it_cannot_score(fitted_advisor, rows):
+    from crm_modes.models.sklearn_adapter import LinearLogistic
 
     pipeline = fitted_advisor.churn  # the configured model: logistic regression, sigmoid calibration
     model = pipeline["model"]
-    assert CalibratedLogistic.applies_to(model)
+    assert LinearLogistic.applies_to(model)
     matrix = pipeline["features"].transform(rows)
-    fast = CalibratedLogistic(model)
+    fast = LinearLogistic(model)
     expected = type(model).predict_proba(model, matrix)
     np.testing.assert_allclose(fast.predict_proba(matrix), expected, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(fast.predict_proba(matrix.to_numpy()), expected, rtol=1e-12, atol=1e-15)
@@ -109,7 +109,7 @@ def test_with_an_unchecked_release_the_advice_is_the_plain_one(fitted_advisor, m
     the advice, reasons included, is exactly what scikit-learn itself gives."""
     from crm_modes.models import sklearn_adapter
 
-    rows = validate(generate_book(1_500, seed=5)).valid
+    rows = validate(generate_book(3_000, seed=5)).valid
     rows = rows.drop(
         columns=[c for c in rows.columns if c.startswith("oracle_") or c in ("default_12m", "churn_12m")]
     )
@@ -118,7 +118,7 @@ def test_with_an_unchecked_release_the_advice_is_the_plain_one(fitted_advisor, m
     monkeypatch.setattr(sklearn_adapter.sklearn, "__version__", "2.0.0")
     for name in ("mode", "churn", "default"):
         sklearn_adapter.install(getattr(disabled, name))
-    assert sklearn_adapter.calibrated_logistic(disabled.churn["model"]) is None
+    assert sklearn_adapter.linear_logistic(disabled.churn["model"]) is None
     pd.testing.assert_frame_equal(disabled.advise(rows), plain)
     assert plain["alert_reasons"].str.contains("because").any()
 

@@ -1,0 +1,310 @@
+"""The monitoring report as one self-contained HTML page: tables, and plots embedded as PNG.
+
+Nothing is fetched when the page opens (no fonts, no images or scripts from elsewhere): it can
+be mailed, archived or opened on a machine without a network. One inline script checks, once
+the page has loaded, that every plot decoded, and says so in ``<body data-plots="ok">`` (or
+reports the broken ones on the console): the page's own test reads it. Plots are drawn with
+matplotlib's object interface on an Agg canvas, so making a report never touches pyplot or
+the process's matplotlib backend.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Iterable
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+COLOURS = {"ok": "#4c956c", "watch": "#e9a23b", "act": "#c1121f"}
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: right; }
+th { background: #f4f4f4; } td.text, th.text { text-align: left; }
+.status { display: inline-block; padding: 0.3em 0.8em; border-radius: 0.3em;
+          color: white; font-weight: bold; }
+.ok { background: #4c956c; } .watch { background: #e9a23b; } .act { background: #c1121f; }
+tr.flag-watch td { background: #fdf1dc; } tr.flag-act td { background: #f9d9db; }
+img { max-width: 100%; } .muted { color: #666; }
+"""
+
+
+CHECK_PLOTS = """
+window.addEventListener("load", function () {
+  var broken = Array.prototype.filter.call(document.images, function (image) {
+    return !image.complete || image.naturalWidth === 0;
+  });
+  broken.forEach(function (image, index) { console.error("plot " + index + " did not decode"); });
+  document.body.dataset.plots = broken.length ? "broken" : "ok";
+});
+"""
+
+
+def _png(figure: Figure) -> str:
+    buffer = io.BytesIO()
+    FigureCanvasAgg(figure).print_png(buffer)
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def _number(value: object, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return html.escape(str(value))
+
+
+def _table(header: list[str], rows: Iterable[list[object]], flags: Iterable[str] | None = None) -> str:
+    flags = list(flags) if flags is not None else None
+    head = "".join(
+        f'<th class="{"text" if i == 0 else ""}">{html.escape(h)}</th>' for i, h in enumerate(header)
+    )
+    body = []
+    for index, row in enumerate(rows):
+        level = flags[index] if flags is not None else "ok"
+        cells = "".join(
+            f'<td class="{"text" if i == 0 or isinstance(v, str) else ""}">{_number(v)}</td>'
+            for i, v in enumerate(row)
+        )
+        body.append(f'<tr class="flag-{level}">{cells}</tr>')
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _psi_plot(entries: list[dict], title: str, watch: float, act: float) -> str:
+    entries = sorted(entries, key=lambda entry: entry["psi"])
+    figure = Figure(figsize=(9, max(2.0, 0.28 * len(entries) + 1)))
+    axis = figure.add_subplot()
+    axis.barh(
+        [entry["name"] for entry in entries],
+        [entry["psi"] for entry in entries],
+        color=[COLOURS[entry["flag"]] for entry in entries],
+    )
+    for level, value in (("watch", watch), ("act", act)):
+        axis.axvline(value, color=COLOURS[level], linestyle="--", linewidth=1, label=f"{level} {value:g}")
+    axis.set(xlabel="population stability index", title=title)
+    axis.legend(loc="lower right")
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _groups_plot(groups: list[dict], title: str, xlabel: str, log: bool) -> str:
+    figure = Figure(figsize=(9, 4))
+    axis = figure.add_subplot()
+    x = np.arange(len(groups))
+    observed = np.array([group["observed"] for group in groups])
+    low = observed - np.array([group["interval_low"] for group in groups])
+    high = np.array([group["interval_high"] for group in groups]) - observed
+    axis.errorbar(
+        x, observed, yerr=[low, high], fmt="o", color="#1d3557", capsize=3, label="observed (95% Jeffreys)"
+    )
+    axis.plot(x, [group["predicted"] for group in groups], "s", color="#e63946", label="predicted (mean)")
+    axis.set_xticks(x, [group["group"] for group in groups])
+    if log:
+        axis.set_yscale("log")
+    axis.set(xlabel=xlabel, ylabel="12-month rate", title=title)
+    axis.legend()
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _over_time_plot(over_time: list[dict], development: dict[str, float]) -> str:
+    figure = Figure(figsize=(9, 3.5))
+    axis = figure.add_subplot()
+    snapshots = [entry["snapshot"] for entry in over_time]
+    axis.plot(snapshots, [entry["default_auc"] for entry in over_time], "o-", label="PD AUC")
+    axis.plot(snapshots, [entry["churn_auc"] for entry in over_time], "o-", label="churn AUC")
+    for name, colour in (("default", "#1f77b4"), ("churn", "#ff7f0e")):
+        value = development.get(name)
+        if value is not None and math.isfinite(value):
+            axis.axhline(value, color=colour, linestyle=":", linewidth=1, label=f"{name} at development")
+    axis.set(ylabel="AUC", title="discrimination by snapshot")
+    axis.tick_params(axis="x", labelrotation=45)
+    axis.legend(fontsize="small")
+    figure.tight_layout()
+    return _png(figure)
+
+
+def render(report: dict, config: dict) -> str:
+    """The page for ``report`` (:func:`crm_modes.monitor.figures.compute`, JSON-safe); ``config``
+    is the monitoring configuration as a dict (thresholds shown beside the figures)."""
+    stable, tested = report["stability"], report.get("backtest")
+    psi_levels = config["stability"]["psi"]
+    status = report["status"]
+    parts = [
+        f"<h1>Model monitoring: {html.escape(report['model_version'])}</h1>",
+        f'<p><span class="status {status}">{status.upper()}</span> '
+        f"{len(report['flags'])} figures flagged. Current book: {_number(report['rows_in'])} rows in = "
+        f"{_number(report['rows_scored'])} scored + {_number(report['rows_quarantined'])} quarantined, "
+        f"snapshots {' to '.join(report['snapshots']) or '-'}; "
+        f"reference: {_number(report['reference']['rows'])} training rows, "
+        f"{' to '.join(report['reference']['snapshots']) or '-'}.</p>",
+        '<section id="flags"><h2>Flags</h2>',
+        _table(
+            ["section", "what", "figure", "value", "level"],
+            [[f["section"], f["name"], f["figure"], f["value"], f["level"]] for f in report["flags"]],
+            [f["level"] for f in report["flags"]],
+        )
+        if report["flags"]
+        else "<p>Nothing flagged.</p>",
+        "</section>",
+        '<section id="stability"><h2>Stability against the training reference</h2>',
+        _psi_plot(
+            stable["scores"] + stable["mixes"], "scores and mixes", psi_levels["watch"], psi_levels["act"]
+        ),
+        _psi_plot(
+            stable["inputs"],
+            "input features (characteristic stability)",
+            psi_levels["watch"],
+            psi_levels["act"],
+        ),
+        _table(
+            ["economy", "reference range", "share below", "share above", "flag"],
+            [
+                [
+                    e["name"],
+                    " to ".join(f"{v:.2f}" for v in e["reference_range"]),
+                    e["share_below"],
+                    e["share_above"],
+                    e["flag"],
+                ]
+                for e in stable["economy"]
+            ],
+            [e["flag"] for e in stable["economy"]],
+        ),
+        _table(
+            ["rate", "reference", "current"],
+            [
+                [
+                    "alert rate",
+                    stable["rates"]["alert_rate"]["reference"],
+                    stable["rates"]["alert_rate"]["current"],
+                ]
+            ]
+            + [
+                [f"recommended {mode}", share, stable["rates"]["recommended_mode"]["current"].get(mode, 0.0)]
+                for mode, share in stable["rates"]["recommended_mode"]["reference"].items()
+            ],
+        ),
+        "</section>",
+        '<section id="backtest"><h2>Backtest</h2>',
+    ]
+    if tested:
+        overall = tested["overall"]
+        parts += [
+            _table(
+                [
+                    "model",
+                    "rows",
+                    "events",
+                    "observed",
+                    "predicted",
+                    "calibration in the large",
+                    "AUC",
+                    "Gini",
+                    "development AUC",
+                    "ECE",
+                ],
+                [
+                    [
+                        name,
+                        o["rows"],
+                        o["events"],
+                        o["observed_rate"],
+                        o["mean_prediction"],
+                        o["calibration_in_the_large"],
+                        o["auc"],
+                        o["gini"],
+                        o["development_auc"],
+                        o["ece"],
+                    ]
+                    for name, o in overall.items()
+                ],
+                [
+                    max((o["auc_flag"], o["calibration_flag"]), key=["ok", "watch", "act"].index)
+                    for o in overall.values()
+                ],
+            ),
+            _groups_plot(
+                tested["grades"], "PD by risk grade: predicted and observed", "risk grade", log=True
+            ),
+            _table(
+                [
+                    "grade",
+                    "facilities",
+                    "defaults",
+                    "predicted",
+                    "observed",
+                    "binomial p",
+                    "Jeffreys p",
+                    "flag",
+                ],
+                [
+                    [
+                        g["group"],
+                        g["count"],
+                        g["events"],
+                        g["predicted"],
+                        g["observed"],
+                        g["binomial_p"],
+                        g["jeffreys_p"],
+                        g["flag"],
+                    ]
+                    for g in tested["grades"]
+                ],
+                [g["flag"] for g in tested["grades"]],
+            ),
+            _groups_plot(
+                tested["churn_deciles"], "churn by predicted decile", "decile of predicted churn", log=False
+            ),
+            _over_time_plot(tested["over_time"], {k: v["development_auc"] for k, v in overall.items()}),
+        ]
+    else:
+        parts.append('<p class="muted">No outcomes given (--outcomes): nothing to backtest.</p>')
+    parts += [
+        "</section>",
+        '<section id="slices"><h2>Slices</h2>',
+        _table(
+            [
+                "slice",
+                "rows",
+                "alert rate",
+                "reference alert rate",
+                "PD PSI",
+                "churn PSI",
+                "AUC",
+                "observed PD",
+                "predicted PD",
+                "flag",
+            ],
+            [
+                [
+                    f"{s['dimension']} = {s['slice']}",
+                    s["rows"],
+                    s["alert_rate"],
+                    s["reference_alert_rate"],
+                    s["default_probability_psi"],
+                    s["churn_probability_psi"],
+                    s.get("auc"),
+                    s.get("observed_default_rate"),
+                    s.get("predicted_default_rate"),
+                    s["flag"],
+                ]
+                for s in report["slices"]
+            ],
+            [s["flag"] for s in report["slices"]],
+        ),
+        "</section>",
+    ]
+    title = f"monitoring {html.escape(report['model_version'])}"
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{STYLE}</style></head><body>{''.join(parts)}<script>{CHECK_PLOTS}</script></body></html>\n"
+    )

@@ -1,0 +1,138 @@
+"""One monitoring run: score the current book through the gate and the model, compare, report.
+
+The current table streams through the validation gate and the registered model (the one
+scoring path, :meth:`crm_modes.serve.registry.LoadedModel.predict`) chunk by chunk, and each
+chunk is counted into the reference's bins (:class:`~crm_modes.models.reference.BookProfile`);
+only the rows whose outcomes are known are kept, as a few arrays, for backtesting. Memory is
+flat in the size of the book. The reference and the alert policy (its master scale) come from
+the model's own verified artifacts: a consumer of ``models:/crm-advisor@champion`` needs
+nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from crm_modes.data.io import iter_chunks
+from crm_modes.data.schema import KEY, input_names
+from crm_modes.data.validation import Gate, TableSchemaError
+from crm_modes.models.advisor import REFERENCE_ARTIFACT
+from crm_modes.models.alerts import load_policy
+from crm_modes.models.reference import SLICE_COLUMNS, MonitoringReference, load_reference
+from crm_modes.monitor.config import MonitoringConfig
+from crm_modes.monitor.figures import Outcomes, compute
+from crm_modes.serve.registry import LoadedModel
+
+REFERENCE_FILE = f"{REFERENCE_ARTIFACT}.json"
+LABELS = ("default_12m", "churn_12m")
+
+
+def model_reference(model: LoadedModel) -> MonitoringReference:
+    """The monitoring reference shipped with ``model`` (verified with its other artifacts).
+
+    Raises:
+        ValueError: the version carries no reference (registered before monitoring existed).
+    """
+    path = model.path / "artifacts" / REFERENCE_FILE
+    if not path.exists():
+        raise ValueError(
+            f"{model.version} carries no monitoring reference ({REFERENCE_FILE}): it was registered "
+            "before monitoring existed; train and register a new version"
+        )
+    return load_reference(path)
+
+
+def read_outcomes(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Known outcomes by facility and snapshot: ``default_12m`` and ``churn_12m``.
+
+    Rows where either is unknown (null: the 12-month window is still open) are dropped.
+
+    Raises:
+        TableSchemaError: the table lacks the key or the outcome columns.
+    """
+    parts = []
+    for chunk in iter_chunks(path, 500_000):
+        missing = [name for name in (*KEY, *LABELS) if name not in chunk.columns]
+        if missing:
+            raise TableSchemaError([f"{path}: the outcomes table lacks the columns {missing}"])
+        part = chunk[[*KEY, *LABELS]].copy()
+        for name in LABELS:
+            part[name] = pd.to_numeric(part[name], errors="coerce")
+        parts.append(part.dropna(subset=list(LABELS)))
+    table = pd.concat(parts, ignore_index=True)
+    table["snapshot_date"] = pd.to_datetime(table["snapshot_date"], errors="coerce")
+    table["facility_id"] = table["facility_id"].astype(str)
+    return table.drop_duplicates(subset=list(KEY), keep="first").set_index(list(KEY))
+
+
+def monitor_file(
+    model: LoadedModel,
+    current: str | os.PathLike[str],
+    config: MonitoringConfig,
+    *,
+    outcomes: str | os.PathLike[str] | None = None,
+    chunk_rows: int = 100_000,
+    on_chunk: Callable[[int], None] | None = None,
+) -> dict:
+    """Every monitoring figure of the book at ``current`` scored by ``model`` (see the module).
+
+    Returns:
+        The report (:func:`crm_modes.monitor.figures.compute`), with the model version and the
+        reconciled row counts (``rows_in = rows_scored + rows_quarantined``).
+
+    Raises:
+        TableReadError, TableSchemaError: the current or outcomes table cannot be used.
+        ValueError: the model carries no monitoring reference.
+    """
+    reference = model_reference(model)
+    policy = load_policy(model.path / "artifacts" / "alert_policy.yaml")
+    known = read_outcomes(outcomes) if outcomes is not None else None
+    profile = reference.profile.empty_like()
+    collected = Outcomes() if known is not None else None
+    gate = Gate()
+    rows_in = quarantined = 0
+    for chunk in iter_chunks(current, chunk_rows):
+        result = gate.check(chunk)
+        rows_in += len(chunk)
+        quarantined += len(result.quarantine)
+        valid = result.valid
+        if len(valid):
+            advice = model.predict(valid[[name for name in input_names() if name in valid.columns]])
+            profile.add(valid, advice)
+            if collected is not None and known is not None:
+                keys = pd.MultiIndex.from_arrays([valid["facility_id"].astype(str), valid["snapshot_date"]])
+                labels = known.reindex(keys).reset_index(drop=True)
+                dimensions = [name for name in SLICE_COLUMNS if name in valid.columns]
+                collected.add(valid, advice, labels, dimensions)
+        if on_chunk is not None:
+            on_chunk(len(chunk))
+    if rows_in == 0:
+        raise TableSchemaError([f"{current}: the table has a header but no data rows"])
+    report = compute(reference, profile, collected, [grade.grade for grade in policy.risk_grades], config)
+    report.update(
+        model_version=model.version,
+        model_uri=model.uri,
+        current=os.fspath(current),
+        outcomes=os.fspath(outcomes) if outcomes is not None else None,
+        rows_in=rows_in,
+        rows_scored=profile.rows,
+        rows_quarantined=quarantined,
+    )
+    return report
+
+
+def json_safe(value: object) -> object:
+    """The report with NaN and infinities as null (JSON has neither)."""
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

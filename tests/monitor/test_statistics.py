@@ -1,0 +1,100 @@
+"""PSI, the binomial and Jeffreys tests and the bins, against values worked out by hand."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crm_modes.models.stability import MISSING, UNSEEN, Bins, fit_bins, psi
+from crm_modes.monitor.backtest import (
+    backtest_groups,
+    binomial_p_value,
+    jeffreys_interval,
+    jeffreys_p_value,
+)
+
+
+def test_psi_by_hand():
+    # (0.6 - 0.5) ln(0.6/0.5) + (0.4 - 0.5) ln(0.4/0.5) = 0.1 * 0.18232 + 0.1 * 0.22314
+    assert psi(np.array([0.5, 0.5]), np.array([0.6, 0.4])) == pytest.approx(0.0405465, abs=1e-6)
+    # counts are normalized first: the same shares
+    assert psi(np.array([50, 50]), np.array([600, 400])) == pytest.approx(0.0405465, abs=1e-6)
+    assert psi(np.array([0.2, 0.3, 0.5]), np.array([0.2, 0.3, 0.5])) == 0.0
+
+
+def test_an_empty_bin_gets_the_floor_and_both_empty_adds_nothing():
+    # current empty in bin 2: (1e-4 - 0.5) ln(1e-4 / 0.5) + (1 - 0.5) ln(1 / 0.5) (current renormalized)
+    expected = (1e-4 - 0.5) * math.log(1e-4 / 0.5) + (1.0 - 0.5) * math.log(1.0 / 0.5)
+    assert psi(np.array([1, 1, 0]), np.array([2, 0, 0]), floor=1e-4) == pytest.approx(expected, rel=1e-12)
+    assert psi(np.array([1, 1, 0]), np.array([1, 1, 0])) == 0.0
+
+
+def test_binomial_test_by_hand():
+    # P(X >= 2 | N=3, p=0.5) = (3 + 1) / 8
+    assert binomial_p_value(2, 3, 0.5) == pytest.approx(0.5)
+    # P(X >= 3 | N=3, p=0.1) = 0.001
+    assert binomial_p_value(3, 3, 0.1) == pytest.approx(0.001)
+    assert binomial_p_value(0, 100, 0.01) == 1.0
+
+
+def test_jeffreys_test_by_hand():
+    # Beta(0.5, 0.5) is the arcsine law: CDF(p) = (2 / pi) asin(sqrt(p))
+    assert jeffreys_p_value(0, 0, 0.25) == pytest.approx(2 / math.pi * math.asin(0.5))
+    # D=1, N=1: Beta(1.5, 0.5), CDF(p) = (2/pi)(asin(sqrt p) - sqrt(p (1 - p)))
+    p = 0.3
+    by_hand = 2 / math.pi * (math.asin(math.sqrt(p)) - math.sqrt(p * (1 - p)))
+    assert jeffreys_p_value(1, 1, p) == pytest.approx(by_hand, rel=1e-9)
+    # more defaults than promised: a small p-value
+    assert jeffreys_p_value(30, 1000, 0.01) < 1e-6
+    assert jeffreys_p_value(10, 1000, 0.01) > 0.3
+
+
+def test_jeffreys_interval_ends():
+    assert jeffreys_interval(0, 50)[0] == 0.0
+    assert jeffreys_interval(50, 50)[1] == 1.0
+    low, high = jeffreys_interval(10, 1000)
+    assert low < 0.01 < high
+
+
+def test_groups_are_flagged_on_the_jeffreys_p_value():
+    groups = np.array(["1"] * 1000 + ["2"] * 1000)
+    predicted = np.full(2000, 0.01)
+    outcome = np.zeros(2000)
+    outcome[:10] = 1  # grade 1 as promised
+    outcome[1000:1040] = 1  # grade 2: 4% against 1%
+    result = {
+        g.group: g
+        for g in backtest_groups(groups, predicted, outcome, ["1", "2", "3"], watch_p=0.05, act_p=0.001)
+    }
+    assert set(result) == {"1", "2"}  # a grade without rows is left out
+    assert result["1"].flag == "ok"
+    assert result["2"].flag == "act"
+    assert result["2"].observed == pytest.approx(0.04)
+    assert result["2"].binomial_p == pytest.approx(binomial_p_value(40, 1000, 0.01))
+
+
+def test_numeric_bins_fixed_on_the_reference_with_a_bin_for_missing():
+    reference = np.arange(1, 101, dtype=float)
+    bins = fit_bins(reference, categorical=False)
+    assert len(bins.edges) == 9
+    counts = bins.count(np.array([0.0, 1000.0, np.nan, 50.0]))
+    assert counts.sum() == 4
+    assert counts[-1] == 1
+    assert counts[0] == 1
+    assert counts[-2] == 1
+    assert len(bins.labels) == len(counts)
+
+
+def test_a_mostly_zero_count_gets_a_bin_for_zero():
+    reference = np.array([0] * 90 + list(range(1, 11)), dtype=float)
+    bins = fit_bins(reference, categorical=False)
+    assert bins.edges[0] == 0.0
+    assert bins.count(np.zeros(5))[0] == 5
+
+
+def test_categories_with_missing_and_unseen_bins():
+    bins = fit_bins(pd.Series(["a", "b", "b", None]), categorical=True)
+    assert bins.labels == ["a", "b", MISSING, UNSEEN]
+    assert bins.count(pd.Series(["b", "c", None, "a", "c"])).tolist() == [1, 1, 1, 2]
+    assert Bins.from_dict(bins.to_dict()) == bins
