@@ -49,9 +49,11 @@ def environment(uri: str) -> dict[str, str]:
     return env
 
 
-def run(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
+def run(
+    args: list[str], env: dict, cwd: Path, allowed: tuple[int, ...] = (0,)
+) -> subprocess.CompletedProcess:
     result = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True)
-    if result.returncode != 0:
+    if result.returncode not in allowed:
         raise RuntimeError(f"{args[:3]} failed:\n{result.stderr[-3000:]}")
     return result
 

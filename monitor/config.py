@@ -45,6 +45,8 @@ class BacktestConfig(_Frozen):
     watch_p: float = Field(default=0.05, gt=0, lt=1)
     act_p: float = Field(default=0.001, gt=0, lt=1)
     confidence: float = Field(default=0.95, gt=0, lt=1)
+    #: The PD the default tests take at least (the regulatory floor, CRR Art. 160(1)).
+    pd_floor: float = Field(default=0.0003, ge=0, lt=1)
     #: AUC below the development AUC by this much.
     auc_drop: Levels = Levels(watch=0.03, act=0.05)
     #: Calibration-in-the-large: |mean prediction / observed rate - 1|.

@@ -164,6 +164,7 @@ def backtest(
         watch_p=settings.watch_p,
         act_p=settings.act_p,
         confidence=settings.confidence,
+        floor=settings.pd_floor,
     )
     churn_groups = deciles(churn_hat)
     by_decile = backtest_groups(
@@ -279,7 +280,8 @@ def slices(
                 tells = observed.size >= settings.min_rows and events >= settings.min_events
                 if tells:
                     entry["flags"]["auc"] = _level(whole_auc - figures["auc"], settings.auc_margin)
-                    p_value = jeffreys_p_value(events, int(observed.size), float(predicted.mean()))
+                    tested = max(float(predicted.mean()), config.backtest.pd_floor)
+                    p_value = jeffreys_p_value(events, int(observed.size), tested)
                     entry["jeffreys_p"] = p_value
                     entry["flags"]["default_rate"] = "act" if p_value < settings.act_p else "ok"
             entry["flag"] = _worst(entry["flags"].values())

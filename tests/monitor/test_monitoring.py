@@ -139,4 +139,3 @@ def test_the_reference_survives_its_file(reference, tmp_path):
     assert np.array_equal(
         loaded.profile.counts["internal_rating"], reference.profile.counts["internal_rating"]
     )
-

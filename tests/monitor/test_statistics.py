@@ -98,3 +98,14 @@ def test_categories_with_missing_and_unseen_bins():
     assert bins.labels == ["a", "b", MISSING, UNSEEN]
     assert bins.count(pd.Series(["b", "c", None, "a", "c"])).tolist() == [1, 1, 1, 2]
     assert Bins.from_dict(bins.to_dict()) == bins
+
+
+def test_the_tests_take_the_pd_at_least_at_the_floor():
+    groups, predicted, outcome = np.array(["1"] * 100), np.full(100, 1e-9), np.zeros(100)
+    outcome[0] = 1
+    (raw,) = backtest_groups(groups, predicted, outcome, ["1"], watch_p=0.05, act_p=0.001)
+    (floored,) = backtest_groups(groups, predicted, outcome, ["1"], watch_p=0.05, act_p=0.001, floor=0.0003)
+    assert raw.flag == "act"
+    assert floored.predicted == pytest.approx(1e-9)  # the report shows the model's own mean
+    assert floored.binomial_p == pytest.approx(1 - (1 - 0.0003) ** 100)
+    assert floored.flag == "watch"

@@ -1,0 +1,168 @@
+"""Monitoring a large book against the champion's training reference, and false alarms over seeds.
+
+Run: ``.venv/bin/python benchmarks/bench_monitor.py [--tracking-uri URI] [--rows N] [--seeds 20]``.
+Without ``--tracking-uri`` it first trains and promotes ``configs/train.yaml`` into a temporary
+SQLite store (not timed).
+
+Measured, in one run:
+- speed: ``crm-modes monitor`` (gate, scoring through the registered model, every stability
+  and slice figure, the HTML and JSON reports; not logged to MLflow) of N rows and of N/4 rows,
+  each under ``/usr/bin/time`` as a separate process: seconds and peak memory (flat in N);
+- false alarms: for each of ``--seeds`` seeds, the default configuration trained on that seed's
+  book (in this process, no MLflow) and its ``baseline`` scenario's last month monitored against
+  the reference of that training (``configs/monitoring.yaml``): the runs with any "act" flag.
+Targets (issue 15, 2-core machine): 1,000,000 rows in at most 20 s, memory flat in the input
+size; at most 1 run in 20 with an "act" flag on a baseline book.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import save
+from bench_score import BIN, REPO, environment, run
+
+
+def timed_monitor(env: dict, folder: Path, source: Path) -> dict[str, float]:
+    result = run(
+        [
+            "/usr/bin/time",
+            "-f",
+            "TIME %e %M",
+            str(BIN / "crm-modes"),
+            "monitor",
+            "--current",
+            str(source),
+            "--html",
+            str(folder / "report.html"),
+            "--json",
+            str(folder / "report.json"),
+            "--no-mlflow",
+        ],
+        env,
+        folder,
+        allowed=(0, 1),  # 1: an "act" threshold crossed, a finding, not a failure
+    )
+    seconds, kib = result.stderr.strip().splitlines()[-1].split()[1:]
+    return {"seconds": float(seconds), "peak_memory_mib": round(int(kib) / 1024, 1)}
+
+
+def false_alarms(seeds: list[int], rows: int) -> list[dict]:
+    """Per seed: train the default configuration on that seed's book, monitor its baseline's last month."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    from crm_modes.data.generator import generate_book
+    from crm_modes.data.schema import input_names
+    from crm_modes.data.validation import validate
+    from crm_modes.models.advisor import Advisor
+    from crm_modes.models.alerts import load_policy
+    from crm_modes.models.economics import load_economics
+    from crm_modes.models.signature import model_input
+    from crm_modes.monitor.config import load_monitoring_config
+    from crm_modes.monitor.figures import compute
+    from crm_modes.training.bundle import monitoring_reference
+    from crm_modes.training.config import load_training_config
+    from crm_modes.training.data_source import load_training_table
+    from crm_modes.training.run import advisor_readings, fit_and_evaluate
+
+    base = load_training_config(REPO / "configs" / "train.yaml")
+    settings = load_monitoring_config(REPO / "configs" / "monitoring.yaml")
+    runs = []
+    for seed in seeds:
+        started = time.perf_counter()
+        config = base.model_copy(
+            update={"data": base.data.model_copy(update={"seed": seed, "generate_rows": rows})}
+        )
+        table = load_training_table(config.data).table
+        pipelines, fit_rows = {}, {}
+        for name in ("mode", "churn", "default"):
+            fitted, _, split, _ = fit_and_evaluate(name, config, table)
+            pipelines[name], fit_rows[name] = fitted.pipeline, split.train | split.calibration
+        advisor = Advisor(
+            **pipelines,
+            policy=load_policy(config.advisor.policy),
+            economics=load_economics(config.advisor.economics),
+            readings=advisor_readings(config, table, fit_rows),
+        )
+        reference = monitoring_reference(advisor, table[fit_rows["default"]], {})
+        book = generate_book(rows, seed, scenario="baseline")
+        current = validate(book[book["snapshot_date"] == book["snapshot_date"].max()]).valid
+        advice = advisor.advise(model_input(current[[c for c in input_names() if c in current.columns]]))
+        profile = reference.profile.empty_like()
+        profile.add(current, advice)
+        grades = [grade.grade for grade in advisor.policy.risk_grades]
+        report = compute(reference, profile, None, grades, settings)
+        acted = [f"{f['section']} {f['name']} {f['figure']}" for f in report["flags"] if f["level"] == "act"]
+        runs.append(
+            {
+                "seed": seed,
+                "rows_monitored": len(current),
+                "act_flags": acted,
+                "watch_flags": sum(f["level"] == "watch" for f in report["flags"]),
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+        print(runs[-1], flush=True)
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--seed-rows", type=int, default=400_000, help="book size of each false-alarm run")
+    args = parser.parse_args()
+
+    from crm_modes.data.generator import generate_book
+
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary)
+        uri = args.tracking_uri or f"sqlite:///{folder / 'mlflow.db'}"
+        env = environment(uri)
+        if args.tracking_uri is None:
+            for command in ("train", "promote"):
+                run(
+                    [str(BIN / "crm-modes"), command, "--config", str(REPO / "configs" / "train.yaml")],
+                    env,
+                    folder,
+                )
+        sizes = {"full": args.rows, "quarter": args.rows // 4}
+        speed = {}
+        for label, rows in sizes.items():
+            book = generate_book(rows, seed=7)
+            book = book.drop(columns=[c for c in book.columns if c.startswith("oracle_")])
+            source = folder / f"{label}.parquet"
+            book.to_parquet(source)
+            del book
+            speed[label] = {"rows": rows, **timed_monitor(env, folder, source)}
+            speed[label]["rows_per_second"] = round(rows / speed[label]["seconds"])
+        results["speed"] = speed
+    if args.seeds:
+        runs = false_alarms(list(range(1, args.seeds + 1)), args.seed_rows)
+        results["false_alarms"] = {
+            "runs": runs,
+            "runs_with_an_act_flag": sum(bool(r["act_flags"]) for r in runs),
+            "of": len(runs),
+        }
+    checks = {
+        "at_most_20_s_for_1m_rows": results["speed"]["full"]["seconds"] <= 20,
+        "memory_flat": results["speed"]["full"]["peak_memory_mib"]
+        <= 1.25 * results["speed"]["quarter"]["peak_memory_mib"],
+    }
+    if args.seeds:
+        checks["at_most_1_in_20_false_alarms"] = results["false_alarms"]["runs_with_an_act_flag"] <= max(
+            1, args.seeds // 20
+        )
+    save("monitor", {**results, "checks": checks})
+
+
+if __name__ == "__main__":
+    main()

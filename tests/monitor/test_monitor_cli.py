@@ -1,0 +1,169 @@
+"""crm-modes monitor as a scheduler runs it: exit codes, HTML and JSON, MLflow, and the page in Chromium."""
+
+import json
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from crm_modes.data.generator import generate_book
+from crm_modes.monitor.tracking import EXPERIMENT, VERSION_TAG
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.integration
+SECTIONS = ("flags", "stability", "backtest", "slices")
+
+
+def run(cli, store, *args):
+    return subprocess.run(
+        [cli, "monitor", *args],
+        cwd=store["folder"],
+        env=store["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def books(advisor_store):
+    """Books of the training configuration's seed and size: the last three months of a downturn,
+    and (with outcomes) the month a year before the end of the seed's own book."""
+    folder = advisor_store["folder"]
+    downturn = generate_book(30_000, seed=5, scenario="downturn")
+    recent = downturn[downturn["snapshot_date"] > downturn["snapshot_date"].max() - pd.DateOffset(months=3)]
+    recent.to_parquet(folder / "downturn-recent.parquet")
+    book = generate_book(30_000, seed=5)
+    cohort = book[book["snapshot_date"] == book["snapshot_date"].max() - pd.DateOffset(years=1)]
+    cohort.to_parquet(folder / "cohort.parquet")
+    return {"downturn": folder / "downturn-recent.parquet", "cohort": folder / "cohort.parquet"}
+
+
+@pytest.fixture(scope="module")
+def downturn_run(cli, advisor_store, books):
+    folder = advisor_store["folder"]
+    result = run(
+        cli,
+        advisor_store,
+        "--current",
+        str(books["downturn"]),
+        "--html",
+        "downturn.html",
+        "--json",
+        "downturn.json",
+    )
+    return result, folder / "downturn.html", json.loads((folder / "downturn.json").read_text())
+
+
+def test_a_downturn_exits_1_with_every_figure_in_html_json_and_mlflow(downturn_run, advisor_store):
+    result, page, report = downturn_run
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert report["status"] == "act"
+    assert report["rows_in"] == report["rows_scored"] + report["rows_quarantined"]
+    assert f"rows in = scored + quarantined: {report['rows_in']:,}" in result.stdout
+    economy = {entry["name"]: entry for entry in report["stability"]["economy"]}
+    assert economy["gdp_growth"]["flag"] == "act"
+    assert "act" in result.stdout
+    assert "gdp_growth" in result.stdout
+    text = page.read_text()
+    assert all(f'id="{section}"' in text for section in SECTIONS)
+    client = MlflowClient(tracking_uri=advisor_store["uri"])
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    (monitoring,) = client.search_runs(
+        [experiment.experiment_id], f"tags.`{VERSION_TAG}` = '{report['model_version']}'"
+    )
+    (stamp,) = [entry.path for entry in client.list_artifacts(monitoring.info.run_id, "reports")]
+    assert {
+        entry.path.rsplit("/", 1)[1] for entry in client.list_artifacts(monitoring.info.run_id, stamp)
+    } == {
+        "report.html",
+        "report.json",
+    }
+    assert monitoring.data.metrics["flags.act"] >= 1
+
+
+def test_the_backtest_of_a_closed_year_and_lenient_thresholds_exit_0(cli, advisor_store, books, tmp_path):
+    lenient = yaml.safe_load(REPO.joinpath("configs", "monitoring.yaml").read_text())
+    for section in ("stability", "slices"):
+        lenient[section]["psi"] = {"watch": 9.0, "act": 10.0}
+    lenient["stability"]["economy_outside"] = {"watch": 1.0, "act": 1.0}
+    lenient["backtest"] |= {"act_p": 1e-12, "auc_drop": {"watch": 0.5, "act": 1.0}}
+    lenient["backtest"]["calibration_in_the_large"] = {"watch": 5.0, "act": 10.0}
+    lenient["slices"] |= {"act_p": 1e-12, "auc_margin": {"watch": 0.5, "act": 1.0}}
+    config = tmp_path / "lenient.yaml"
+    config.write_text(yaml.safe_dump(lenient))
+    cohort = str(books["cohort"])
+    result = run(
+        cli,
+        advisor_store,
+        "--current",
+        cohort,
+        "--outcomes",
+        cohort,
+        "--config",
+        str(config),
+        "--json",
+        str(tmp_path / "r.json"),
+        "--no-mlflow",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["status"] != "act"
+    tested = report["backtest"]
+    assert tested["rows"] == report["rows_scored"] > 0
+    assert [g["group"] for g in tested["grades"]] == sorted((g["group"] for g in tested["grades"]), key=int)
+    assert sum(g["count"] for g in tested["grades"]) == tested["rows"]
+    assert 0.5 < tested["overall"]["default"]["auc"] <= 1.0
+    assert "backtest default" in result.stdout
+
+
+def test_bad_input_exits_2_naming_it(cli, advisor_store, tmp_path):
+    missing = run(cli, advisor_store, "--current", str(tmp_path / "nowhere.parquet"), "--no-mlflow")
+    assert missing.returncode == 2
+    assert "nowhere.parquet: no such file" in missing.stderr
+    book = generate_book(500, seed=3).drop(columns=["leverage"])
+    book.to_parquet(tmp_path / "cut.parquet")
+    cut = run(cli, advisor_store, "--current", str(tmp_path / "cut.parquet"), "--no-mlflow")
+    assert cut.returncode == 2
+    assert "leverage" in cut.stderr
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("stability: {psi: {watch: 0.3, act: 0.1}}\n")
+    refused = run(cli, advisor_store, "--current", str(tmp_path / "cut.parquet"), "--config", str(wrong))
+    assert refused.returncode == 2
+    assert "act (0.1) must be at least watch (0.3)" in refused.stderr
+
+
+def test_the_report_renders_in_headless_chromium_without_console_errors(downturn_run, tmp_path):
+    assert shutil.which("chromium"), "Debian's chromium is missing: `make test` installs it"
+    _, page, _ = downturn_run
+    result = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == []
+    assert 'data-plots="ok"' in result.stdout  # every plot decoded (the page's own check)
+    assert all(f'id="{section}"' in result.stdout for section in SECTIONS)
+    assert result.stdout.count("<img") >= 2
