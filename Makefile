@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 DEMO_DIR := demo-output
 DEMO_ROWS ?= 400000
 CONFIG ?= configs/train.yaml
+# Test processes (pytest-xdist, one module per process at a time): one per core of these machines.
+TEST_WORKERS ?= 2
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
@@ -56,7 +58,7 @@ browser:
 
 test: $(VENV)/.installed-test browser
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The oldest release of every dependency pyproject.toml allows (.ci/lower-bounds.txt), in a
 # separate environment: the lower bounds are tested, not guessed. `make test` runs the newest.
@@ -68,7 +70,7 @@ $(LOWER_VENV)/.installed: pyproject.toml .ci/lower-bounds.txt
 	touch $@
 
 test-lower: $(LOWER_VENV)/.installed
-	$(LOWER_VENV)/bin/python -m pytest -m "not integration"
+	$(LOWER_VENV)/bin/python -m pytest -m "not integration" -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -26,7 +26,7 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; 
 h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: right; }
-th { background: #f4f4f4; } td.text, th.text { text-align: left; }
+th { background: #f4f4f4; text-align: left; } td.text { text-align: left; }
 .status { display: inline-block; padding: 0.3em 0.8em; border-radius: 0.3em;
           color: white; font-weight: bold; }
 .ok { background: #4c956c; } .watch { background: #e9a23b; } .act { background: #c1121f; }

@@ -5,7 +5,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TOOLS = {"pytest", "hypothesis", "schemathesis", "ruff"}
+TOOLS = {"pytest", "pytest-xdist", "hypothesis", "schemathesis", "ruff"}
 
 
 def _lower_bounds(requirements: list[str]) -> dict[str, str]:
