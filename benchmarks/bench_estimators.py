@@ -106,7 +106,7 @@ def public_tables(folds: int) -> dict[str, object]:
     results: dict[str, object] = {}
     for table_name in PUBLIC:
         config = load_training_config(REPO / "configs" / f"{table_name}.yaml")
-        table = load_training_table(config.data).table
+        table = load_training_table(config).table
         (name,) = config.models
         figures = {}
         for kind, variant in variants(config, name, PUBLIC_TYPES, plain=True).items():
@@ -138,7 +138,7 @@ def public_tables(folds: int) -> dict[str, object]:
 def synthetic_book(rows: int) -> dict[str, object]:
     config = load_training_config(REPO / "configs" / "train.yaml")
     config = config.model_copy(update={"data": config.data.model_copy(update={"generate_rows": rows})})
-    table = load_training_table(config.data).table
+    table = load_training_table(config).table
     results: dict[str, object] = {"rows": rows}
     for name, types in (
         ("mode", BOOSTING),

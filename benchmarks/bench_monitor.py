@@ -79,7 +79,7 @@ def false_alarms(seeds: list[int], rows: int) -> list[dict]:
         config = base.model_copy(
             update={"data": base.data.model_copy(update={"seed": seed, "generate_rows": rows})}
         )
-        table = load_training_table(config.data).table
+        table = load_training_table(config).table
         pipelines, fit_rows = {}, {}
         for name in ("mode", "churn", "default"):
             fitted, _, split, _ = fit_and_evaluate(name, config, table)

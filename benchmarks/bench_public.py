@@ -36,7 +36,7 @@ def main() -> None:
     tables = {}
     for name, target in TARGETS.items():
         config = load_training_config(REPO / "configs" / f"{name}.yaml")
-        table = load_training_table(config.data).table
+        table = load_training_table(config).table
         started = time.perf_counter()
         (result,) = cross_validate(config, table, folds=args.cv, repeats=args.repeats)
         summary = {key: round(value, 4) for key, value in result.summary().items()}

@@ -11,16 +11,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from crm_modes import __version__
+from crm_modes.data.errors import InputError
+from crm_modes.progress import JobProgress
 from crm_modes.reports import (
     cross_validation_table,
     policy_table,
@@ -85,17 +79,9 @@ def main(
     """Relationship modes, churn and default risk for project finance and corporate lending."""
 
 
-def _progress(label: str) -> Progress:
-    """A transient rows-done progress bar for long jobs."""
-    return Progress(
-        SpinnerColumn(),
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
+def _progress(label: str, *, total: int | None = None, unit: str = "rows") -> JobProgress:
+    """A long job's progress: a bar on a terminal, a plain line at most every 10 s anywhere else."""
+    return JobProgress(console, label, total=total, unit=unit)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -127,7 +113,7 @@ def generate(
     try:
         table_format(out)
         scenario_named(scenario)
-    except ValueError as error:
+    except InputError as error:
         raise _fail(str(error)) from None
     started = time.perf_counter()
     with console.status(f"simulating {rows:,} snapshots ({scenario})"):
@@ -146,27 +132,36 @@ def validate(
         Path | None, typer.Option(help="Write rejected rows with their reasons here (.csv or .parquet).")
     ] = None,
     output: Annotated[Path | None, typer.Option(help="Write the valid, typed rows here.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="A table of one's own: check it against this configuration's table profile."),
+    ] = None,
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read at a time; bounds memory.")] = 100_000,
     threads: Threads = None,
 ) -> None:
-    """Check a table against the schema; quarantine bad rows; print a reconciled summary."""
+    """Check a table against the schema (or a configuration's table profile); quarantine bad rows."""
     _threads(threads)
     from crm_modes.data.check import check_file
-    from crm_modes.data.io import TableReadError
-    from crm_modes.data.validation import TableSchemaError
 
-    progress = _progress("validating")
+    gate = None
+    if config is not None:
+        from crm_modes.training.data_source import configured_profile, profile_gate
+
+        settings = _load_training_config(config)
+        if settings.data.schema_table:
+            raise _fail(f"{config}: its table follows the project's schema; validate it without --config")
+        gate = profile_gate(configured_profile(settings))
     try:
-        with progress:
-            task = progress.add_task("rows", total=None)
+        with _progress("validating", total=_row_count(path)) as progress:
             report, summary = check_file(
                 path,
                 quarantine=quarantine,
                 output=output,
                 chunk_rows=chunk_rows,
-                on_chunk=lambda n: progress.advance(task, n),
+                gate=gate,
+                on_chunk=progress.advance,
             )
-    except (TableReadError, TableSchemaError, ValueError) as error:
+    except InputError as error:
         raise _fail(str(error)) from None
 
     console.print(validation_table(path, report, summary, quarantine))
@@ -176,12 +171,50 @@ def validate(
     )
 
 
+@app.command()
+def profile(
+    config: Annotated[Path, typer.Option(help="Training configuration of a table of one's own.")],
+    out: Annotated[Path, typer.Option(help="Where to write the profile (YAML) to review and commit.")],
+    margin: Annotated[
+        float,
+        typer.Option(min=0.0, help="Widen each observed range by this share of its width on each side."),
+    ] = 0.1,
+    threads: Threads = None,
+) -> None:
+    """Infer what each configured column of the table may hold: kind, range, categories, nullability."""
+    _threads(threads)
+    from crm_modes.data.io import atomic_text, read_table
+    from crm_modes.data.profile import infer_profile
+    from crm_modes.training.data_source import profile_uses
+
+    settings = _load_training_config(config)
+    if settings.data.path is None or settings.data.schema_table:
+        raise _fail(f"{config}: profiles are for tables of one's own (data.path with schema_table: false)")
+    uses, numeric = profile_uses(settings)
+    table = read_table(settings.data.path)
+    found = infer_profile(table, uses, numeric=numeric, source=Path(settings.data.path).name, margin=margin)
+    atomic_text(out, found.to_yaml())
+    console.print(f"profiled {len(found.columns)} columns of {found.rows:,} rows -> {out}")
+    for note in found.notes:
+        console.print(f"  note: {note}", highlight=False)
+    console.print(f"Review it, then set data.profile: {out} in {config}")
+
+
+def _print_gate(rows_in: int, quarantined: int, problems: dict[str, int], written: Path | None) -> None:
+    """The gate's reconciled count, the problems by column and where the rejected rows are."""
+    line = f"rows in = used + quarantined: {rows_in:,} = {rows_in - quarantined:,} + {quarantined:,}"
+    console.print(line + (f" -> {written}" if written is not None else ""))
+    if problems:
+        listed = ", ".join(f"{column} {count:,}" for column, count in sorted(problems.items()))
+        console.print(f"quarantined for: {listed}", highlight=False)
+
+
 def _load_training_config(path: Path):
     from crm_modes.training.config import load_training_config
 
     try:
         return load_training_config(path)
-    except ValueError as error:
+    except InputError as error:
         raise _fail(str(error)) from None
 
 
@@ -198,17 +231,21 @@ def train(
     quiet_environment()
     settings = _load_training_config(config)
     started = time.perf_counter()
-    with console.status("training") as status:
+    with _progress("training", unit="steps") as progress:
         try:
-            report = run_training(settings, progress=lambda message: status.update(message))
-        except ValueError as error:
+            report = run_training(settings, progress=progress.stage)
+        except InputError as error:
             raise _fail(str(error)) from None
     console.print(f"training run {report.run_id} finished in {time.perf_counter() - started:.0f} s")
+    _print_gate(report.rows_in, report.rows_quarantined, report.problems, report.quarantine)
     console.print(training_table(report))
-    console.print(
-        "benchmark: logistic regression on the same features; oracle: the simulation's true probabilities "
-        "(churn, PD) or, for the mode model, the model scored against the noiseless policy mode."
-    )
+    note = "benchmark: logistic regression on the same features"
+    if any(outcome.oracle_metrics for outcome in report.outcomes):
+        note += (
+            "; oracle: the simulation's true probabilities (churn, PD) or, for the mode model, the model "
+            "scored against the noiseless policy mode"
+        )
+    console.print(note + ".")
     if report.advisor_version is not None:
         console.print(
             f"advisor bundle registered as {settings.advisor.registered_name} v{report.advisor_version}"
@@ -237,7 +274,7 @@ def promote(
     if rollback:
         try:
             moves = run_rollback(settings, model)
-        except ValueError as error:
+        except InputError as error:
             raise _fail(str(error)) from None
         for name, was, now in moves:
             console.print(f"{name}: champion rolled back from v{was} to v{now}")
@@ -255,7 +292,7 @@ def promote(
     except PromotionConflictError as conflict:
         errors.print(f"promotion stopped: {conflict}", highlight=False)
         raise typer.Exit(1) from None
-    except ValueError as error:
+    except InputError as error:
         raise _fail(str(error)) from None
     for decision in decisions:
         if decision.note:
@@ -286,33 +323,42 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of the fold assignment.")] = 0,
     threads: Threads = None,
 ) -> None:
-    """Repeated stratified K-fold cross-validation of the configured models and their benchmark."""
+    """Repeated stratified K-fold cross-validation of the configured models and their benchmark.
+
+    Each fold's figures reach MLflow as the fold finishes: a run stopped halfway keeps its folds.
+    """
     _threads(threads)
     import mlflow
 
     from crm_modes.training.cross_validation import cross_validate
     from crm_modes.training.data_source import load_training_table
-    from crm_modes.training.tracking import log_cross_validation, quiet_environment
+    from crm_modes.training.run import write_quarantine
+    from crm_modes.training.tracking import evaluation_run, quiet_environment
 
     quiet_environment()
     settings = _load_training_config(config)
     started = time.perf_counter()
-    try:
-        with console.status("cross-validating") as status:
-            table = load_training_table(settings.data).table
-            results = cross_validate(
-                settings, table, folds=cv, repeats=repeats, seed=seed, progress=lambda m: status.update(m)
+    data = load_training_table(settings)
+    _print_gate(data.rows_in, data.rows_quarantined, data.problems, write_quarantine(settings, data))
+    binary = sum(model.kind == "binary" for model in settings.models.values())
+    mlflow.set_experiment(settings.mlflow.experiment)
+    name = settings.source_path.name if settings.source_path else "config.yaml"
+    with (
+        evaluation_run(name, settings.source_text, folds=cv, repeats=repeats) as log_fold,
+        _progress("cross-validating", total=binary * cv * repeats, unit="folds") as progress,
+    ):
+
+        def fold_done(model: str, figures: dict[str, float]) -> None:
+            log_fold(model, figures)
+            progress.advance(
+                1, f"{model}: repeat {int(figures['repeat']) + 1}, fold {int(figures['fold']) + 1}"
             )
-            mlflow.set_experiment(settings.mlflow.experiment)
-            run_id = log_cross_validation(
-                settings.source_path.name if settings.source_path else "config.yaml",
-                settings.source_text,
-                results,
-                folds=cv,
-                repeats=repeats,
-            )
-    except ValueError as error:
-        raise _fail(str(error)) from None
+
+        results = cross_validate(
+            settings, data.table, folds=cv, repeats=repeats, seed=seed, on_fold=fold_done
+        )
+        run_id = log_fold.run_id
+        log_fold.summary(results)
     console.print(
         cross_validation_table(results, folds=cv, repeats=repeats, seconds=time.perf_counter() - started)
     )
@@ -351,8 +397,7 @@ def monitor(
     Exit code 1 when any figure crosses an "act" threshold, 0 otherwise (2: bad input).
     """
     _threads(threads)
-    from crm_modes.data.io import TableReadError, atomic_text
-    from crm_modes.data.validation import TableSchemaError
+    from crm_modes.data.io import atomic_text
     from crm_modes.monitor.config import load_monitoring_config
     from crm_modes.monitor.html import render
     from crm_modes.monitor.run import json_safe, monitor_file
@@ -365,23 +410,21 @@ def monitor(
         settings = load_monitoring_config(config)
         with console.status(f"loading {model}"):
             loaded = load_model(model)
-        progress = _progress("monitoring")
-        with progress:
-            task = progress.add_task("rows", total=_row_count(current))
+        with _progress("monitoring", total=_row_count(current)) as progress:
             report = monitor_file(
                 loaded,
                 current,
                 settings,
                 outcomes=outcomes,
                 chunk_rows=chunk_rows,
-                on_chunk=lambda n: progress.advance(task, n),
+                on_chunk=progress.advance,
             )
         report = json_safe(report)
         page = render(report, settings.model_dump())
         for path, text in ((html_path, page), (json_path, json.dumps(report, indent=1))):
             if path is not None:
                 atomic_text(path, text)
-    except (TableReadError, TableSchemaError, ValueError) as error:
+    except InputError as error:
         raise _fail(str(error)) from None
     print_monitoring_report(console, report, time.perf_counter() - started)
     for label, path in (("HTML report", html_path), ("JSON", json_path)):
@@ -421,9 +464,9 @@ def policy_report(
     uri = model or f"models:/{settings.advisor.registered_name}@challenger"
     try:
         with console.status("scoring the evaluation rows with the bundle"):
-            report = judge_bundle(settings, uri, load_training_table(settings.data).table)
+            report = judge_bundle(settings, uri, load_training_table(settings).table)
             run_id = log_report(report, settings.mlflow.experiment, uri)
-    except ValueError as error:
+    except InputError as error:
         raise _fail(str(error)) from None
     console.print(policy_table(report, uri))
     if json_path is not None:
@@ -440,11 +483,11 @@ def latest_month(
 ) -> None:
     """Copy the rows of the latest snapshot date: what a monthly scoring job scores."""
     _threads(threads)
-    from crm_modes.data.io import TableReadError, latest_snapshot
+    from crm_modes.data.io import latest_snapshot
 
     try:
         date, rows = latest_snapshot(source, out)
-    except (TableReadError, ValueError) as error:
+    except InputError as error:
         raise _fail(str(error)) from None
     console.print(f"wrote {rows:,} rows of snapshot {date} to {out}")
 
@@ -480,8 +523,6 @@ def score(
 ) -> None:
     """Score a table with the advisor: scores, alerts and reasons, every row reconciled."""
     _threads(threads)
-    from crm_modes.data.io import TableReadError
-    from crm_modes.data.validation import TableSchemaError
     from crm_modes.training.tracking import quiet_environment
 
     quiet_environment()
@@ -512,7 +553,7 @@ def score(
                 _record(output, state, policy or bundled, annotate=output)
             return
         report, loaded = _score_in_process(model, source, output, quarantine, chunk_rows)
-    except (TableReadError, TableSchemaError, ValueError) as error:
+    except InputError as error:
         raise _fail(str(error)) from None
     print_score_report(console, report, time.perf_counter() - started)
     if record_scores or state:
@@ -530,23 +571,19 @@ def _record(
     try:
         policy = load_policy(policy_path)
         if policy.notifications is None:
-            raise ValueError(
+            raise InputError(
                 f"{policy_path} has no `notifications` section (a bundle registered before it existed?); "
                 "pass --policy configs/alert_policy.yaml or register the bundle again"
             )
         engine = connect(state)
-        progress = _progress("recording")
-        with progress:
-            task = progress.add_task("rows", total=None)
-            report = record.record_scores(
-                engine, scores, policy, force=force, on_chunk=lambda n: progress.advance(task, n)
-            )
+        with _progress("recording") as progress:
+            report = record.record_scores(engine, scores, policy, force=force, on_chunk=progress.advance)
         if annotate is not None:
             record.annotate(engine, scores, annotate, report)
     except record.SnapshotBusyError as busy:
         errors.print(f"not recorded: {busy}", highlight=False)
         raise typer.Exit(1) from None
-    except (ValueError, KeyError) as error:
+    except (InputError, KeyError) as error:
         raise _fail(str(error)) from None
     console.print(
         f"recorded run {report.run_id} in {state_url(state).split('@')[-1]}: "
@@ -609,7 +646,7 @@ def alerts_list(
         raise _fail(f"--format must be table, json or csv, got {output_format!r}")
     try:
         found = list_alerts(connect(state), status=status, limit=limit)
-    except ValueError as error:
+    except InputError as error:
         raise _fail(str(error)) from None
     _print_rows(found, output_format, lambda rows: alerts_table(rows, status))
 
@@ -627,7 +664,7 @@ def alerts_ack(
 
     try:
         alert = acknowledge(connect(state), alert_id, by=by, note=note)
-    except (KeyError, ValueError) as error:
+    except (InputError, KeyError) as error:
         raise _fail(str(error).strip("'\"")) from None
     console.print(
         f"alert {alert_id} ({alert['facility_id']} {alert['code']}) acknowledged by {by}", highlight=False
@@ -677,16 +714,14 @@ def _score_in_process(model: str, source: Path, output: Path, quarantine: Path |
     with console.status(f"loading {model}"):
         loaded = load_model(model)
     total = _row_count(source)
-    progress = _progress("scoring")
-    with progress:
-        task = progress.add_task("rows", total=total)
+    with _progress("scoring", total=total) as progress:
         report = score_file(
             loaded,
             source,
             output,
             quarantine=quarantine,
             chunk_rows=chunk_rows,
-            on_chunk=lambda n: progress.advance(task, n),
+            on_chunk=progress.advance,
         )
     return report, loaded
 
@@ -795,5 +830,18 @@ def serve(
         )
 
 
+def run() -> None:
+    """The ``crm-modes`` console script: the application, with one rule for errors.
+
+    A problem with the user's input (:class:`~crm_modes.data.errors.InputError`), wherever it is
+    raised, is a message and exit code 2; anything else is a fault of the program and keeps its
+    traceback (exit code 1).
+    """
+    try:
+        app()
+    except InputError as error:
+        raise SystemExit(_fail(str(error)).exit_code) from None
+
+
 if __name__ == "__main__":  # pragma: no cover - `python -m crm_modes.cli`
-    app()
+    run()

@@ -31,6 +31,8 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from crm_modes.data.errors import InputError
+
 MANIFEST_FILE = "crm_modes_manifest.json"
 MANIFEST_TAG = "artifacts_sha256"
 #: Files MLflow itself writes into every download of a registered version.
@@ -40,7 +42,7 @@ _ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 _VERSION = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
 
 
-class ArtifactIntegrityError(ValueError):
+class ArtifactIntegrityError(InputError):
     """A registered model's files are not the ones recorded at registration; nothing was loaded."""
 
 
@@ -58,9 +60,9 @@ def registry_version(uri: str) -> tuple[str, str]:
         try:
             version = MlflowClient().get_model_version_by_alias(match["name"], match["alias"]).version
         except MlflowException as error:
-            raise ValueError(f"{uri}: no such registered model or alias ({error.message})") from None
+            raise InputError(f"{uri}: no such registered model or alias ({error.message})") from None
         return match["name"], str(version)
-    raise ValueError(
+    raise InputError(
         f"{uri}: only registered models can be verified before they load; "
         "use models:/<name>/<version> or models:/<name>@<alias>"
     )

@@ -16,8 +16,10 @@ if TYPE_CHECKING:  # the command line imports the heavy modules lazily; so does 
     from crm_modes.training.run import TrainingReport
 
 
-def validation_table(path: Path, report: FileReport, summary: BookSummary, quarantine: Path | None) -> Table:
-    table = Table(title=f"validation of {path}", show_header=False)
+def validation_table(
+    path: Path, report: FileReport, summary: BookSummary | None, quarantine: Path | None
+) -> Table:
+    table = wrapping_table("", "", title=f"validation of {path}", show_header=False)
     table.add_row("rows in", f"{report.rows_in:,}")
     table.add_row("rows valid", f"{report.rows_valid:,}")
     table.add_row(
@@ -28,6 +30,8 @@ def validation_table(path: Path, report: FileReport, summary: BookSummary, quara
         table.add_row(f"  problem in {column_name}", f"{count:,}")
     if report.extra_columns:
         table.add_row("extra columns (ignored)", ", ".join(report.extra_columns))
+    if summary is None:  # a table of one's own: no book figures
+        return table
     if summary.first_snapshot is not None:
         table.add_row("snapshots", f"{summary.first_snapshot:%Y-%m-%d} to {summary.last_snapshot:%Y-%m-%d}")
     for label in ("default_12m", "churn_12m"):
@@ -45,23 +49,43 @@ def _figure(metrics: dict[str, object], key: str) -> str:
     return f"{metrics[key]:.4f}" if key in metrics else "-"
 
 
+def wrapping_table(*headers: str, **options: object) -> Table:
+    """A table whose cells wrap onto more lines when the terminal is narrow: no name or count is cut."""
+    table = Table(**options)  # type: ignore[arg-type]
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
+
+
 def training_table(report: TrainingReport) -> Table:
-    table = Table("model", "version", "rows train/cal/eval", "metric", "model", "benchmark", "oracle")
+    """Each model's figures beside its benchmark; beside the oracle too, for the synthetic book."""
+    oracle = any(outcome.oracle_metrics for outcome in report.outcomes)
+    headers = [
+        "model",
+        "version",
+        "rows train",
+        "rows calibration",
+        "rows evaluation",
+        "metric",
+        "model",
+        "benchmark",
+    ]
+    table = wrapping_table(*headers, *(["oracle"] if oracle else []))
     for outcome in report.outcomes:
         keys = ("auc", "pr_auc", "ece", "brier") if "auc" in outcome.metrics else ("accuracy", "macro_f1")
         counts = outcome.counts
-        rows = f"{counts['rows_train']:,}/{counts['rows_calibration']:,}/{counts['rows_evaluation']:,}"
+        rows = [f"{counts[key]:,}" for key in ("rows_train", "rows_calibration", "rows_evaluation")]
         for index, key in enumerate(keys):
             first = index == 0
-            table.add_row(
+            cells = [
                 outcome.name if first else "",
                 f"{outcome.registered_name} v{outcome.version}" if first else "",
-                rows if first else "",
+                *(rows if first else ["", "", ""]),
                 key,
                 _figure(outcome.metrics, key),
                 _figure(outcome.benchmark_metrics, key),
-                _figure(outcome.oracle_metrics, key),
-            )
+            ]
+            table.add_row(*cells, *([_figure(outcome.oracle_metrics, key)] if oracle else []))
     return table
 
 
@@ -70,7 +94,7 @@ def cross_validation_table(
 ) -> Table:
     from crm_modes.training.cross_validation import REPORTED
 
-    table = Table(
+    table = wrapping_table(
         "model",
         "metric",
         "model mean ± sd",
@@ -98,7 +122,9 @@ def print_score_report(console: Console, report: ScoreReport, seconds: float) ->
     from crm_modes.serve.batch import mode_mix
 
     counts = report.counts
-    summary = Table(title=f"scored with {report.model_version} in {seconds:.1f} s", show_header=False)
+    summary = wrapping_table(
+        "", "", title=f"scored with {report.model_version} in {seconds:.1f} s", show_header=False
+    )
     summary.add_row("rows in", f"{counts.rows_in:,}")
     summary.add_row("rows scored", f"{counts.rows_scored:,} -> {report.output}")
     summary.add_row("rows quarantined", f"{counts.rows_quarantined:,} -> {report.quarantine}")
@@ -130,9 +156,10 @@ def print_score_report(console: Console, report: ScoreReport, seconds: float) ->
 
 def policy_table(report: dict, model_uri: str) -> Table:
     """The policy report: each policy's value, the captured share, the doubly robust check."""
-    table = Table(title=f"mode policies of {model_uri} on {report['rows']:,} evaluation rows")
-    table.add_column("policy")
-    table.add_column("12-month value, millions", justify="right")
+    table = wrapping_table(
+        "policy", title=f"mode policies of {model_uri} on {report['rows']:,} evaluation rows"
+    )
+    table.add_column("12-month value, millions", justify="right", overflow="fold")
     for name, value in report["policies"].items():
         table.add_row(name, f"{value:,.1f}")
     if report["value_captured"] is not None:
@@ -228,7 +255,9 @@ def history_tables(found: dict) -> list[Table]:
 
 def print_monitoring_report(console: Console, report: dict, seconds: float) -> None:
     """The monitoring summary: status, reconciled rows, the headline figures and every flag."""
-    summary = Table(
+    summary = wrapping_table(
+        "",
+        "",
         title=f"monitoring {report['model_version']} in {seconds:.1f} s: {report['status'].upper()}",
         show_header=False,
     )
@@ -261,9 +290,9 @@ def print_monitoring_report(console: Console, report: dict, seconds: float) -> N
     )
     flagged = report["flags"]
     if flagged:
-        table = Table(title=f"{len(flagged)} flagged figures")
-        for column in ("level", "section", "what", "figure", "value"):
-            table.add_column(column, overflow="fold")
+        table = wrapping_table(
+            "level", "section", "what", "figure", "value", title=f"{len(flagged)} flagged figures"
+        )
         for item in sorted(flagged, key=lambda f: f["level"] != "act"):
             value = "-" if item["value"] is None else f"{item['value']:.4g}"
             table.add_row(item["level"], item["section"], item["name"], item["figure"], value)

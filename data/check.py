@@ -20,8 +20,9 @@ def check_file(
     output: str | os.PathLike[str] | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     required: Iterable[str] | None = None,
+    gate: Gate | None = None,
     on_chunk: Callable[[int], None] | None = None,
-) -> tuple[FileReport, BookSummary]:
+) -> tuple[FileReport, BookSummary | None]:
     """Validate the table at ``path`` chunk by chunk.
 
     Args:
@@ -30,17 +31,20 @@ def check_file(
         output: where to write the valid, typed rows (atomically).
         chunk_rows: rows per chunk; memory stays bounded by it.
         required: columns that must be present (default: the schema's required roles).
+        gate: the gate to use instead (e.g. a table profile's); then no book summary.
         on_chunk: called with the number of rows of each chunk, e.g. to advance a progress bar.
 
     Returns:
-        The reconciled report and a summary of the valid rows.
+        The reconciled report and a summary of the valid rows (None with ``gate``: not the book).
 
     Raises:
         TableReadError: the file cannot be read as a table.
         TableSchemaError: a table-level problem, or a table with a header but no rows.
     """
-    gate = Gate() if required is None else Gate(required=tuple(required))
-    report, summary = FileReport(), BookSummary()
+    book = gate is None
+    if gate is None:
+        gate = Gate() if required is None else Gate(required=tuple(required))
+    report, summary = FileReport(), BookSummary() if book else None
     with ExitStack() as stack:
         quarantine_writer = stack.enter_context(AtomicTableWriter(quarantine)) if quarantine else None
         output_writer = stack.enter_context(AtomicTableWriter(output)) if output else None
@@ -48,7 +52,8 @@ def check_file(
         for chunk in iter_chunks(path, chunk_rows):
             result = gate.check(chunk)
             report.add(result)
-            summary.add(result.valid)
+            if summary is not None:
+                summary.add(result.valid)
             rejected = result.quarantine.astype({name: "string" for name in chunk.columns})
             if quarantine_writer is not None and len(rejected):
                 quarantine_writer.write(rejected)

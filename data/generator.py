@@ -49,6 +49,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from crm_modes.data import hazards, oracle
+from crm_modes.data.errors import InputError
 from crm_modes.data.policy import policy_mode
 from crm_modes.data.scenarios import SCENARIOS, Scenario, scenario_named
 from crm_modes.data.schema import (
@@ -199,14 +200,14 @@ def generate_book(
         by client, facility and snapshot date.
     """
     if rows < 1:
-        raise ValueError(f"rows must be at least 1, got {rows}")
+        raise InputError(f"rows must be at least 1, got {rows}")
     if history_months <= LABEL_HORIZON_MONTHS:
-        raise ValueError(f"history_months must exceed {LABEL_HORIZON_MONTHS}, got {history_months}")
+        raise InputError(f"history_months must exceed {LABEL_HORIZON_MONTHS}, got {history_months}")
     if not 0.0 <= mode_noise < 1.0:
-        raise ValueError(f"mode_noise must be in [0, 1), got {mode_noise}")
+        raise InputError(f"mode_noise must be in [0, 1), got {mode_noise}")
     scenario = scenario_named(scenario)
     if scenario.months >= history_months - LABEL_HORIZON_MONTHS:
-        raise ValueError(
+        raise InputError(
             f"scenario {scenario.name!r} departs {scenario.months} months before the end: "
             f"history_months must exceed {scenario.months + LABEL_HORIZON_MONTHS}"
         )

@@ -23,15 +23,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from crm_modes.data.errors import InputError
+
 SUFFIXES = (".csv", ".parquet")
 DEFAULT_CHUNK_ROWS = 100_000
 
 
-class TableReadError(ValueError):
+class TableReadError(InputError):
     """A file that cannot be read as a table at all: missing, empty, or not CSV/Parquet."""
 
 
-class TableWriteError(ValueError):
+class TableWriteError(InputError):
     """A table or its folder cannot be written: permission, disk space, a path through a file."""
 
 
@@ -93,7 +95,7 @@ def table_format(path: str | os.PathLike[str]) -> str:
     """``"csv"`` or ``"parquet"`` from the file extension; raise naming the path otherwise."""
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIXES:
-        raise ValueError(f"{os.fspath(path)!r}: unsupported extension {suffix!r}; use one of {SUFFIXES}")
+        raise InputError(f"{os.fspath(path)!r}: unsupported extension {suffix!r}; use one of {SUFFIXES}")
     return suffix[1:]
 
 
@@ -108,7 +110,7 @@ def iter_chunks(path: str | os.PathLike[str], chunk_rows: int = DEFAULT_CHUNK_RO
             in its format.
     """
     if chunk_rows < 1:
-        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+        raise InputError(f"chunk_rows must be at least 1, got {chunk_rows}")
     fmt = table_format(path)
     path = Path(path)
     if not path.exists():

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crm_modes.data.errors import InputError
 from crm_modes.data.schema import INDUSTRIES
 
 
@@ -115,4 +116,4 @@ def scenario_named(name: str | Scenario) -> Scenario:
     try:
         return SCENARIOS[name]
     except KeyError:
-        raise ValueError(f"unknown scenario {name!r}; known: {sorted(SCENARIOS)}") from None
+        raise InputError(f"unknown scenario {name!r}; known: {sorted(SCENARIOS)}") from None

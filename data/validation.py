@@ -1,7 +1,8 @@
 """The validation gate: every table enters the system through here.
 
-The gate checks a table against :data:`crm_modes.data.schema.SCHEMA` and collects every
-problem before reporting:
+The gate checks a table against column declarations (by default the project's schema,
+:data:`crm_modes.data.schema.SCHEMA`; for a table of one's own, the declarations of its reviewed
+profile, :mod:`crm_modes.data.profile`) and collects every problem before reporting:
 
 - **table-level** problems stop the job with one :class:`TableSchemaError` that lists them
   all: required columns missing (shown as a difference between expected and received), or
@@ -10,7 +11,9 @@ problem before reporting:
   category, is missing where it may not be, or repeats a key already seen) send the row to
   quarantine with one reason per problem; the valid rows go on.
 
-Extra columns are reported and ignored. Nothing is lost: rows in = valid + quarantined.
+Extra columns are reported and ignored. Nothing is lost: rows in = valid + quarantined. Each
+row-level problem is kept as a record (:class:`Problem`: row, column, message), so counts per
+column never depend on what a message says.
 """
 
 from __future__ import annotations
@@ -21,14 +24,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from crm_modes.data.errors import InputError
+from crm_modes.data.labels import number_labels
 from crm_modes.data.schema import KEY, SCHEMA, Column, Kind, required_names
 
 REASON = "quarantine_reason"
 SOURCE_ROW = "source_row"
+#: The column name a repeated key's problem is counted under.
+DUPLICATE_KEY = "duplicate key"
 _MAX_LISTED_CATEGORIES = 6
 
 
-class TableSchemaError(ValueError):
+class TableSchemaError(InputError):
     """The table as a whole does not fit the schema; ``problems`` lists every reason."""
 
     def __init__(self, problems: list[str]) -> None:
@@ -37,19 +44,30 @@ class TableSchemaError(ValueError):
 
 
 @dataclass(frozen=True)
+class Problem:
+    """One reason one row was quarantined: the 0-based row of its chunk, the column, the message."""
+
+    row: int
+    column: str
+    message: str
+
+
+@dataclass(frozen=True)
 class ValidationResult:
     """What the gate let through, what it quarantined and why.
 
     Attributes:
-        valid: rows that passed, typed per the schema, schema columns only, schema order.
+        valid: rows that passed, typed per the declarations, declared columns only, in their order.
         quarantine: rejected rows as received, plus ``source_row`` (1-based data row in the
-            input) and ``quarantine_reason``.
-        extra_columns: received columns the schema does not know (ignored).
+            input) and ``quarantine_reason`` (every problem of the row, joined by "; ").
+        extra_columns: received columns the declarations do not know (ignored).
+        problems: every row-level problem, one record each.
     """
 
     valid: pd.DataFrame
     quarantine: pd.DataFrame
     extra_columns: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
 
     @property
     def rows_in(self) -> int:
@@ -74,16 +92,21 @@ class Gate:
 
     Args:
         required: columns that must be present; default: every column whose role is
-            required by the schema (identifiers, date, client, facility, behaviour).
+            required by the schema (identifiers, date, client, facility, behaviour, economy).
+        columns: the declarations to check against (default: the schema).
+        key: columns whose values may appear together only once (default: the schema's
+            facility and snapshot date; empty: no check).
     """
 
     required: tuple[str, ...] = field(default_factory=lambda: tuple(required_names()))
+    columns: tuple[Column, ...] = SCHEMA
+    key: tuple[str, ...] = KEY
     _rows_seen: int = 0
     _seen_keys: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
 
     def check(self, frame: pd.DataFrame) -> ValidationResult:
         """Validate one chunk; raise :class:`TableSchemaError` on a table-level problem."""
-        known = {spec.name: spec for spec in SCHEMA}
+        known = {spec.name: spec for spec in self.columns}
         received = [str(name) for name in frame.columns]
         problems: list[str] = []
         missing = [name for name in self.required if name not in received]
@@ -97,25 +120,26 @@ class Gate:
         if duplicated:
             problems.append(f"columns appear more than once: {duplicated}")
 
-        present = [spec for spec in SCHEMA if spec.name in received]
+        present = [spec for spec in self.columns if spec.name in received]
         frame = frame.reset_index(drop=True)
         typed: dict[str, pd.Series] = {}
-        reasons: dict[int, list[str]] = {}
+        found: list[Problem] = []
         for spec in present:
-            values, unreadable, row_reasons = _coerce(spec, frame[spec.name])
+            values, unreadable, row_problems = _coerce(spec, frame[spec.name])
             if unreadable:
                 problems.append(unreadable)
                 continue
             typed[spec.name] = values
-            for row, reason in row_reasons:
-                reasons.setdefault(row, []).append(reason)
+            found += row_problems
         if problems:
             raise TableSchemaError(problems)
 
-        if all(name in typed for name in KEY):
-            for row, reason in self._duplicate_keys(typed):
-                reasons.setdefault(row, []).append(reason)
+        if self.key and all(name in typed for name in self.key):
+            found += self._duplicate_keys(typed)
 
+        reasons: dict[int, list[str]] = {}
+        for problem in found:
+            reasons.setdefault(problem.row, []).append(problem.message)
         bad_rows = np.fromiter(sorted(reasons), dtype=np.int64, count=len(reasons))
         is_bad = np.zeros(len(frame), dtype=bool)
         is_bad[bad_rows] = True
@@ -127,11 +151,14 @@ class Gate:
         quarantine[REASON] = ["; ".join(reasons[row]) for row in bad_rows]
         self._rows_seen += len(frame)
         return ValidationResult(
-            valid=valid, quarantine=quarantine.reset_index(drop=True), extra_columns=tuple(extra)
+            valid=valid,
+            quarantine=quarantine.reset_index(drop=True),
+            extra_columns=tuple(extra),
+            problems=tuple(found),
         )
 
-    def _duplicate_keys(self, typed: dict[str, pd.Series]) -> list[tuple[int, str]]:
-        key_frame = pd.DataFrame({name: typed[name] for name in KEY})
+    def _duplicate_keys(self, typed: dict[str, pd.Series]) -> list[Problem]:
+        key_frame = pd.DataFrame({name: typed[name] for name in self.key})
         hashes = pd.util.hash_pandas_object(key_frame, index=False).to_numpy()
         nulls = key_frame.isna().any(axis=1).to_numpy()
         seen = self._seen_keys  # sorted
@@ -142,8 +169,8 @@ class Gate:
         self._seen_keys = np.sort(np.concatenate([seen, np.sort(hashes[~nulls])]), kind="stable")
         found = []
         for row in np.flatnonzero(repeated):
-            shown = ", ".join(f"{name}={_show(key_frame.at[row, name])}" for name in KEY)
-            found.append((int(row), f"duplicate key ({shown}) already seen"))
+            shown = ", ".join(f"{name}={_show(key_frame.at[row, name])}" for name in self.key)
+            found.append(Problem(int(row), DUPLICATE_KEY, f"duplicate key ({shown}) already seen"))
         return found
 
 
@@ -161,11 +188,20 @@ _EXPECTED = {
 }
 
 
-def _coerce(spec: Column, raw: pd.Series) -> tuple[pd.Series, str | None, list[tuple[int, str]]]:
-    """Type one column; return (typed values, table-level problem or None, row reasons)."""
+def _coerce(spec: Column, raw: pd.Series) -> tuple[pd.Series, str | None, list[Problem]]:
+    """Type one column; return (typed values, table-level problem or None, row problems)."""
     text = None
     missing = raw.isna().to_numpy()
-    if isinstance(raw.dtype, pd.CategoricalDtype):
+    if (
+        spec.kind is Kind.CATEGORY
+        and pd.api.types.is_numeric_dtype(raw)
+        and not pd.api.types.is_bool_dtype(raw)
+    ):
+        # a category coded as numbers: 1.0 and 1 are the label "1", as the feature pipeline reads them
+        text = pd.Series(
+            number_labels(raw.to_numpy(dtype=np.float64, na_value=np.nan)), index=raw.index, dtype="string"
+        )
+    elif isinstance(raw.dtype, pd.CategoricalDtype):
         text, blank = _categorical_text(raw)
         missing = missing | blank
     elif not pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_datetime64_any_dtype(raw):
@@ -218,17 +254,17 @@ def _coerce(spec: Column, raw: pd.Series) -> tuple[pd.Series, str | None, list[t
         unknown = ok & (parsed.cat.codes.to_numpy() < 0)
         checks.append((unknown, f"is not one of {allowed}"))
 
-    row_reasons = [
-        (int(row), f"{spec.name}: {_show(raw.iat[row])} {message}")
+    row_problems = [
+        Problem(int(row), spec.name, f"{spec.name}: {_show(raw.iat[row])} {message}")
         for mask, message in checks
         for row in np.flatnonzero(mask)
     ]
     if not spec.nullable:
-        row_reasons += [
-            (int(row), f"{spec.name}: missing, but the column may not be null")
+        row_problems += [
+            Problem(int(row), spec.name, f"{spec.name}: missing, but the column may not be null")
             for row in np.flatnonzero(missing)
         ]
-    return parsed.reset_index(drop=True).rename(spec.name), None, row_reasons
+    return parsed.reset_index(drop=True).rename(spec.name), None, row_problems
 
 
 def _categorical_text(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -268,7 +304,7 @@ def _final_dtype(spec: Column, values: pd.Series) -> pd.Series:
     if spec.kind is Kind.DATE:
         return values.astype("datetime64[ns]")
     if spec.kind is Kind.STRING:
-        return values.astype(str)
+        return values.astype(object).where(values.notna(), None).astype(object)
     return values
 
 
@@ -296,9 +332,5 @@ class FileReport:
         self.rows_valid += len(result.valid)
         self.rows_quarantined += len(result.quarantine)
         self.extra_columns = result.extra_columns
-        for reason in result.quarantine[REASON]:
-            for part in reason.split("; "):
-                column_name = (
-                    part.split(":", 1)[0] if not part.startswith("duplicate key") else "duplicate key"
-                )
-                self.reasons[column_name] = self.reasons.get(column_name, 0) + 1
+        for problem in result.problems:
+            self.reasons[problem.column] = self.reasons.get(problem.column, 0) + 1

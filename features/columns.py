@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from crm_modes.data.labels import number_labels
+
 #: The label of a missing value (a category of its own).
 MISSING = "__missing__"
 
@@ -236,12 +238,8 @@ def label_text(column: pd.Series) -> pd.Series:
     if isinstance(column.dtype, pd.CategoricalDtype):
         return column.astype(object).where(column.notna(), MISSING).astype(str)
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-        whole = np.isfinite(values) & (np.floor(values) == values)
-        text = np.where(
-            whole, np.char.mod("%d", np.where(whole, values, 0).astype(np.int64)), values.astype(str)
-        )
-        return pd.Series(np.where(np.isnan(values), MISSING, text), index=column.index, dtype=object)
+        text = number_labels(column.to_numpy(dtype=np.float64, na_value=np.nan))
+        return pd.Series(np.where(pd.isna(text), MISSING, text), index=column.index, dtype=object)
     # Text (object or string dtype): compared as it is; a missing value is a category of its own.
     return pd.Series(
         column.to_numpy(dtype=object, na_value=MISSING), index=column.index, dtype=object

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from crm_modes.data.errors import InputError
 from crm_modes.data.schema import NEVER_FEATURE_ROLES, SCHEMA, Kind, Role
 from crm_modes.features.domain import DOMAIN_FEATURES
 
@@ -20,7 +21,7 @@ ORACLE_PREFIX = "oracle_"
 _NOT_FEATURES = frozenset(c.name for c in SCHEMA if not c.feature)
 
 
-class LeakageError(ValueError):
+class LeakageError(InputError):
     """A configuration asks for a column that must never be a feature of this model."""
 
 
@@ -44,6 +45,8 @@ class FeatureConfig(BaseModel):
         min_category_frequency: rows a category needs at fit to keep its own code.
         clip_quantiles: training quantiles to clip numeric columns at; null disables.
         unclipped: numeric columns never clipped (macro figures, whose new extremes matter).
+        constraints: for a table of one's own, what a column may hold, declared by hand over its
+            profile (column -> ``minimum``, ``maximum``, ``integer``, ``nullable``, ``categories``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -59,6 +62,7 @@ class FeatureConfig(BaseModel):
     min_category_frequency: int = Field(default=10, ge=1)
     clip_quantiles: tuple[float, float] | None = (0.001, 0.999)
     unclipped: tuple[str, ...] = ()
+    constraints: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureConfig:
@@ -101,7 +105,7 @@ class FeatureConfig(BaseModel):
         self._guard_leakage(requested, target)
         not_numeric = [name for name in self.log_transform if name not in numeric]
         if not_numeric:
-            raise ValueError(f"log_transform columns {not_numeric} are not numeric feature columns")
+            raise InputError(f"log_transform columns {not_numeric} are not numeric feature columns")
         return numeric, categorical
 
     def _guard_leakage(self, requested: list[str], target: str | None) -> None:
@@ -142,7 +146,7 @@ def parse_feature_config(raw: dict, *, source: str = "feature configuration") ->
         return FeatureConfig.model_validate(raw)
     except ValidationError as error:
         details = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in error.errors())
-        raise ValueError(f"{source}: {details}") from None
+        raise InputError(f"{source}: {details}") from None
 
 
 Flavor = Literal["linear", "tree"]

@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils.validation import check_is_fitted
 
+from crm_modes.data.errors import InputError
 from crm_modes.features._input import TableInputMixin, check_table, input_feature_names
 
 
@@ -69,7 +70,7 @@ def _strict_num(frame: pd.DataFrame | Mapping[str, np.ndarray], name: str) -> np
     try:
         return pd.to_numeric(values).to_numpy(dtype=np.float64, na_value=np.nan)
     except (TypeError, ValueError):
-        raise ValueError(f"ratio input {name!r} holds values that are not numbers") from None
+        raise InputError(f"ratio input {name!r} holds values that are not numbers") from None
 
 
 #: Every domain feature the pipeline can add, by name.
@@ -191,10 +192,10 @@ class DomainFeatures(TableInputMixin, TransformerMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> DomainFeatures:
         unknown = [name for name in self.features if name not in DOMAIN_FEATURES]
         if unknown:
-            raise ValueError(f"unknown domain features {unknown}; known: {sorted(DOMAIN_FEATURES)}")
+            raise InputError(f"unknown domain features {unknown}; known: {sorted(DOMAIN_FEATURES)}")
         malformed = [list(triple) for triple in self.ratios if len(triple) != 3]
         if malformed:
-            raise ValueError(f"ratios must be (name, numerator, denominator) triples, got {malformed}")
+            raise InputError(f"ratios must be (name, numerator, denominator) triples, got {malformed}")
         if self.added_names() and not isinstance(X, pd.DataFrame):
             raise ValueError("domain features and ratios need a DataFrame with named columns")
         X = check_table(self, X, reset=True)
@@ -204,7 +205,7 @@ class DomainFeatures(TableInputMixin, TransformerMixin, BaseEstimator):
         for name, inputs in needs.items():
             lacking = [column for column in inputs if column not in received]
             if lacking:
-                raise ValueError(f"feature {name!r} needs columns {lacking}, which the table lacks")
+                raise InputError(f"feature {name!r} needs columns {lacking}, which the table lacks")
         return self
 
     def _ratios(self) -> Sequence[Sequence[str]]:

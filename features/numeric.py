@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from crm_modes.data.errors import InputError
 from crm_modes.features._input import input_feature_names
 
 MISSING_SUFFIX = "__missing"
@@ -59,7 +60,7 @@ class NumericCleaner(TransformerMixin, BaseEstimator):
         if self.clip_quantiles is not None:
             low, high = self.clip_quantiles
             if not 0 <= low < high <= 1:
-                raise ValueError(
+                raise InputError(
                     "clip_quantiles must be (low, high) with 0 <= low < high <= 1; "
                     f"got {self.clip_quantiles!r}"
                 )
@@ -69,13 +70,13 @@ class NumericCleaner(TransformerMixin, BaseEstimator):
         for parameter in ("log_columns", "unclipped_columns"):
             unknown = [name for name in getattr(self, parameter) if name not in set(names)]
             if unknown:
-                raise ValueError(f"{parameter} {unknown} are not among the numeric input columns {names}")
+                raise InputError(f"{parameter} {unknown} are not among the numeric input columns {names}")
         self.log_mask_ = np.isin(names, list(self.log_columns))
         values = self._log(values)
         all_missing = np.isnan(values).all(axis=0)
         if all_missing.any():
             empty = [names[i] for i in np.flatnonzero(all_missing)]
-            raise ValueError(f"numeric columns {empty} have no values at fit; nothing to learn from")
+            raise InputError(f"numeric columns {empty} have no values at fit; nothing to learn from")
         if self.clip_quantiles is None:
             self.lower_ = np.full(values.shape[1], -np.inf)
             self.upper_ = np.full(values.shape[1], np.inf)
@@ -148,7 +149,7 @@ def _check_numeric(X: object) -> None:
         parsed = pd.to_numeric(column, errors="coerce")
         bad = column.notna() & parsed.isna()
         if bad.any():
-            raise ValueError(
+            raise InputError(
                 f"column {name!r} is declared numeric but holds values that are not numbers "
                 f"(first: {column[bad].iloc[0]!r}); declare it categorical in the feature configuration"
             )

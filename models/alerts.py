@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from crm_modes.data.errors import InputError
 from crm_modes.data.schema import MODES
 from crm_modes.models.config_file import load_yaml_model
 
@@ -91,7 +92,7 @@ class AlertPolicy(_Frozen):
     @model_validator(mode="after")
     def _consistent(self) -> AlertPolicy:
         if not self.levels or self.levels[0] != NONE:
-            raise ValueError(f"levels must start with {NONE!r}")
+            raise InputError(f"levels must start with {NONE!r}")
         used = [
             *self.responsible.default_probability,
             *self.responsible.churn_probability,
@@ -104,19 +105,19 @@ class AlertPolicy(_Frozen):
         ]
         unknown = sorted({level for level in used if level not in self.levels})
         if unknown:
-            raise ValueError(f"levels {unknown} are not among {list(self.levels)}")
+            raise InputError(f"levels {unknown} are not among {list(self.levels)}")
         if self.notifications is not None:
             listed = [code for topic in self.notifications.values() for code in topic.codes]
             repeated = sorted({code for code in listed if listed.count(code) > 1})
             missing, unknown = sorted(self.codes() - set(listed)), sorted(set(listed) - self.codes())
             if repeated or missing or unknown:
-                raise ValueError(
+                raise InputError(
                     "notifications must list every alert code in exactly one topic: "
                     f"repeated {repeated}, missing {missing}, unknown {unknown}"
                 )
         bounds = [grade.max_pd for grade in self.risk_grades]
         if bounds != sorted(bounds) or not bounds or bounds[-1] < 1.0:
-            raise ValueError("risk_grades must have increasing max_pd ending at 1.0")
+            raise InputError("risk_grades must have increasing max_pd ending at 1.0")
         return self
 
     def level(self, name: str) -> int:

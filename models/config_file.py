@@ -9,6 +9,8 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from crm_modes.data.errors import InputError
+
 Model = TypeVar("Model", bound=BaseModel)
 
 
@@ -18,4 +20,4 @@ def load_yaml_model(path: str | os.PathLike[str], model: type[Model]) -> Model:
         return model.model_validate(yaml.safe_load(Path(path).read_text()))
     except ValidationError as error:
         details = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in error.errors())
-        raise ValueError(f"{path}: {details}") from None
+        raise InputError(f"{path}: {details}") from None

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from crm_modes.data.errors import InputError
 from crm_modes.data.schema import MODES
 from crm_modes.models.config_file import load_yaml_model
 
@@ -60,7 +61,7 @@ class LossGivenDefault(_Frozen):
     def _every_mode(self) -> LossGivenDefault:
         _check_modes("loss_given_default.mode_factor", self.mode_factor)
         if any(not 0 < factor <= 1 for factor in self.mode_factor.values()):
-            raise ValueError("loss_given_default.mode_factor: each factor must be in (0, 1]")
+            raise InputError("loss_given_default.mode_factor: each factor must be in (0, 1]")
         return self
 
 
@@ -88,7 +89,7 @@ class Economics(_Frozen):
 
 def _check_modes(entry: str, by_mode: dict[str, object]) -> None:
     if sorted(by_mode) != sorted(MODES):
-        raise ValueError(f"{entry}: needs exactly the modes {list(MODES)}, got {sorted(by_mode)}")
+        raise InputError(f"{entry}: needs exactly the modes {list(MODES)}, got {sorted(by_mode)}")
 
 
 def load_economics(path: str | os.PathLike[str]) -> Economics:

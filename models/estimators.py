@@ -9,6 +9,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from crm_modes.data.errors import InputError
 from crm_modes.models.lightgbm_model import LightGBMClassifier
 
 RANDOM_STATE = 0
@@ -38,7 +39,7 @@ def make_estimator(
         ValueError naming the estimator kind or a parameter it does not accept.
     """
     if kind not in _DEFAULTS:
-        raise ValueError(f"unknown estimator type {kind!r}; known: {sorted(_DEFAULTS)}")
+        raise InputError(f"unknown estimator type {kind!r}; known: {sorted(_DEFAULTS)}")
     settings = {**_DEFAULTS[kind], **params}
     if kind in TREE_KINDS:
         settings.setdefault("categorical_features", categorical or None)
@@ -50,7 +51,7 @@ def make_estimator(
         estimator = LogisticRegression()
     unknown = sorted(set(settings) - set(estimator.get_params()))
     if unknown:
-        raise ValueError(f"{kind} does not take parameters {unknown}")
+        raise InputError(f"{kind} does not take parameters {unknown}")
     return estimator.set_params(**settings)
 
 

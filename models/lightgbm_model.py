@@ -20,6 +20,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from crm_modes.data.errors import InputError
+
 #: Parameters a configuration may set, with their defaults (LightGBM's names).
 PARAMETERS: dict[str, Any] = {
     "n_estimators": 200,
@@ -104,7 +106,7 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(labels)
         self.classes_, encoded = np.unique(labels, return_inverse=True)
         if len(self.classes_) < 2:
-            raise ValueError(
+            raise InputError(
                 f"LightGBMClassifier needs two classes or more in y, got 1 class: {self.classes_.tolist()}"
             )
         self.categorical_indices_ = self._categorical_indices(X)
@@ -161,7 +163,7 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
 
             problem = text_problems(self.model_text_, self.n_features_in_, len(self.classes_))
             if problem is not None:
-                raise ValueError(f"refusing a malformed LightGBM model: {problem}")
+                raise InputError(f"refusing a malformed LightGBM model: {problem}")
             booster = self._booster = lightgbm.Booster(model_str=self.model_text_)
         return booster
 
@@ -183,11 +185,11 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
             return []
         if all(isinstance(item, str) for item in self.categorical_features):
             if not isinstance(X, pd.DataFrame):
-                raise ValueError("categorical_features given by name need X with column names")
+                raise InputError("categorical_features given by name need X with column names")
             columns = list(X.columns)
             unknown = [name for name in self.categorical_features if name not in columns]
             if unknown:
-                raise ValueError(f"categorical_features {unknown} are not columns of X")
+                raise InputError(f"categorical_features {unknown} are not columns of X")
             return [columns.index(name) for name in self.categorical_features]
         return [int(index) for index in self.categorical_features]
 

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from crm_modes.data.errors import InputError
 from crm_modes.data.schema import MODES
 from crm_modes.features.columns import Columns, Labels
 
@@ -65,7 +66,7 @@ class ModeReadings:
     def __post_init__(self) -> None:
         for reading, levels in self.means.items():
             if len(levels) != len(MODES) or not all(np.isfinite(levels)):
-                raise ValueError(
+                raise InputError(
                     f"mode readings: {reading!r} needs a mean for each of {list(MODES)}, got {list(levels)}"
                 )
 
@@ -151,13 +152,13 @@ def fit_mode_readings(frame: pd.DataFrame, readings: list[str], models: list[str
     """
     missing = [name for name in (*readings, MODE_COLUMN, OTHER_COLUMN) if name not in frame]
     if missing:
-        raise ValueError(f"mode readings: the training rows lack the columns {missing}")
+        raise InputError(f"mode readings: the training rows lack the columns {missing}")
     today, _ = client_modes(frame)
     means: dict[str, tuple[float, ...]] = {}
     counts = np.bincount(today[today >= 0], minlength=len(MODES))
     if (counts == 0).any():
         empty = [mode for mode, count in zip(MODES, counts, strict=True) if count == 0]
-        raise ValueError(f"mode readings: no training row whose client is served in {empty}")
+        raise InputError(f"mode readings: no training row whose client is served in {empty}")
     for reading in readings:
         values = pd.to_numeric(frame[reading], errors="coerce").to_numpy(dtype=float)
         usable = (today >= 0) & np.isfinite(values)

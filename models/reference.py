@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crm_modes.data.errors import InputError
 from crm_modes.data.schema import MODES, SCHEMA, Kind, Role
 from crm_modes.models.stability import Bins, fit_bins
 
@@ -247,7 +248,7 @@ def load_reference(path: str | os.PathLike[str]) -> MonitoringReference:
     """
     content = json.loads(Path(path).read_text())
     if content.get("format") != REFERENCE_FORMAT:
-        raise ValueError(f"{path}: monitoring reference format {content.get('format')!r}, expected 1")
+        raise InputError(f"{path}: monitoring reference format {content.get('format')!r}, expected 1")
     return MonitoringReference(
         BookProfile.from_dict(content["profile"]),
         {name: dict(figures) for name, figures in content["development"].items()},

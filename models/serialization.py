@@ -18,6 +18,7 @@ import numpy as np
 import skops.io as sio
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from crm_modes.data.errors import InputError
 from crm_modes.models.lightgbm_model import LightGBMClassifier, text_problems
 from crm_modes.models.sklearn_adapter import hist_gradient_boosting_problems
 
@@ -45,7 +46,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
 )
 
 
-class UntrustedModelError(ValueError):
+class UntrustedModelError(InputError):
     """A model file contains types outside the reviewed list; it is not loaded."""
 
 

@@ -27,6 +27,8 @@ import math
 import os
 from pathlib import Path
 
+from crm_modes.data.errors import InputError
+
 #: Environment variables that size the pools of the libraries numpy and scikit-learn load.
 POOL_VARIABLES = (
     "OMP_NUM_THREADS",
@@ -85,7 +87,7 @@ def configure_threads(threads: int | None = None) -> int:
         ValueError: ``threads`` is below 1.
     """
     if threads is not None and threads < 0:
-        raise ValueError(f"--threads must be 0 (every available CPU) or more, got {threads}")
+        raise InputError(f"--threads must be 0 (every available CPU) or more, got {threads}")
     explicit = threads is not None
     if threads is None:
         configured = os.environ.get("OMP_NUM_THREADS", "")

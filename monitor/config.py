@@ -8,6 +8,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from crm_modes.data.errors import InputError
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -87,6 +89,6 @@ def load_monitoring_config(path: str | os.PathLike[str] | None) -> MonitoringCon
         content = yaml.safe_load(path.read_text()) or {}
         return MonitoringConfig.model_validate(content)
     except OSError as error:
-        raise ValueError(f"{path}: cannot read the monitoring configuration: {error.strerror}") from None
+        raise InputError(f"{path}: cannot read the monitoring configuration: {error.strerror}") from None
     except (yaml.YAMLError, ValidationError) as error:
-        raise ValueError(f"{path}: not a valid monitoring configuration:\n{error}") from None
+        raise InputError(f"{path}: not a valid monitoring configuration:\n{error}") from None

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from crm_modes.data.errors import InputError
 from crm_modes.data.io import iter_chunks
 from crm_modes.data.schema import KEY, input_names
 from crm_modes.data.validation import Gate, TableSchemaError
@@ -39,7 +40,7 @@ def model_reference(model: LoadedModel) -> MonitoringReference:
     """
     path = model.path / "artifacts" / REFERENCE_FILE
     if not path.exists():
-        raise ValueError(
+        raise InputError(
             f"{model.version} carries no monitoring reference ({REFERENCE_FILE}): it was registered "
             "before monitoring existed; train and register a new version"
         )

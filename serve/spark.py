@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from crm_modes.data.errors import InputError
 from crm_modes.data.io import replace_folder, table_format
 from crm_modes.data.schema import KEY, SCHEMA, Kind, input_names
 from crm_modes.data.validation import REASON, Gate, TableSchemaError
@@ -164,7 +165,7 @@ def score_with_spark(
 
     source, output = Path(source), Path(output)
     if table_format(output) != "parquet":
-        raise ValueError(f"{output}: the Spark engine writes Parquet; use a .parquet output path")
+        raise InputError(f"{output}: the Spark engine writes Parquet; use a .parquet output path")
     quarantine = output.with_name(f"{output.stem}.quarantine.parquet")
     _, version, verified = fetch(model_uri)  # checked against its manifest before Spark loads it
     spark = spark_session(master, task_threads=task_threads)

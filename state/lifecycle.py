@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 
+from crm_modes.data.errors import InputError
 from crm_modes.models.alerts import Topic
 
 NEW, ONGOING, ESCALATED, RESOLVED, ACKNOWLEDGED = "new", "ongoing", "escalated", "resolved", "acknowledged"
@@ -99,7 +100,7 @@ def topic_codes(codes: str, topics: dict[str, Topic]) -> dict[str, str]:
     for code in filter(None, codes.split(",")):
         name = of_code.get(code)
         if name is None:
-            raise ValueError(f"alert code {code!r} is in no notification topic of the policy")
+            raise InputError(f"alert code {code!r} is in no notification topic of the policy")
         if name not in found or topics[name].codes.index(code) > topics[name].codes.index(found[name]):
             found[name] = code
     return found

@@ -6,6 +6,7 @@ import datetime as dt
 
 from sqlalchemy import Engine, select, update
 
+from crm_modes.data.errors import InputError
 from crm_modes.state import lifecycle
 from crm_modes.state.tables import alert_events, alerts, decisions
 
@@ -16,7 +17,7 @@ STATUSES = ("open", *lifecycle.OPEN, lifecycle.RESOLVED)
 def list_alerts(engine: Engine, status: str | None = None, limit: int | None = None) -> list[dict]:
     """Alerts, newest first, filtered by ``status`` (see :data:`STATUSES`)."""
     if status is not None and status not in STATUSES:
-        raise ValueError(f"status must be one of {list(STATUSES)}, got {status!r}")
+        raise InputError(f"status must be one of {list(STATUSES)}, got {status!r}")
     query = select(alerts).order_by(alerts.c.last_seen.desc(), alerts.c.id.desc())
     if status == "open":
         query = query.where(alerts.c.status != lifecycle.RESOLVED)
@@ -36,7 +37,7 @@ def acknowledge(engine: Engine, alert_id: int, *, by: str, note: str | None = No
         ValueError: the alert is resolved, or ``by`` is empty.
     """
     if not by.strip():
-        raise ValueError("say who acknowledges the alert (--by NAME)")
+        raise InputError("say who acknowledges the alert (--by NAME)")
     now = dt.datetime.now(dt.UTC)
     with engine.begin() as connection:
         row = (
@@ -47,7 +48,7 @@ def acknowledge(engine: Engine, alert_id: int, *, by: str, note: str | None = No
         if row is None:
             raise KeyError(f"no alert {alert_id}")
         if row["status"] == lifecycle.RESOLVED:
-            raise ValueError(f"alert {alert_id} was resolved on {row['resolved_on']}; nothing to acknowledge")
+            raise InputError(f"alert {alert_id} was resolved on {row['resolved_on']}; nothing to acknowledge")
         connection.execute(
             update(alerts)
             .where(alerts.c.id == alert_id)

@@ -34,6 +34,7 @@ import pandas as pd
 import pyarrow.dataset as pads
 from sqlalchemy import Connection, Engine, bindparam, case, select, text, update
 
+from crm_modes.data.errors import InputError
 from crm_modes.data.io import iter_chunks
 from crm_modes.models.alerts import AlertPolicy
 from crm_modes.state import lifecycle
@@ -60,7 +61,7 @@ class SnapshotBusyError(RuntimeError):
     """Another live recorder is recording the same snapshot; nothing was recorded."""
 
 
-class OutOfOrderError(ValueError):
+class OutOfOrderError(InputError):
     """A snapshot older than one already recorded; refused unless forced."""
 
 
@@ -165,11 +166,11 @@ def record_scores(
     """
     source = Path(source)
     if policy.notifications is None:
-        raise ValueError("the alert policy has no `notifications` section: the lifecycle needs it")
+        raise InputError("the alert policy has no `notifications` section: the lifecycle needs it")
     header = next(iter_scores(source, 1))
     missing = [name for name in REQUIRED if name not in header.columns]
     if missing:
-        raise ValueError(f"{source}: missing columns {missing}; is it a `crm-modes score` output?")
+        raise InputError(f"{source}: missing columns {missing}; is it a `crm-modes score` output?")
     report = RecordReport(run_id=str(uuid.uuid4()))
     rows_by_date, bad = _survey(source, chunk_rows, report)
     dates = sorted(rows_by_date)

@@ -19,6 +19,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 
+from crm_modes.data.errors import InputError
+
 DEFAULT_URL = "sqlite:///crm_state.db"
 URL_VARIABLE = "CRM_MODES_STATE_URL"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -49,7 +51,7 @@ def connect(url: str | None = None, *, migrate: bool = True) -> Engine:
     url = _driver_url(given)
     shown = given if "://" not in given else make_url(given).render_as_string(hide_password=True)
     if not url.startswith(("sqlite:", "postgresql+psycopg:")):
-        raise ValueError(f"state store {shown!r}: use sqlite:///PATH or postgresql://USER@HOST[:PORT]/DB")
+        raise InputError(f"state store {shown!r}: use sqlite:///PATH or postgresql://USER@HOST[:PORT]/DB")
     if url.startswith("sqlite:"):
         engine = create_engine(url, connect_args={"timeout": 60})
         event.listen(engine, "connect", _sqlite_settings)
@@ -59,7 +61,7 @@ def connect(url: str | None = None, *, migrate: bool = True) -> Engine:
         try:
             upgrade(engine)
         except OperationalError as error:
-            raise ValueError(f"state store {shown}: cannot open it: {error.orig}") from None
+            raise InputError(f"state store {shown}: cannot open it: {error.orig}") from None
     return engine
 
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from crm_modes.data.errors import InputError
 from crm_modes.data.generator import HISTORY_MONTHS
 from crm_modes.features.config import FeatureConfig, load_feature_config
 
@@ -35,6 +36,15 @@ class DataConfig(_Frozen):
     path: str | None = None
     #: The table follows the project's schema and goes through the validation gate.
     schema_table: bool = True
+    #: A table of one's own: its reviewed profile (``crm-modes profile``), the declarations every
+    #: row is checked against. Without one, the table is profiled from itself (only rows whose
+    #: numbers do not parse are caught), and a warning says so.
+    profile: str | None = None
+    #: Where rows that break the profile (or the schema) are written, with their reasons
+    #: (default: ``<table>.quarantine.csv`` in the working directory).
+    quarantine: str | None = None
+    #: More quarantined rows than this share stops the job: a wrong file is not "cleaned" into nothing.
+    max_quarantined_share: float = Field(default=0.05, ge=0, le=1)
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -224,7 +234,7 @@ def expand(value: str) -> str:
         if name in os.environ:
             return os.environ[name]
         if default is None:
-            raise ValueError(f"environment variable {name} is not set and has no default")
+            raise InputError(f"environment variable {name} is not set and has no default")
         return default
 
     return _VARIABLE.sub(substitute, value)
@@ -238,19 +248,20 @@ def load_training_config(path: str | os.PathLike[str]) -> TrainingConfig:
     """
     path = Path(path)
     if not path.exists():
-        raise ValueError(f"{path}: no such configuration file")
+        raise InputError(f"{path}: no such configuration file")
     text = path.read_text()
     raw = yaml.safe_load(text) or {}
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
+        raise InputError(f"{path}: expected a mapping at the top level")
     base = path.parent
     raw = dict(raw)
     features = raw.get("features")
     if isinstance(features, str):
         raw["features"] = load_feature_config(base / expand(features))
     data = dict(raw.get("data") or {})
-    if isinstance(data.get("path"), str):
-        data["path"] = str((base / expand(data["path"])).resolve())
+    for key in ("path", "profile", "quarantine"):
+        if isinstance(data.get(key), str):
+            data[key] = str((base / expand(data[key])).resolve())
     raw["data"] = data
     advisor = raw.get("advisor")
     if isinstance(advisor, dict):
@@ -266,4 +277,4 @@ def load_training_config(path: str | os.PathLike[str]) -> TrainingConfig:
         return TrainingConfig.model_validate({**raw, "source_path": path.resolve(), "source_text": text})
     except ValidationError as error:
         details = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in error.errors())
-        raise ValueError(f"{path}: {details}") from None
+        raise InputError(f"{path}: {details}") from None

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import RepeatedStratifiedKFold, train_test_split
 
+from crm_modes.data.errors import InputError
 from crm_modes.training.config import TrainingConfig
 from crm_modes.training.evaluate import evaluate
 from crm_modes.training.fit import binary_target, fit_model
@@ -50,21 +51,25 @@ def cross_validate(
     repeats: int = 1,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    on_fold: Callable[[str, dict[str, float]], None] | None = None,
 ) -> list[CrossValidation]:
     """Cross-validate every binary model of ``config`` on the rows of ``table`` with a known label.
 
+    ``progress`` hears which fold starts; ``on_fold`` gets each fold's figures as it finishes
+    (model name, figures), e.g. to log them before the next fold runs.
+
     Raises:
-        ValueError: fewer than two folds, or a model is not binary.
+        InputError: fewer than two folds, or a model is not binary.
     """
     if folds < 2:
-        raise ValueError(f"--cv must be at least 2, got {folds}")
+        raise InputError(f"--cv must be at least 2, got {folds}")
     say = progress or (lambda message: None)
     results = []
     for name, model in config.models.items():
         if model.kind != "binary":
-            raise ValueError(f"cross-validation reports binary metrics; model {name!r} is {model.kind}")
+            raise InputError(f"cross-validation reports binary metrics; model {name!r} is {model.kind}")
         if model.target not in table:
-            raise ValueError(f"target {model.target!r} of model {name!r} is not a column of the table")
+            raise InputError(f"target {model.target!r} of model {name!r} is not a column of the table")
         rows = table[table[model.target].notna()].reset_index(drop=True)
         y = binary_target(rows[model.target], model).astype(int)
         splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
@@ -93,5 +98,7 @@ def cross_validate(
                 if scored.benchmark_metrics
             }
             result.folds.append(figures)
+            if on_fold is not None:
+                on_fold(name, figures)
         results.append(result)
     return results

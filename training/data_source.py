@@ -1,25 +1,48 @@
-"""Load the training table a configuration names: generated, or read and gated."""
+"""Load the training table a configuration names: generated, or read, and always gated.
+
+Every table passes through the validation gate before a model sees it: the project's book
+against its schema, a table of one's own against its profile (:mod:`crm_modes.data.profile`;
+the configuration's ``data.profile``, with ``features.constraints`` over it). Rows that break
+it are kept aside with their reasons (:attr:`TrainingTable.quarantine`), the job goes on with
+the rest, and a table where more than ``data.max_quarantined_share`` of the rows break it stops
+the job: a wrong file is not "cleaned" into nothing.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
+from crm_modes.data.errors import InputError
 from crm_modes.data.generator import generate_book
-from crm_modes.data.io import read_table, table_format
-from crm_modes.data.validation import validate
-from crm_modes.training.config import DataConfig
+from crm_modes.data.io import read_table
+from crm_modes.data.profile import TableProfile, Use, infer_profile, load_profile
+from crm_modes.data.validation import FileReport, Gate, ValidationResult
+from crm_modes.training.config import TrainingConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class TrainingTable:
+    """The rows a job trains or evaluates on, and what the gate kept out."""
+
     table: pd.DataFrame
     description: str
     rows_in: int
     rows_quarantined: int
     data_hash: str
+    #: rejected rows as read, with ``source_row`` and ``quarantine_reason``
+    quarantine: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: problems per column (a row with two problems counts in both columns)
+    problems: dict[str, int] = field(default_factory=dict)
+    #: the profile a table of one's own was checked against (None: the project's schema)
+    profile: TableProfile | None = None
 
 
 def table_hash(table: pd.DataFrame) -> str:
@@ -30,25 +53,124 @@ def table_hash(table: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def load_training_table(config: DataConfig) -> TrainingTable:
-    """The table to train on.
+def profile_uses(config: TrainingConfig) -> tuple[dict[str, Use], set[str]]:
+    """The columns a configuration uses on a table of its own (column -> use), and the numeric ones."""
+    features = config.features
+    numeric = [name for name in features.numeric if name not in features.exclude]
+    categorical = [name for name in features.categorical if name not in features.exclude]
+    uses: dict[str, Use] = dict.fromkeys(features.identifiers, "identifier")
+    uses |= dict.fromkeys([*numeric, *categorical], "feature")
+    uses |= dict.fromkeys((model.target for model in config.models.values()), "target")
+    if config.split.kind == "holdout_column" and config.split.holdout_column:
+        uses[config.split.holdout_column] = "split"
+    return uses, set(numeric)
 
-    A generated book or a schema table goes through the validation gate (rows it
-    quarantines are counted, not used); any other table is read with its own types.
+
+def configured_profile(config: TrainingConfig, raw: pd.DataFrame | None = None) -> TableProfile:
+    """The profile a table of one's own is checked against: ``data.profile`` with
+    ``features.constraints`` over it, or (no profile configured) inferred from ``raw`` itself.
+
+    Raises:
+        InputError: the profile lacks a column the configuration uses, or cannot be read.
     """
-    if config.generate_rows is not None or config.schema_table:
-        if config.generate_rows is not None:
-            raw = generate_book(config.generate_rows, config.seed, history_months=config.history_months)
-            description = (
-                f"synthetic book: {config.generate_rows:,} rows, seed {config.seed}, "
-                f"{config.history_months} months"
+    uses, numeric = profile_uses(config)
+    if config.data.profile is not None:
+        profile = load_profile(config.data.profile)
+        missing = [name for name in uses if name not in profile.names()]
+        if missing:
+            raise InputError(
+                f"{config.data.profile}: the table profile lacks columns the configuration uses: {missing}; "
+                "run `crm-modes profile` again"
             )
-        else:
-            raw, description = read_table(config.path), config.path
-        result = validate(raw)
-        rows_in, rows_quarantined, table = result.rows_in, len(result.quarantine), result.valid
     else:
-        fmt = table_format(config.path)
-        table = pd.read_csv(config.path) if fmt == "csv" else pd.read_parquet(config.path)
-        description, rows_in, rows_quarantined = config.path, len(table), 0
-    return TrainingTable(table, description, rows_in, rows_quarantined, table_hash(table))
+        if raw is None:
+            raw = read_table(config.data.path)
+        log.warning(
+            "%s: no table profile configured (data.profile): the table is profiled from itself, so only "
+            "values that do not parse are caught; run `crm-modes profile` and commit its output",
+            config.data.path,
+        )
+        profile = infer_profile(raw, uses, numeric=numeric, source=os.path.basename(config.data.path or ""))
+    return profile.constrained(config.features.constraints)
+
+
+def profile_gate(profile: TableProfile) -> Gate:
+    """The gate of a table of one's own: its profile's declarations, every one required, no key."""
+    return Gate(required=tuple(profile.names()), columns=profile.declarations(), key=())
+
+
+def load_training_table(config: TrainingConfig) -> TrainingTable:
+    """The table to train on, gated (see the module).
+
+    Raises:
+        TableReadError, TableSchemaError: the table cannot be read or misses a column.
+        InputError: more rows than ``data.max_quarantined_share`` break the schema or the profile.
+    """
+    data = config.data
+    profile = None
+    if data.generate_rows is not None:
+        raw = generate_book(data.generate_rows, data.seed, history_months=data.history_months)
+        description = (
+            f"synthetic book: {data.generate_rows:,} rows, seed {data.seed}, {data.history_months} months"
+        )
+        gate = Gate()
+    else:
+        raw, description = read_table(data.path), data.path
+        if data.schema_table:
+            gate = Gate()
+        else:
+            profile = configured_profile(config, raw)
+            gate = profile_gate(profile)
+    result = gate.check(raw)
+    report = FileReport()
+    report.add(result)
+    _refuse_mostly_junk(result, report, data.max_quarantined_share, description)
+    table = _category_codes_as_numbers(result.valid, profile) if profile is not None else result.valid
+    return TrainingTable(
+        table,
+        description,
+        result.rows_in,
+        len(result.quarantine),
+        table_hash(table),
+        quarantine=result.quarantine,
+        problems=dict(report.reasons),
+        profile=profile,
+    )
+
+
+def _category_codes_as_numbers(table: pd.DataFrame, profile: TableProfile) -> pd.DataFrame:
+    """Categories coded as whole numbers (a flag 0/1, a code 1/2) back as numbers, as the table holds them.
+
+    The gate reads them as labels ("1"); as numbers they reach the model the same way (its encoder
+    reads 1 as "1"), and its signature and input example say integers, which MLflow's JSON round
+    trip of the example keeps (it reads "1" back as 1).
+    """
+    table = table.copy()
+    for column in profile.columns:
+        if column.kind != "categorical" or column.nullable or not column.categories:
+            continue
+        if all(label.lstrip("-").isdigit() for label in column.categories) and column.name in table:
+            table[column.name] = pd.to_numeric(table[column.name].astype(str)).astype("int64")
+    return table
+
+
+def _refuse_mostly_junk(result: ValidationResult, report: FileReport, limit: float, description: str) -> None:
+    rows_in, bad = result.rows_in, len(result.quarantine)
+    if rows_in and bad / rows_in > limit:
+        worst = ", ".join(
+            f"{column} {count:,}" for column, count in sorted(report.reasons.items(), key=lambda i: -i[1])[:5]
+        )
+        raise InputError(
+            f"{description}: {bad:,} of {rows_in:,} rows ({bad / rows_in:.1%}) break the table's "
+            f"declarations, more than the {limit:.0%} allowed (data.max_quarantined_share): is it the "
+            "right file? "
+            f"Problems by column: {worst}"
+        )
+
+
+def quarantine_path(config: TrainingConfig) -> Path:
+    """Where a job writes the rows its gate kept out."""
+    if config.data.quarantine is not None:
+        return Path(config.data.quarantine)
+    stem = Path(config.data.path).stem if config.data.path else "book"
+    return Path(f"{stem}.quarantine.csv")

@@ -13,6 +13,7 @@ from sklearn.metrics import log_loss
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
+from crm_modes.data.errors import InputError
 from crm_modes.features.builder import build_feature_pipeline, categorical_outputs
 from crm_modes.features.config import FeatureConfig
 from crm_modes.models.estimators import flavor_of, make_estimator
@@ -46,19 +47,19 @@ def binary_target(values: pd.Series, config: ModelConfig) -> np.ndarray:
     distinct = pd.unique(present)
     if len(distinct) > 2:
         shown = sorted(map(str, distinct))[:6]
-        raise ValueError(
+        raise InputError(
             f"target {config.target!r} of binary model holds {len(distinct)} distinct values {shown}; "
             "a binary model needs exactly two"
         )
     if config.positive_label is not None:
         if str(config.positive_label) not in set(map(str, distinct)):
-            raise ValueError(
+            raise InputError(
                 f"positive_label {config.positive_label!r} does not occur in target {config.target!r}"
             )
         return (present.astype(str) == str(config.positive_label)).reindex(values.index).to_numpy(dtype=float)
-    numeric = pd.to_numeric(present, errors="coerce")
+    numeric = pd.to_numeric(present.astype(str), errors="coerce")
     if numeric.isna().any() or not set(numeric.unique()) <= {0, 1}:
-        raise ValueError(
+        raise InputError(
             f"target {config.target!r} holds {sorted(map(str, distinct))}; "
             "set positive_label to say which is 1"
         )
@@ -163,7 +164,7 @@ def tune(config: ModelConfig, features: FeatureConfig, train: pd.DataFrame) -> d
     )
     unknown = sorted(set(config.tuning.space) - set(pipeline["model"].get_params()))
     if unknown:
-        raise ValueError(f"tuning.space names parameters {config.estimator.type} does not take: {unknown}")
+        raise InputError(f"tuning.space names parameters {config.estimator.type} does not take: {unknown}")
     y = train[config.target]
     y = binary_target(y, config) if config.kind == "binary" else y.astype(str).to_numpy()
     search = HalvingRandomSearchCV(

@@ -17,6 +17,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from crm_modes.data.errors import InputError
+
 ECE_BINS = 10
 
 
@@ -47,7 +49,7 @@ def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     y = np.asarray(y, dtype=int)
     p = np.clip(np.asarray(p, dtype=float), 1e-12, 1 - 1e-12)
     if len(np.unique(y)) < 2:
-        raise ValueError("evaluation rows hold only one class; AUC is undefined")
+        raise InputError("evaluation rows hold only one class; AUC is undefined")
     return {
         "auc": float(roc_auc_score(y, p)),
         "pr_auc": float(average_precision_score(y, p)),

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from crm_modes.data.errors import InputError
 from crm_modes.data.schema import MODES, input_names
 from crm_modes.models.advisor import PROBABILITY_COLUMNS, VALUE_COLUMNS
 from crm_modes.models.economics import Economics, choose_modes, policy_value, value_parts
@@ -94,13 +95,13 @@ def policy_report(
     """
     missing = [name for name in ("assigned_mode", *LABELS) if name not in rows]
     if missing:
-        raise ValueError(f"the policy report needs the columns {missing} on the evaluation rows")
+        raise InputError(f"the policy report needs the columns {missing} on the evaluation rows")
     if rows[list(LABELS)].isna().any().any():
-        raise ValueError("the policy report needs known outcomes: drop rows whose 12-month window is open")
+        raise InputError("the policy report needs known outcomes: drop rows whose 12-month window is open")
     n = len(rows)
     logged = mode_index(rows["assigned_mode"])
     if (logged < 0).any():
-        raise ValueError("assigned_mode holds values that are not modes")
+        raise InputError("assigned_mode holds values that are not modes")
     switching = economics.switching_cost
     recommended = mode_index(advice["recommended_mode"])
     imitation = mode_index(advice["committee_mode"])

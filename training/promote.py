@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 import pandas as pd
 from mlflow import MlflowClient
 
+from crm_modes.data.errors import InputError
 from crm_modes.training.config import GateConfig, ModelConfig, TrainingConfig
 from crm_modes.training.data_source import load_training_table, table_hash
 from crm_modes.training.evaluate import evaluate_pipeline
@@ -129,14 +130,14 @@ def promote(config: TrainingConfig, models: list[str] | None = None) -> list[Dec
     names = models or list(config.models)
     unknown = [name for name in names if name not in config.models]
     if unknown:
-        raise ValueError(f"models {unknown} are not in the configuration; it has {list(config.models)}")
-    table = load_training_table(config.data).table
+        raise InputError(f"models {unknown} are not in the configuration; it has {list(config.models)}")
+    table = load_training_table(config).table
     decisions = []
     for name in names:
         model = config.models[name]
         challenger = version_by_alias(model.registered_name, CHALLENGER)
         if challenger is None:
-            raise ValueError(
+            raise InputError(
                 f"{model.registered_name} has no {CHALLENGER!r} version; run `crm-modes train` first"
             )
         champion = version_by_alias(model.registered_name, CHAMPION)
@@ -241,7 +242,7 @@ def _advisor_decision(config: TrainingConfig, components: list[Decision]) -> Dec
     name = config.advisor.registered_name
     challenger = version_by_alias(name, CHALLENGER)
     if challenger is None:
-        raise ValueError(f"{name} has no {CHALLENGER!r} version; run `crm-modes train` first")
+        raise InputError(f"{name} has no {CHALLENGER!r} version; run `crm-modes train` first")
     champion = version_by_alias(name, CHAMPION)
     decision = Decision(
         "advisor", name, False, str(challenger.version), None if champion is None else str(champion.version)
@@ -286,7 +287,7 @@ def rollback(config: TrainingConfig, models: list[str] | None = None) -> list[tu
             previous = version_by_alias(registered, PREVIOUS_CHAMPION)
             current = version_by_alias(registered, CHAMPION)
             if previous is None or current is None:
-                raise ValueError(f"{registered} has no {PREVIOUS_CHAMPION!r} version to roll back to")
+                raise InputError(f"{registered} has no {PREVIOUS_CHAMPION!r} version to roll back to")
             pairs.append((registered, str(current.version), str(previous.version)))
         for registered, current, previous in pairs:
             set_alias(client, registered, CHAMPION, previous)

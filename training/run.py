@@ -12,13 +12,16 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from crm_modes.data.errors import InputError
+from crm_modes.data.io import write_table
 from crm_modes.data.schema import KEY
+from crm_modes.data.validation import SOURCE_ROW
 from crm_modes.models.mode_readings import ModeReadings, fit_mode_readings
 from crm_modes.training import plots
 from crm_modes.training.bundle import log_advisor
 from crm_modes.training.cards import model_card
 from crm_modes.training.config import ModelConfig, TrainingConfig
-from crm_modes.training.data_source import TrainingTable, load_training_table
+from crm_modes.training.data_source import TrainingTable, load_training_table, quarantine_path
 from crm_modes.training.evaluate import Evaluation, evaluate
 from crm_modes.training.fit import FittedModel, binary_target, fit_model
 from crm_modes.training.importance import IMPORTANCE_ROWS, permutation_scores
@@ -49,6 +52,12 @@ class TrainingReport:
     data_hash: str
     outcomes: list[ModelOutcome]
     advisor_version: str | None = None
+    #: the gate's count: rows in = rows trained on (``rows_in - rows_quarantined``) + quarantined
+    rows_in: int = 0
+    rows_quarantined: int = 0
+    #: where the quarantined rows were written, with their reasons (None: none quarantined)
+    quarantine: Path | None = None
+    problems: dict[str, int] = field(default_factory=dict)
 
 
 def model_split(table: pd.DataFrame, config: TrainingConfig, model: ModelConfig) -> tuple[Split, int]:
@@ -58,7 +67,7 @@ def model_split(table: pd.DataFrame, config: TrainingConfig, model: ModelConfig)
     only facilities never seen in training, so remembered facilities cannot flatter it.
     """
     if model.target not in table:
-        raise ValueError(f"target {model.target!r} of model is not a column of the table")
+        raise InputError(f"target {model.target!r} of model is not a column of the table")
     known = table[model.target].notna().to_numpy()
     split_config = config.split
     if model.kind == "multiclass":
@@ -206,7 +215,7 @@ def train(config: TrainingConfig, *, progress: Progress | None = None) -> Traini
     """Train, evaluate, log and register every model in ``config``; return what was registered."""
     say = progress or (lambda message: None)
     say("loading data")
-    data = load_training_table(config.data)
+    data = load_training_table(config)
     commit = git_commit()
     experiment = mlflow.set_experiment(config.mlflow.experiment)
     outcomes = []
@@ -214,6 +223,11 @@ def train(config: TrainingConfig, *, progress: Progress | None = None) -> Traini
         mlflow.set_tags({"git_commit": commit, "data_hash": data.data_hash})
         mlflow.log_params({"data": data.description, "models": ",".join(config.models)})
         mlflow.log_metrics({"rows_in": data.rows_in, "rows_quarantined": data.rows_quarantined})
+        quarantine = write_quarantine(config, data)
+        if quarantine is not None:
+            mlflow.log_artifact(str(quarantine), artifact_path="data")
+        if data.profile is not None:
+            mlflow.log_text(data.profile.to_yaml(), "data/table_profile.yaml")
         if config.source_path is not None:
             mlflow.log_text(config.source_text, f"config/{config.source_path.name}")
         mlflow.log_text(config.features.model_dump_json(indent=2), "config/features.json")
@@ -247,5 +261,24 @@ def train(config: TrainingConfig, *, progress: Progress | None = None) -> Traini
         say("making the registered versions @challenger")
         make_challengers(registered)
     return TrainingReport(
-        parent.info.run_id, experiment.experiment_id, data.data_hash, outcomes, advisor_version
+        parent.info.run_id,
+        experiment.experiment_id,
+        data.data_hash,
+        outcomes,
+        advisor_version,
+        rows_in=data.rows_in,
+        rows_quarantined=data.rows_quarantined,
+        quarantine=quarantine,
+        problems=data.problems,
     )
+
+
+def write_quarantine(config: TrainingConfig, data: TrainingTable) -> Path | None:
+    """Write the rows the gate kept out, with their reasons, where the configuration says (atomically)."""
+    if not data.rows_quarantined:
+        return None
+    target = quarantine_path(config)
+    rejected = data.quarantine.astype(
+        {name: "string" for name in data.quarantine.columns if name != SOURCE_ROW}
+    )
+    return write_table(rejected, target)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from crm_modes.data.errors import InputError
 from crm_modes.training.config import SplitConfig
 
 
@@ -49,7 +50,7 @@ def split_rows(table: pd.DataFrame, config: SplitConfig, *, known: np.ndarray, s
         return _out_of_time(table, config, known)
     if config.kind == "holdout_column":
         if config.holdout_column is None or config.holdout_column not in table:
-            raise ValueError(f"split.holdout_column {config.holdout_column!r} is not a column of the table")
+            raise InputError(f"split.holdout_column {config.holdout_column!r} is not a column of the table")
         holdout = table[config.holdout_column].astype(str).str.lower().isin(["true", "1", "yes"]).to_numpy()
         evaluation = known & holdout
         rest = np.flatnonzero(known & ~holdout)
@@ -82,10 +83,10 @@ def split_rows(table: pd.DataFrame, config: SplitConfig, *, known: np.ndarray, s
 
 def _out_of_time(table: pd.DataFrame, config: SplitConfig, known: np.ndarray) -> Split:
     if config.date_column not in table:
-        raise ValueError(f"split.date_column {config.date_column!r} is not a column of the table")
+        raise InputError(f"split.date_column {config.date_column!r} is not a column of the table")
     month = _month_index(table[config.date_column])
     if not known.any():
-        raise ValueError("no row has a known label; nothing to train or evaluate on")
+        raise InputError("no row has a known label; nothing to train or evaluate on")
     last_known = month[known].max()
     evaluation_start = last_known - config.evaluation_months + 1
     fit_end = evaluation_start - config.horizon_months - 1  # last training snapshot month
@@ -95,7 +96,7 @@ def _out_of_time(table: pd.DataFrame, config: SplitConfig, known: np.ndarray) ->
     train = known & (month < calibration_start)
     for name, rows in (("training", train), ("calibration", calibration), ("evaluation", evaluation)):
         if not rows.any():
-            raise ValueError(
+            raise InputError(
                 f"the out-of-time split leaves no {name} rows: the table spans too few months for "
                 f"{config.evaluation_months} evaluation, {config.horizon_months} horizon and "
                 f"{config.calibration_months} calibration months"

@@ -44,6 +44,7 @@ def small_copy(config_name: str, folder: Path, datasets: Path, **changes) -> Pat
     raw = yaml.safe_load((REPO / "configs" / config_name).read_text())
     raw["data"]["path"] = str(folder / "datasets" / file)
     raw["features"] = str(REPO / "configs" / raw["features"])
+    raw["data"]["profile"] = str(REPO / "configs" / raw["data"]["profile"])
     for model in raw["models"].values():
         if model.get("tuning", {}).get("enabled"):
             model["tuning"].update(candidates=4, factor=2)
@@ -110,14 +111,21 @@ def test_trains_and_cross_validates_from_its_configuration(cli, datasets, tmp_pa
 
 
 def test_a_missing_column_is_named(cli, datasets, tmp_path):
+    """By the table profile when one is configured, by the table itself when none is."""
     config = with_numeric_feature(small_copy("german_credit.yaml", tmp_path, datasets), "monthly_income")
     result = crm(cli, tmp_path, "train", "--config", str(config))
     assert result.returncode == 2
-    assert "the table lacks columns the pipeline needs: ['monthly_income']" in result.stderr
+    assert "the table profile lacks columns the configuration uses: ['monthly_income']" in result.stderr
+    unprofiled = small_copy("german_credit.yaml", tmp_path, datasets, **{"data.profile": None})
+    result = crm(cli, tmp_path, "train", "--config", str(with_numeric_feature(unprofiled, "monthly_income")))
+    assert result.returncode == 2
+    assert "the configuration uses columns it lacks: ['monthly_income']" in result.stderr
 
 
 def test_a_target_with_more_than_two_values_is_refused(cli, datasets, tmp_path):
-    config = small_copy("german_credit.yaml", tmp_path, datasets, **{"models.default.target": "risk_class"})
+    config = small_copy(
+        "german_credit.yaml", tmp_path, datasets, **{"models.default.target": "risk_class", "data.profile": None}
+    )
     table = tmp_path / "datasets" / "german_credit.csv"
     sample = pd.read_csv(table)
     sample["risk_class"] = ["A", "B", "C"] * (len(sample) // 3)
@@ -162,7 +170,7 @@ def test_tuning_is_nested_inside_every_outer_fold(datasets, tmp_path, monkeypatc
             },
         )
     )
-    table = load_training_table(config.data).table
+    table = load_training_table(config).table
     seen: list[pd.Index] = []
     original = fit.tune
 

@@ -1,0 +1,261 @@
+"""A table's profile: what every configured column of a table of one's own may hold, reviewed and committed.
+
+The project's own book is checked against its schema. A table of one's own (a public credit
+table, a bank's extract) is checked against its profile: for every column a configuration
+uses (features, identifiers, the target, the hold-out marker), its kind, whether it may be
+missing, its range (numbers) or its categories (text, and a target's classes). A profile is
+inferred from a reference table (:func:`infer_profile`, ``crm-modes profile``) into YAML that
+a person reviews and commits; the feature configuration may also declare constraints by hand
+(``features.constraints``), which win over the inferred ones. Every row of the table then
+passes through the same gate as the book (:class:`crm_modes.data.validation.Gate`, with the
+profile's declarations): a row that breaks it goes to quarantine with one reason per problem,
+the rest goes on.
+
+Ranges get a margin: the observed range widened by ``margin`` times its width on each side,
+never below 0 for a column that was never negative. A text column with more than
+``max_categories`` distinct values gets no category list (any text passes).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from crm_modes.data.errors import InputError
+from crm_modes.data.labels import number_labels
+from crm_modes.data.schema import Column, Kind, Role
+
+Use = Literal["feature", "identifier", "target", "split"]
+PROFILE_FORMAT = 1
+DEFAULT_MARGIN = 0.1
+MAX_CATEGORIES = 100
+_ROLE = {"feature": Role.CLIENT, "identifier": Role.ID, "target": Role.LABEL, "split": Role.CONTEXT}
+
+
+@dataclass(frozen=True)
+class ColumnProfile:
+    """What one column may hold.
+
+    Attributes:
+        name: the column.
+        use: what the configuration uses it for (feature, identifier, target, split).
+        kind: ``numeric`` or ``categorical``.
+        nullable: whether a missing value is allowed.
+        minimum, maximum: inclusive bounds of a numeric column (None: unbounded).
+        integer: a numeric column of whole numbers only.
+        categories: the allowed labels of a categorical column (empty: any text).
+    """
+
+    name: str
+    use: Use
+    kind: Literal["numeric", "categorical"]
+    nullable: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    integer: bool = False
+    categories: tuple[str, ...] = ()
+
+    def declaration(self) -> Column:
+        """The column as the gate checks it."""
+        if self.kind == "numeric":
+            kind = Kind.INT if self.integer else Kind.FLOAT
+        else:
+            kind = Kind.CATEGORY if self.categories else Kind.STRING
+        return Column(
+            name=self.name,
+            kind=kind,
+            role=_ROLE[self.use],
+            description=f"{self.use} column of a configured table",
+            nullable=self.nullable,
+            minimum=self.minimum,
+            maximum=self.maximum,
+            categories=self.categories,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"use": self.use, "kind": self.kind, "nullable": self.nullable}
+        if self.kind == "numeric":
+            entry |= {"minimum": self.minimum, "maximum": self.maximum, "integer": self.integer}
+        elif self.categories:
+            entry["categories"] = list(self.categories)
+        return entry
+
+
+@dataclass(frozen=True)
+class TableProfile:
+    """Every profiled column of one table, in the table's order."""
+
+    columns: tuple[ColumnProfile, ...]
+    source: str = ""
+    rows: int = 0
+    margin: float = DEFAULT_MARGIN
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def declarations(self) -> tuple[Column, ...]:
+        return tuple(column.declaration() for column in self.columns)
+
+    def names(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+    def constrained(self, constraints: dict[str, dict[str, Any]]) -> TableProfile:
+        """The profile with hand-declared ``constraints`` (column -> fields) over the inferred ones.
+
+        Raises:
+            InputError: a constraint names a column the profile does not have, or a field it does not know.
+        """
+        by_name = {column.name: column for column in self.columns}
+        unknown = sorted(set(constraints) - set(by_name))
+        if unknown:
+            raise InputError(f"features.constraints names columns the table profile lacks: {unknown}")
+        allowed = {"nullable", "minimum", "maximum", "integer", "categories"}
+        updated = []
+        for column in self.columns:
+            given = dict(constraints.get(column.name, {}))
+            wrong = sorted(set(given) - allowed)
+            if wrong:
+                raise InputError(
+                    f"features.constraints.{column.name}: unknown fields {wrong}; use {sorted(allowed)}"
+                )
+            if "categories" in given:
+                given["categories"] = tuple(str(label) for label in given["categories"])
+            updated.append(replace(column, **given))
+        return replace(self, columns=tuple(updated))
+
+    def to_yaml(self) -> str:
+        header = [
+            "# Table profile: what each column the configuration uses may hold. Inferred by",
+            f"# `crm-modes profile` from {self.source} ({self.rows:,} rows), ranges widened by",
+            f"# {self.margin:.0%} of their width on each side. Review it, edit what the data cannot",
+            "# know (a range a column may never leave, a category that has not occurred yet), commit it.",
+            *(f"# note: {note}" for note in self.notes),
+        ]
+        body = {
+            "format": PROFILE_FORMAT,
+            "source": self.source,
+            "rows": self.rows,
+            "margin": self.margin,
+            "columns": {column.name: column.to_dict() for column in self.columns},
+        }
+        return "\n".join(header) + "\n" + yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        path = Path(path)
+        path.write_text(self.to_yaml())
+        return path
+
+
+def load_profile(path: str | os.PathLike[str]) -> TableProfile:
+    """Read a profile written by :meth:`TableProfile.save` (and perhaps edited by hand).
+
+    Raises:
+        InputError: naming the file and what is wrong in it.
+    """
+    path = Path(path)
+    try:
+        content = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise InputError(f"{path}: cannot read the table profile: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise InputError(f"{path}: not YAML: {error}") from None
+    if not isinstance(content, dict) or content.get("format") != PROFILE_FORMAT:
+        raise InputError(f"{path}: not a table profile of format {PROFILE_FORMAT} (see `crm-modes profile`)")
+    columns = []
+    for name, entry in (content.get("columns") or {}).items():
+        try:
+            columns.append(
+                ColumnProfile(
+                    name=str(name),
+                    use=entry["use"],
+                    kind=entry["kind"],
+                    nullable=bool(entry.get("nullable", False)),
+                    minimum=_number(entry.get("minimum")),
+                    maximum=_number(entry.get("maximum")),
+                    integer=bool(entry.get("integer", False)),
+                    categories=tuple(str(label) for label in entry.get("categories", ())),
+                )
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise InputError(f"{path}: column {name!r}: {error}") from None
+        if columns[-1].use not in _ROLE or columns[-1].kind not in ("numeric", "categorical"):
+            raise InputError(
+                f"{path}: column {name!r}: use must be one of {sorted(_ROLE)}, kind numeric or categorical"
+            )
+    return TableProfile(
+        tuple(columns),
+        source=str(content.get("source", "")),
+        rows=int(content.get("rows", 0)),
+        margin=float(content.get("margin", DEFAULT_MARGIN)),
+    )
+
+
+def _number(value: object) -> float | None:
+    return None if value is None else float(value)
+
+
+def infer_profile(
+    frame: pd.DataFrame,
+    uses: dict[str, Use],
+    *,
+    numeric: set[str],
+    source: str = "",
+    margin: float = DEFAULT_MARGIN,
+    max_categories: int = MAX_CATEGORIES,
+) -> TableProfile:
+    """The profile of ``frame``'s columns named in ``uses`` (column -> use).
+
+    ``numeric``: the columns the configuration reads as numbers (its ``numeric`` features);
+    every other column is profiled as categorical (a target as its classes).
+
+    Raises:
+        InputError: a column is missing from the table, or a numeric column holds no numbers.
+    """
+    missing = [name for name in uses if name not in frame.columns]
+    if missing:
+        raise InputError(f"{source or 'the table'}: the configuration uses columns it lacks: {missing}")
+    columns, notes = [], []
+    for name, use in uses.items():
+        values = frame[name]
+        nullable = bool(values.isna().any())
+        if name in numeric:
+            numbers = pd.to_numeric(values, errors="coerce")
+            unread = int((numbers.isna() & values.notna()).sum())
+            if numbers.notna().sum() == 0:
+                raise InputError(f"{source}: column {name!r} is configured numeric but holds no numbers")
+            if unread:
+                notes.append(f"{name}: {unread:,} values that are not numbers were left out of its range")
+            low, high = float(numbers.min()), float(numbers.max())
+            width = high - low
+            minimum, maximum = low - margin * width, high + margin * width
+            if low >= 0:
+                minimum = max(minimum, 0.0)
+            finite = numbers.dropna().to_numpy(dtype=np.float64)
+            integer = bool(np.all(np.floor(finite) == finite))
+            if integer:
+                minimum, maximum = float(np.floor(minimum)), float(np.ceil(maximum))
+            columns.append(ColumnProfile(name, use, "numeric", nullable, minimum, maximum, integer))
+            continue
+        labels = _labels(values)
+        distinct = sorted(set(labels.dropna()))
+        if use == "target" or len(distinct) <= max_categories:
+            categories = tuple(distinct)
+        else:
+            categories = ()
+            notes.append(
+                f"{name}: {len(distinct):,} distinct values, more than {max_categories}: any text passes"
+            )
+        columns.append(ColumnProfile(name, use, "categorical", nullable, categories=categories))
+    return TableProfile(tuple(columns), source=source, rows=len(frame), margin=margin, notes=tuple(notes))
+
+
+def _labels(values: pd.Series) -> pd.Series:
+    """Values as the labels the gate and the feature pipeline read: whole numbers without a point."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        return pd.Series(number_labels(numbers), index=values.index, dtype=object)
+    return values.astype(object).where(values.notna(), None).map(lambda v: v if v is None else str(v).strip())
