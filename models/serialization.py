@@ -82,12 +82,21 @@ def _tree_problems(model: object) -> Iterator[str]:
     with a cycle would never finish. Every split must point forward to nodes inside its
     tree and at features and category bitsets that exist.
     """
+    # An unfitted template (a cross-fitted calibrator keeps one beside its fitted copies) holds no
+    # trees and can never predict: there is nothing in it to check.
     for estimator in _reachable(model, LightGBMClassifier):
-        problem = text_problems(estimator.model_text_, estimator.n_features_in_, len(estimator.classes_))
-        if problem is not None:
-            yield f"LightGBM model: {problem}"
+        if _fitted(estimator):
+            problem = text_problems(estimator.model_text_, estimator.n_features_in_, len(estimator.classes_))
+            if problem is not None:
+                yield f"LightGBM model: {problem}"
     for estimator in _reachable(model, HistGradientBoostingClassifier):
-        yield from hist_gradient_boosting_problems(estimator)
+        if _fitted(estimator):
+            yield from hist_gradient_boosting_problems(estimator)
+
+
+def _fitted(estimator: object) -> bool:
+    """Whether ``estimator`` learnt anything (scikit-learn's mark: an attribute ending in ``_``)."""
+    return any(name.endswith("_") and not name.startswith("__") for name in vars(estimator))
 
 
 def _reachable(root: object, kind: type[T]) -> Iterator[T]:

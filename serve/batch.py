@@ -33,9 +33,9 @@ from crm_modes.data.io import (
 )
 from crm_modes.data.schema import MODES, input_names
 from crm_modes.data.validation import Gate, TableSchemaError
+from crm_modes.models.alerts import load_policy
 from crm_modes.serve.registry import LoadedModel
 
-LEVEL_ORDER = {"none": 0, "watch": 1, "warning": 2, "critical": 3}
 TOP_ALERTS = 10
 #: Parts are read back once, at assembly: uncompressed, they read 2.5 times faster.
 PART_COMPRESSION = "none"
@@ -71,6 +71,8 @@ class ScoreReport:
     chunks: int
     chunks_resumed: int
     top_alerts: pd.DataFrame
+    #: the alert levels of the bundle's policy, least severe first
+    levels: tuple[str, ...] = ()
 
     @property
     def reconciles(self) -> bool:
@@ -111,12 +113,14 @@ def _counts_of(advice: pd.DataFrame, rows_in: int, quarantined: int) -> ChunkCou
     )
 
 
-def _most_severe(frame: pd.DataFrame, count: int) -> pd.DataFrame:
-    """The ``count`` rows of highest alert level (then highest PD), in that order; none unalerted."""
+def _most_severe(frame: pd.DataFrame, count: int, levels: tuple[str, ...]) -> pd.DataFrame:
+    """The ``count`` rows of highest alert level (then highest PD), in that order; none unalerted.
+
+    ``levels``: the policy's alert levels, least severe (no alert) first.
+    """
     if frame.empty:
         return frame
-    order = sorted(LEVEL_ORDER, key=LEVEL_ORDER.get)
-    severity = pd.Categorical(frame["alert_level"], categories=order).codes  # unknown level: -1
+    severity = pd.Categorical(frame["alert_level"], categories=list(levels)).codes  # unknown level: -1
     alerted = np.flatnonzero(severity > 0)
     probability = frame["default_probability"].to_numpy()[alerted]
     ranked = alerted[np.lexsort((-probability, -severity[alerted]))[:count]]  # stable on ties
@@ -154,6 +158,7 @@ def score_file(
         parts.mkdir(parents=True, exist_ok=True)
         manifest.write_text(json.dumps(identity))
 
+    levels = load_policy(model.path / "artifacts" / "alert_policy.yaml").levels
     gate = Gate()
     total = ChunkCounts()
     resumed = 0
@@ -179,7 +184,9 @@ def score_file(
                 temporary.write_text(json.dumps(asdict(counts)))
                 os.replace(temporary, done)  # the chunk counts as done only once this exists
         total.add(counts)
-        top = _most_severe(pd.concat([top, _most_severe(advice, TOP_ALERTS)], ignore_index=True), TOP_ALERTS)
+        top = _most_severe(
+            pd.concat([top, _most_severe(advice, TOP_ALERTS, levels)], ignore_index=True), TOP_ALERTS, levels
+        )
         if on_chunk is not None:
             on_chunk(len(chunk))
 
@@ -189,7 +196,7 @@ def score_file(
     _assemble(parts, index + 1, output, ".parquet")
     _assemble(parts, index + 1, quarantine, ".quarantine.parquet")
     shutil.rmtree(parts)
-    return ScoreReport(model.version, output, quarantine, total, index + 1, resumed, top)
+    return ScoreReport(model.version, output, quarantine, total, index + 1, resumed, top, levels)
 
 
 def _assemble(parts: Path, chunks: int, target: Path, suffix: str) -> None:

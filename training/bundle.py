@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 import warnings
 from pathlib import Path
@@ -13,7 +14,6 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 from sklearn.pipeline import Pipeline
 
-import crm_modes.models.advisor_model as advisor_entry
 from crm_modes.data.schema import input_names
 from crm_modes.models.advisor import (
     ARTIFACTS,
@@ -32,6 +32,10 @@ from crm_modes.models.reference import MonitoringReference, fit_profile
 from crm_modes.models.serialization import save_pipeline
 from crm_modes.models.signature import input_schema, model_input
 from crm_modes.training.tracking import mark_challenger, model_requirements, staged_code
+
+#: The file MLflow runs to build the advisor ("models from code"). Found, not imported: importing it
+#: would register a model with MLflow as a side effect.
+ADVISOR_ENTRY = Path(importlib.util.find_spec("crm_modes.models").origin).parent / "advisor_model.py"
 
 #: Columns a request may leave out: identifiers are passed through when present.
 OPTIONAL_INPUTS = ("client_id", "facility_id", "snapshot_date", "assigned_mode", "other_facilities_mode")
@@ -96,7 +100,7 @@ def log_advisor(
             warnings.simplefilter("ignore", UserWarning)
             info = mlflow.pyfunc.log_model(
                 name=registered_name,
-                python_model=advisor_entry.__file__,
+                python_model=str(ADVISOR_ENTRY),
                 artifacts=artifacts,
                 code_paths=code_paths,
                 model_config={"model_version": identity},

@@ -206,7 +206,6 @@ def _switch_matrix(committee: np.ndarray, recommended: np.ndarray) -> dict[str, 
 
 def policy_plot(report: dict[str, object], path: Path) -> Path:
     """Bar chart of each policy's true value (or, without truth, the doubly robust estimates)."""
-    import matplotlib.pyplot as plt
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(8, 4.5))
@@ -228,7 +227,6 @@ def policy_plot(report: dict[str, object], path: Path) -> Path:
     axis.set_title(title)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close("all")
     return path
 
 

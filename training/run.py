@@ -176,6 +176,9 @@ def _log_model_run(
             registered_name=config.registered_name,
             example=table[split.evaluation],
             tags={"data_hash": data.data_hash, "git_commit": commit, "training_run_id": run.info.run_id},
+            target=config.target,
+            positive_label=config.positive_label,
+            profile_text=data.profile.to_yaml() if data.profile is not None else None,
         )
     return ModelOutcome(
         name=fitted.name,

@@ -7,6 +7,7 @@ default: a SQLite file ``mlflow.db`` in the working directory.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -24,16 +25,23 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.types import ColSpec, Schema
 from sklearn.pipeline import Pipeline
 
 from crm_modes.integrity import fetch_verified, seal
-from crm_modes.models.serialization import TRUSTED_TYPES, load_pipeline
-from crm_modes.models.signature import signature
+from crm_modes.models.serialization import load_pipeline, save_pipeline
+from crm_modes.models.signature import model_input, signature
+from crm_modes.models.single import MODEL_ARTIFACT, output_columns
 
 log = logging.getLogger(__name__)
 CHALLENGER, CHAMPION, PREVIOUS_CHAMPION = "challenger", "champion", "previous-champion"
-MODEL_FILE = "model.skops"
+#: Where a single model's fitted pipeline lies in its logged files.
+MODEL_FILE = "artifacts/model.skops"
+#: The table profile a model of a table of one's own ships with (its rows are gated against it).
+PROFILE_ARTIFACT = "table_profile"
+PROFILE_FILE = "table_profile.yaml"
+#: The file MLflow runs to build a single model (found, not imported: see the advisor's).
+SINGLE_ENTRY = Path(importlib.util.find_spec("crm_modes.models").origin).parent / "single_entry.py"
 #: The packages a logged model needs at load time, shipped with it as code.
 MODEL_PACKAGES = ("data", "features", "models")
 
@@ -80,31 +88,39 @@ def log_and_register(
     registered_name: str,
     example: pd.DataFrame,
     tags: dict[str, str],
+    target: str,
+    positive_label: object | None = None,
+    profile_text: str | None = None,
 ) -> ModelVersion:
-    """Log ``pipeline`` (skops, reviewed trusted types, signature, example) and register it as challenger."""
+    """Log ``pipeline`` as a pyfunc with named outputs (:mod:`crm_modes.models.single`; skops with
+    the reviewed trusted types, a signature, an input example) and register it as challenger.
+
+    ``profile_text``: the table profile its rows were checked against (a table of one's own),
+    shipped as the artifact ``table_profile.yaml`` so that scoring gates its rows the same way.
+    """
     inputs = list(pipeline["features"]["entrance"].feature_names_in_)
-    example = example[inputs].head(5).reset_index(drop=True)
-    if kind == "binary":
-        output, predict_fn = pipeline.predict_proba(example), "predict_proba"
-    else:
-        output, predict_fn = pipeline.predict(example), "predict"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # MLflow's integer-column hint: our schema decides
-        outputs = infer_signature(example, output).outputs
-    model_signature = signature(inputs, example, outputs)
-    with staged_code() as code_paths:
-        info = mlflow.sklearn.log_model(
-            pipeline,
-            name=registered_name,
-            serialization_format="skops",
-            skops_trusted_types=list(TRUSTED_TYPES),
-            signature=model_signature,
-            input_example=example,
-            pyfunc_predict_fn=predict_fn,
-            code_paths=code_paths,
-            pip_requirements=model_requirements(),
-            registered_model_name=registered_name,
-        )
+    example = model_input(example[inputs].head(5).reset_index(drop=True))
+    classes = [str(label) for label in pipeline.classes_]
+    columns = output_columns(kind, target, classes, positive_label)
+    outputs = Schema([ColSpec("double", name) for name in columns])
+    with tempfile.TemporaryDirectory() as folder, staged_code() as code_paths:
+        artifacts = {MODEL_ARTIFACT: str(save_pipeline(pipeline, Path(folder) / "model.skops"))}
+        if profile_text is not None:
+            (Path(folder) / PROFILE_FILE).write_text(profile_text)
+            artifacts[PROFILE_ARTIFACT] = str(Path(folder) / PROFILE_FILE)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            info = mlflow.pyfunc.log_model(
+                name=registered_name,
+                python_model=str(SINGLE_ENTRY),
+                artifacts=artifacts,
+                code_paths=code_paths,
+                model_config={"kind": kind, "columns": columns},
+                signature=signature(inputs, example, outputs),
+                input_example=example,
+                pip_requirements=model_requirements(),
+                registered_model_name=registered_name,
+            )
     return mark_challenger(registered_name, str(info.registered_model_version), tags, model_id=info.model_id)
 
 

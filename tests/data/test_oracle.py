@@ -94,7 +94,7 @@ def test_lag_profiles_are_the_simulation_s_own(attribute, lag):
 
 
 def test_others_mode_is_the_highest_mode_of_the_client_s_other_facilities():
-    from crm_modes.data.generator import _others_mode
+    from crm_modes.data.assembly import others_mode as _others_mode
 
     client = np.array([0, 0, 0, 1, 2, 2])
     assigned = np.array([2, 2, 0, 1, 1, 0])

@@ -4,7 +4,6 @@ import subprocess
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -100,7 +99,13 @@ def test_trains_and_cross_validates_from_its_configuration(cli, datasets, tmp_pa
         mlflow.set_tracking_uri(previous)
     rows = pd.read_csv(tmp_path / "datasets" / CONFIGS[config_name][0]).head(20)
     scored = model.predict(rows[model.metadata.get_input_schema().input_names()])
-    probabilities = np.asarray(scored)[:, -1]
+    (column,) = scored.columns  # one named column: the probability of the event
+    target = yaml.safe_load((REPO / "configs" / config_name).read_text())["models"]
+    (model_config,) = target.values()
+    named = model_config.get("positive_label", model_config["target"])
+    assert column == f"probability_{named}"
+    assert [spec.name for spec in model.metadata.get_output_schema().inputs] == [column]
+    probabilities = scored[column].to_numpy()
     assert len(probabilities) == 20
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
 
@@ -124,7 +129,10 @@ def test_a_missing_column_is_named(cli, datasets, tmp_path):
 
 def test_a_target_with_more_than_two_values_is_refused(cli, datasets, tmp_path):
     config = small_copy(
-        "german_credit.yaml", tmp_path, datasets, **{"models.default.target": "risk_class", "data.profile": None}
+        "german_credit.yaml",
+        tmp_path,
+        datasets,
+        **{"models.default.target": "risk_class", "data.profile": None},
     )
     table = tmp_path / "datasets" / "german_credit.csv"
     sample = pd.read_csv(table)

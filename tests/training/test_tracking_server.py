@@ -34,7 +34,7 @@ def test_train_promote_and_load_through_a_tracking_server(cli, mlflow_server, tm
         "model = mlflow.pyfunc.load_model('models:/crm-pd@champion')\n"
         "rows = generate_book(30, seed=1)\n"
         "rows = rows.astype({c: object for c in rows.select_dtypes('category').columns})\n"
-        "p = model.predict(rows)[:, 1]\n"
+        "p = model.predict(rows)['probability_default_12m']\n"
         "print(len(p), float(p.min()), float(p.max()))\n"
     )
     result = subprocess.run(

@@ -151,7 +151,10 @@ def test_stock_mlflow_loads_the_champion_in_a_fresh_process(store):
         "rows = pd.read_csv(sys.argv[1])\n"
         "pd_model = mlflow.pyfunc.load_model('models:/crm-pd@champion')\n"
         "mode_model = mlflow.pyfunc.load_model('models:/crm-mode@champion')\n"
-        "answer = {'pd': pd_model.predict(rows)[:, 1].tolist(), 'mode': list(mode_model.predict(rows))}\n"
+        "pd, modes = pd_model.predict(rows), mode_model.predict(rows)\n"
+        "mode = modes.idxmax(axis=1).str.removeprefix('probability_').tolist()\n"
+        "answer = {'pd_columns': list(pd.columns), 'pd': pd['probability_default_12m'].tolist(),\n"
+        "          'mode_columns': list(modes.columns), 'mode': mode}\n"
         "print(json.dumps(answer))\n"
     )
     result = subprocess.run(
@@ -164,6 +167,8 @@ def test_stock_mlflow_loads_the_champion_in_a_fresh_process(store):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["pd_columns"] == ["probability_default_12m"]  # named: the probability that it is 1
+    assert answer["mode_columns"] == ["probability_basic", "probability_reactive", "probability_responsible"]
     assert len(answer["pd"]) == 40
     assert all(0.0 <= p <= 1.0 for p in answer["pd"])
     assert set(answer["mode"]) <= {"basic", "reactive", "responsible"}

@@ -1,0 +1,139 @@
+"""Real public tables made dirty: every bad row quarantined with its reason and row number, the rest
+trained as if the junk had never been there, and a file of mostly junk stopped with a message."""
+
+import subprocess
+
+import pandas as pd
+import pytest
+import yaml
+
+from crm_modes.training.config import load_training_config
+from crm_modes.training.data_source import load_training_table
+from crm_modes.training.run import fit_and_evaluate
+from tests.conftest import REPO, quiet_mlflow_env
+
+pytestmark = pytest.mark.integration
+
+
+def configured(folder, table_path, name="german_credit.yaml", **data):
+    """The shipped configuration of ``name``, pointed at ``table_path``."""
+    raw = yaml.safe_load((REPO / "configs" / name).read_text())
+    raw["data"] |= {
+        "path": str(table_path),
+        "profile": str(REPO / "configs" / raw["data"]["profile"]),
+        **data,
+    }
+    raw["features"] = str(REPO / "configs" / raw["features"])
+    path = folder / name
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def dirty_copy(clean: pd.DataFrame, path) -> list[str]:
+    """The clean table with four junk rows added (a description row right after the header, a
+    target of 50000, an out-of-range age with a duration of text, and a value holding "; "),
+    written as CSV; the reason each junk row must be quarantined for, by source row."""
+    junk = clean.head(3).copy()
+    junk.loc[junk.index[0], "target"] = "50000"
+    junk.loc[junk.index[1], "age"] = 400
+    junk.loc[junk.index[1], "month_duration"] = "twelve"
+    junk.loc[junk.index[2], "purpose"] = "holiday; car"
+    description = pd.DataFrame([dict.fromkeys(clean.columns, "a description of the column")])
+    rows = pd.concat([description, clean.iloc[:500], junk, clean.iloc[500:]], ignore_index=True)
+    rows.to_csv(path, index=False)
+    return {
+        1: "month_duration: 'a description of the column' is not a whole number",
+        502: "target: '50000' is not one of bad, good",
+        503: "age: '400' is above the maximum 81",
+        504: "purpose: 'holiday; car' is not one of ",
+    }
+
+
+@pytest.fixture(scope="module")
+def tables(datasets, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dirty")
+    clean = pd.read_csv(datasets / "german_credit.csv", dtype=str)
+    clean.to_csv(folder / "clean.csv", index=False)
+    expected = dirty_copy(clean, folder / "dirty.csv")
+    return folder, expected
+
+
+def test_every_bad_row_is_quarantined_with_its_reason_and_row_number(cli, tables):
+    folder, expected = tables
+    config = configured(folder, folder / "dirty.csv")
+    result = subprocess.run(
+        [cli, "validate", str(folder / "dirty.csv"), "--config", str(config), "--quarantine", "q.csv"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=quiet_mlflow_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "rows in = valid + quarantined: 1,004 = 1,000 + 4" in result.stdout
+    quarantine = pd.read_csv(folder / "q.csv")
+    reasons = dict(zip(quarantine["source_row"], quarantine["quarantine_reason"], strict=True))
+    assert sorted(reasons) == sorted(expected)
+    for row, wanted in expected.items():
+        assert wanted in reasons[row], (row, reasons[row])
+    assert "month_duration: 'twelve' is not a whole number" in reasons[503]  # one reason per problem
+    assert "problem in purpose" in result.stdout  # "; " inside a value counted once, for its own column
+    assert "problem in car" not in result.stdout
+
+
+def test_the_rest_trains_as_the_clean_table_does(tables):
+    folder, _ = tables
+    figures = {}
+    for name in ("clean", "dirty"):
+        config = load_training_config(configured(folder, folder / f"{name}.csv"))
+        data = load_training_table(config)
+        _, evaluation, _, counts = fit_and_evaluate("default", config, data.table)
+        figures[name] = (data.rows_quarantined, counts["rows_evaluation"], evaluation.metrics["auc"])
+    assert figures["clean"][0] == 0
+    assert figures["dirty"][0] == 4
+    assert figures["dirty"][1] == figures["clean"][1]
+    assert abs(figures["dirty"][2] - figures["clean"][2]) <= 0.002
+    assert figures["clean"][2] > 0.7
+
+
+def test_training_goes_on_and_writes_the_quarantine(cli, tables, tmp_path):
+    folder, _ = tables
+    config = configured(folder, folder / "dirty.csv", quarantine=str(tmp_path / "rejected.csv"))
+    env = quiet_mlflow_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    result = subprocess.run(
+        [cli, "evaluate", "--config", str(config), "--cv", "3"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"rows in = used + quarantined: 1,004 = 1,000 + 4 -> {tmp_path / 'rejected.csv'}" in result.stdout
+    (tally,) = [line for line in result.stdout.splitlines() if line.startswith("quarantined for: ")]
+    counts = dict(part.rsplit(" ", 1) for part in tally.removeprefix("quarantined for: ").split(", "))
+    # the description row breaks every column; each junk row adds one problem to its own column
+    assert {name: counts[name] for name in ("age", "month_duration", "purpose", "target")} == dict.fromkeys(
+        ("age", "month_duration", "purpose", "target"), "2"
+    )
+    assert counts["housing"] == "1"
+    assert len(pd.read_csv(tmp_path / "rejected.csv")) == 4
+
+
+def test_a_file_of_mostly_junk_stops_with_a_message(cli, datasets, tmp_path):
+    table = pd.read_csv(datasets / "german_credit.csv", dtype=str).head(100)
+    table.loc[:59, "age"] = "unknown"  # 60% of the rows
+    table.to_csv(tmp_path / "junk.csv", index=False)
+    config = configured(tmp_path, tmp_path / "junk.csv")
+    result = subprocess.run(
+        [cli, "train", "--config", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=quiet_mlflow_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}"),
+    )
+    assert result.returncode == 2
+    assert "60 of 100 rows (60.0%) break the table's declarations, more than the 5% allowed" in result.stderr
+    assert "age 60" in result.stderr
+    assert "Traceback" not in result.stderr
