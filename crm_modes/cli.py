@@ -145,12 +145,12 @@ def validate(
 
     gate = None
     if config is not None:
-        from crm_modes.training.data_source import configured_profile, profile_gate
+        from crm_modes.training.data_source import configured_profile
 
         settings = _load_training_config(config)
         if settings.data.schema_table:
             raise _fail(f"{config}: its table follows the project's schema; validate it without --config")
-        gate = profile_gate(configured_profile(settings))
+        gate = configured_profile(settings).gate()
     try:
         with _progress("validating", total=_row_count(path)) as progress:
             report, summary = check_file(
@@ -552,7 +552,9 @@ def score(
                 bundled = fetch(model)[2] / "artifacts" / "alert_policy.yaml"
                 _record(output, state, policy or bundled, annotate=output)
             return
-        report, loaded = _score_in_process(model, source, output, quarantine, chunk_rows)
+        report, loaded = _score_in_process(
+            model, source, output, quarantine, chunk_rows, recording=bool(record_scores or state)
+        )
     except InputError as error:
         raise _fail(str(error)) from None
     print_score_report(console, report, time.perf_counter() - started)
@@ -707,12 +709,19 @@ def _print_rows(rows: list[dict], output_format: str, table) -> None:
         console.print(table(rows))
 
 
-def _score_in_process(model: str, source: Path, output: Path, quarantine: Path | None, chunk_rows: int):
+def _score_in_process(
+    model: str, source: Path, output: Path, quarantine: Path | None, chunk_rows: int, *, recording: bool
+):
     from crm_modes.serve.batch import score_file
     from crm_modes.serve.registry import load_model
 
     with console.status(f"loading {model}"):
         loaded = load_model(model)
+    if recording and not (loaded.path / "artifacts" / "alert_policy.yaml").exists():
+        raise InputError(
+            f"{model} is a single model: only the advisor's decisions and alerts are recorded; "
+            "drop --record and --state"
+        )
     total = _row_count(source)
     with _progress("scoring", total=total) as progress:
         report = score_file(
@@ -736,6 +745,28 @@ def _row_count(source: Path) -> int | None:
         return pq.ParquetFile(source).metadata.num_rows
     except Exception:  # an unreadable file is reported by the reader, with its own message
         return None
+
+
+@app.command("config-schema")
+def config_schema(
+    kind: Annotated[
+        str,
+        typer.Argument(help="training, features, monitoring, alert-policy or economics."),
+    ] = "training",
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Every key of every kind as the README's reference tables.")
+    ] = False,
+) -> None:
+    """Print the JSON Schema of a kind of configuration file: every key, its type, default and meaning."""
+    from crm_modes.config_reference import json_schema, kinds
+    from crm_modes.config_reference import markdown as reference
+
+    if markdown:
+        print(reference())
+        return
+    if kind not in kinds():
+        raise _fail(f"unknown kind {kind!r}; use one of {list(kinds())}")
+    print(json_schema(kind))
 
 
 @app.command()

@@ -2,8 +2,8 @@
 
 On a terminal, a rich progress bar (or a spinner when the total is unknown). Anywhere else (a
 scheduler's log, a pipe, CI) a terminal's live display draws nothing, and a job that runs for
-twenty minutes would look dead; so there a plain line is printed at most every ``every``
-seconds, saying what is done, the rate and the time left::
+twenty minutes would look dead; so there a plain line is printed at most every 10 seconds
+(``$CRM_MODES_PROGRESS_SECONDS``), saying what is done, the rate and the time left::
 
     12:04:31 cross-validating: 3 of 10 folds (30%), 0.7 folds/min, about 10 min left (bank_churn, fold 4/5)
 
@@ -12,6 +12,7 @@ Stage messages (``stage("fitting churn")``) are printed once each, as they come.
 
 from __future__ import annotations
 
+import os
 import time
 from types import TracebackType
 
@@ -25,8 +26,29 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-#: Seconds between two plain progress lines, at most.
+from crm_modes.data.errors import InputError
+
+#: Seconds between two plain progress lines, at most (``CRM_MODES_PROGRESS_SECONDS`` overrides it).
 EVERY = 10.0
+INTERVAL_VARIABLE = "CRM_MODES_PROGRESS_SECONDS"
+
+
+def interval() -> float:
+    """Seconds between two plain progress lines: ``$CRM_MODES_PROGRESS_SECONDS``, else :data:`EVERY`.
+
+    Raises:
+        InputError: the variable is set to something other than a number of seconds >= 0.
+    """
+    given = os.environ.get(INTERVAL_VARIABLE)
+    if given is None or not given.strip():
+        return EVERY
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also catches nan
+        raise InputError(f"{INTERVAL_VARIABLE}={given!r}: expected a number of seconds >= 0")
+    return seconds
 
 
 class JobProgress:
@@ -37,7 +59,7 @@ class JobProgress:
         label: what the job does, e.g. ``"scoring"``.
         total: how many units the job will do, when known.
         unit: what is counted (``"rows"``, ``"folds"``).
-        every: seconds between two plain lines, at most.
+        every: seconds between two plain lines, at most (default: :func:`interval`).
     """
 
     def __init__(
@@ -47,9 +69,10 @@ class JobProgress:
         *,
         total: int | None = None,
         unit: str = "rows",
-        every: float = EVERY,
+        every: float | None = None,
     ) -> None:
-        self.console, self.label, self.total, self.unit, self.every = console, label, total, unit, every
+        self.console, self.label, self.total, self.unit = console, label, total, unit
+        self.every = interval() if every is None else every
         self.done = 0
         self.note = ""
         self.started = self.last_line = time.monotonic()

@@ -129,12 +129,13 @@ def print_score_report(console: Console, report: ScoreReport, seconds: float) ->
     summary.add_row("rows scored", f"{counts.rows_scored:,} -> {report.output}")
     summary.add_row("rows quarantined", f"{counts.rows_quarantined:,} -> {report.quarantine}")
     summary.add_row("reconciles", "yes" if report.reconciles else "[bold red]NO[/]")
-    for level in reversed(
-        report.levels or tuple(counts.alerts)
-    ):  # most severe first, as the policy orders them
-        summary.add_row(f"alerts: {level}", f"{counts.alerts.get(level, 0):,}")
-    summary.add_row("recommended mode mix", ", ".join(f"{m} {s:.1%}" for m, s in mode_mix(counts).items()))
-    summary.add_row("mode switches", f"{counts.mode_switches:,}")
+    if report.levels:  # the advisor: alerts and modes (a single model answers probabilities only)
+        for level in reversed(report.levels):  # most severe first, as the policy orders them
+            summary.add_row(f"alerts: {level}", f"{counts.alerts.get(level, 0):,}")
+        summary.add_row(
+            "recommended mode mix", ", ".join(f"{m} {s:.1%}" for m, s in mode_mix(counts).items())
+        )
+        summary.add_row("mode switches", f"{counts.mode_switches:,}")
     if report.chunks_resumed:
         summary.add_row("chunks resumed", f"{report.chunks_resumed} of {report.chunks}")
     console.print(summary)

@@ -30,6 +30,7 @@ import yaml
 from crm_modes.data.errors import InputError
 from crm_modes.data.labels import number_labels
 from crm_modes.data.schema import Column, Kind, Role
+from crm_modes.data.validation import Gate
 
 Use = Literal["feature", "identifier", "target", "split"]
 PROFILE_FORMAT = 1
@@ -102,6 +103,29 @@ class TableProfile:
 
     def names(self) -> list[str]:
         return [column.name for column in self.columns]
+
+    def for_scoring(self) -> TableProfile:
+        """The columns a row needs to be scored: its features and identifiers (no target, no split marker)."""
+        return replace(self, columns=tuple(c for c in self.columns if c.use in ("feature", "identifier")))
+
+    def gate(self) -> Gate:
+        """The gate of a table of one's own: the profile's declarations, every one required, no key."""
+        return Gate(required=tuple(self.names()), columns=self.declarations(), key=())
+
+    def codes_as_numbers(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Categories coded as whole numbers (a flag 0/1, a code 1/2) back as numbers, as in the table.
+
+        The gate reads them as labels ("1"); as numbers they reach the model the same way (its encoder
+        reads 1 as "1"), and its signature and input example say integers, which MLflow's JSON round
+        trip of the example keeps (it reads "1" back as 1).
+        """
+        table = table.copy()
+        for column in self.columns:
+            if column.kind != "categorical" or column.nullable or not column.categories:
+                continue
+            if all(label.lstrip("-").isdigit() for label in column.categories) and column.name in table:
+                table[column.name] = pd.to_numeric(table[column.name].astype(str)).astype("int64")
+        return table
 
     def constrained(self, constraints: dict[str, dict[str, Any]]) -> TableProfile:
         """The profile with hand-declared ``constraints`` (column -> fields) over the inferred ones.

@@ -44,6 +44,9 @@ def build_feature_pipeline(config: FeatureConfig, *, target: str | None, flavor:
                     log_columns=list(config.log_transform),
                     clip_quantiles=config.clip_quantiles,
                     unclipped_columns=list(config.unclipped),
+                    # boosted trees take missing values natively; linear models need a number
+                    impute=flavor == "linear",
+                    add_indicator=flavor == "linear" or config.missing_indicators,
                 ),
                 [*numeric, *config.domain, *config.ratios],
             ),

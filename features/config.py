@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from crm_modes.data.configuration import FrozenConfig
 from crm_modes.data.errors import InputError
 from crm_modes.data.schema import NEVER_FEATURE_ROLES, SCHEMA, Kind, Role
 from crm_modes.features.domain import DOMAIN_FEATURES
@@ -25,44 +26,47 @@ class LeakageError(InputError):
     """A configuration asks for a column that must never be a feature of this model."""
 
 
-class FeatureConfig(BaseModel):
+class FeatureConfig(FrozenConfig):
     """How to turn a table into a model matrix.
 
     Either ``from_schema: true`` (columns and kinds come from the project's schema: every
     client, facility, behaviour and context column) or explicit ``numeric`` and
     ``categorical`` lists for any other table.
-
-    Attributes:
-        from_schema: derive the columns from :mod:`crm_modes.data.schema`.
-        numeric: numeric columns (explicit tables).
-        categorical: categorical columns (explicit tables).
-        identifiers: columns that identify a row; never features.
-        exclude: columns to leave out even though the schema offers them.
-        log_transform: heavy-tailed numeric columns (money) to log-transform.
-        domain: domain features to add (names from ``features.domain.DOMAIN_FEATURES``).
-        ratios: derived numeric features of any table, ``name: [numerator, denominator]``;
-            the value is NaN where the denominator is not positive.
-        min_category_frequency: rows a category needs at fit to keep its own code.
-        clip_quantiles: training quantiles to clip numeric columns at; null disables.
-        unclipped: numeric columns never clipped (macro figures, whose new extremes matter).
-        constraints: for a table of one's own, what a column may hold, declared by hand over its
-            profile (column -> ``minimum``, ``maximum``, ``integer``, ``nullable``, ``categories``).
+    Each field's docstring says what it is (``crm-modes config-schema features`` prints them).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     from_schema: bool = False
+    """Take the columns and their kinds from the project's schema (its book); else name them."""
     numeric: tuple[str, ...] = ()
+    """Numeric columns (a table of one's own)."""
     categorical: tuple[str, ...] = ()
+    """Categorical columns (a table of one's own)."""
     identifiers: tuple[str, ...] = ()
+    """Columns that identify a row; never features."""
     exclude: tuple[str, ...] = ()
+    """Columns to leave out although the schema or the lists offer them."""
     log_transform: tuple[str, ...] = ()
+    """Heavy-tailed numeric columns (money) taken as ``log1p``."""
     domain: tuple[str, ...] = ()
+    """Domain features to add, by name (``features/domain.py``)."""
     ratios: dict[str, tuple[str, str]] = Field(default_factory=dict)
+    """Derived numeric features of any table, ``name: [numerator, denominator]``; NaN where the
+    denominator is not positive.
+    """
     min_category_frequency: int = Field(default=10, ge=1)
+    """Rows a category needs at fit to keep a code of its own (rarer ones share ``__other__``)."""
     clip_quantiles: tuple[float, float] | None = (0.001, 0.999)
+    """Training quantiles numeric columns are clipped at; null disables."""
     unclipped: tuple[str, ...] = ()
+    """Numeric columns never clipped (a macro figure whose new extremes must reach the model)."""
     constraints: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """For a table of one's own: what a column may hold, over its profile (``minimum``, ``maximum``,
+    ``integer``, ``nullable``, ``categories``).
+    """
+    missing_indicators: bool = False
+    """Tree models also get a 0/1 column per numeric column with missing values at fit (they read missing
+    values natively; linear models always get them).
+    """
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureConfig:

@@ -21,8 +21,10 @@ class NumericCleaner(TransformerMixin, BaseEstimator):
     """Make numeric columns model-ready.
 
     In order: ``log1p`` of the heavy-tailed columns named in ``log_columns`` (negative
-    values are floored at 0 first), clipping at the training quantiles, median imputation.
-    A column that had missing values at fit gets a 0/1 indicator ``<name>__missing``.
+    values are floored at 0 first), clipping at the training quantiles, median imputation
+    (``impute``; boosted trees take missing values as they are: each split learns where they
+    go). A column that had missing values at fit gets a 0/1 indicator ``<name>__missing``
+    (``add_indicator``).
 
     Parameters:
         log_columns: columns to log-transform (money amounts).
@@ -30,6 +32,7 @@ class NumericCleaner(TransformerMixin, BaseEstimator):
         unclipped_columns: columns never clipped, whose values beyond the training range
             must reach the model (a macro figure in a recession deeper than any at fit).
         add_indicator: add missing-value indicators for columns with nulls at fit.
+        impute: replace a missing value by the column's training median (False: leave it missing).
 
     Raises (at fit):
         ValueError naming the column when a column holds values that are not numbers.
@@ -40,6 +43,7 @@ class NumericCleaner(TransformerMixin, BaseEstimator):
         "clip_quantiles": [tuple, list, None],
         "unclipped_columns": [list, tuple],
         "add_indicator": ["boolean"],
+        "impute": ["boolean"],
     }
 
     def __init__(
@@ -49,11 +53,13 @@ class NumericCleaner(TransformerMixin, BaseEstimator):
         clip_quantiles: tuple[float, float] | None = (0.001, 0.999),
         unclipped_columns: Sequence[str] = (),
         add_indicator: bool = True,
+        impute: bool = True,
     ) -> None:
         self.log_columns = log_columns
         self.clip_quantiles = clip_quantiles
         self.unclipped_columns = unclipped_columns
         self.add_indicator = add_indicator
+        self.impute = impute
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: pd.DataFrame | np.ndarray, y: object = None) -> NumericCleaner:
@@ -102,7 +108,8 @@ class NumericCleaner(TransformerMixin, BaseEstimator):
         values = self._log(values)
         missing = np.isnan(values)
         cleaned = np.clip(values, self.lower_, self.upper_)
-        cleaned = np.where(missing, self.medians_, cleaned)
+        if self.impute:
+            cleaned = np.where(missing, self.medians_, cleaned)
         indicators = missing[:, self.indicator_columns_].astype(np.float64)
         return np.hstack([cleaned, indicators])
 
@@ -112,7 +119,9 @@ class NumericCleaner(TransformerMixin, BaseEstimator):
         if self.log_mask_[j]:
             values = np.log1p(np.maximum(values, 0.0))
         missing = np.isnan(values)
-        cleaned = np.where(missing, self.medians_[j], np.clip(values, self.lower_[j], self.upper_[j]))
+        cleaned = np.clip(values, self.lower_[j], self.upper_[j])
+        if self.impute:
+            cleaned = np.where(missing, self.medians_[j], cleaned)
         has_indicator = j in self.indicator_columns_
         return cleaned, missing.astype(np.float64) if has_indicator else None
 

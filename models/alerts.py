@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from crm_modes.data.configuration import FrozenConfig
 from crm_modes.data.errors import InputError
 from crm_modes.data.schema import MODES
 from crm_modes.models.config_file import load_yaml_model
@@ -31,63 +32,84 @@ PREDICTIVE_PD = ("PD_CRITICAL", "PD_WARNING", "PD_WATCH", "PD_RISE")
 PREDICTIVE_CHURN = ("CHURN_WARNING", "CHURN_WATCH")
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RiseRule(_Frozen):
+class RiseRule(FrozenConfig):
     absolute: float = Field(gt=0)
+    """A rise of the PD by this much since the previous score is sharp."""
     relative: float = Field(gt=1)
+    """So is a PD this many times the previous one (from the lowest PD level on)."""
     level: str
+    """The alert level of a sharp rise."""
 
 
-class LimitRule(_Frozen):
+class LimitRule(FrozenConfig):
     limit: float
+    """The event's threshold (months of delay, covenant breaches)."""
     level: str
+    """The alert level when it is reached."""
 
 
-class ResponsibleRules(_Frozen):
+class ResponsibleRules(FrozenConfig):
     default_probability: dict[str, float]
+    """Alert level -> the PD from which it is raised."""
     default_probability_rise: RiseRule
+    """A sharp PD rise since the previous score."""
     churn_probability: dict[str, float]
+    """Alert level -> the churn probability from which it is raised."""
 
 
-class ReactiveRules(_Frozen):
+class ReactiveRules(FrozenConfig):
     days_past_due: dict[int, str]
+    """Days past due -> the alert level from then on."""
     project_delay_months: LimitRule
+    """A project running late by this many months."""
     covenant_breaches_12m: LimitRule
+    """Covenant breaches in the last 12 months."""
 
 
-class BasicRules(_Frozen):
+class BasicRules(FrozenConfig):
     days_past_due: dict[int, str]
+    """Days past due -> alert level: in basic mode only hard events."""
 
 
-class Topic(_Frozen):
+class Topic(FrozenConfig):
     """One alert topic of the notification policy: its codes, in increasing severity, and its timing."""
 
     codes: tuple[str, ...] = Field(min_length=1)
+    """The topic's alert codes, in increasing severity."""
     cooldown_months: int = Field(ge=1)
+    """Months before an unchanged open alert is notified again."""
     resolve_after: int = Field(ge=1)
+    """Clear snapshots in a row that resolve the alert."""
 
 
-class Grade(_Frozen):
+class Grade(FrozenConfig):
     grade: str
+    """The grade's name on the master scale."""
     max_pd: float = Field(gt=0, le=1)
+    """The highest PD of the grade (the last grade ends at 1.0)."""
 
 
-class AlertPolicy(_Frozen):
+class AlertPolicy(FrozenConfig):
     """The parsed policy file; see ``configs/alert_policy.yaml`` for the meaning of each entry."""
 
     levels: tuple[str, ...]
+    """Alert levels, least severe first; the first is ``none``."""
     responsible: ResponsibleRules
+    """Responsible mode: predictive alerts, plus every reactive event."""
     reactive: ReactiveRules
+    """Reactive mode: events that already happened."""
     basic: BasicRules
+    """Basic mode: hard events only."""
     mode_upgrade: dict[str, str]
+    """The level of the signal that a higher mode would pay (``level: watch``)."""
     reasons: dict[str, int]
+    """How many drivers each predictive alert names (``top: 3``)."""
     actions: dict[str, str]
+    """Alert code -> what the relationship manager should do (the most severe alert's action wins)."""
     risk_grades: tuple[Grade, ...]
-    #: topic -> its codes and timing; read by the state store (``crm_modes.state``), not the bundle.
+    """The master scale: grades by PD."""
     notifications: dict[str, Topic] | None = None
+    """topic -> its codes and timing; read by the state store (``crm_modes.state``), not the bundle."""
 
     @model_validator(mode="after")
     def _consistent(self) -> AlertPolicy:

@@ -29,8 +29,9 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from crm_modes.data.configuration import FrozenConfig
 from crm_modes.data.errors import InputError
 from crm_modes.data.schema import MODES
 from crm_modes.models.config_file import load_yaml_model
@@ -38,24 +39,26 @@ from crm_modes.models.config_file import load_yaml_model
 BASIS_POINTS = 10_000.0
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ServicingCost(_Frozen):
+class ServicingCost(FrozenConfig):
     """Annual cost of serving one facility in a mode (millions)."""
 
     fixed: float = Field(ge=0)
+    """Cost a year per facility, millions."""
     exposure_share: float = Field(ge=0, lt=1)
+    """Cost a year as a share of the exposure."""
 
 
-class LossGivenDefault(_Frozen):
+class LossGivenDefault(FrozenConfig):
     """Share of the exposure lost in a default."""
 
     unsecured: float = Field(gt=0, le=1)
+    """Share of an unsecured exposure lost in a default."""
     collateral_recovery: float = Field(ge=0, le=1)
+    """Share of the collateral value recovered."""
     floor: float = Field(ge=0, le=1)
+    """The lowest loss given default, however much collateral."""
     mode_factor: dict[str, float]
+    """Mode -> factor on the loss (responsible mode's early action lowers it)."""
 
     @model_validator(mode="after")
     def _every_mode(self) -> LossGivenDefault:
@@ -65,14 +68,19 @@ class LossGivenDefault(_Frozen):
         return self
 
 
-class Economics(_Frozen):
+class Economics(FrozenConfig):
     """The parsed economics file; see ``configs/economics.yaml`` for each entry's meaning and unit."""
 
     servicing_cost: dict[str, ServicingCost]
+    """Mode -> what serving a facility in it costs."""
     loss_given_default: LossGivenDefault
+    """How much of the exposure a default loses."""
     exit_income_lost: float = Field(ge=0, le=1)
+    """Share of the year's margin lost when a facility leaves during the year."""
     churn_margin_years: float = Field(ge=0)
+    """Further years of margin lost when a client leaves."""
     switching_cost: float = Field(ge=0)
+    """One-off cost of moving a facility to another mode, millions."""
 
     @model_validator(mode="after")
     def _every_mode(self) -> Economics:

@@ -6,20 +6,19 @@ import os
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from crm_modes.data.configuration import FrozenConfig
 from crm_modes.data.errors import InputError
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Levels(_Frozen):
+class Levels(FrozenConfig):
     """A figure where higher is worse: ``watch`` from this value, ``act`` from that one."""
 
     watch: float = Field(ge=0)
+    """From this value on, the figure is flagged ``watch``."""
     act: float = Field(ge=0)
+    """From this value on, it is flagged ``act`` (exit code 1)."""
 
     @model_validator(mode="after")
     def _ordered(self) -> Levels:
@@ -28,52 +27,60 @@ class Levels(_Frozen):
         return self
 
 
-class StabilityConfig(_Frozen):
+class StabilityConfig(FrozenConfig):
     """Population stability of inputs, scores and mixes against the reference."""
 
     psi: Levels = Levels(watch=0.10, act=0.25)
-    #: Share given to a bin empty on one side (keeps the logarithm finite).
+    """Population stability index of inputs, scores and mixes."""
     floor: float = Field(default=1e-4, gt=0, lt=0.01)
-    #: Fewer current rows than this: figures shown, never flagged (too few to tell).
+    """Share given to a bin empty on one side (keeps the logarithm finite)."""
     min_rows: int = Field(default=1_000, ge=1)
-    #: Economy columns: share of current rows outside the reference's range.
+    """Fewer current rows than this: figures shown, never flagged (too few to tell)."""
     economy_outside: Levels = Levels(watch=0.01, act=0.50)
+    """Economy columns: share of current rows outside the reference's range."""
 
 
-class BacktestConfig(_Frozen):
+class BacktestConfig(FrozenConfig):
     """Predicted against observed, once outcomes are known."""
 
-    #: Jeffreys p-value of a grade or decile below which it is flagged.
     watch_p: float = Field(default=0.05, gt=0, lt=1)
+    """Jeffreys p-value of a grade or decile below which it is flagged."""
     act_p: float = Field(default=0.001, gt=0, lt=1)
+    """Jeffreys p-value of a grade or churn decile below which it is flagged ``act``."""
     confidence: float = Field(default=0.95, gt=0, lt=1)
-    #: The PD the default tests take at least (the regulatory floor, CRR Art. 160(1)).
+    """Coverage of the Jeffreys interval shown beside each observed rate."""
     pd_floor: float = Field(default=0.0003, ge=0, lt=1)
-    #: AUC below the development AUC by this much.
+    """The PD the default tests take at least (the regulatory floor, CRR Art. 160(1))."""
     auc_drop: Levels = Levels(watch=0.03, act=0.05)
-    #: Calibration-in-the-large: |mean prediction / observed rate - 1|.
+    """AUC below the development AUC by this much."""
     calibration_in_the_large: Levels = Levels(watch=0.15, act=0.30)
+    """Calibration-in-the-large: |mean prediction / observed rate - 1|."""
 
 
-class SlicesConfig(_Frozen):
+class SlicesConfig(FrozenConfig):
     """Slices (segment, industry, market, product, region) against the whole book."""
 
-    #: PSI of a score within a slice against the same slice at training.
     psi: Levels = Levels(watch=0.10, act=0.25)
-    #: AUC of a slice below the whole book's AUC by this much (outcomes needed).
+    """PSI of a score within a slice against the same slice at training."""
     auc_margin: Levels = Levels(watch=0.05, act=0.10)
-    #: Jeffreys p-value of a slice's observed default rate against its mean prediction.
+    """AUC of a slice below the whole book's AUC by this much (outcomes needed)."""
     act_p: float = Field(default=0.001, gt=0, lt=1)
-    #: Enough to tell: a slice with fewer current rows (or, for AUC, events) is shown, not flagged.
-    #: With 10 bins, the PSI of 300 rows drawn from the reference itself is about 0.03 +- 0.015.
+    """Jeffreys p-value of a slice's observed default rate against its mean prediction."""
     min_rows: int = Field(default=300, ge=1)
+    """Enough to tell: a slice with fewer current rows (or, for AUC, events) is shown, not flagged. With
+    10 bins, the PSI of 300 rows drawn from the reference itself is about 0.03 +- 0.015.
+    """
     min_events: int = Field(default=30, ge=1)
+    """Defaults a slice needs (beside ``min_rows``) before its AUC and default rate are flagged."""
 
 
-class MonitoringConfig(_Frozen):
+class MonitoringConfig(FrozenConfig):
     stability: StabilityConfig = StabilityConfig()
+    """Stability against the training reference."""
     backtest: BacktestConfig = BacktestConfig()
+    """Predicted against observed, with ``--outcomes``."""
     slices: SlicesConfig = SlicesConfig()
+    """Slices against the whole book."""
 
 
 def load_monitoring_config(path: str | os.PathLike[str] | None) -> MonitoringConfig:

@@ -1,4 +1,10 @@
-"""Batch scoring in-process: stream a table through the gate and the advisor, resumably.
+"""Batch scoring in-process: stream a table through the gate and a registered model, resumably.
+
+The advisor bundle (``crm-advisor``) is gated by the book's schema and answers with modes,
+scores, alerts and reasons. A single model trained on a table of one's own ships the profile
+its rows were checked against (``table_profile.yaml``): its rows pass through that profile's
+gate (features and identifiers), and the output is the identifiers, the model's named
+probability columns and the model version. A single model of the book is gated by the schema.
 
 The input is read in chunks (memory is bounded by the chunk size, plus 8 bytes per row
 for the duplicate-key check). Each chunk goes through the validation gate; bad rows go
@@ -31,7 +37,8 @@ from crm_modes.data.io import (
     write_table,
     writing_to,
 )
-from crm_modes.data.schema import MODES, input_names
+from crm_modes.data.profile import TableProfile, load_profile
+from crm_modes.data.schema import KEY, MODES, input_names
 from crm_modes.data.validation import Gate, TableSchemaError
 from crm_modes.models.alerts import load_policy
 from crm_modes.serve.registry import LoadedModel
@@ -99,18 +106,57 @@ def _job_identity(source: Path, model_version: str, chunk_rows: int) -> dict[str
 
 
 def _counts_of(advice: pd.DataFrame, rows_in: int, quarantined: int) -> ChunkCounts:
-    return ChunkCounts(
-        rows_in=rows_in,
-        rows_scored=len(advice),
-        rows_quarantined=quarantined,
-        alerts={str(k): int(v) for k, v in advice["alert_level"].value_counts().items()}
-        if len(advice)
-        else {},
-        modes={str(k): int(v) for k, v in advice["recommended_mode"].value_counts().items()}
-        if len(advice)
-        else {},
-        mode_switches=int((advice["mode_change"] != "").sum()) if len(advice) else 0,
+    counts = ChunkCounts(rows_in=rows_in, rows_scored=len(advice), rows_quarantined=quarantined)
+    if len(advice) and "alert_level" in advice:  # the advisor's output
+        counts.alerts = {str(k): int(v) for k, v in advice["alert_level"].value_counts().items()}
+        counts.modes = {str(k): int(v) for k, v in advice["recommended_mode"].value_counts().items()}
+        counts.mode_switches = int((advice["mode_change"] != "").sum())
+    return counts
+
+
+@dataclass(frozen=True)
+class ScoringPlan:
+    """How the rows of one model are gated and scored (see the module)."""
+
+    gate: Gate
+    score: Callable[[pd.DataFrame], pd.DataFrame]
+    #: the alert levels of the advisor's policy, least severe first; () for a single model
+    levels: tuple[str, ...] = ()
+
+
+def scoring_plan(model: LoadedModel) -> ScoringPlan:
+    """The gate and the scoring of ``model``'s rows, from what its bundle ships."""
+    artifacts = model.path / "artifacts"
+    if (artifacts / "alert_policy.yaml").exists():  # the advisor bundle
+
+        def advise(valid: pd.DataFrame) -> pd.DataFrame:
+            return model.predict(valid[[name for name in input_names() if name in valid.columns]])
+
+        return ScoringPlan(Gate(), advise, load_policy(artifacts / "alert_policy.yaml").levels)
+    profile = (
+        load_profile(artifacts / "table_profile.yaml").for_scoring()
+        if (artifacts / "table_profile.yaml").exists()
+        else None
     )
+    return _single_plan(model, profile)
+
+
+def _single_plan(model: LoadedModel, profile: TableProfile | None) -> ScoringPlan:
+    inputs = model.pyfunc.metadata.get_input_schema().input_names()
+    if profile is None:  # a single model of the book
+        gate, identifiers, prepare = Gate(), [name for name in KEY], (lambda frame: frame)
+    else:
+        identifiers = [column.name for column in profile.columns if column.use == "identifier"]
+        gate, prepare = profile.gate(), profile.codes_as_numbers
+
+    def score(valid: pd.DataFrame) -> pd.DataFrame:
+        probabilities = model.predict(prepare(valid[inputs]))
+        scored = valid[[name for name in identifiers if name in valid.columns]].reset_index(drop=True)
+        scored = pd.concat([scored, probabilities.reset_index(drop=True)], axis=1)
+        scored["model_version"] = model.version
+        return scored
+
+    return ScoringPlan(gate, score)
 
 
 def _most_severe(frame: pd.DataFrame, count: int, levels: tuple[str, ...]) -> pd.DataFrame:
@@ -158,8 +204,8 @@ def score_file(
         parts.mkdir(parents=True, exist_ok=True)
         manifest.write_text(json.dumps(identity))
 
-    levels = load_policy(model.path / "artifacts" / "alert_policy.yaml").levels
-    gate = Gate()
+    plan = scoring_plan(model)
+    gate, levels = plan.gate, plan.levels
     total = ChunkCounts()
     resumed = 0
     top = pd.DataFrame()
@@ -173,8 +219,7 @@ def score_file(
             advice = pd.read_parquet(scored_part)
             resumed += 1
         else:
-            inputs = [name for name in input_names() if name in result.valid.columns]
-            advice = model.predict(result.valid[inputs]) if len(result.valid) else pd.DataFrame()
+            advice = plan.score(result.valid) if len(result.valid) else pd.DataFrame()
             write_table(advice, scored_part, compression=PART_COMPRESSION)
             rejected = result.quarantine.astype({name: "string" for name in chunk.columns})
             write_table(rejected, rejected_part, compression=PART_COMPRESSION)
@@ -184,9 +229,12 @@ def score_file(
                 temporary.write_text(json.dumps(asdict(counts)))
                 os.replace(temporary, done)  # the chunk counts as done only once this exists
         total.add(counts)
-        top = _most_severe(
-            pd.concat([top, _most_severe(advice, TOP_ALERTS, levels)], ignore_index=True), TOP_ALERTS, levels
-        )
+        if levels:
+            top = _most_severe(
+                pd.concat([top, _most_severe(advice, TOP_ALERTS, levels)], ignore_index=True),
+                TOP_ALERTS,
+                levels,
+            )
         if on_chunk is not None:
             on_chunk(len(chunk))
 

@@ -168,6 +168,11 @@ def score_with_spark(
         raise InputError(f"{output}: the Spark engine writes Parquet; use a .parquet output path")
     quarantine = output.with_name(f"{output.stem}.quarantine.parquet")
     _, version, verified = fetch(model_uri)  # checked against its manifest before Spark loads it
+    if not (verified / "artifacts" / "alert_policy.yaml").exists():
+        raise InputError(
+            f"{model_uri} is a single model, not the advisor bundle: the Spark engine scores the advisor; "
+            "score single models with --engine inprocess"
+        )
     spark = spark_session(master, task_threads=task_threads)
     session_ready = time.perf_counter()
     if table_format(source) == "csv":

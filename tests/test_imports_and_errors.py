@@ -9,14 +9,15 @@ import pytest
 from tests.conftest import REPO
 
 PACKAGES = ("data", "features", "models", "training", "serve", "state", "monitor", "crm_modes")
+MODEL_FROM_CODE_FILES = ("advisor_model.py", "single_entry.py")
 
 
 def modules() -> list[str]:
     found = []
     for package in PACKAGES:
         for path in sorted((REPO / package).rglob("*.py")):
-            if "migrations" in path.parts or path.name == "advisor_model.py":
-                continue  # migrations run under alembic; advisor_model.py is the file MLflow runs
+            if "migrations" in path.parts or path.name in MODEL_FROM_CODE_FILES:
+                continue  # migrations run under alembic; the model-from-code files are what MLflow runs
             parts = path.relative_to(REPO).with_suffix("").parts
             name = ".".join(part for part in parts if part != "__init__")
             found.append(name if package == "crm_modes" else f"crm_modes.{name}")
@@ -47,6 +48,17 @@ print("imported", len({modules()!r}))
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"imported {len(modules())}" in result.stdout
     assert not (REPO / "never-used.db").exists()
+
+
+def test_only_the_model_from_code_files_register_a_model():
+    """The exclusion list above is exactly the files that call ``set_model``, so no new one slips in."""
+    registering = {
+        path.name
+        for package in PACKAGES
+        for path in (REPO / package).rglob("*.py")
+        if "set_model(" in path.read_text()
+    }
+    assert registering == set(MODEL_FROM_CODE_FILES)
 
 
 @pytest.mark.parametrize(

@@ -72,14 +72,24 @@ def model_card(
             else "true probabilities (simulation oracle)"
         )
         sections += [f"### Against the {what}", _table(evaluation.oracle_metrics)]
+    book = bool(evaluation.oracle_metrics)  # the project's simulated book (it alone has the truth)
+    limits = [
+        "- Trained on the rows above; a change in the population or in how the outcome comes about shifts "
+        "the rates. Monitor calibration (`crm-modes monitor`) and retrain when it drifts.",
+        "- Identifiers and labels are never inputs.",
+    ]
+    if book:
+        limits = [
+            "- Trained on the period above; a change of economic regime or of the bank's policies shifts the "
+            "rates. Monitor calibration (`crm-modes monitor`) and retrain when it drifts.",
+            "- The economic cycle reaches the inputs only through published GDP growth; a downturn deeper "
+            "than the training years saw is extrapolated.",
+            "- Identifiers, dates, labels and the simulation's oracle columns are never inputs.",
+        ]
     sections += [
         "## Strongest inputs (permutation importance)",
         "\n".join(f"- `{name}`: {value:.4f}" for name, value in top),
         "## Limits",
-        "- Trained on the period above; a change of economic regime or of the bank's policies shifts the "
-        "rates. Monitor calibration and retrain when it drifts.",
-        "- The inputs do not carry the economic cycle; rates across a cycle shift are less well calibrated "
-        "than within one.",
-        "- Identifiers, dates, labels and simulation oracle columns are never inputs.",
+        *limits,
     ]
     return "\n\n".join(section for section in sections if section) + "\n"

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
+from crm_modes.data.configuration import FrozenConfig
 from crm_modes.data.errors import InputError
 from crm_modes.data.generator import HISTORY_MONTHS
 from crm_modes.features.config import FeatureConfig, load_feature_config
@@ -22,29 +24,32 @@ from crm_modes.features.config import FeatureConfig, load_feature_config
 ModelKind = Literal["binary", "multiclass"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataConfig(_Frozen):
+class DataConfig(FrozenConfig):
     """Where the table comes from: a generated synthetic book, or a CSV/Parquet file."""
 
     generate_rows: int | None = Field(default=None, ge=1)
+    """Simulate a synthetic book of this many snapshots (the project's own book); or set ``path``."""
     seed: int = 42
-    #: Months of snapshots in a generated book (more than the 12-month label horizon).
+    """Seed of the simulated book: the same seed and size give the same book."""
     history_months: int = Field(default=HISTORY_MONTHS, gt=12)
+    """Months of snapshots in a generated book (more than the 12-month label horizon)."""
     path: str | None = None
-    #: The table follows the project's schema and goes through the validation gate.
+    """A CSV or Parquet table to train on, relative to this file; ``${VAR}`` and ``${VAR:-default}`` read
+    the environment.
+    """
     schema_table: bool = True
-    #: A table of one's own: its reviewed profile (``crm-modes profile``), the declarations every
-    #: row is checked against. Without one, the table is profiled from itself (only rows whose
-    #: numbers do not parse are caught), and a warning says so.
+    """The table follows the project's schema and goes through the validation gate."""
     profile: str | None = None
-    #: Where rows that break the profile (or the schema) are written, with their reasons
-    #: (default: ``<table>.quarantine.csv`` in the working directory).
+    """A table of one's own: its reviewed profile (``crm-modes profile``), the declarations every row is
+    checked against. Without one, the table is profiled from itself (only rows whose numbers do not
+    parse are caught), and a warning says so.
+    """
     quarantine: str | None = None
-    #: More quarantined rows than this share stops the job: a wrong file is not "cleaned" into nothing.
+    """Where rows that break the profile (or the schema) are written, with their reasons (default:
+    ``<table>.quarantine.csv`` in the working directory).
+    """
     max_quarantined_share: float = Field(default=0.05, ge=0, le=1)
+    """More quarantined rows than this share stops the job: a wrong file is not "cleaned" into nothing."""
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -53,7 +58,7 @@ class DataConfig(_Frozen):
         return self
 
 
-class SplitConfig(_Frozen):
+class SplitConfig(FrozenConfig):
     """How rows are split into train, calibration and evaluation.
 
     ``out_of_time``: evaluation is the last ``evaluation_months`` months whose labels are
@@ -64,34 +69,56 @@ class SplitConfig(_Frozen):
     """
 
     kind: Literal["out_of_time", "holdout_column", "random"] = "out_of_time"
+    """``out_of_time`` (by a date column), ``holdout_column`` (a column marks the evaluation rows) or
+    ``random`` (stratified).
+    """
     date_column: str = "snapshot_date"
+    """The snapshot date of an out-of-time split."""
     evaluation_months: int = Field(default=12, ge=1)
+    """Out of time: the last months with known outcomes that are evaluated on."""
     calibration_months: int = Field(default=6, ge=1)
+    """Out of time: the last training months set aside to calibrate on."""
     horizon_months: int = Field(default=12, ge=0)
+    """Out of time: months a label looks ahead; training labels close this long before evaluation starts."""
     holdout_column: str | None = None
+    """A column whose true (``true``, ``1``, ``yes``) rows are the evaluation rows."""
     evaluation_share: float = Field(default=0.25, gt=0, lt=1)
+    """Random split: the stratified share of rows evaluated on."""
     calibration_share: float = Field(default=0.2, gt=0, lt=1)
+    """The share of the remaining rows set aside to calibrate on."""
     seed: int = 0
+    """Seed of the random split and of the calibration rows."""
 
 
-class EstimatorConfig(_Frozen):
+class EstimatorConfig(FrozenConfig):
     type: Literal["hist_gradient_boosting", "lightgbm", "logistic_regression"] = "hist_gradient_boosting"
+    """``lightgbm``, ``hist_gradient_boosting`` (tree features) or ``logistic_regression`` (linear
+    features).
+    """
     params: dict[str, Any] = Field(default_factory=dict)
+    """The estimator's own parameters by their names (e.g. ``n_estimators``, ``C``); they override the
+    defaults.
+    """
 
 
-class GateConfig(_Frozen):
+class GateConfig(FrozenConfig):
     """Quality gates a challenger must pass before it may become champion."""
 
     min_auc: float | None = None
+    """A binary challenger's AUC on the evaluation rows must be at least this."""
     max_ece: float | None = None
+    """A binary challenger's expected calibration error must be at most this."""
     max_brier: float | None = None
+    """A binary challenger's Brier score must be at most this."""
     min_accuracy: float | None = None
+    """A multi-class challenger's accuracy must be at least this."""
     min_macro_f1: float | None = None
-    #: How much worse than the champion, on the same evaluation rows, is still acceptable.
+    """A multi-class challenger's macro-F1 must be at least this."""
     tolerance: float = Field(default=0.005, ge=0)
+    """How much worse than the champion, on the same evaluation rows, is still acceptable."""
 
 
-class TuningConfig(_Frozen):
+class TuningConfig(FrozenConfig):
     """A budgeted hyperparameter search (successive halving over random candidates).
 
     It runs on the training rows only, with its own inner cross-validation, so when
@@ -100,14 +127,19 @@ class TuningConfig(_Frozen):
     """
 
     enabled: bool = False
+    """Search the estimator's parameters before fitting (nested inside ``evaluate``'s folds)."""
     candidates: int = Field(default=24, ge=2)
+    """Parameter combinations drawn for the first round."""
     factor: int = Field(default=3, ge=2)
+    """Each round keeps the best 1/factor of the candidates, with factor times the rows."""
     inner_folds: int = Field(default=3, ge=2)
-    #: Rows the first (cheapest) round uses; too few make its choices noise.
+    """Folds of the search's own cross-validation, on the training rows only."""
     min_resources: int = Field(default=1_000, ge=50)
+    """Rows the first (cheapest) round uses; too few make its choices noise."""
     seed: int = 0
-    #: estimator parameter -> the values to draw from
+    """Seed of the candidates and of the inner folds."""
     space: dict[str, list[Any]] = Field(default_factory=dict)
+    """estimator parameter -> the values to draw from"""
 
     @model_validator(mode="after")
     def _space_given(self) -> TuningConfig:
@@ -116,7 +148,7 @@ class TuningConfig(_Frozen):
         return self
 
 
-class ModelConfig(_Frozen):
+class ModelConfig(FrozenConfig):
     """One model: its label, estimator, calibration, registered name and gates."""
 
     @model_validator(mode="after")
@@ -126,37 +158,54 @@ class ModelConfig(_Frozen):
         return self
 
     kind: ModelKind
+    """``binary`` (probability of an event) or ``multiclass`` (one probability per class)."""
     target: str
+    """The label column; it can never be a feature of this model."""
     registered_name: str
+    """The MLflow registered model the version is registered under."""
     positive_label: str | int | None = None
+    """Which value of the target is the event (e.g. ``bad``); without it, the target must be 0/1."""
     estimator: EstimatorConfig = Field(default_factory=EstimatorConfig)
+    """The estimator and its parameters."""
     calibration: Literal["auto", "isotonic", "sigmoid", "none"] = "auto"
-    #: Calibrate by K-fold cross-fitting on the training rows instead of a held-out calibration
-    #: split: for small tables, where every row is needed for training.
+    """``sigmoid``, ``isotonic``, ``auto`` (the better of the two on held-out calibration rows) or
+    ``none``.
+    """
     calibration_folds: int | None = Field(default=None, ge=2)
+    """Calibrate by K-fold cross-fitting on the training rows instead of a held-out calibration split: for
+    small tables, where every row is needed for training.
+    """
     benchmark: bool = True
+    """Train a logistic regression beside it, on the same features and rows, for comparison."""
     gates: GateConfig = Field(default_factory=GateConfig)
+    """What a challenger must reach before ``promote`` makes it champion."""
     tuning: TuningConfig = Field(default_factory=TuningConfig)
+    """An optional parameter search."""
 
 
-class ValueGateConfig(_Frozen):
+class ValueGateConfig(FrozenConfig):
     """When ``promote`` accepts a bundle's value policy (off-policy, on the evaluation rows)."""
 
     enabled: bool = True
-    #: The doubly robust lower bound of the value policy's gain over the committee policy
-    #: (millions, summed over the evaluation rows) must be at least this.
+    """``promote`` checks the value policy's gain over the committee policy (doubly robust, off-policy)."""
     min_gain_lower_bound: float = 0.0
-    #: Two-sided coverage of the bootstrap interval whose lower bound is checked.
+    """The doubly robust lower bound of the value policy's gain over the committee policy (millions,
+    summed over the evaluation rows) must be at least this.
+    """
     confidence: float = Field(default=0.95, gt=0, lt=1)
-    #: Propensities below this are clipped (and the clipped rows counted).
+    """Two-sided coverage of the bootstrap interval whose lower bound is checked."""
     propensity_floor: float = Field(default=0.01, gt=0, lt=1)
+    """Propensities below this are clipped (and the clipped rows counted)."""
     bootstrap: int = Field(default=200, ge=20)
+    """Bootstrap resamples (of clients) for the interval of the gain."""
     seed: int = 0
-    #: The cross-fitted propensity model: the committee model's features, its own estimator
-    #: (more strongly regularized than the committee model, so that its probabilities stay honest).
+    """Seed of the bootstrap and of the cross-fitting."""
     propensity_type: Literal["hist_gradient_boosting", "lightgbm", "logistic_regression"] = (
         "hist_gradient_boosting"
     )
+    """The cross-fitted propensity model: the committee model's features, its own estimator (more strongly
+    regularized than the committee model, so that its probabilities stay honest).
+    """
     propensity_params: dict[str, Any] = Field(
         default_factory=lambda: {
             "max_iter": 100,
@@ -166,13 +215,18 @@ class ValueGateConfig(_Frozen):
             "l2_regularization": 1.0,
         }
     )
+    """Parameters of the propensity model's estimator."""
 
 
-class ModeReadingsConfig(_Frozen):
+class ModeReadingsConfig(FrozenConfig):
     """Inputs the mode itself moves, and which models see them move (models/mode_readings.py)."""
 
     readings: list[str] = Field(min_length=1)
+    """Numeric inputs the mode itself moves (e.g. ``rm_contacts_90d``): they move with the mode in the
+    counterfactual.
+    """
     models: list[Literal["churn", "default"]] = Field(min_length=1)
+    """The advisor's models that see them move (``churn``, ``default``)."""
 
     @model_validator(mode="after")
     def _numeric_schema_columns(self) -> ModeReadingsConfig:
@@ -185,32 +239,45 @@ class ModeReadingsConfig(_Frozen):
         return self
 
 
-class AdvisorConfig(_Frozen):
+class AdvisorConfig(FrozenConfig):
     """The advisor bundle: the mode, churn and default models, the economics and the alert policy."""
 
     registered_name: str = "crm-advisor"
+    """The registered name of the advisor bundle."""
     policy: Path
+    """The alert policy file (``configs/alert_policy.yaml``), relative to this file."""
     economics: Path
+    """The economics file (``configs/economics.yaml``), relative to this file."""
     value_gate: ValueGateConfig = Field(default_factory=ValueGateConfig)
-    #: None: a counterfactual row differs from the row only in its mode.
+    """When ``promote`` accepts the bundle's value policy."""
     mode_readings: ModeReadingsConfig | None = None
+    """None: a counterfactual row differs from the row only in its mode."""
 
 
-class MlflowConfig(_Frozen):
+class MlflowConfig(FrozenConfig):
     experiment: str = "crm-modes"
+    """The MLflow experiment the runs are logged in."""
 
 
-class TrainingConfig(_Frozen):
+class TrainingConfig(FrozenConfig):
     """Everything one ``crm-modes train`` needs."""
 
     data: DataConfig
+    """Where the table comes from, and how its rows are checked."""
     split: SplitConfig = Field(default_factory=SplitConfig)
+    """How rows are split into training, calibration and evaluation."""
     features: FeatureConfig
+    """Which columns the models read and how: a feature configuration, or the path of its file."""
     models: dict[str, ModelConfig]
+    """The models to train, by name (the advisor needs ``mode``, ``churn`` and ``default``)."""
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    """Where the runs are logged."""
     advisor: AdvisorConfig | None = None
-    source_path: Path | None = None
-    source_text: str = ""
+    """The advisor bundle built from the mode, churn and default models (the project's book only)."""
+    source_path: SkipJsonSchema[Path | None] = None
+    """Set by the loader: the file this configuration was read from (not a key to write)."""
+    source_text: SkipJsonSchema[str] = ""
+    """Set by the loader: the file's text, logged with every run (not a key to write)."""
 
     @model_validator(mode="after")
     def _models_present(self) -> TrainingConfig:

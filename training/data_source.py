@@ -94,11 +94,6 @@ def configured_profile(config: TrainingConfig, raw: pd.DataFrame | None = None) 
     return profile.constrained(config.features.constraints)
 
 
-def profile_gate(profile: TableProfile) -> Gate:
-    """The gate of a table of one's own: its profile's declarations, every one required, no key."""
-    return Gate(required=tuple(profile.names()), columns=profile.declarations(), key=())
-
-
 def load_training_table(config: TrainingConfig) -> TrainingTable:
     """The table to train on, gated (see the module).
 
@@ -120,12 +115,12 @@ def load_training_table(config: TrainingConfig) -> TrainingTable:
             gate = Gate()
         else:
             profile = configured_profile(config, raw)
-            gate = profile_gate(profile)
+            gate = profile.gate()
     result = gate.check(raw)
     report = FileReport()
     report.add(result)
     _refuse_mostly_junk(result, report, data.max_quarantined_share, description)
-    table = _category_codes_as_numbers(result.valid, profile) if profile is not None else result.valid
+    table = profile.codes_as_numbers(result.valid) if profile is not None else result.valid
     return TrainingTable(
         table,
         description,
@@ -136,22 +131,6 @@ def load_training_table(config: TrainingConfig) -> TrainingTable:
         problems=dict(report.reasons),
         profile=profile,
     )
-
-
-def _category_codes_as_numbers(table: pd.DataFrame, profile: TableProfile) -> pd.DataFrame:
-    """Categories coded as whole numbers (a flag 0/1, a code 1/2) back as numbers, as the table holds them.
-
-    The gate reads them as labels ("1"); as numbers they reach the model the same way (its encoder
-    reads 1 as "1"), and its signature and input example say integers, which MLflow's JSON round
-    trip of the example keeps (it reads "1" back as 1).
-    """
-    table = table.copy()
-    for column in profile.columns:
-        if column.kind != "categorical" or column.nullable or not column.categories:
-            continue
-        if all(label.lstrip("-").isdigit() for label in column.categories) and column.name in table:
-            table[column.name] = pd.to_numeric(table[column.name].astype(str)).astype("int64")
-    return table
 
 
 def _refuse_mostly_junk(result: ValidationResult, report: FileReport, limit: float, description: str) -> None:

@@ -8,6 +8,7 @@ from crm_modes.data.validation import validate
 from crm_modes.features.builder import build_feature_pipeline
 from crm_modes.features.config import FeatureConfig, LeakageError, load_feature_config, parse_feature_config
 from crm_modes.features.entrance import MissingColumnsError
+from tests.features.checks import assert_model_ready
 
 CONFIG = load_feature_config("configs/features/synthetic.yaml")
 FORBIDDEN = {"client_id", "facility_id", "snapshot_date", "default_12m", "churn_12m"}
@@ -25,7 +26,7 @@ def test_builds_and_fits_on_the_synthetic_book(book, target, flavor):
         warnings.simplefilter("error")  # the training table's extra columns are expected, not warned about
         matrix = build_feature_pipeline(CONFIG, target=target, flavor=flavor).fit_transform(book)
     assert len(matrix) == len(book)
-    assert np.isfinite(matrix.to_numpy()).all()
+    assert_model_ready(matrix, flavor)
     sources = {name.split("=")[0].removesuffix("__missing") for name in matrix.columns}
     assert not sources & FORBIDDEN
     assert not any(name.startswith("oracle_") for name in sources)
@@ -135,12 +136,15 @@ def test_ratios_are_added_as_numeric_features_and_undefined_where_the_denominato
         {"numeric": ["owed", "limit"], "ratios": {"utilization": ["owed", "limit"]}}
     )
     frame = pd.DataFrame({"owed": [50.0, 10.0, 5.0, np.nan, 7.0], "limit": [100.0, 0.0, -4.0, 10.0, np.nan]})
-    steps = build_feature_pipeline(config, target="y").fit(frame)
+    steps = build_feature_pipeline(config, target="y", flavor="linear").fit(frame)
     added = steps[:2].transform(frame)["utilization"]
     np.testing.assert_array_equal(added.to_numpy(), [0.5, np.nan, np.nan, np.nan, np.nan])
     matrix = steps.transform(frame)
-    assert {"utilization", "utilization__missing"} <= set(matrix.columns)
-    assert np.isfinite(matrix.to_numpy()).all()
+    assert {"utilization", "utilization__missing"} <= set(matrix.columns)  # imputed, and said so
+    assert_model_ready(matrix, "linear")
+    trees = build_feature_pipeline(config, target="y", flavor="tree").fit(frame).transform(frame)
+    assert "utilization__missing" not in trees.columns  # trees read the missing value itself
+    np.testing.assert_array_equal(trees["utilization"].isna().to_numpy(), [False, True, True, True, True])
 
 
 def test_ratio_needs_its_inputs():

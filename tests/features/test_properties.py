@@ -12,6 +12,7 @@ from crm_modes.data.schema import column
 from crm_modes.data.validation import validate
 from crm_modes.features.builder import build_feature_pipeline
 from crm_modes.features.config import load_feature_config
+from tests.features.checks import assert_model_ready
 from tests.strategies import valid_rows
 
 # Scoring rows may carry the previous score, which no feature pipeline reads.
@@ -29,6 +30,7 @@ def fitted(request, small_book):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pipeline.fit(validate(small_book).valid)
+    pipeline.flavor = request.param
     return pipeline
 
 
@@ -40,10 +42,10 @@ def gated(rows: list[dict]) -> pd.DataFrame:
 
 @SETTINGS
 @given(row=valid_rows())
-def test_any_valid_row_transforms_to_finite_values(fitted, row):
+def test_any_valid_row_transforms_to_a_model_ready_vector(fitted, row):
     vector = fitted.transform(gated([row]))
     assert vector.shape == (1, len(fitted.get_feature_names_out()))
-    assert np.isfinite(vector.to_numpy()).all()
+    assert_model_ready(vector, fitted.flavor)
 
 
 @SETTINGS
@@ -71,7 +73,7 @@ def test_unseen_categories_give_a_valid_vector(fitted, row, unseen):
     for name in ("industry", "product", "segment"):
         frame[name] = pd.Series([unseen], dtype=object)  # bypasses the gate on purpose
     vector = fitted.transform(frame)
-    assert np.isfinite(vector.to_numpy()).all()
+    assert_model_ready(vector, fitted.flavor)
     assert len(vector) == 1
 
 

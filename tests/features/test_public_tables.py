@@ -1,11 +1,11 @@
 """The same builder vectorizes the public tables, each from its own configuration file alone."""
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from crm_modes.features.builder import build_feature_pipeline
 from crm_modes.features.config import load_feature_config
+from tests.features.checks import assert_model_ready
 
 TABLES = [
     ("german_credit.csv", "configs/features/german_credit.yaml", "target", set()),
@@ -23,7 +23,7 @@ def test_public_table_vectorizes_from_its_configuration(
     config = load_feature_config(config_path)
     matrix = build_feature_pipeline(config, target=target, flavor=flavor).fit_transform(table)
     assert len(matrix) == 800
-    assert np.isfinite(matrix.to_numpy()).all()
+    assert_model_ready(matrix, flavor)
     sources = {name.split("=")[0].removesuffix("__missing") for name in matrix.columns}
     assert not sources & (identifiers | {target, "_is_test"})
     assert sources == set(config.numeric) | set(config.categorical) | set(config.ratios)

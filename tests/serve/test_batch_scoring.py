@@ -21,11 +21,11 @@ def scoring_rows(rows: int, seed: int) -> pd.DataFrame:
     )
 
 
-def score(cli, store, *args, **options):
+def score(cli, store, *args, model="models:/crm-advisor@champion", env=None, **options):
     return subprocess.run(
-        [cli, "score", "--model", "models:/crm-advisor@champion", *args],
+        [cli, "score", "--model", model, *args],
         cwd=store["folder"],
-        env=store["env"],
+        env=env or store["env"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -252,3 +252,64 @@ def test_a_temporary_file_left_by_a_killed_job_is_removed_by_the_next_run(cli, a
     assert alive.exists()  # its writer (this test) is alive: not touched
     alive.unlink()
     assert len(pd.read_parquet(folder / "again-scores.parquet")) == 50
+
+
+def test_a_job_writing_to_a_pipe_prints_progress_lines(cli, advisor_store):
+    """No terminal, so no live bar: plain lines with what is done, the rate and the time left."""
+    folder = advisor_store["folder"]
+    scoring_rows(6_000, seed=44).to_parquet(folder / "piped.parquet")
+    result = score(
+        cli,
+        advisor_store,
+        "--input",
+        "piped.parquet",
+        "--output",
+        "piped-scores.parquet",
+        "--chunk-rows",
+        "1000",
+        env=advisor_store["env"] | {"CRM_MODES_PROGRESS_SECONDS": "0"},  # a line per chunk, not per 10 s
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = re.findall(
+        r"^\d\d:\d\d:\d\d scoring: ([\d,]+) of 6,000 rows \(\d+%\), [\d,]+ rows/s(?:, about \d+ s left)?$",
+        result.stdout,
+        flags=re.MULTILINE,
+    )
+    assert [int(done.replace(",", "")) for done in lines] == list(range(1_000, 6_001, 1_000))
+    assert "\x1b[" not in result.stdout  # no terminal control codes in a log
+
+
+def test_a_bad_progress_interval_is_named(cli, advisor_store):
+    result = score(
+        cli,
+        advisor_store,
+        "--input",
+        "piped.parquet",
+        "--output",
+        "never.parquet",
+        env=advisor_store["env"] | {"CRM_MODES_PROGRESS_SECONDS": "often"},
+    )
+    assert result.returncode == 2
+    assert "CRM_MODES_PROGRESS_SECONDS='often': expected a number of seconds >= 0" in result.stderr
+
+
+def test_a_single_model_of_the_book_scores_with_named_columns(cli, advisor_store):
+    folder = advisor_store["folder"]
+    book = scoring_rows(700, seed=45).astype(str).replace({"nan": "", "<NA>": "", "None": ""})
+    book.loc[3, "leverage"] = "high"
+    book.to_csv(folder / "single.csv", index=False)
+    result = score(
+        cli, advisor_store, "--input", "single.csv", "--output", "pd.csv", model="models:/crm-pd@champion"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert reconciliation(result.stdout) == (700, 699, 1)
+    assert "alerts:" not in result.stdout
+    scores = pd.read_csv(folder / "pd.csv")
+    assert list(scores.columns) == [
+        "facility_id",
+        "snapshot_date",
+        "probability_default_12m",
+        "model_version",
+    ]
+    assert scores["probability_default_12m"].between(0, 1).all()
+    assert pd.read_csv(folder / "pd.quarantine.csv")["source_row"].tolist() == [4]

@@ -137,3 +137,64 @@ def test_a_file_of_mostly_junk_stops_with_a_message(cli, datasets, tmp_path):
     assert "60 of 100 rows (60.0%) break the table's declarations, more than the 5% allowed" in result.stderr
     assert "age 60" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_scoring_a_dirty_table_gates_it_with_the_profile_the_model_ships(cli, tables, tmp_path):
+    """`score` with a single model of a table of one's own: the profile it was trained against is
+    in its bundle, so the same junk is quarantined (the target is not needed to score: a row whose
+    target is junk is scored) and the output says which class it gives the probability of."""
+    folder, expected = tables
+    config = configured(folder, folder / "dirty.csv", quarantine=str(tmp_path / "rejected.csv"))
+    env = quiet_mlflow_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for args in (["train", "--config", str(config)], ["promote", "--config", str(config)]):
+        result = subprocess.run(
+            [cli, *args], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    result = subprocess.run(
+        [
+            cli,
+            "score",
+            "--model",
+            "models:/german-credit-pd@champion",
+            "--input",
+            str(folder / "dirty.csv"),
+            "--output",
+            "scores.csv",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rows in = scored + quarantined: 1,004 = 1,001 + 3" in result.stdout
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    assert list(scores.columns) == ["probability_bad", "model_version"]
+    assert scores["probability_bad"].between(0, 1).all()
+    quarantine = pd.read_csv(tmp_path / "scores.quarantine.csv")
+    assert quarantine["source_row"].tolist() == [1, 503, 504]  # 502, the junk target, is scored
+    for row, reason in zip(quarantine["source_row"], quarantine["quarantine_reason"], strict=True):
+        assert expected[row] in reason
+    spark = subprocess.run(
+        [
+            cli,
+            "score",
+            "--model",
+            "models:/german-credit-pd@champion",
+            "--input",
+            str(folder / "dirty.csv"),
+            "--output",
+            "scores.parquet",
+            "--engine",
+            "spark",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert spark.returncode == 2
+    assert "is a single model, not the advisor bundle" in spark.stderr
