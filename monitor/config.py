@@ -61,7 +61,9 @@ class SlicesConfig(FrozenConfig):
     """Slices (segment, industry, market, product, region) against the whole book."""
 
     psi: Levels = Levels(watch=0.10, act=0.25)
-    """PSI of a score within a slice against the same slice at training."""
+    """PSI of a score within a slice against the same slice at training, beyond the whole book's PSI of
+    that score and beyond chance: a slice is flagged when it moves more than the rest of the book.
+    """
     auc_margin: Levels = Levels(watch=0.05, act=0.10)
     """AUC of a slice below the whole book's AUC by this much (outcomes needed)."""
     act_p: float = Field(default=0.001, gt=0, lt=1)

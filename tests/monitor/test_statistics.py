@@ -13,6 +13,7 @@ from crm_modes.monitor.backtest import (
     jeffreys_interval,
     jeffreys_p_value,
 )
+from crm_modes.monitor.figures import beyond_whole
 
 
 def test_psi_by_hand():
@@ -109,3 +110,13 @@ def test_the_tests_take_the_pd_at_least_at_the_floor():
     assert floored.predicted == pytest.approx(1e-9)  # the report shows the model's own mean
     assert floored.binomial_p == pytest.approx(1 - (1 - 0.0003) ** 100)
     assert floored.flag == "watch"
+
+
+def test_a_slice_is_measured_beyond_the_whole_book_and_beyond_chance():
+    # 3 bins used (the fourth empty on both sides): chance = 2 * (1/200 + 1/1000) = 0.012
+    expected, actual = np.array([500, 300, 200, 0]), np.array([100, 60, 40, 0])
+    assert beyond_whole(0.40, 0.18, expected, actual) == pytest.approx(0.40 - 0.18 - 0.012, abs=1e-12)
+    # moving with the book, or less, is nothing beyond it
+    assert beyond_whole(0.15, 0.18, expected, actual) == 0.0
+    # a slice with no rows has nothing to tell
+    assert math.isnan(beyond_whole(0.0, 0.18, expected, np.zeros(4)))
