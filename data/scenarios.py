@@ -6,8 +6,9 @@ first of its last ``months`` snapshots) and then changes the economy from that m
 sit at any phase of the cycle, a boom or a trough):
 
 - ``baseline``: the economy of the last 12 months eases, within six months, to the average
-  of the cycle over the months before and stays there: nothing unusual happens, so monitoring
-  it against its training months should flag nothing to act on;
+  of the cycle over the months before and stays there, and so does each industry's shared
+  condition (the industry shocks' running level): nothing unusual happens, so monitoring it
+  against its training months should flag nothing to act on;
 - ``downturn``: a recession in the last year: the economic cycle climbs to twice the
   deepest downturn of the history within six months and stays there, and every client's
   credit quality erodes a little each month. Ratings, leverage, coverage and utilization
@@ -44,6 +45,8 @@ class Scenario:
         ramp_months: months the cycle takes to reach ``cycle_peak`` from its level at the departure.
         quality_drift: added to the latent credit quality of the affected clients every month.
         industry: the only industry affected (None: every client).
+        industries_to_average: each industry's shared condition (the running level of its
+            shocks) eases over ``ramp_months`` to its average of the months before the departure.
     """
 
     name: str
@@ -54,6 +57,7 @@ class Scenario:
     ramp_months: int = 6
     quality_drift: float = 0.0
     industry: str | None = None
+    industries_to_average: bool = False
 
     @property
     def departs(self) -> bool:
@@ -70,6 +74,30 @@ class Scenario:
         changed[departure:] = cycle[departure] + ramp * (target - cycle[departure])
         return changed
 
+    def industry_shocks(self, shocks: np.ndarray, decay: float, departure: int) -> np.ndarray:
+        """The monthly industry shocks (steps x industries) with this scenario's path from ``departure`` on.
+
+        An industry's level follows ``level[s] = decay * level[s - 1] + shocks[s]`` (from 0); with
+        ``industries_to_average`` the shocks from the departure on are those that move each level
+        in a straight line, over ``ramp_months``, to its average before the departure, then hold it.
+        """
+        if not self.departs or not self.industries_to_average or departure <= 0:
+            return shocks
+        level = np.zeros_like(shocks)
+        running = np.zeros(shocks.shape[1])
+        for step in range(departure):
+            running = decay * running + shocks[step]
+            level[step] = running
+        start, target = level[departure - 1], level[:departure].mean(axis=0)
+        changed = shocks.copy()
+        previous = start
+        for step in range(departure, shocks.shape[0]):
+            ramp = min(1.0, (step - departure + 1) / self.ramp_months)
+            wanted = start + ramp * (target - start)
+            changed[step] = wanted - decay * previous
+            previous = wanted
+        return changed
+
     def affected(self, client_industry: np.ndarray) -> np.ndarray:
         """Which clients' credit quality drifts (all, or those of ``industry``)."""
         if self.industry is None:
@@ -83,10 +111,11 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("none", "the book as the seed makes it"),
         Scenario(
             "baseline",
-            "the last 12 months in an ordinary economy: the cycle eases to its average of the months "
-            "before and stays there",
+            "the last 12 months in an ordinary economy: the cycle and each industry's condition ease "
+            "to their averages of the months before and stay there",
             months=12,
             cycle_to_average=True,
+            industries_to_average=True,
         ),
         Scenario(
             "downturn",
@@ -102,6 +131,7 @@ SCENARIOS: dict[str, Scenario] = {
             "clients' credit quality erodes every month; the rest of the book untouched",
             months=12,
             cycle_to_average=True,
+            industries_to_average=True,
             quality_drift=-0.15,
             industry="construction",
         ),

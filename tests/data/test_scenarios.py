@@ -1,5 +1,6 @@
 """Scenarios: the seed's rows up to the departure, then the economy the scenario says."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -86,3 +87,24 @@ def test_an_unknown_scenario_is_named():
         match=r"unknown scenario 'boom'; known: \['baseline', 'downturn', 'industry_shock', 'none'\]",
     ):
         scenario_named("boom")
+
+
+def test_the_baseline_brings_each_industry_back_to_its_average_and_holds_it():
+    shocks = np.random.default_rng(3).normal(0.0, 0.03, (48, 4))
+    departure, decay = 36, 0.99
+    changed = SCENARIOS["baseline"].industry_shocks(shocks, decay, departure)
+    np.testing.assert_array_equal(changed[:departure], shocks[:departure])  # the seed's months untouched
+
+    def levels(steps):
+        running, path = np.zeros(4), []
+        for step in steps:
+            running = decay * running + step
+            path.append(running)
+        return np.array(path)
+
+    before, after = levels(shocks), levels(changed)
+    average = before[:departure].mean(axis=0)
+    np.testing.assert_allclose(after[departure + 5 :], np.broadcast_to(average, (7, 4)), atol=1e-12)
+    halfway = before[departure - 1] + (average - before[departure - 1]) / 2  # a straight line in 6 months
+    np.testing.assert_allclose(after[departure + 2], halfway, atol=1e-12)
+    assert SCENARIOS["downturn"].industry_shocks(shocks, decay, departure) is shocks  # its own path
