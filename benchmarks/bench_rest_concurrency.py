@@ -48,6 +48,12 @@ def client(bodies: list[bytes], seconds: float, first: int = 0) -> tuple[list[fl
 
 
 def load(bodies: list[bytes], clients: int, seconds: float) -> dict[str, float]:
+    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+    connection.request("POST", "/v1/score", body=bodies[0], headers={"Content-Type": "application/json"})
+    answer = connection.getresponse()
+    if answer.status != 200:  # a wrong request measures nothing: stop, showing why
+        raise RuntimeError(f"the service answered {answer.status}: {answer.read()[:2000]!r}")
+    connection.close()
     client(bodies, 2.0)  # warm up
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
@@ -73,11 +79,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from crm_modes.data.generator import generate_book
+    from crm_modes.data.schema import Role, names
 
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         book = generate_book(20_000, seed=7)
-        book = book.drop(columns=[c for c in book.columns if c.startswith("oracle_") or c.endswith("_12m")])
+        book = book.drop(columns=names([Role.LABEL, Role.ORACLE]))  # what a client has: no outcomes
         book.to_parquet(Path(folder) / "book.parquet")
         bodies = [
             json.dumps({"records": [record]}).encode()

@@ -6,6 +6,7 @@ import pytest
 
 from crm_modes.data.generator import generate_book
 from crm_modes.data.scenarios import SCENARIOS, scenario_named
+from crm_modes.data.schema import Role, names
 
 ROWS, SEED = 40_000, 13
 
@@ -16,7 +17,7 @@ def books():
 
 
 def _observed(book: pd.DataFrame) -> pd.DataFrame:
-    return book.drop(columns=[c for c in book.columns if c.startswith("oracle_") or c.endswith("_12m")])
+    return book.drop(columns=names([Role.LABEL, Role.ORACLE]))
 
 
 def _last_year(book: pd.DataFrame) -> pd.Series:
