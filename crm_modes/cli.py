@@ -713,11 +713,11 @@ def _score_in_process(
     model: str, source: Path, output: Path, quarantine: Path | None, chunk_rows: int, *, recording: bool
 ):
     from crm_modes.serve.batch import score_file
-    from crm_modes.serve.registry import load_model
+    from crm_modes.serve.registry import is_advisor, load_model
 
     with console.status(f"loading {model}"):
         loaded = load_model(model)
-    if recording and not (loaded.path / "artifacts" / "alert_policy.yaml").exists():
+    if recording and not is_advisor(loaded.path):
         raise InputError(
             f"{model} is a single model: only the advisor's decisions and alerts are recorded; "
             "drop --record and --state"

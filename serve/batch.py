@@ -41,7 +41,7 @@ from crm_modes.data.profile import TableProfile, load_profile
 from crm_modes.data.schema import KEY, MODES, input_names
 from crm_modes.data.validation import Gate, TableSchemaError
 from crm_modes.models.alerts import load_policy
-from crm_modes.serve.registry import LoadedModel
+from crm_modes.serve.registry import LoadedModel, is_advisor
 
 TOP_ALERTS = 10
 #: Parts are read back once, at assembly: uncompressed, they read 2.5 times faster.
@@ -127,7 +127,7 @@ class ScoringPlan:
 def scoring_plan(model: LoadedModel) -> ScoringPlan:
     """The gate and the scoring of ``model``'s rows, from what its bundle ships."""
     artifacts = model.path / "artifacts"
-    if (artifacts / "alert_policy.yaml").exists():  # the advisor bundle
+    if is_advisor(model.path):
 
         def advise(valid: pd.DataFrame) -> pd.DataFrame:
             return model.predict(valid[[name for name in input_names() if name in valid.columns]])
@@ -144,7 +144,7 @@ def scoring_plan(model: LoadedModel) -> ScoringPlan:
 def _single_plan(model: LoadedModel, profile: TableProfile | None) -> ScoringPlan:
     inputs = model.pyfunc.metadata.get_input_schema().input_names()
     if profile is None:  # a single model of the book
-        gate, identifiers, prepare = Gate(), [name for name in KEY], (lambda frame: frame)
+        gate, identifiers, prepare = Gate(), list(KEY), (lambda frame: frame)
     else:
         identifiers = [column.name for column in profile.columns if column.use == "identifier"]
         gate, prepare = profile.gate(), profile.codes_as_numbers

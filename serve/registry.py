@@ -32,6 +32,12 @@ class LoadedModel:
         return self.pyfunc.predict(model_input(frame), params={"model_version": self.version})
 
 
+def is_advisor(path: Path) -> bool:
+    """Whether the verified copy of a version at ``path`` is the advisor bundle (it ships an alert
+    policy); otherwise it is a single model, which answers probabilities only."""
+    return (path / "artifacts" / "alert_policy.yaml").exists()
+
+
 def resolve(uri: str) -> tuple[str, str]:
     """The pinned URI (``models:/name/N``) and version label (``name vN``) of a registry URI.
 

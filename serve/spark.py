@@ -25,7 +25,7 @@ from crm_modes.data.schema import KEY, SCHEMA, Kind, input_names
 from crm_modes.data.validation import REASON, Gate, TableSchemaError
 from crm_modes.models.advisor import OUTPUT_TYPES, PASS_THROUGH
 from crm_modes.models.signature import model_input
-from crm_modes.serve.registry import fetch
+from crm_modes.serve.registry import fetch, is_advisor
 
 ROW_ID = "_row_id"
 RAW = "raw_values"
@@ -168,7 +168,7 @@ def score_with_spark(
         raise InputError(f"{output}: the Spark engine writes Parquet; use a .parquet output path")
     quarantine = output.with_name(f"{output.stem}.quarantine.parquet")
     _, version, verified = fetch(model_uri)  # checked against its manifest before Spark loads it
-    if not (verified / "artifacts" / "alert_policy.yaml").exists():
+    if not is_advisor(verified):
         raise InputError(
             f"{model_uri} is a single model, not the advisor bundle: the Spark engine scores the advisor; "
             "score single models with --engine inprocess"
