@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import save
-from bench_score import BIN, REPO, environment, run
+from bench_score import BIN, REPO, champion_store, run
 
 
 def timed_monitor(env: dict, folder: Path, source: Path) -> dict[str, float]:
@@ -125,15 +125,7 @@ def main() -> None:
     results: dict = {}
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
-        uri = args.tracking_uri or f"sqlite:///{folder / 'mlflow.db'}"
-        env = environment(uri)
-        if args.tracking_uri is None:
-            for command in ("train", "promote"):
-                run(
-                    [str(BIN / "crm-modes"), command, "--config", str(REPO / "configs" / "train.yaml")],
-                    env,
-                    folder,
-                )
+        _, env = champion_store(args.tracking_uri, folder)
         sizes = {"full": args.rows, "quarter": args.rows // 4}
         speed = {}
         for label, rows in sizes.items():

@@ -59,6 +59,22 @@ def run(
     return result
 
 
+def champion_store(tracking_uri: str | None, folder: Path) -> tuple[str, dict[str, str]]:
+    """The store a benchmark scores with, and the environment that points at it: ``tracking_uri``,
+    or (None) a SQLite store in ``folder`` where ``configs/train.yaml`` is first trained and
+    promoted (not timed)."""
+    uri = tracking_uri or f"sqlite:///{folder / 'mlflow.db'}"
+    env = environment(uri)
+    if tracking_uri is None:
+        for command in ("train", "promote"):
+            run(
+                [str(BIN / "crm-modes"), command, "--config", str(REPO / "configs" / "train.yaml")],
+                env,
+                folder,
+            )
+    return uri, env
+
+
 def timed_score(env: dict, folder: Path, source: Path, output: str, *options: str) -> dict[str, float]:
     """``crm-modes score`` of ``source`` under ``/usr/bin/time`` (``options``: e.g. ``--engine spark``)."""
     result = run(
@@ -197,15 +213,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
-        uri = args.tracking_uri or f"sqlite:///{folder / 'mlflow.db'}"
-        env = environment(uri)
-        if args.tracking_uri is None:
-            for command in ("train", "promote"):
-                run(
-                    [str(BIN / "crm-modes"), command, "--config", str(REPO / "configs" / "train.yaml")],
-                    env,
-                    folder,
-                )
+        uri, env = champion_store(args.tracking_uri, folder)
 
         sizes = {"full": args.rows, "quarter": args.rows // 4}
         sources = {}

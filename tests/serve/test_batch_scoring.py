@@ -280,11 +280,12 @@ def test_a_job_writing_to_a_pipe_prints_progress_lines(cli, advisor_store):
 
 
 def test_a_bad_progress_interval_is_named(cli, advisor_store):
+    scoring_rows(50, seed=46).to_parquet(advisor_store["folder"] / "interval.parquet")
     result = score(
         cli,
         advisor_store,
         "--input",
-        "piped.parquet",
+        "interval.parquet",
         "--output",
         "never.parquet",
         env=advisor_store["env"] | {"CRM_MODES_PROGRESS_SECONDS": "often"},

@@ -29,6 +29,12 @@ def configured(folder, table_path, name="german_credit.yaml", **data):
     return path
 
 
+def crm(cli, *args, folder, timeout=600):
+    """``crm-modes ARGS`` in ``folder`` against its own SQLite store, output captured."""
+    env = quiet_mlflow_env(MLFLOW_TRACKING_URI=f"sqlite:///{folder / 'mlflow.db'}")
+    return subprocess.run([cli, *args], cwd=folder, capture_output=True, text=True, timeout=timeout, env=env)
+
+
 def dirty_copy(clean: pd.DataFrame, path) -> list[str]:
     """The clean table with four junk rows added (a description row right after the header, a
     target of 50000, an out-of-range age with a duration of text, and a value holding "; "),
@@ -99,15 +105,7 @@ def test_the_rest_trains_as_the_clean_table_does(tables):
 def test_training_goes_on_and_writes_the_quarantine(cli, tables, tmp_path):
     folder, _ = tables
     config = configured(folder, folder / "dirty.csv", quarantine=str(tmp_path / "rejected.csv"))
-    env = quiet_mlflow_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    result = subprocess.run(
-        [cli, "evaluate", "--config", str(config), "--cv", "3"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+    result = crm(cli, "evaluate", "--config", str(config), "--cv", "3", folder=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"rows in = used + quarantined: 1,004 = 1,000 + 4 -> {tmp_path / 'rejected.csv'}" in result.stdout
     (tally,) = [line for line in result.stdout.splitlines() if line.startswith("quarantined for: ")]
@@ -125,14 +123,7 @@ def test_a_file_of_mostly_junk_stops_with_a_message(cli, datasets, tmp_path):
     table.loc[:59, "age"] = "unknown"  # 60% of the rows
     table.to_csv(tmp_path / "junk.csv", index=False)
     config = configured(tmp_path, tmp_path / "junk.csv")
-    result = subprocess.run(
-        [cli, "train", "--config", str(config)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=quiet_mlflow_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}"),
-    )
+    result = crm(cli, "train", "--config", str(config), folder=tmp_path, timeout=300)
     assert result.returncode == 2
     assert "60 of 100 rows (60.0%) break the table's declarations, more than the 5% allowed" in result.stderr
     assert "age 60" in result.stderr
@@ -145,29 +136,11 @@ def test_scoring_a_dirty_table_gates_it_with_the_profile_the_model_ships(cli, ta
     target is junk is scored) and the output says which class it gives the probability of."""
     folder, expected = tables
     config = configured(folder, folder / "dirty.csv", quarantine=str(tmp_path / "rejected.csv"))
-    env = quiet_mlflow_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    for args in (["train", "--config", str(config)], ["promote", "--config", str(config)]):
-        result = subprocess.run(
-            [cli, *args], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env
-        )
+    for command in ("train", "promote"):
+        result = crm(cli, command, "--config", str(config), folder=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
-    result = subprocess.run(
-        [
-            cli,
-            "score",
-            "--model",
-            "models:/german-credit-pd@champion",
-            "--input",
-            str(folder / "dirty.csv"),
-            "--output",
-            "scores.csv",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+    model = ("--model", "models:/german-credit-pd@champion", "--input", str(folder / "dirty.csv"))
+    result = crm(cli, "score", *model, "--output", "scores.csv", folder=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "rows in = scored + quarantined: 1,004 = 1,001 + 3" in result.stdout
     scores = pd.read_csv(tmp_path / "scores.csv")
@@ -177,24 +150,6 @@ def test_scoring_a_dirty_table_gates_it_with_the_profile_the_model_ships(cli, ta
     assert quarantine["source_row"].tolist() == [1, 503, 504]  # 502, the junk target, is scored
     for row, reason in zip(quarantine["source_row"], quarantine["quarantine_reason"], strict=True):
         assert expected[row] in reason
-    spark = subprocess.run(
-        [
-            cli,
-            "score",
-            "--model",
-            "models:/german-credit-pd@champion",
-            "--input",
-            str(folder / "dirty.csv"),
-            "--output",
-            "scores.parquet",
-            "--engine",
-            "spark",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+    spark = crm(cli, "score", *model, "--output", "scores.parquet", "--engine", "spark", folder=tmp_path)
     assert spark.returncode == 2
     assert "is a single model, not the advisor bundle" in spark.stderr
