@@ -89,6 +89,14 @@ def test_trains_and_cross_validates_from_its_configuration(cli, datasets, tmp_pa
             run.data.metrics["rows_evaluation"] == sample["_is_test"].sum()
         )  # the fixed hold-out is honoured
     assert 0.5 < run.data.metrics["auc"] <= 1.0
+    (model_name,) = yaml.safe_load((REPO / "configs" / config_name).read_text())["models"]
+    card_path = client.download_artifacts(
+        run.info.run_id, f"evaluation/{model_name}_model_card.md", str(tmp_path)
+    )
+    card = Path(card_path).read_text()
+    for words in (card, trained.stdout):  # a real table: none of the synthetic book's words
+        assert "oracle" not in words.lower()
+        assert "cycle" not in words.lower()
 
     # the registered model loads back (skops, reviewed types) and scores the table's own rows
     previous = mlflow.get_tracking_uri()

@@ -87,6 +87,7 @@ def test_train_registers_every_model_as_challenger_with_its_evidence(cli, store)
     card = mlflow.artifacts.load_text(f"runs:/{pd_run.info.run_id}/evaluation/default_model_card.md")
     assert "## Purpose" in card
     assert "## Limits" in card
+    assert "simulation oracle" in card  # the synthetic book: the words of the simulation belong here
 
 
 def test_promotion_moves_champion_and_records_why(cli, store):
