@@ -152,4 +152,8 @@ def test_scoring_a_dirty_table_gates_it_with_the_profile_the_model_ships(cli, ta
         assert expected[row] in reason
     spark = crm(cli, "score", *model, "--output", "scores.parquet", "--engine", "spark", folder=tmp_path)
     assert spark.returncode == 2
+    recorded = crm(cli, "score", *model, "--output", "recorded.csv", "--record", folder=tmp_path)
+    assert recorded.returncode == 2
+    assert "is a single model: only the advisor's decisions and alerts are recorded" in recorded.stderr
+    assert not (tmp_path / "recorded.csv").exists()
     assert "is a single model, not the advisor bundle" in spark.stderr
