@@ -380,6 +380,13 @@ def monitor(
             "window has closed) for the backtest; may be the current file itself."
         ),
     ] = None,
+    scores: Annotated[
+        Path | None,
+        typer.Option(
+            help="What `crm-modes score` wrote for this book with this model: read in step with the "
+            "current rows instead of scoring them again (same rows, order and version, or exit 2)."
+        ),
+    ] = None,
     html_path: Annotated[Path | None, typer.Option("--html", help="Write the HTML report here.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write every figure as JSON here.")] = None,
     config: Annotated[
@@ -416,6 +423,7 @@ def monitor(
                 current,
                 settings,
                 outcomes=outcomes,
+                scores=scores,
                 chunk_rows=chunk_rows,
                 on_chunk=progress.advance,
             )

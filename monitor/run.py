@@ -3,6 +3,10 @@
 The current table streams through the validation gate and the registered model (the one
 scoring path, :meth:`crm_modes.serve.registry.LoadedModel.predict`) chunk by chunk, and each
 chunk is counted into the reference's bins (:class:`~crm_modes.models.reference.BookProfile`);
+when the book has already been scored (``crm-modes score`` of the same file by the same
+version), its output is read in step with the gate's valid rows instead of scoring them again
+(:class:`ScoredRows`: same rows, same order, same version, or the run stops naming the first
+difference);
 only the rows whose outcomes are known are kept, as a few arrays, for backtesting. Memory is
 flat in the size of the book. The reference and the alert policy (its master scale) come from
 the model's own verified artifacts: a consumer of ``models:/crm-advisor@champion`` needs
@@ -21,7 +25,7 @@ from crm_modes.data.errors import InputError
 from crm_modes.data.io import iter_chunks
 from crm_modes.data.schema import KEY, input_names
 from crm_modes.data.validation import Gate, TableSchemaError
-from crm_modes.models.advisor import REFERENCE_ARTIFACT
+from crm_modes.models.advisor import OUTPUT_TYPES, REFERENCE_ARTIFACT
 from crm_modes.models.alerts import load_policy
 from crm_modes.models.reference import SLICE_COLUMNS, MonitoringReference, load_reference
 from crm_modes.monitor.config import MonitoringConfig
@@ -70,16 +74,104 @@ def read_outcomes(path: str | os.PathLike[str]) -> pd.DataFrame:
     return table.drop_duplicates(subset=list(KEY), keep="first").set_index(list(KEY))
 
 
+AGAIN = "score the same file with the same model, or leave out --scores"
+
+
+class ScoredRows:
+    """What ``crm-modes score`` wrote for the current book, taken in step with the gate's valid rows.
+
+    ``score`` writes one output row per valid input row, in input order, so the scored file
+    streams beside the current one with memory bounded by a chunk. Each taken block must
+    carry the same keys (``facility_id``, ``snapshot_date``) in the same order, and every
+    row the version being monitored; a file of another book, another version, another
+    gate or an interrupted job stops the run with the first difference named.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], model_version: str, chunk_rows: int) -> None:
+        self.path = os.fspath(path)
+        self.model_version = model_version
+        self._chunks = iter_chunks(path, chunk_rows)
+        self._buffer = pd.DataFrame()
+        self.taken = 0
+
+    def take(self, valid: pd.DataFrame) -> pd.DataFrame:
+        """The scored rows of ``valid`` (the next ``len(valid)`` rows of the file), checked."""
+        parts, wanted = [], len(valid)
+        while wanted:
+            if self._buffer.empty:
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    raise InputError(
+                        f"{self.path} holds {self.taken + len(valid) - wanted} scored rows, fewer than the "
+                        f"current book's valid rows: {AGAIN}"
+                    )
+                self._buffer = self._checked(chunk)
+            part, self._buffer = self._buffer.iloc[:wanted], self._buffer.iloc[wanted:]
+            parts.append(part)
+            wanted -= len(part)
+        advice = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+        self._same_keys(valid, advice)
+        self.taken += len(advice)
+        return advice
+
+    def finish(self) -> None:
+        """Raise if the file holds rows beyond the current book's valid rows."""
+        extra = len(self._buffer) + sum(len(chunk) for chunk in self._chunks)
+        if extra:
+            raise InputError(
+                f"{self.path} holds {self.taken + extra} scored rows, more than the current book's "
+                f"{self.taken} valid rows: {AGAIN}"
+            )
+
+    def _checked(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        missing = [name for name in (*KEY, *OUTPUT_TYPES) if name not in chunk.columns]
+        if missing:
+            raise InputError(f"{self.path} is not an advisor's scored output: it lacks the columns {missing}")
+        versions = pd.unique(chunk["model_version"].astype(str))
+        others = [version for version in versions if version != self.model_version]
+        if others:
+            raise InputError(
+                f"{self.path} was scored by {others[0]}, not by {self.model_version}, the version monitored"
+            )
+        chunk = chunk.copy()
+        for name, kind in OUTPUT_TYPES.items():
+            if kind == "double":
+                values = pd.to_numeric(chunk[name], errors="coerce")
+                if (values.isna() & chunk[name].notna()).any():
+                    raise InputError(f"{self.path}: column {name!r} holds values that are not numbers")
+                chunk[name] = values
+        return chunk
+
+    def _same_keys(self, valid: pd.DataFrame, advice: pd.DataFrame) -> None:
+        same = valid["facility_id"].astype(str).to_numpy() == advice["facility_id"].astype(str).to_numpy()
+        same &= _dates(valid["snapshot_date"]) == _dates(advice["snapshot_date"])
+        if not same.all():
+            row = int(np.argmin(same))
+            raise InputError(
+                f"{self.path} does not match the current book: its scored row {self.taken + row + 1} is "
+                f"{advice['facility_id'].iloc[row]} {advice['snapshot_date'].iloc[row]}, the current book's "
+                f"valid row is {valid['facility_id'].iloc[row]} {valid['snapshot_date'].iloc[row]}"
+            )
+
+
+def _dates(values: pd.Series) -> np.ndarray:
+    return pd.to_datetime(values, errors="coerce").to_numpy(dtype="datetime64[ns]")
+
+
 def monitor_file(
     model: LoadedModel,
     current: str | os.PathLike[str],
     config: MonitoringConfig,
     *,
     outcomes: str | os.PathLike[str] | None = None,
+    scores: str | os.PathLike[str] | None = None,
     chunk_rows: int = 100_000,
     on_chunk: Callable[[int], None] | None = None,
 ) -> dict:
     """Every monitoring figure of the book at ``current`` scored by ``model`` (see the module).
+
+    ``scores``: ``crm-modes score``'s output of ``current`` by ``model``, read instead of
+    scoring the rows again (:class:`ScoredRows`).
 
     Returns:
         The report (:func:`crm_modes.monitor.figures.compute`), with the model version and the
@@ -95,6 +187,7 @@ def monitor_file(
     profile = reference.profile.empty_like()
     collected = Outcomes() if known is not None else None
     gate = Gate()
+    scored = ScoredRows(scores, model.version, chunk_rows) if scores is not None else None
     rows_in = quarantined = 0
     for chunk in iter_chunks(current, chunk_rows):
         result = gate.check(chunk)
@@ -102,7 +195,11 @@ def monitor_file(
         quarantined += len(result.quarantine)
         valid = result.valid
         if len(valid):
-            advice = model.predict(valid[[name for name in input_names() if name in valid.columns]])
+            advice = (
+                scored.take(valid)
+                if scored is not None
+                else model.predict(valid[[name for name in input_names() if name in valid.columns]])
+            )
             profile.add(valid, advice)
             if collected is not None and known is not None:
                 keys = pd.MultiIndex.from_arrays([valid["facility_id"].astype(str), valid["snapshot_date"]])
@@ -113,12 +210,15 @@ def monitor_file(
             on_chunk(len(chunk))
     if rows_in == 0:
         raise TableSchemaError([f"{current}: the table has a header but no data rows"])
+    if scored is not None:
+        scored.finish()
     report = compute(reference, profile, collected, [grade.grade for grade in policy.risk_grades], config)
     report.update(
         model_version=model.version,
         model_uri=model.uri,
         current=os.fspath(current),
         outcomes=os.fspath(outcomes) if outcomes is not None else None,
+        scored_file=os.fspath(scores) if scores is not None else None,
         rows_in=rows_in,
         rows_scored=profile.rows,
         rows_quarantined=quarantined,

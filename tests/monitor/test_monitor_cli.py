@@ -120,6 +120,45 @@ def test_the_backtest_of_a_closed_year_and_lenient_thresholds_exit_0(cli, adviso
     assert "backtest default" in result.stdout
 
 
+def test_a_book_already_scored_is_monitored_from_its_scores_with_the_same_figures(
+    cli, advisor_store, books, tmp_path
+):
+    cohort = str(books["cohort"])
+    scored = tmp_path / "scored.csv"  # CSV: every number comes back as text and must be read as one
+    result = subprocess.run(
+        [cli, "score", "--model", "models:/crm-advisor@champion", "--input", cohort, "--output", str(scored)],
+        cwd=advisor_store["folder"],
+        env=advisor_store["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    reports = {}
+    for name, extra in (("scored_again", []), ("from_scores", ["--scores", str(scored)])):
+        path = tmp_path / f"{name}.json"
+        args = ["--current", cohort, "--outcomes", cohort, "--json", str(path), "--no-mlflow", *extra]
+        done = run(cli, advisor_store, *args)
+        assert done.returncode in (0, 1), done.stderr[-2000:]
+        reports[name] = json.loads(path.read_text())
+    again, read = reports["scored_again"], reports["from_scores"]
+    assert read["scored_file"] == str(scored)
+    assert read["rows_scored"] == again["rows_scored"] == len(pd.read_csv(scored))
+    for section in ("stability", "backtest", "slices", "flags", "status"):  # to the last digits of a sum
+        assert rounded(read[section]) == rounded(again[section]), section
+
+
+def rounded(value: object) -> object:
+    """``value`` with every float rounded to 12 significant digits, in nested dicts and lists."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, dict):
+        return {key: rounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [rounded(item) for item in value]
+    return value
+
+
 def test_bad_input_exits_2_naming_it(cli, advisor_store, tmp_path):
     missing = run(cli, advisor_store, "--current", str(tmp_path / "nowhere.parquet"), "--no-mlflow")
     assert missing.returncode == 2

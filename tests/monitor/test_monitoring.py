@@ -1,18 +1,22 @@
 """Monitoring against known truth: a baseline book flags nothing to act on, a downturn and an
 industry shock are found where they are, and the backtest sees the downturn's defaults."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from crm_modes.data.errors import InputError
 from crm_modes.data.generator import generate_book
 from crm_modes.data.schema import input_names
 from crm_modes.data.validation import validate
+from crm_modes.models.advisor import OUTPUT_TYPES
 from crm_modes.models.reference import MonitoringReference, fit_profile, load_reference
 from crm_modes.models.signature import model_input
 from crm_modes.monitor.config import load_monitoring_config
 from crm_modes.monitor.figures import Outcomes, compute
-from crm_modes.monitor.run import json_safe
+from crm_modes.monitor.run import ScoredRows, json_safe
 
 ROWS, SEED = 400_000, 7  # seed 7: the book the fitted advisor learnt on (tests/conftest.py), larger
 CONFIG = load_monitoring_config("configs/monitoring.yaml")
@@ -139,3 +143,58 @@ def test_the_reference_survives_its_file(reference, tmp_path):
     assert np.array_equal(
         loaded.profile.counts["internal_rating"], reference.profile.counts["internal_rating"]
     )
+
+
+def _scored(rows: int, version: str = "crm-advisor v1") -> pd.DataFrame:
+    """A stand-in for score's output: keys, every advisor output column, the version."""
+    frame = pd.DataFrame(
+        {
+            "facility_id": [f"F{i:04d}" for i in range(rows)],
+            "snapshot_date": pd.Timestamp("2025-01-31"),
+        }
+    )
+    for name, kind in OUTPUT_TYPES.items():
+        frame[name] = 0.5 if kind == "double" else "x"
+    frame["model_version"] = version
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f.iloc[::-1], "does not match the current book: its scored row 1 is F0009"),
+        (lambda f: f.iloc[:7], "holds 7 scored rows, fewer than the current book's valid rows"),
+        (lambda f: pd.concat([f, f.iloc[:2]]), "holds 12 scored rows, more than the current book's 10"),
+        (lambda f: f.assign(model_version="crm-advisor v2"), "by crm-advisor v2, not by crm-advisor v1"),
+        (lambda f: f.drop(columns=["risk_grade"]), "lacks the columns ['risk_grade']"),
+        (lambda f: f.assign(default_probability="high"), "'default_probability' holds values that are not"),
+    ],
+)
+def test_a_scored_file_of_other_rows_or_another_version_is_refused_naming_why(tmp_path, change, message):
+    valid = _scored(10)[["facility_id", "snapshot_date"]]
+    path = tmp_path / "scored.parquet"
+    change(_scored(10)).to_parquet(path)
+    reader = ScoredRows(path, "crm-advisor v1", chunk_rows=4)
+
+    def read_all() -> None:
+        for start in range(0, 10, 3):  # blocks that straddle the file's chunks
+            reader.take(valid.iloc[start : start + 3])
+        reader.finish()
+
+    with pytest.raises(InputError, match=re.escape(message)):
+        read_all()
+
+
+def test_a_scored_file_is_taken_in_step_across_chunks_with_its_numbers_as_numbers(tmp_path):
+    frame = _scored(10)
+    frame["default_probability"] = np.arange(10) / 100
+    path = tmp_path / "scored.csv"
+    frame.to_csv(path, index=False)
+    reader = ScoredRows(path, "crm-advisor v1", chunk_rows=4)
+    keys = frame[["facility_id", "snapshot_date"]]
+    taken = [reader.take(keys.iloc[start : start + 3]) for start in range(0, 10, 3)]
+    reader.finish()
+    assert [len(part) for part in taken] == [3, 3, 3, 1]
+    together = pd.concat(taken, ignore_index=True)
+    assert together["facility_id"].tolist() == frame["facility_id"].tolist()
+    assert together["default_probability"].to_numpy() == pytest.approx(np.arange(10) / 100)
