@@ -29,6 +29,13 @@ def _table(rows: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def _benchmark_line(model: FittedModel) -> str:
+    if model.benchmark is None:
+        return ""
+    rows = f"{model.benchmark_rows:,}"
+    return f"- Benchmark: logistic regression on the same features, fitted on {rows} training rows"
+
+
 def model_card(
     model: FittedModel,
     evaluation: Evaluation,
@@ -59,7 +66,7 @@ def model_card(
             if model.calibration_scores
             else ""
         ),
-        "- Benchmark: logistic regression on the same features" if model.benchmark is not None else "",
+        _benchmark_line(model),
         "## Evaluation (out-of-sample rows)",
         _table(evaluation.metrics),
     ]

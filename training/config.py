@@ -176,7 +176,11 @@ class ModelConfig(FrozenConfig):
     small tables, where every row is needed for training.
     """
     benchmark: bool = True
-    """Train a logistic regression beside it, on the same features and rows, for comparison."""
+    """Train a logistic regression beside it, on the same features, for comparison."""
+    benchmark_rows: int | None = Field(default=100_000, ge=1_000)
+    """The benchmark is fitted on a fixed random sample of at most this many of the model's training rows
+    (``null``: all of them); its evaluation rows are the model's own.
+    """
     gates: GateConfig = Field(default_factory=GateConfig)
     """What a challenger must reach before ``promote`` makes it champion."""
     tuning: TuningConfig = Field(default_factory=TuningConfig)

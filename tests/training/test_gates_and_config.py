@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from crm_modes.training.config import GateConfig, ModelConfig, expand, load_training_config
-from crm_modes.training.fit import binary_target
+from crm_modes.training.fit import benchmark_sample, binary_target
 from crm_modes.training.promote import check_gates
 
 
@@ -24,6 +24,20 @@ def test_binary_target_with_a_positive_label_and_errors():
     plain = ModelConfig(kind="binary", target="y", registered_name="x")
     with pytest.raises(ValueError, match="set positive_label"):
         binary_target(pd.Series(["yes", "no"]), plain)
+
+
+def test_the_benchmark_is_fitted_on_a_fixed_sample_of_at_most_benchmark_rows():
+    train = pd.DataFrame({"x": range(5_000)})
+    config = ModelConfig(kind="binary", target="y", registered_name="x", benchmark_rows=1_000)
+    sample = benchmark_sample(train, config)
+    assert len(sample) == 1_000
+    assert sample.index.is_unique
+    assert sample.index.isin(train.index).all()
+    assert sample.index.equals(benchmark_sample(train, config).index)  # the same rows every time
+    assert benchmark_sample(train, config.model_copy(update={"benchmark_rows": None})) is train
+    assert benchmark_sample(train.head(800), config).equals(train.head(800))
+    with pytest.raises(ValueError, match="benchmark_rows"):
+        ModelConfig(kind="binary", target="y", registered_name="x", benchmark_rows=10)
 
 
 def test_training_config_errors_name_file_and_key(tmp_path):
