@@ -141,11 +141,12 @@ class Gate:
         for problem in found:
             reasons.setdefault(problem.row, []).append(problem.message)
         bad_rows = np.fromiter(sorted(reasons), dtype=np.int64, count=len(reasons))
+        # The rows that failed are dropped; when none did (the usual case), the columns are used
+        # as they are instead of being copied through a mask.
         if bad_rows.size:
             is_good = np.ones(len(frame), dtype=bool)
             is_good[bad_rows] = False
             typed = {name: values[is_good].reset_index(drop=True) for name, values in typed.items()}
-        # (every row good, the usual case: the columns as they are, not copied through a mask)
         valid = pd.DataFrame({spec.name: _final_dtype(spec, typed[spec.name]) for spec in present})
         quarantine = frame.iloc[bad_rows].copy()
         quarantine.insert(0, SOURCE_ROW, bad_rows + self._rows_seen + 1)

@@ -119,7 +119,9 @@ def _cross_fitted(fitted: FittedModel, features: FeatureConfig, train: pd.DataFr
     """Calibrate by K-fold cross-fitting on the training rows (an ensemble of K calibrated copies)."""
     config, pipeline, benchmark = fitted.config, fitted.pipeline, fitted.benchmark
     # Shuffle once with a fixed seed, then use plain stratified folds: the folds do not follow
-    # the file's row order, and no splitter object ends up in the model file.
+    # the file's row order, and no splitter object ends up in the model file. The benchmark
+    # keeps the rows its features were fitted on (fit_model), shuffled the same way.
+    benchmark_rows = benchmark_sample(train, config).sample(frac=1.0, random_state=0)
     train = train.sample(frac=1.0, random_state=0)
     y = binary_target(train[config.target], config)
     X = pipeline["features"].transform(train)
@@ -129,10 +131,9 @@ def _cross_fitted(fitted: FittedModel, features: FeatureConfig, train: pd.DataFr
     )
     final = Pipeline([("features", pipeline["features"]), ("model", calibrated)])
     if benchmark is not None:
-        sample = benchmark_sample(train, config)
-        X_benchmark = benchmark["features"].transform(sample)
+        X_benchmark = benchmark["features"].transform(benchmark_rows)
         benchmark_model = CalibratedClassifierCV(clone(benchmark["model"]), method="sigmoid", cv=folds)
-        benchmark_model.fit(X_benchmark, binary_target(sample[config.target], config))
+        benchmark_model.fit(X_benchmark, binary_target(benchmark_rows[config.target], config))
         benchmark = Pipeline([("features", benchmark["features"]), ("model", benchmark_model)])
     method = f"{config.calibration} ({config.calibration_folds}-fold cross-fitted)"
     return replace(fitted, pipeline=final, calibration_method=method, benchmark=benchmark)

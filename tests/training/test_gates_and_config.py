@@ -65,3 +65,25 @@ def test_environment_variables_expand(monkeypatch):
     assert expand("${CRM_TEST_UNSET:-../shared}/a.csv") == "../shared/a.csv"
     with pytest.raises(ValueError, match="CRM_TEST_UNSET is not set"):
         expand("${CRM_TEST_UNSET}/a.csv")
+
+
+@pytest.mark.parametrize("folds", [None, 2])
+def test_a_benchmark_on_more_rows_than_benchmark_rows_is_fitted_on_the_sample(folds):
+    from crm_modes.data.generator import generate_book
+    from crm_modes.training.fit import fit_model
+
+    config = load_training_config("configs/train.yaml")
+    model = config.models["churn"].model_copy(
+        update={
+            "estimator": config.models["mode"].estimator.model_copy(update={"params": {"n_estimators": 5}}),
+            "calibration": "sigmoid",
+            "calibration_folds": folds,
+            "benchmark_rows": 1_000,
+        }
+    )
+    book = generate_book(3_000, seed=5).dropna(subset=["churn_12m"])
+    fitted = fit_model("churn", model, config.features, book.iloc[:2_000], book.iloc[2_000:])
+    assert fitted.benchmark_rows == 1_000
+    assert fitted.benchmark is not None
+    probabilities = fitted.benchmark.predict_proba(book.iloc[2_000:])[:, 1]
+    assert ((probabilities > 0) & (probabilities < 1)).all()
