@@ -87,17 +87,23 @@ def fit_model(
     pipeline = _fit_pipeline(
         config, features, train, config.estimator.type, {**config.estimator.params, **tuned}
     )
-    benchmark = None
+    benchmark, benchmark_train = None, train.iloc[:0]
     if config.benchmark and config.estimator.type != BENCHMARK_TYPE:  # a model is not its own benchmark
-        sample = benchmark_sample(train, config)
-        benchmark = _fit_pipeline(config, features, sample, BENCHMARK_TYPE, BENCHMARK_PARAMS)
-    fitted = FittedModel(name, config, pipeline, "none", benchmark=benchmark, tuned_params=tuned)
-    if benchmark is not None:
-        fitted.benchmark_rows = min(len(train), config.benchmark_rows or len(train))
+        benchmark_train = benchmark_sample(train, config)
+        benchmark = _fit_pipeline(config, features, benchmark_train, BENCHMARK_TYPE, BENCHMARK_PARAMS)
+    fitted = FittedModel(
+        name,
+        config,
+        pipeline,
+        "none",
+        benchmark=benchmark,
+        tuned_params=tuned,
+        benchmark_rows=len(benchmark_train),
+    )
     if config.kind == "multiclass" or config.calibration == "none":
         return fitted
     if config.calibration_folds is not None:
-        return _cross_fitted(fitted, features, train)
+        return _cross_fitted(fitted, train, benchmark_train)
 
     y_cal = binary_target(calibration[config.target], config)
     X_cal = pipeline["features"].transform(calibration)
@@ -115,13 +121,14 @@ def fit_model(
     )
 
 
-def _cross_fitted(fitted: FittedModel, features: FeatureConfig, train: pd.DataFrame) -> FittedModel:
-    """Calibrate by K-fold cross-fitting on the training rows (an ensemble of K calibrated copies)."""
+def _cross_fitted(fitted: FittedModel, train: pd.DataFrame, benchmark_train: pd.DataFrame) -> FittedModel:
+    """Calibrate by K-fold cross-fitting on the training rows (an ensemble of K calibrated copies).
+
+    The benchmark is cross-fitted on ``benchmark_train``, the rows its features were fitted on.
+    """
     config, pipeline, benchmark = fitted.config, fitted.pipeline, fitted.benchmark
     # Shuffle once with a fixed seed, then use plain stratified folds: the folds do not follow
-    # the file's row order, and no splitter object ends up in the model file. The benchmark
-    # keeps the rows its features were fitted on (fit_model), shuffled the same way.
-    benchmark_rows = benchmark_sample(train, config).sample(frac=1.0, random_state=0)
+    # the file's row order, and no splitter object ends up in the model file.
     train = train.sample(frac=1.0, random_state=0)
     y = binary_target(train[config.target], config)
     X = pipeline["features"].transform(train)
@@ -131,9 +138,10 @@ def _cross_fitted(fitted: FittedModel, features: FeatureConfig, train: pd.DataFr
     )
     final = Pipeline([("features", pipeline["features"]), ("model", calibrated)])
     if benchmark is not None:
-        X_benchmark = benchmark["features"].transform(benchmark_rows)
+        benchmark_train = benchmark_train.sample(frac=1.0, random_state=0)  # shuffled as the model's rows
+        X_benchmark = benchmark["features"].transform(benchmark_train)
         benchmark_model = CalibratedClassifierCV(clone(benchmark["model"]), method="sigmoid", cv=folds)
-        benchmark_model.fit(X_benchmark, binary_target(benchmark_rows[config.target], config))
+        benchmark_model.fit(X_benchmark, binary_target(benchmark_train[config.target], config))
         benchmark = Pipeline([("features", benchmark["features"]), ("model", benchmark_model)])
     method = f"{config.calibration} ({config.calibration_folds}-fold cross-fitted)"
     return replace(fitted, pipeline=final, calibration_method=method, benchmark=benchmark)
