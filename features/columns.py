@@ -89,7 +89,10 @@ class Columns:
     def is_numeric(self, name: str) -> bool:
         """Whether the column holds numbers (booleans count), as its dtype says."""
         if name in self._replaced:
-            return isinstance(self._replaced[name], np.ndarray)
+            value = self._replaced[name]
+            return (
+                value.dtype.kind in "biuf" if isinstance(value, pd.Series) else isinstance(value, np.ndarray)
+            )
         if self._parent is not None:
             return self._parent.is_numeric(name)
         return self._kinds[name] in "biuf"
@@ -114,7 +117,10 @@ class Columns:
         if found is None:
             if name in self._replaced:
                 value = self._replaced[name]
-                found = value if isinstance(value, kind) else convert(value)
+                if isinstance(value, pd.Series):  # a column as the frame would hold it: read as one
+                    found = read(value)
+                else:
+                    found = value if isinstance(value, kind) else convert(value)
             else:
                 found = read(self.frame[name])
             kept[name] = found
@@ -157,8 +163,9 @@ class Columns:
         """The rows this copy was made from, before any column was replaced."""
         return self if self._parent is None else self._parent.original()
 
-    def replaced(self, **columns: np.ndarray | Labels) -> Columns:
-        """The same rows with ``columns`` replaced (float64 arrays or :class:`Labels`), or added."""
+    def replaced(self, **columns: np.ndarray | Labels | pd.Series) -> Columns:
+        """The same rows with ``columns`` replaced, or added: float64 arrays, :class:`Labels`, or
+        a Series read exactly as a column of the frame is (its dtype decides, its index is ignored)."""
         child = Columns.__new__(Columns)
         child.frame, child.n, child._parent = self.frame, self.n, self
         child._replaced = dict(columns)
@@ -176,7 +183,12 @@ class Columns:
             return self.frame
         frame = self._parent.to_frame().copy(deep=False)
         for name, value in self._replaced.items():
-            frame[name] = value.values() if isinstance(value, Labels) else value
+            if isinstance(value, Labels):
+                frame[name] = value.values()
+            elif isinstance(value, pd.Series):
+                frame[name] = pd.Series(value.array, index=frame.index, name=name)
+            else:
+                frame[name] = value
         return frame
 
 

@@ -17,8 +17,9 @@ from the model's artifacts (skops, reviewed trusted types) in ``load_context``.
 
 from __future__ import annotations
 
+import copy
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import mlflow.pyfunc
 import numpy as np
@@ -110,6 +111,14 @@ class Advisor:
         # matrices are computed once for both.
         self._shared_features = same_state(self.churn["features"], self.default["features"])
 
+    def as_loaded(self) -> Advisor:
+        """A copy that scores as the loaded model will: the fast paths installed on copies of the
+        pipelines (:func:`sklearn_adapter.install`), this advisor's own left as they are (they may
+        still be saved, and a pipeline with a fast path installed is not one the serializer takes)."""
+        return replace(
+            self, **{name: sklearn_adapter.install(copy.deepcopy(getattr(self, name))) for name in ARTIFACTS}
+        )
+
     def counterfactual(self, rows: pd.DataFrame | Columns) -> Counterfactual:
         """Score every row once per mode, the mode column replaced (columns in MODES order).
 
@@ -137,15 +146,14 @@ class Advisor:
 
     def _linear_by_mode(self, name: str, variants: list[Columns]) -> np.ndarray | None:
         """Model ``name``'s probabilities in each mode, shape (n, modes), for a logistic
-        model: the linear product without the wide matrix (:func:`fast.dot`). None otherwise."""
+        model: the linear product without the wide matrix (:func:`linear_positive`). None otherwise."""
         pipeline = getattr(self, name)
-        linear = sklearn_adapter.linear_logistic(pipeline["model"])
-        if linear is None:
+        if sklearn_adapter.linear_logistic(pipeline["model"]) is None:
             return None
-        products = [fast.dot(pipeline["features"], variant, linear.coef) for variant in variants]
-        if any(product is None or not np.isfinite(product).all() for product in products):
+        probabilities = [linear_positive(pipeline, variant) for variant in variants]
+        if any(positive is None for positive in probabilities):
             return None  # the plain path, whose checks name the problem
-        return np.column_stack([linear.positive(product) for product in products])
+        return np.column_stack(probabilities)
 
     def _variants(self, name: str, rows: Columns) -> list[Columns]:
         """``rows`` as model ``name`` sees them in each mode, in MODES order."""
@@ -273,6 +281,20 @@ def _positive(pipeline: Pipeline, matrix: np.ndarray) -> np.ndarray:
     return sklearn_adapter.predict_proba(pipeline["model"], matrix, fast.feature_names(pipeline["features"]))[
         :, 1
     ]
+
+
+def linear_positive(pipeline: Pipeline, rows: Columns) -> np.ndarray | None:
+    """The probability of the positive class of each of ``rows`` for a logistic model with its
+    direct form installed (:func:`sklearn_adapter.install`), from the linear product without the
+    wide matrix (:func:`fast.dot`). None when the model has no direct form or the product is not
+    finite: then the plain path scores the rows, and its checks name the problem."""
+    linear = sklearn_adapter.linear_logistic(pipeline["model"])
+    if linear is None:
+        return None
+    product = fast.dot(pipeline["features"], rows, linear.coef)
+    if product is None or not np.isfinite(product).all():
+        return None
+    return linear.positive(product)
 
 
 def _reference_modes(values: np.ndarray, recommended: np.ndarray, mode_today: np.ndarray) -> np.ndarray:

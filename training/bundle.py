@@ -74,7 +74,8 @@ def log_advisor(
 
     ``reference_rows`` (training rows) and ``development`` (the models' figures on their
     evaluation rows): what monitoring compares a scored book against, shipped as the artifact
-    ``monitoring_reference.json`` and verified like every other file (:func:`monitoring_reference`).
+    ``monitoring_reference.json`` and verified like every other file (:func:`monitoring_reference`),
+    scored as the loaded bundle scores (:meth:`Advisor.as_loaded`).
     """
     identity = f"{registered_name} (" + ", ".join(f"{k} v{v}" for k, v in component_versions.items()) + ")"
     policy = load_policy(policy_path)
@@ -85,7 +86,7 @@ def log_advisor(
     advisor.advise(example)  # fail here, not at load time, if anything is off
     reference = None
     if reference_rows is not None:
-        reference = monitoring_reference(advisor, reference_rows, development or {})
+        reference = monitoring_reference(advisor.as_loaded(), reference_rows, development or {})
     with tempfile.TemporaryDirectory() as folder, staged_code() as code_paths:
         artifacts = {
             name: str(save_pipeline(pipelines[name], Path(folder) / f"{name}.skops")) for name in ARTIFACTS

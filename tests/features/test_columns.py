@@ -37,6 +37,28 @@ def test_a_replaced_copy_reads_its_own_columns_and_shares_the_rest():
     assert list(frame["mode"]) == ["basic", "reactive"]  # the original rows are untouched
 
 
+def test_a_column_replaced_by_a_series_reads_as_the_frame_column_would():
+    """A shuffled column (permutation importance) keeps its type: booleans stay True/False labels,
+    categories their labels, whatever index the Series carries."""
+    frame = pd.DataFrame(
+        {
+            "flag": [True, False, True],
+            "grade": pd.Categorical(["a", None, "b"]),
+            "x": [1.0, np.nan, 3.0],
+        }
+    )
+    columns = Columns(frame)
+    order = [2, 0, 1]
+    copy = columns.replaced(**{name: frame[name].take(order) for name in frame.columns})
+    shuffled = Columns(frame.take(order).reset_index(drop=True))
+    for name in frame.columns:
+        assert copy.is_numeric(name) == shuffled.is_numeric(name)
+        expected, found = shuffled.labels(name), copy.labels(name)
+        np.testing.assert_array_equal(found.labels[found.codes], expected.labels[expected.codes])
+    np.testing.assert_array_equal(copy.number("x"), [3.0, 1.0, np.nan])
+    pd.testing.assert_frame_equal(copy.to_frame(), frame.take(order).reset_index(drop=True))
+
+
 def test_a_derived_value_is_computed_once_for_the_copies_that_share_its_inputs():
     columns = Columns(pd.DataFrame({"x": [1.0, 2.0], "y": [3.0, 4.0]}))
     calls = []

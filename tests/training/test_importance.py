@@ -1,4 +1,4 @@
-"""Permutation importance through the array path equals scikit-learn's on the pipeline itself."""
+"""Permutation importance through the fast paths equals scikit-learn's on the pipeline itself."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ from sklearn.inspection import permutation_importance
 
 from crm_modes.data.generator import generate_book
 from crm_modes.data.validation import validate
-from crm_modes.training.importance import ArrayPathClassifier, permutation_scores
+from crm_modes.training.importance import permutation_scores
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +32,15 @@ def test_same_figures_as_the_pipeline(fitted_advisor, rows, name):
     assert max(found.values()) > 0  # something matters
 
 
-def test_predictions_equal_and_refuses_to_fit(fitted_advisor, rows):
-    wrapped = ArrayPathClassifier(fitted_advisor.default)
-    np.testing.assert_allclose(
-        wrapped.predict_proba(rows), fitted_advisor.default.predict_proba(rows), rtol=1e-12
+def test_the_pipeline_is_left_as_it_is_and_an_unknown_scoring_is_named(fitted_advisor, rows):
+    """The fast paths are installed on a copy: the pipeline passed in can still be saved."""
+    known = rows[rows["default_12m"].notna()].head(500)
+    permutation_scores(
+        fitted_advisor.default, known, known["default_12m"].to_numpy(dtype=float), scoring="roc_auc"
     )
-    with pytest.raises(TypeError, match="does not fit"):
-        wrapped.fit(rows, np.zeros(len(rows)))
+    assert "predict_proba" not in vars(fitted_advisor.default["model"])
+    with pytest.raises(ValueError, match="scoring 'f1'"):
+        permutation_scores(fitted_advisor.default, known, np.arange(len(known)) % 2, scoring="f1")
 
 
 def test_one_class_gives_zeros(fitted_advisor, rows):
