@@ -77,7 +77,8 @@ class EntranceCheck(TableInputMixin, TransformerMixin, BaseEstimator):
     def _check_present(self, X: pd.DataFrame, stage: str, expected: Sequence[str] | None = None) -> None:
         expected = list(self.columns if expected is None else expected)
         received = [str(name) for name in X.columns]
-        missing = [name for name in expected if name not in set(received)]
+        present = set(received)
+        missing = [name for name in expected if name not in present]
         if missing:
             shown = column_difference(expected, received)
             raise MissingColumnsError(

@@ -172,7 +172,8 @@ class Advisor:
         and alerts are those of the mode applied today; rows that do not say it are judged
         in the recommended mode.
         """
-        frame = frame.reset_index(drop=True)
+        if not frame.index.equals(pd.RangeIndex(len(frame))):  # reset_index copies every column
+            frame = frame.reset_index(drop=True)
         columns = Columns(frame)  # every input column is converted once, on first use
         n = len(frame)
         rows = np.arange(n)
@@ -222,9 +223,9 @@ class Advisor:
                 covenant_breaches_12m=_column(columns, "covenant_breaches_12m"),
             )
             alerts = evaluate_alerts(signals, self.policy)
-            reasons = self._reasons(frame.assign(assigned_mode=MODE_NAMES[mode_today]), alerts)
+            reasons = self._reasons(frame, mode_today, alerts)
 
-        output = {name: frame[name].to_numpy() for name in PASS_THROUGH if name in frame}
+        output = {name: frame[name].to_numpy(copy=True) for name in PASS_THROUGH if name in frame}
         output["recommended_mode"] = MODE_NAMES[recommended]
         output["recommendation_reason"] = recommendation_reasons(
             parts, recommended, _reference_modes(values, recommended, mode_today)
@@ -248,17 +249,19 @@ class Advisor:
             "",
         )
         output["model_version"] = np.full(n, model_version or self.model_version, dtype=object)
-        return pd.DataFrame(output)
+        return pd.DataFrame(output, copy=False)  # the arrays are this call's own
 
-    def _reasons(self, scored: pd.DataFrame, alerts: Alerts) -> list[str]:
-        """Reasons for predictive alerts only, so the quiet majority costs nothing."""
+    def _reasons(self, frame: pd.DataFrame, mode_today: np.ndarray, alerts: Alerts) -> list[str]:
+        """Reasons for predictive alerts only, so the quiet majority costs nothing: the rows whose
+        alert fired are explained in the mode applied today."""
         top = self.policy.reasons.get("top", 3)
-        reasons = [""] * len(scored)
+        reasons = [""] * len(frame)
         for label, name, codes in (("PD", "default", PREDICTIVE_PD), ("churn", "churn", PREDICTIVE_CHURN)):
             rows = np.flatnonzero(alerts.fired(codes))
             if not rows.size:
                 continue
-            texts = top_reasons(getattr(self, name), scored.iloc[rows], top)
+            scored = frame.iloc[rows].assign(assigned_mode=MODE_NAMES[mode_today[rows]])
+            texts = top_reasons(getattr(self, name), scored, top)
             for row, text in zip(rows, texts, strict=True):
                 entry = f"{label} up because: {text}"
                 reasons[row] = f"{reasons[row]} | {entry}" if reasons[row] else entry

@@ -165,11 +165,11 @@ def _frame(records: list[BaseModel]) -> pd.DataFrame:
             continue  # an identifier nobody sent
         if column.kind is Kind.FLOAT:
             columns[column.name] = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
-        elif column.kind is Kind.DATE:
-            columns[column.name] = pd.to_datetime(values)
+        elif column.kind is Kind.DATE:  # dates (validated within EARLIEST_DATE..LATEST_DATE) or None
+            columns[column.name] = np.array(values, dtype="datetime64[ns]")
         else:
             columns[column.name] = values
-    return pd.DataFrame(columns)
+    return pd.DataFrame(columns, copy=False)  # the columns are this call's own
 
 
 def duplicate_keys(records: list[BaseModel]) -> str | None:

@@ -33,6 +33,17 @@ def test_every_output_column_in_order(fitted_advisor, rows):
     assert (advice["model_version"] == "test").all()
 
 
+def test_the_advice_shares_no_memory_with_the_input(fitted_advisor, rows):
+    """The output frame is built without copying its arrays: the identifiers echoed back are copies,
+    so changing the advice never changes the caller's rows."""
+    advice = fitted_advisor.advise(rows)
+    for name in PASS_THROUGH:
+        assert not np.shares_memory(advice[name].to_numpy(), rows[name].to_numpy())
+    before = rows["facility_id"].copy()
+    advice.loc[:, "facility_id"] = "changed"
+    pd.testing.assert_series_equal(rows["facility_id"], before)
+
+
 def test_reasons_only_on_predictive_alerts(fitted_advisor, rows):
     advice = fitted_advisor.advise(rows)
     predictive = advice["alert_codes"].str.contains(r"(?:^|,)(?:PD|CHURN)_")
