@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
+import pyarrow as pa
+import pyarrow.feather as feather
 
 from crm_modes.data.io import (
     AtomicTableWriter,
@@ -34,7 +35,6 @@ from crm_modes.data.io import (
     iter_chunks,
     remove_stale_temporaries,
     table_format,
-    write_table,
     writing_to,
 )
 from crm_modes.data.profile import TableProfile, load_profile
@@ -44,8 +44,11 @@ from crm_modes.models.alerts import load_policy
 from crm_modes.serve.registry import LoadedModel, is_advisor
 
 TOP_ALERTS = 10
-#: Parts are read back once, at assembly: uncompressed, they read 2.5 times faster.
-PART_COMPRESSION = "none"
+#: Parts are read back once, at assembly, by this program: Arrow IPC files with LZ4 buffers.
+#: Measured on a 50,000-row chunk of advice: written and synced in 10 ms and read in 3 ms,
+#: against 44 ms and 8 ms as uncompressed Parquet. The format is part of the job's identity.
+PART_FORMAT = "arrow-ipc-lz4"
+PART_SUFFIX = ".arrow"
 
 
 @dataclass
@@ -102,6 +105,7 @@ def _job_identity(source: Path, model_version: str, chunk_rows: int) -> dict[str
         "input_mtime_ns": stat.st_mtime_ns,
         "model_version": model_version,
         "chunk_rows": chunk_rows,
+        "parts": PART_FORMAT,  # leftovers of a release that wrote parts otherwise start over
     }
 
 
@@ -213,16 +217,17 @@ def score_file(
     for index, chunk in enumerate(iter_chunks(source, chunk_rows)):
         result = gate.check(chunk)  # always: the duplicate-key check needs every earlier chunk
         done = parts / f"{index:06d}.json"
-        scored_part, rejected_part = parts / f"{index:06d}.parquet", parts / f"{index:06d}.quarantine.parquet"
+        scored_part = parts / f"{index:06d}{PART_SUFFIX}"
+        rejected_part = parts / f"{index:06d}.quarantine{PART_SUFFIX}"
         if done.exists():
             counts = ChunkCounts(**json.loads(done.read_text()))
-            advice = pd.read_parquet(scored_part)
+            advice = feather.read_table(scored_part).to_pandas()
             resumed += 1
         else:
             advice = plan.score(result.valid) if len(result.valid) else pd.DataFrame()
-            write_table(advice, scored_part, compression=PART_COMPRESSION)
+            _write_part(advice, scored_part)
             rejected = result.quarantine.astype({name: "string" for name in chunk.columns})
-            write_table(rejected, rejected_part, compression=PART_COMPRESSION)
+            _write_part(rejected, rejected_part)
             counts = _counts_of(advice, len(chunk), len(result.quarantine))
             temporary = done.with_suffix(".tmp")
             with writing_to(done):
@@ -241,10 +246,21 @@ def score_file(
     if total.rows_in == 0:
         shutil.rmtree(parts)
         raise TableSchemaError([f"{source}: the table has a header but no data rows"])
-    _assemble(parts, index + 1, output, ".parquet")
-    _assemble(parts, index + 1, quarantine, ".quarantine.parquet")
+    _assemble(parts, index + 1, output, PART_SUFFIX)
+    _assemble(parts, index + 1, quarantine, f".quarantine{PART_SUFFIX}")
     shutil.rmtree(parts)
     return ScoreReport(model.version, output, quarantine, total, index + 1, resumed, top, levels)
+
+
+def _write_part(frame: pd.DataFrame, path: Path) -> None:
+    """Write one chunk's part atomically: synced under a temporary name, then renamed."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with writing_to(path):
+        feather.write_feather(table, temporary, compression="lz4")
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
 
 
 def _assemble(parts: Path, chunks: int, target: Path, suffix: str) -> None:
@@ -252,7 +268,7 @@ def _assemble(parts: Path, chunks: int, target: Path, suffix: str) -> None:
     with AtomicTableWriter(target) as writer:
         first_columns = None
         for index in range(chunks):
-            part = pq.read_table(parts / f"{index:06d}{suffix}")
+            part = feather.read_table(parts / f"{index:06d}{suffix}")
             if first_columns is None and part.num_columns:
                 first_columns = part.column_names
             if part.num_rows or (writer.rows_written == 0 and index == chunks - 1):
