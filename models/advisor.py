@@ -17,7 +17,6 @@ from the model's artifacts (skops, reviewed trusted types) in ``load_context``.
 
 from __future__ import annotations
 
-import copy
 import warnings
 from dataclasses import dataclass, replace
 
@@ -113,11 +112,9 @@ class Advisor:
 
     def as_loaded(self) -> Advisor:
         """A copy that scores as the loaded model will: the fast paths installed on copies of the
-        pipelines (:func:`sklearn_adapter.install`), this advisor's own left as they are (they may
-        still be saved, and a pipeline with a fast path installed is not one the serializer takes)."""
-        return replace(
-            self, **{name: sklearn_adapter.install(copy.deepcopy(getattr(self, name))) for name in ARTIFACTS}
-        )
+        pipelines (:func:`sklearn_adapter.loaded_copy`), this advisor's own left as they are (they
+        may still be saved, and a pipeline with a fast path installed is not one the serializer takes)."""
+        return replace(self, **{name: sklearn_adapter.loaded_copy(getattr(self, name)) for name in ARTIFACTS})
 
     def counterfactual(self, rows: pd.DataFrame | Columns) -> Counterfactual:
         """Score every row once per mode, the mode column replaced (columns in MODES order).

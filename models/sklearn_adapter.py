@@ -29,6 +29,7 @@ and refuses a model whose trees it does not recognise.
 
 from __future__ import annotations
 
+import copy
 import logging
 import weakref
 from collections.abc import Iterator
@@ -217,6 +218,12 @@ def predict_proba(model: object, matrix: np.ndarray, names: pd.Index) -> np.ndar
     if isinstance(model, LightGBMClassifier) or model in _TAKE_MATRICES:
         return model.predict_proba(matrix)
     return model.predict_proba(pd.DataFrame(matrix, columns=names, copy=False))
+
+
+def loaded_copy(pipeline: Pipeline) -> Pipeline:
+    """A copy of ``pipeline`` that scores as the loaded model does (:func:`install` on a deep
+    copy); ``pipeline`` itself is left as it is, so it can still be saved."""
+    return install(copy.deepcopy(pipeline))
 
 
 def install(pipeline: Pipeline) -> Pipeline:

@@ -15,8 +15,6 @@ its linear product, in which only the shuffled column's terms are computed again
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
@@ -46,7 +44,7 @@ def permutation_scores(
     inputs = list(pipeline["features"]["entrance"].feature_names_in_)
     if len(np.unique(y)) < 2:
         return dict.fromkeys(inputs, 0.0)
-    loaded = sklearn_adapter.install(copy.deepcopy(pipeline))
+    loaded = sklearn_adapter.loaded_copy(pipeline)
     frame = rows[inputs].reset_index(drop=True)
     original = Columns(frame)
 

@@ -97,16 +97,15 @@ def test_shared_features_give_the_same_answers_as_separate_pipelines(fitted_advi
 
 
 def test_the_loaded_fast_paths_give_the_plain_advice(fitted_advisor, rows):
-    """Installed on loaded models, the direct forms (the linear product without the wide matrix)
-    give the same advice as scikit-learn's own path, to rounding."""
-    import copy
-
+    """Installed on copies of the pipelines (as the loaded model has them), the direct forms (the
+    linear product without the wide matrix) give the same advice as scikit-learn's own path, to
+    rounding; the advisor's own pipelines are left as they are."""
     from crm_modes.models import sklearn_adapter
 
-    fast = copy.deepcopy(fitted_advisor)
-    for name in ("mode", "churn", "default"):
-        sklearn_adapter.install(getattr(fast, name))
+    fast = fitted_advisor.as_loaded()
     assert sklearn_adapter.linear_logistic(fast.churn["model"]) is not None
+    assert sklearn_adapter.linear_logistic(fitted_advisor.churn["model"]) is None
+    assert "predict_proba" not in vars(fitted_advisor.churn["model"])
     plain, quick = fitted_advisor.advise(rows), fast.advise(rows)
     numbers = [name for name, kind in OUTPUT_TYPES.items() if kind == "double"]
     np.testing.assert_allclose(quick[numbers], plain[numbers], rtol=1e-9, atol=1e-12)
