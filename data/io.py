@@ -244,12 +244,18 @@ class AtomicTableWriter:
             if committing:
                 if self._columns is None and self.format == "parquet":
                     pq.write_table(pa.table({}), self._temporary)
-                with open(self._temporary, "rb+") as handle:
-                    os.fsync(handle.fileno())
                 os.chmod(self._temporary, 0o666 & ~_umask())  # mkstemp makes it private
-                os.replace(self._temporary, self.path)
+                synced_replace(self._temporary, self.path)
         finally:
             self._temporary.unlink(missing_ok=True)
+
+
+def synced_replace(temporary: Path, target: Path) -> None:
+    """Put the finished file ``temporary`` under its final name ``target``: its contents are on
+    disk before the rename, so a crash leaves either the old file or the whole new one."""
+    with open(temporary, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, target)
 
 
 def replace_folder(written: Path, target: Path) -> None:

@@ -144,10 +144,7 @@ class Advisor:
     def _linear_by_mode(self, name: str, variants: list[Columns]) -> np.ndarray | None:
         """Model ``name``'s probabilities in each mode, shape (n, modes), for a logistic
         model: the linear product without the wide matrix (:func:`linear_positive`). None otherwise."""
-        pipeline = getattr(self, name)
-        if sklearn_adapter.linear_logistic(pipeline["model"]) is None:
-            return None
-        probabilities = [linear_positive(pipeline, variant) for variant in variants]
+        probabilities = [linear_positive(getattr(self, name), variant) for variant in variants]
         if any(positive is None for positive in probabilities):
             return None  # the plain path, whose checks name the problem
         return np.column_stack(probabilities)

@@ -34,6 +34,7 @@ from crm_modes.data.io import (
     check_writable,
     iter_chunks,
     remove_stale_temporaries,
+    synced_replace,
     table_format,
     writing_to,
 )
@@ -258,9 +259,7 @@ def _write_part(frame: pd.DataFrame, path: Path) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     with writing_to(path):
         feather.write_feather(table, temporary, compression="lz4")
-        with open(temporary, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        synced_replace(temporary, path)
 
 
 def _assemble(parts: Path, chunks: int, target: Path, suffix: str) -> None:
