@@ -21,9 +21,11 @@ from types import TracebackType
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from crm_modes.data.errors import InputError
+from crm_modes.data.schema import SCHEMA, Kind
 
 SUFFIXES = (".csv", ".parquet")
 DEFAULT_CHUNK_ROWS = 100_000
@@ -159,7 +161,56 @@ def _iter_parquet(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
             yield parquet.schema_arrow.empty_table().to_pandas()
             return
         for batch in parquet.iter_batches(batch_size=chunk_rows):
-            yield batch.to_pandas()
+            yield frame_of(batch)
+
+
+def iter_row_group(
+    path: str | os.PathLike[str],
+    row_group: int,
+    *,
+    start: int = 0,
+    rows: int | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    columns: list[str] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Yield rows ``start`` .. ``start + rows`` of one row group of a Parquet file, in chunks of at
+    most ``chunk_rows`` rows (read as :func:`iter_chunks` reads them): one piece of a table
+    split for several workers. Only ``columns`` are read, when given."""
+    end = None if rows is None else start + rows
+    position = 0
+    with pq.ParquetFile(path) as parquet:
+        for batch in parquet.iter_batches(batch_size=chunk_rows, row_groups=[row_group], columns=columns):
+            first, position = position, position + batch.num_rows
+            if position <= start:
+                continue  # decoded but not converted: the rows before this piece
+            if end is not None and first >= end:
+                break
+            low = max(start - first, 0)
+            high = batch.num_rows if end is None else min(end - first, batch.num_rows)
+            yield frame_of(batch.slice(low, high - low))
+
+
+def frame_of(batch: pa.RecordBatch) -> pd.DataFrame:
+    """An Arrow batch as a DataFrame, with the text columns the schema declares categorical as
+    pandas categoricals (a few labels for many rows, as pandas itself stores them in Parquet):
+    the gate then reads each label once instead of every row. Both engines read through here."""
+    encoded = False
+    columns = []
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        if name in _CATEGORICAL and _is_text(column.type):
+            column, encoded = pc.dictionary_encode(column), True
+        columns.append(column)
+    if encoded:  # the file's own metadata (pandas' index, names) still applies
+        fields = [field.with_type(column.type) for field, column in zip(batch.schema, columns, strict=True)]
+        batch = pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields, metadata=batch.schema.metadata))
+    return batch.to_pandas()
+
+
+_CATEGORICAL = frozenset(spec.name for spec in SCHEMA if spec.kind is Kind.CATEGORY)
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
 class AtomicTableWriter:

@@ -104,8 +104,13 @@ class Gate:
     _rows_seen: int = 0
     _seen_keys: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
 
-    def check(self, frame: pd.DataFrame) -> ValidationResult:
-        """Validate one chunk; raise :class:`TableSchemaError` on a table-level problem."""
+    def check(self, frame: pd.DataFrame, *, repeated: np.ndarray | None = None) -> ValidationResult:
+        """Validate one chunk; raise :class:`TableSchemaError` on a table-level problem.
+
+        ``repeated``: which rows repeat a key seen before, when that was found across the whole
+        table elsewhere (the Spark engine, from :func:`key_hashes`); the gate's own memory of
+        keys is then neither read nor extended.
+        """
         known = {spec.name: spec for spec in self.columns}
         received = [str(name) for name in frame.columns]
         problems: list[str] = []
@@ -135,7 +140,7 @@ class Gate:
             raise TableSchemaError(problems)
 
         if self.key and all(name in typed for name in self.key):
-            found += self._duplicate_keys(typed)
+            found += self._duplicate_keys(typed, repeated)
 
         reasons: dict[int, list[str]] = {}
         for problem in found:
@@ -159,21 +164,44 @@ class Gate:
             problems=tuple(found),
         )
 
-    def _duplicate_keys(self, typed: dict[str, pd.Series]) -> list[Problem]:
+    def _duplicate_keys(self, typed: dict[str, pd.Series], repeated: np.ndarray | None) -> list[Problem]:
         key_frame = pd.DataFrame({name: typed[name] for name in self.key})
-        hashes = pd.util.hash_pandas_object(key_frame, index=False).to_numpy()
-        nulls = key_frame.isna().any(axis=1).to_numpy()
-        seen = self._seen_keys  # sorted
-        at = np.minimum(np.searchsorted(seen, hashes), max(len(seen) - 1, 0))
-        earlier = seen[at] == hashes if len(seen) else np.zeros(len(hashes), dtype=bool)
-        repeated = (pd.Series(hashes).duplicated().to_numpy() | earlier) & ~nulls
-        # Two sorted runs: a stable sort (timsort) merges them in linear time.
-        self._seen_keys = np.sort(np.concatenate([seen, np.sort(hashes[~nulls])]), kind="stable")
+        if repeated is None:
+            hashes, nulls = key_hashes(key_frame)
+            seen = self._seen_keys  # sorted
+            at = np.minimum(np.searchsorted(seen, hashes), max(len(seen) - 1, 0))
+            earlier = seen[at] == hashes if len(seen) else np.zeros(len(hashes), dtype=bool)
+            repeated = (pd.Series(hashes).duplicated().to_numpy() | earlier) & ~nulls
+            # Two sorted runs: a stable sort (timsort) merges them in linear time.
+            self._seen_keys = np.sort(np.concatenate([seen, np.sort(hashes[~nulls])]), kind="stable")
         found = []
         for row in np.flatnonzero(repeated):
             shown = ", ".join(f"{name}={_show(key_frame.at[row, name])}" for name in self.key)
             found.append(Problem(int(row), DUPLICATE_KEY, f"duplicate key ({shown}) already seen"))
         return found
+
+
+def key_hashes(key_frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """One 64-bit hash per row of typed key columns, and which rows miss a key value (never
+    repeats). Equal hashes are taken as equal keys, by the gate and by the Spark engine alike."""
+    hashes = pd.util.hash_pandas_object(key_frame, index=False).to_numpy()
+    return hashes, key_frame.isna().any(axis=1).to_numpy()
+
+
+def typed_key(
+    frame: pd.DataFrame, key: tuple[str, ...] = KEY, columns: tuple[Column, ...] = SCHEMA
+) -> pd.DataFrame | None:
+    """The key columns of ``frame`` typed as the gate types them (a value that does not parse is
+    missing), for finding repeated keys before the rows are checked; ``None`` when a key column
+    cannot be read at all (the gate then rejects the table)."""
+    declared = {spec.name: spec for spec in columns}
+    typed = {}
+    for name in key:
+        values, unreadable, _ = _coerce(declared[name], frame[name].reset_index(drop=True))
+        if unreadable:
+            return None
+        typed[name] = values
+    return pd.DataFrame(typed)
 
 
 def validate(frame: pd.DataFrame, *, required: Iterable[str] | None = None) -> ValidationResult:
@@ -216,7 +244,11 @@ def _coerce(spec: Column, raw: pd.Series) -> tuple[pd.Series, str | None, list[P
         numbers = parsed.to_numpy()
         unparsed = present & ~np.isfinite(np.nan_to_num(numbers, nan=np.inf))
     elif spec.kind is Kind.DATE:
-        parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601")
+        parsed = (
+            _datetimes(raw)
+            if pd.api.types.is_datetime64_any_dtype(raw)
+            else pd.to_datetime(raw, errors="coerce", format="ISO8601")
+        )
         if parsed.dt.tz is not None:
             parsed = parsed.dt.tz_localize(None)
         unparsed = present & parsed.isna().to_numpy()
@@ -267,6 +299,30 @@ def _coerce(spec: Column, raw: pd.Series) -> tuple[pd.Series, str | None, list[P
             for row in np.flatnonzero(missing)
         ]
     return parsed.reset_index(drop=True).rename(spec.name), None, row_problems
+
+
+#: Whole days within what nanosecond timestamps hold (pandas' unit for dates): a stored timestamp
+#: outside them is refused as its text would be, not turned into an overflow.
+_FIRST_DAY, _LAST_DAY = np.datetime64("1677-09-22"), np.datetime64("2262-04-10")
+
+
+def _datetimes(raw: pd.Series) -> pd.Series:
+    """A column stored as timestamps, as nanoseconds like a parsed text column; a value outside
+    :data:`_FIRST_DAY` .. :data:`_LAST_DAY` becomes missing (so its row is quarantined).
+
+    ``pd.to_datetime`` would make an object of every value first (slow), and raises on such a
+    value instead of coercing it.
+    """
+    if raw.dt.unit == "ns":
+        return raw
+    zone = raw.dt.tz
+    values = (raw.dt.tz_convert("UTC").dt.tz_localize(None) if zone is not None else raw).to_numpy()
+    outside = ~np.isnat(values) & ((values < _FIRST_DAY) | (values > _LAST_DAY))  # in the stored unit
+    if outside.any():
+        values = values.copy()
+        values[outside] = np.datetime64("NaT")
+    typed = pd.Series(values.astype("datetime64[ns]"), index=raw.index, name=raw.name)
+    return typed.dt.tz_localize("UTC").dt.tz_convert(zone) if zone is not None else typed
 
 
 def _categorical_text(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:

@@ -1,11 +1,14 @@
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from crm_modes.data.io import (
     AtomicTableWriter,
     TableWriteError,
+    frame_of,
     iter_chunks,
+    iter_row_group,
     read_table,
     table_format,
     write_table,
@@ -67,3 +70,31 @@ def test_parquet_timestamps_are_written_in_microseconds_that_spark_reads(tmp_pat
     with pytest.raises(TableWriteError, match=r"finer.parquet: cannot write: .*would lose data"):
         write_table(finer, tmp_path / "finer.parquet")
     assert not (tmp_path / "finer.parquet").exists()
+
+
+def test_text_columns_the_schema_declares_categorical_arrive_as_categories(small_book):
+    book = small_book.head(100).reset_index(drop=True)
+    text = book.astype({name: str for name in ("industry", "client_id")}).set_index(
+        pd.Index(range(100, 200), name="n")
+    )
+    batch = pa.RecordBatch.from_pandas(text)
+    frame = frame_of(batch)
+    assert isinstance(frame["industry"].dtype, pd.CategoricalDtype)  # a declared category
+    assert frame["client_id"].dtype == object  # an identifier stays text
+    assert frame["industry"].astype(str).tolist() == text["industry"].tolist()
+    assert frame.index.tolist() == list(range(100, 200))  # the file's metadata still applies
+    assert frame.index.name == "n"
+
+
+@pytest.mark.parametrize(("start", "rows"), [(0, None), (0, 700), (700, 700), (1400, 300), (350, 1000)])
+def test_a_piece_of_a_row_group_is_exactly_its_rows(small_book, tmp_path, start, rows):
+    path = tmp_path / "book.parquet"
+    pq.write_table(
+        pa.Table.from_pandas(small_book.head(1700), preserve_index=False), path, row_group_size=1700
+    )
+    chunks = list(iter_row_group(path, 0, start=start, rows=rows, chunk_rows=700, columns=["facility_id"]))
+    assert all(len(chunk) <= 700 for chunk in chunks)
+    read = pd.concat(chunks, ignore_index=True)
+    end = 1700 if rows is None else start + rows
+    assert read["facility_id"].tolist() == small_book["facility_id"].iloc[start:end].tolist()
+    assert list(read.columns) == ["facility_id"]

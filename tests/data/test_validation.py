@@ -169,3 +169,35 @@ def test_text_that_is_not_a_table_reports_the_missing_columns(tmp_path):
     path.write_text("hello world\nthis is not a loan book\n")
     with pytest.raises(TableSchemaError, match=r"missing required columns \['client_id'"):
         check_file(path)
+
+
+def test_stored_timestamps_are_read_as_text_dates_are_and_out_of_range_ones_are_quarantined(small_book):
+    book = small_book.head(6).reset_index(drop=True)
+    as_text = validate(book.assign(snapshot_date=book["snapshot_date"].dt.strftime("%Y-%m-%d")))
+    stored = book.assign(snapshot_date=book["snapshot_date"].astype("datetime64[us]"))
+    stored["snapshot_date"] = stored["snapshot_date"].astype(object)
+    stored.loc[2, "snapshot_date"] = pd.Timestamp("2999-01-31").to_datetime64()  # beyond nanoseconds
+    stored.loc[4, "snapshot_date"] = np.datetime64("1600-01-31", "us")
+    stored["snapshot_date"] = np.array(stored["snapshot_date"].tolist(), dtype="datetime64[us]")
+    assert str(stored["snapshot_date"].dtype) == "datetime64[us]"
+    result = validate(stored)  # no overflow error: the two rows are quarantined with their reason
+    assert result.quarantine[SOURCE_ROW].tolist() == [3, 5]
+    assert reasons_of(result)[0] == "snapshot_date: 2999-01-31 00:00:00 is not a date (YYYY-MM-DD)"
+    keep = [0, 1, 3, 5]
+    assert result.valid["snapshot_date"].tolist() == as_text.valid["snapshot_date"].iloc[keep].tolist()
+    assert str(result.valid["snapshot_date"].dtype) == "datetime64[ns]"
+    zoned = book.assign(
+        snapshot_date=book["snapshot_date"].dt.tz_localize("UTC").astype("datetime64[us, UTC]")
+    )
+    assert validate(zoned).valid["snapshot_date"].tolist() == as_text.valid["snapshot_date"].tolist()
+
+
+def test_repeated_rows_found_elsewhere_replace_the_gates_own_memory(rows):
+    gate = Gate()
+    first = gate.check(rows.iloc[:10])
+    assert len(first.valid) == 10
+    # told which rows repeat: rows 5..9 are not taken as repeats although this gate saw them
+    told = gate.check(rows.iloc[5:15], repeated=np.isin(np.arange(10), [0, 7]))
+    assert told.quarantine[SOURCE_ROW].tolist() == [11, 18]
+    assert all(reason.startswith("duplicate key (facility_id=") for reason in reasons_of(told))
+    assert len(told.valid) == 8
