@@ -523,7 +523,9 @@ def score(
     quarantine: Annotated[
         Path | None, typer.Option(help="Rejected rows with reasons (default: <output>.quarantine.<ext>).")
     ] = None,
-    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows scored at a time; bounds memory.")] = 50_000,
+    chunk_rows: Annotated[
+        int, typer.Option(min=1, help="Rows scored at a time (on Spark, per Arrow batch); bounds memory.")
+    ] = 50_000,
     engine: Annotated[str, typer.Option(help="inprocess (pandas, chunked) or spark.")] = "inprocess",
     spark_master: Annotated[str, typer.Option(help="Spark master URL for --engine spark.")] = "local[*]",
     spark_task_threads: Annotated[
@@ -559,11 +561,17 @@ def score(
 
             with console.status(f"scoring on Spark ({spark_master})"):
                 spark_report = score_with_spark(
-                    model, source, output, master=spark_master, task_threads=spark_task_threads
+                    model,
+                    source,
+                    output,
+                    quarantine=quarantine,
+                    master=spark_master,
+                    task_threads=spark_task_threads,
+                    chunk_rows=chunk_rows,
                 )
             console.print(
                 f"scored {spark_report.rows_scored:,} rows with {spark_report.model_version} on Spark "
-                f"in {time.perf_counter() - started:.1f} s ({spark_report.seconds_after_session:.1f} s "
+                f"in {spark_report.pieces} pieces in {time.perf_counter() - started:.1f} s ({spark_report.seconds_after_session:.1f} s "
                 f"after the session started) -> {output}"
             )
             console.print(

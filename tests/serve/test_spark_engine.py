@@ -1,5 +1,6 @@
 """The Spark engine scores the same registered bundle and gives the in-process engine's answers."""
 
+import json
 import subprocess
 
 import pandas as pd
@@ -21,7 +22,9 @@ def test_spark_engine_equals_the_in_process_engine(cli, advisor_store):
     book.to_parquet(folder / "spark-input.parquet")
     outputs = {}
     for engine, output in (("inprocess", "local-scores.parquet"), ("spark", "spark-scores.parquet")):
-        extra = ["--spark-master", "local[2]"] if engine == "spark" else ["--chunk-rows", "700"]
+        # 700-row chunks: the Spark engine cuts the table into three pieces (tasks), so the
+        # repeated key (rows 3 and 2500) spans two of them
+        extra = ["--chunk-rows", "700", *(["--spark-master", "local[2]"] if engine == "spark" else [])]
         result = subprocess.run(
             [
                 cli,
@@ -43,6 +46,8 @@ def test_spark_engine_equals_the_in_process_engine(cli, advisor_store):
             timeout=600,
         )
         assert result.returncode == 0, result.stderr[-3000:]
+        if engine == "spark":
+            assert "in 3 pieces" in result.stdout
         outputs[engine] = pd.read_parquet(folder / output)
     assert (folder / "spark-scores.parquet").is_dir()
     local, spark = outputs["inprocess"], outputs["spark"][list(outputs["inprocess"].columns)]
@@ -60,6 +65,34 @@ def test_spark_engine_equals_the_in_process_engine(cli, advisor_store):
     )
     quarantine = pd.read_parquet(folder / "spark-scores.quarantine.parquet")
     assert len(quarantine) == 3
-    reasons = sorted(quarantine["quarantine_reason"])
-    assert reasons[0].startswith("duplicate key (facility_id=")
-    assert reasons[1:] == ["leverage: 99.0 is above the maximum 50"] * 2
+    quarantine = quarantine.sort_values("_row_id")
+    assert quarantine["_row_id"].tolist() == [7, 2100, 2500]  # 0-based rows of the Parquet table
+    local_quarantine = pd.read_parquet(folder / "local-scores.quarantine.parquet")
+    assert quarantine["quarantine_reason"].tolist() == local_quarantine["quarantine_reason"].tolist()
+    assert quarantine["quarantine_reason"].iloc[0] == "leverage: 99.0 is above the maximum 50"
+    assert quarantine["quarantine_reason"].iloc[2].startswith("duplicate key (facility_id=")
+    assert json.loads(quarantine["raw_values"].iloc[0])["leverage"] == 99.0
+
+
+def test_spark_engine_names_an_unreadable_column_without_a_traceback(cli, advisor_store):
+    folder = advisor_store["folder"]
+    book = generate_book(200, seed=52)
+    book = book.drop(
+        columns=[c for c in book.columns if c.startswith("oracle_") or c in ("default_12m", "churn_12m")]
+    )
+    book["leverage"] = "high"
+    book.to_parquet(folder / "unreadable.parquet")
+    result = subprocess.run(
+        [cli, "score", "--model", "models:/crm-advisor@champion", "--input", "unreadable.parquet"]
+        + ["--output", "unreadable-scores.parquet", "--engine", "spark", "--spark-master", "local[2]"],
+        cwd=folder,
+        env=advisor_store["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 2
+    assert "column 'leverage' cannot be read as a finite number" in result.stderr
+    assert "Traceback" not in result.stderr and "Py4J" not in result.stderr
+    assert not (folder / "unreadable-scores.parquet").exists()
+    assert not list(folder.glob(".unreadable-scores*"))  # no staging folder left behind
