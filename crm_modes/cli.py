@@ -571,7 +571,8 @@ def score(
                 )
             console.print(
                 f"scored {spark_report.rows_scored:,} rows with {spark_report.model_version} on Spark "
-                f"in {spark_report.pieces} pieces in {time.perf_counter() - started:.1f} s ({spark_report.seconds_after_session:.1f} s "
+                f"in {spark_report.pieces} piece{'s' if spark_report.pieces != 1 else ''} "
+                f"in {time.perf_counter() - started:.1f} s ({spark_report.seconds_after_session:.1f} s "
                 f"after the session started) -> {output}"
             )
             console.print(
