@@ -26,8 +26,9 @@ class LoadedModel:
         """Score ``frame`` through the registered pyfunc's own ``predict``: the one scoring path.
 
         Batch and REST score here; Spark's tasks call the same pyfunc's ``predict`` on their
-        pieces (:mod:`crm_modes.serve.spark`): exactly what a stock MLflow consumer of the same URI gets, MLflow checking the
-        input against the signature. Rows are converted once, to the types it declares.
+        pieces (:mod:`crm_modes.serve.spark`): exactly what a stock MLflow consumer of the same
+        URI gets, MLflow checking the input against the signature. Rows are converted once, to
+        the types it declares.
         """
         return self.pyfunc.predict(model_input(frame), params={"model_version": self.version})
 

@@ -258,19 +258,20 @@ def repeated_rows(pieces: list[Piece], chunk_rows: int) -> np.ndarray:
     return np.concatenate(ids)[repeated]  # pieces are in row order: already sorted
 
 
-_MODELS: dict[str, Any] = {}
+_MODELS: dict[tuple[str, str], Any] = {}
 
 
 def _worker_model(name: str, digest: str, label: str):
-    """The pyfunc shipped to this worker as ``name``, checked against the manifest, loaded once."""
-    if name not in _MODELS:
+    """The pyfunc shipped to this worker as ``name``, checked against the manifest, loaded once
+    per worker (and per manifest: a worker kept for another job never serves a stale version)."""
+    if (name, digest) not in _MODELS:
         import mlflow
         from pyspark import SparkFiles
 
         folder = Path(SparkFiles.get(name))
         verify(folder, digest, label)
-        _MODELS[name] = mlflow.pyfunc.load_model(str(folder))
-    return _MODELS[name]
+        _MODELS[name, digest] = mlflow.pyfunc.load_model(str(folder))
+    return _MODELS[name, digest]
 
 
 @dataclass(frozen=True)

@@ -83,8 +83,10 @@ def test_spark_engine_names_an_unreadable_column_without_a_traceback(cli, adviso
     book["leverage"] = "high"
     book.to_parquet(folder / "unreadable.parquet")
     result = subprocess.run(
-        [cli, "score", "--model", "models:/crm-advisor@champion", "--input", "unreadable.parquet"]
-        + ["--output", "unreadable-scores.parquet", "--engine", "spark", "--spark-master", "local[2]"],
+        [
+            *(cli, "score", "--model", "models:/crm-advisor@champion", "--input", "unreadable.parquet"),
+            *("--output", "unreadable-scores.parquet", "--engine", "spark", "--spark-master", "local[2]"),
+        ],
         cwd=folder,
         env=advisor_store["env"],
         capture_output=True,
@@ -93,6 +95,7 @@ def test_spark_engine_names_an_unreadable_column_without_a_traceback(cli, adviso
     )
     assert result.returncode == 2
     assert "column 'leverage' cannot be read as a finite number" in result.stderr
-    assert "Traceback" not in result.stderr and "Py4J" not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Py4J" not in result.stderr
     assert not (folder / "unreadable-scores.parquet").exists()
     assert not list(folder.glob(".unreadable-scores*"))  # no staging folder left behind
