@@ -301,7 +301,6 @@ class PieceScorer:
             yield counts
 
     def _score(self, index: int, piece: Piece, counts: dict[str, Any]) -> None:
-        model = _worker_model(self.model_name, self.manifest_digest, self.version)
         repeated = self.repeated.value
         part = f"part-{index:05d}.parquet"
         with (
@@ -317,7 +316,8 @@ class PieceScorer:
                 seen = repeated[at] == row_ids if len(repeated) else np.zeros(len(row_ids), dtype=bool)
                 # a gate of its own per chunk (the table's required columns were checked)
                 result = Gate(required=()).check(frame, repeated=seen)
-                if len(result.valid):
+                if len(result.valid):  # the model loads once a row needs it (not for a rejected table)
+                    model = _worker_model(self.model_name, self.manifest_digest, self.version)
                     valid = model_input(result.valid[[n for n in self.columns if n in result.valid]])
                     scored.write(model.predict(valid, params={"model_version": self.version}))
                 if len(result.quarantine):

@@ -1,0 +1,36 @@
+"""An input error found inside a Spark task reaches the user as the in-process engine reports it."""
+
+import subprocess
+
+import pytest
+
+from crm_modes.data.generator import generate_book
+
+pytestmark = pytest.mark.integration
+
+
+def test_spark_engine_names_an_unreadable_column_without_a_traceback(cli, advisor_store):
+    folder = advisor_store["folder"]
+    book = generate_book(200, seed=52)
+    book = book.drop(
+        columns=[c for c in book.columns if c.startswith("oracle_") or c in ("default_12m", "churn_12m")]
+    )
+    book["leverage"] = "high"
+    book.to_parquet(folder / "unreadable.parquet")
+    result = subprocess.run(
+        [
+            *(cli, "score", "--model", "models:/crm-advisor@champion", "--input", "unreadable.parquet"),
+            *("--output", "unreadable-scores.parquet", "--engine", "spark", "--spark-master", "local[2]"),
+        ],
+        cwd=folder,
+        env=advisor_store["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 2
+    assert "column 'leverage' cannot be read as a finite number" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Py4J" not in result.stderr
+    assert not (folder / "unreadable-scores.parquet").exists()
+    assert not list(folder.glob(".unreadable-scores*"))  # no staging folder left behind
