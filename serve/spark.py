@@ -44,6 +44,7 @@ from crm_modes.data.io import (
     iter_row_group,
     replace_folder,
     table_format,
+    writing_to,
 )
 from crm_modes.data.schema import KEY, SCHEMA, Kind, input_names
 from crm_modes.data.validation import REASON, SOURCE_ROW, Gate, TableSchemaError, key_hashes, typed_key
@@ -372,37 +373,37 @@ def score_with_spark(
             f"{model_uri} is a single model, not the advisor bundle: the Spark engine scores the advisor; "
             "score single models with --engine inprocess"
         )
-    spark = spark_session(master, task_threads=task_threads)
-    session_ready = time.perf_counter()
-    pieces, received = plan_pieces(
-        source, tasks=2 * spark.sparkContext.defaultParallelism, chunk_rows=chunk_rows
-    )
-    missing = [name for name in Gate().required if name not in received]
-    if missing:
-        raise TableSchemaError([f"missing required columns {missing}"])
-    if not pieces:
-        raise TableSchemaError([f"{source}: the table has a header but no data rows"])
-    columns = tuple(name for name in input_names() if name in received)
-
-    # The model travels to the executors as files (on one machine too: one path for both) and
-    # is checked there against the manifest digest before it loads.
-    spark.sparkContext.addFile(str(verified), recursive=True)
     staging = {target: target.with_name(f".{target.name}.writing") for target in (output, quarantine)}
-    for folder in staging.values():
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-    scorer = PieceScorer(
-        pieces=tuple(pieces),
-        chunk_rows=chunk_rows,
-        model_name=verified.name,
-        manifest_digest=sha256_of(verified / MANIFEST_FILE),
-        version=version,
-        columns=columns,
-        repeated=spark.sparkContext.broadcast(repeated_rows(pieces, chunk_rows)),
-        output=str(staging[output]),
-        quarantine=str(staging[quarantine]),
-    )
+    for folder in staging.values():  # before Spark starts: a folder that cannot be made is named now
+        with writing_to(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
     try:
+        spark = spark_session(master, task_threads=task_threads)
+        session_ready = time.perf_counter()
+        pieces, received = plan_pieces(
+            source, tasks=2 * spark.sparkContext.defaultParallelism, chunk_rows=chunk_rows
+        )
+        missing = [name for name in Gate().required if name not in received]
+        if missing:
+            raise TableSchemaError([f"missing required columns {missing}"])
+        if not pieces:
+            raise TableSchemaError([f"{source}: the table has a header but no data rows"])
+        columns = tuple(name for name in input_names() if name in received)
+        # The model travels to the executors as files (on one machine too: one path for both)
+        # and is checked there against the manifest digest before it loads.
+        spark.sparkContext.addFile(str(verified), recursive=True)
+        scorer = PieceScorer(
+            pieces=tuple(pieces),
+            chunk_rows=chunk_rows,
+            model_name=verified.name,
+            manifest_digest=sha256_of(verified / MANIFEST_FILE),
+            version=version,
+            columns=columns,
+            repeated=spark.sparkContext.broadcast(repeated_rows(pieces, chunk_rows)),
+            output=str(staging[output]),
+            quarantine=str(staging[quarantine]),
+        )
         counts = (
             spark.sparkContext.parallelize(range(len(pieces)), len(pieces)).mapPartitions(scorer).collect()
         )
@@ -413,8 +414,9 @@ def score_with_spark(
         if rows_in == 0:
             raise TableSchemaError([f"{source}: the table has a header but no data rows"])
         for target, folder in staging.items():
-            (folder / "_SUCCESS").touch()
-            replace_folder(folder, target)
+            with writing_to(target):
+                (folder / "_SUCCESS").touch()
+                replace_folder(folder, target)
     finally:
         for folder in staging.values():
             shutil.rmtree(folder, ignore_errors=True)

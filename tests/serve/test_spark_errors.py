@@ -34,3 +34,23 @@ def test_spark_engine_names_an_unreadable_column_without_a_traceback(cli, adviso
     assert "Py4J" not in result.stderr
     assert not (folder / "unreadable-scores.parquet").exists()
     assert not list(folder.glob(".unreadable-scores*"))  # no staging folder left behind
+
+
+def test_spark_engine_names_an_output_it_cannot_write_before_spark_starts(cli, advisor_store):
+    folder = advisor_store["folder"]
+    (folder / "a-file").write_text("not a folder")
+    generate_book(50, seed=53).to_parquet(folder / "small.parquet")
+    result = subprocess.run(
+        [
+            *(cli, "score", "--model", "models:/crm-advisor@champion", "--input", "small.parquet"),
+            *("--output", "a-file/scores.parquet", "--engine", "spark"),
+        ],
+        cwd=folder,
+        env=advisor_store["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 2
+    assert "a-file/.scores.parquet.writing: cannot write" in result.stderr
+    assert "Traceback" not in result.stderr
