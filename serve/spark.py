@@ -201,8 +201,6 @@ def spark_session(master: str = "local[*]", *, task_threads: int = 1):
         .appName("crm-modes-score")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.shuffle.partitions", "4")
         # the daemon that forks the Python workers imports the engine first (see its module)
         .config("spark.python.daemon.module", "crm_modes.serve.spark_daemon")
     )
@@ -225,12 +223,6 @@ def advice_schema(columns: list[str]) -> pa.Schema:
     declared = {column.name: column for column in SCHEMA}
     passed = [(name, _ARROW[declared[name].kind]) for name in PASS_THROUGH if name in columns]
     return pa.schema([*passed, *((name, _ARROW[kind]) for name, kind in OUTPUT_TYPES.items())])
-
-
-def _pieces_of(numbers: Iterator[int], pieces: tuple[Piece, ...]) -> Iterator[tuple[int, Piece]]:
-    """The pieces a task was given: the numbers in its partition."""
-    for index in numbers:
-        yield index, pieces[index]
 
 
 def repeated_rows(pieces: list[Piece], chunk_rows: int) -> np.ndarray:
@@ -293,7 +285,8 @@ class PieceScorer:
     quarantine: str
 
     def __call__(self, numbers: Iterator[int]) -> Iterator[dict[str, Any]]:
-        for index, piece in _pieces_of(numbers, self.pieces):
+        for index in numbers:
+            piece = self.pieces[index]
             counts = {"rows_in": 0, "rows_scored": 0, "rows_quarantined": 0, "error": None}
             try:
                 self._score(index, piece, counts)

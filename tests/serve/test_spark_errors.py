@@ -9,6 +9,20 @@ from crm_modes.data.generator import generate_book
 pytestmark = pytest.mark.integration
 
 
+def _score_on_spark(cli, advisor_store, source: str, output: str, *extra: str):
+    return subprocess.run(
+        [
+            *(cli, "score", "--model", "models:/crm-advisor@champion"),
+            *("--input", source, "--output", output, "--engine", "spark", *extra),
+        ],
+        cwd=advisor_store["folder"],
+        env=advisor_store["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 def test_spark_engine_names_an_unreadable_column_without_a_traceback(cli, advisor_store):
     folder = advisor_store["folder"]
     book = generate_book(200, seed=52)
@@ -17,16 +31,8 @@ def test_spark_engine_names_an_unreadable_column_without_a_traceback(cli, adviso
     )
     book["leverage"] = "high"
     book.to_parquet(folder / "unreadable.parquet")
-    result = subprocess.run(
-        [
-            *(cli, "score", "--model", "models:/crm-advisor@champion", "--input", "unreadable.parquet"),
-            *("--output", "unreadable-scores.parquet", "--engine", "spark", "--spark-master", "local[2]"),
-        ],
-        cwd=folder,
-        env=advisor_store["env"],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = _score_on_spark(
+        cli, advisor_store, "unreadable.parquet", "unreadable-scores.parquet", "--spark-master", "local[2]"
     )
     assert result.returncode == 2
     assert "column 'leverage' cannot be read as a finite number" in result.stderr
@@ -40,17 +46,7 @@ def test_spark_engine_names_an_output_it_cannot_write_before_spark_starts(cli, a
     folder = advisor_store["folder"]
     (folder / "a-file").write_text("not a folder")
     generate_book(50, seed=53).to_parquet(folder / "small.parquet")
-    result = subprocess.run(
-        [
-            *(cli, "score", "--model", "models:/crm-advisor@champion", "--input", "small.parquet"),
-            *("--output", "a-file/scores.parquet", "--engine", "spark"),
-        ],
-        cwd=folder,
-        env=advisor_store["env"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = _score_on_spark(cli, advisor_store, "small.parquet", "a-file/scores.parquet")
     assert result.returncode == 2
     assert "a-file/.scores.parquet.writing: cannot write" in result.stderr
     assert "Traceback" not in result.stderr
