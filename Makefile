@@ -57,9 +57,10 @@ browser:
 		fi; \
 	fi
 
+# --durations: every run lists its slowest tests, so a suite creeping towards CI's budget shows where.
 test: $(VENV)/.installed-test browser
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # The oldest release of every dependency pyproject.toml allows (.ci/lower-bounds.txt), in a
 # separate environment: the lower bounds are tested, not guessed. `make test` runs the newest.
