@@ -102,3 +102,48 @@ def test_a_call_takes_at_most_max_records_unless_one_request_is_larger(limit):
     requests = [records for _, records in jobs]
     for _, records in scorer.calls:
         assert len(records) <= limit or records in requests  # larger only as one request alone
+
+
+def shared_call_then(batcher, scorer, later):
+    """A call shared by two requests, then ``later`` (functions) each in its own thread, started
+    one after another while nobody scores; returns what each got."""
+    run_concurrently(batcher, [("m", [1]), ("m", [2]), ("m", [3])], scorer)
+    assert batcher.stats.largest_batch == 2
+    results = {}
+
+    def send(index, records):
+        results[index] = batcher("m", records)
+
+    threads = []
+    for index, records in enumerate(later):
+        threads.append(threading.Thread(target=send, args=(index, records)))
+        threads[-1].start()
+        time.sleep(0.02)  # a moment apart, as clients answered by the same call send again
+    for thread in threads:
+        thread.join(10)
+    return results
+
+
+def test_after_a_shared_call_the_next_one_waits_for_as_many_requests():
+    scorer = SlowScorer()
+    batcher = Batcher(scorer, gather_seconds=5)  # ends as soon as the second request arrives
+    results = shared_call_then(batcher, scorer, [[10], [20]])
+    assert results == {0: [20], 1: [40]}
+    assert scorer.calls[-1] == ("m", [10, 20])  # one call for both, though they came apart
+    assert batcher.stats.calls == 3
+
+
+def test_without_the_wait_the_first_to_arrive_is_scored_alone():
+    scorer = SlowScorer()
+    batcher = Batcher(scorer, gather_seconds=0)
+    results = shared_call_then(batcher, scorer, [[10], [20]])
+    assert results == {0: [20], 1: [40]}
+    assert scorer.calls[-2:] == [("m", [10]), ("m", [20])]
+
+
+def test_a_request_alone_after_a_shared_call_is_scored_when_the_wait_ends():
+    scorer = SlowScorer()
+    batcher = Batcher(scorer, gather_seconds=0.05)
+    assert shared_call_then(batcher, scorer, [[10]]) == {0: [20]}
+    assert batcher("m", [30]) == [60]  # the call before it scored one request: no wait
+    assert scorer.calls[-2:] == [("m", [10]), ("m", [30])]
