@@ -11,6 +11,7 @@ has moved again meanwhile.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -44,8 +45,7 @@ class ModelHolder:
 
     def load_locked(self, uri: str | None = None) -> LoadedModel:
         """:meth:`load` for a caller that already holds ``reload_lock``; announced to the other workers."""
-        fresh = load_model(uri or self.uri)
-        self.model = fresh
+        fresh = self.model = _loaded(uri or self.uri)
         if self.shared is not None and uri is None:
             self._announce(fresh)
         return fresh
@@ -80,10 +80,26 @@ class ModelHolder:
 
     def _load_announced(self, pinned: str) -> None:
         try:
-            self.model = load_model(pinned)
+            self.model = _loaded(pinned)
             log.info("worker %d now serves %s, as announced", os.getpid(), self.model.version)
         except Exception:
             before = self.model.version if self.model else "none"
             log.exception("loading the announced %s failed; still serving %s", pinned, before)
         finally:
             self.reload_lock.release()
+
+
+def _loaded(uri: str) -> LoadedModel:
+    """The model at ``uri``, loaded, and every object alive after it left out of the collector's
+    full passes (:func:`gc.freeze`).
+
+    A loaded service holds about 370,000 objects (MLflow, scikit-learn, the models), and every
+    full collection walked them all while a request waited: one record through the pyfunc, 1,900
+    calls in a row, took at most 245-249 ms without the freeze and 32-33 ms with it (p50 and p99
+    unchanged within the host's noise). A reload leaves the previous model's objects frozen;
+    those freed by reference counting (nearly all) are freed all the same.
+    """
+    model = load_model(uri)
+    gc.collect()  # what loading left behind is freed, not frozen
+    gc.freeze()
+    return model
