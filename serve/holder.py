@@ -96,8 +96,9 @@ def _loaded(uri: str) -> LoadedModel:
     A loaded service holds about 370,000 objects (MLflow, scikit-learn, the models), and every
     full collection walked them all while a request waited: one record through the pyfunc, 1,900
     calls in a row, took at most 245-249 ms without the freeze and 32-33 ms with it (p50 and p99
-    unchanged within the host's noise). A reload leaves the previous model's objects frozen;
-    those freed by reference counting (nearly all) are freed all the same.
+    unchanged within the host's noise). The collection before the freeze costs one such pause per
+    load (a reload's happens while the old model still answers). A reload leaves the previous
+    model's objects frozen; those freed by reference counting (nearly all) are freed all the same.
     """
     model = load_model(uri)
     gc.collect()  # what loading left behind is freed, not frozen
