@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import save
 from bench_rest_concurrency import PORT, load
-from bench_score import BIN, environment, latencies, run, single_records, timed_score
+from bench_score import BIN, environment, latencies, run, serve, single_records, timed_score
 
 from crm_modes.serve.api import ScoreRequest  # module level: FastAPI resolves the route's annotation here
 
@@ -137,8 +136,8 @@ def http_floor(env: dict, folder: Path, records: list[dict], requests: int, seco
     figures: dict[str, object] = {}
     for workers in (1, 2):
         port = FLOOR_PORT if workers == 1 else PORT
-        command = [sys.executable, str(Path(__file__)), "--serve-floor", str(port), "--workers", str(workers)]
-        process = _start_floor(command, env, folder, port)
+        command = [sys.executable, str(Path(__file__)), "--serve-floor", "--workers", str(workers)]
+        process = serve(command, env, folder, "/ready", port)
         try:
             if workers == 1:
                 figures["sequential"] = latencies(f"http://127.0.0.1:{port}/v1/score", bodies, requests)
@@ -151,31 +150,15 @@ def http_floor(env: dict, folder: Path, records: list[dict], requests: int, seco
     return figures
 
 
-def _start_floor(command: list[str], env: dict, folder: Path, port: int) -> subprocess.Popen:
-    import urllib.request
-
-    process = subprocess.Popen(
-        command, env=env, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2):
-                return process
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise RuntimeError("the floor service did not come up")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tracking-uri")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=2_000)
     parser.add_argument("--seconds", type=float, default=30.0, help="of the 8-client run")
-    parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-floor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=FLOOR_PORT, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_floor:
         import uvicorn
@@ -185,7 +168,7 @@ def main() -> None:
             factory=True,
             app_dir=str(HERE),
             host="127.0.0.1",
-            port=args.serve_floor,
+            port=args.port,
             workers=args.workers,
             log_level="warning",
         )
