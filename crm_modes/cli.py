@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -64,15 +66,23 @@ def _threads(threads: int | None) -> int:
     return configure_threads(threads)
 
 
-def _skops_before_mlflow() -> None:
-    """Import skops before MLflow, in a command that loads or saves models.
+@contextmanager
+def _model_stack() -> Iterator[None]:
+    """The block in which a command imports the model stack and loads what it keeps to the end:
+    skops imported first, the cyclic collector paused, and what the block built frozen out of
+    later full collections (:func:`crm_modes.collector.long_lived`).
 
     When skops is imported it names every type it trusts by looking the type's module up
     among all the modules loaded so far; after MLflow and the rest of the model stack
     (thousands of modules) that lookup is what takes the time. Imported first, `crm-modes
     score` of 10,000 rows took 7.3-8.0 s (median 7.9) against 8.0-9.0 s (8.3), five runs each.
     """
-    import skops.io  # noqa: F401 - imported for its side effect on import order
+    from crm_modes.collector import long_lived
+
+    with long_lived():
+        import skops.io  # noqa: F401 - imported for its side effect on import order
+
+        yield
 
 
 def _version(value: bool) -> None:
@@ -236,11 +246,11 @@ def train(
 ) -> None:
     """Train, calibrate, evaluate, log to MLflow and register every configured model as challenger."""
     _threads(threads)
-    _skops_before_mlflow()
-    from crm_modes.training.run import train as run_training
-    from crm_modes.training.tracking import quiet_environment
+    with _model_stack():
+        from crm_modes.training.run import train as run_training
+        from crm_modes.training.tracking import quiet_environment
 
-    quiet_environment()
+        quiet_environment()
     settings = _load_training_config(config)
     started = time.perf_counter()
     with _progress("training", unit="steps") as progress:
@@ -276,13 +286,13 @@ def promote(
 ) -> None:
     """Move @champion to the challenger if it passes every gate; or roll back to the previous champion."""
     _threads(threads)
-    _skops_before_mlflow()
-    from crm_modes.training.promote import PromotionConflictError, PromotionRefusedError
-    from crm_modes.training.promote import promote as run_promotion
-    from crm_modes.training.promote import rollback as run_rollback
-    from crm_modes.training.tracking import quiet_environment
+    with _model_stack():
+        from crm_modes.training.promote import PromotionConflictError, PromotionRefusedError
+        from crm_modes.training.promote import promote as run_promotion
+        from crm_modes.training.promote import rollback as run_rollback
+        from crm_modes.training.tracking import quiet_environment
 
-    quiet_environment()
+        quiet_environment()
     settings = _load_training_config(config)
     if rollback:
         try:
@@ -417,20 +427,18 @@ def monitor(
     Exit code 1 when any figure crosses an "act" threshold, 0 otherwise (2: bad input).
     """
     _threads(threads)
-    _skops_before_mlflow()
-    from crm_modes.data.io import atomic_text
-    from crm_modes.monitor.config import load_monitoring_config
-    from crm_modes.monitor.html import render
-    from crm_modes.monitor.run import json_safe, monitor_file
-    from crm_modes.serve.registry import load_model
-    from crm_modes.training.tracking import quiet_environment
+    with _model_stack():
+        from crm_modes.data.io import atomic_text
+        from crm_modes.monitor.config import load_monitoring_config
+        from crm_modes.monitor.html import render
+        from crm_modes.monitor.run import json_safe, monitor_file
+        from crm_modes.training.tracking import quiet_environment
 
-    quiet_environment()
+        quiet_environment()
     started = time.perf_counter()
     try:
         settings = load_monitoring_config(config)
-        with console.status(f"loading {model}"):
-            loaded = load_model(model)
+        loaded = _load(model)
         with _progress("monitoring", total=_row_count(current)) as progress:
             report = monitor_file(
                 loaded,
@@ -473,14 +481,14 @@ def policy_report(
 ) -> None:
     """Value of the mode policies on the evaluation rows: true (synthetic book) and doubly robust."""
     _threads(threads)
-    _skops_before_mlflow()
-    import json
+    with _model_stack():
+        import json
 
-    from crm_modes.training.data_source import load_training_table
-    from crm_modes.training.policy_report import judge_bundle, log_report
-    from crm_modes.training.tracking import quiet_environment
+        from crm_modes.training.data_source import load_training_table
+        from crm_modes.training.policy_report import judge_bundle, log_report
+        from crm_modes.training.tracking import quiet_environment
 
-    quiet_environment()
+        quiet_environment()
     settings = _load_training_config(config)
     if settings.advisor is None:
         raise _fail(f"{config}: has no advisor section; the policy report judges the advisor bundle")
@@ -548,10 +556,10 @@ def score(
 ) -> None:
     """Score a table with the advisor: scores, alerts and reasons, every row reconciled."""
     _threads(threads)
-    _skops_before_mlflow()
-    from crm_modes.training.tracking import quiet_environment
+    with _model_stack():
+        from crm_modes.training.tracking import quiet_environment
 
-    quiet_environment()
+        quiet_environment()
     if engine not in ("inprocess", "spark"):
         raise _fail(f"--engine must be inprocess or spark, got {engine!r}")
     started = time.perf_counter()
@@ -745,11 +753,10 @@ def _print_rows(rows: list[dict], output_format: str, table) -> None:
 def _score_in_process(
     model: str, source: Path, output: Path, quarantine: Path | None, chunk_rows: int, *, recording: bool
 ):
+    loaded = _load(model)
     from crm_modes.serve.batch import score_file
-    from crm_modes.serve.registry import is_advisor, load_model
+    from crm_modes.serve.registry import is_advisor
 
-    with console.status(f"loading {model}"):
-        loaded = load_model(model)
     if recording and not is_advisor(loaded.path):
         raise InputError(
             f"{model} is a single model: only the advisor's decisions and alerts are recorded; "
@@ -766,6 +773,17 @@ def _score_in_process(
             on_chunk=progress.advance,
         )
     return report, loaded
+
+
+def _load(model: str):
+    """The registered model ``model``, verified and loaded under a status line; what loading built
+    is kept to the end, out of the collector's later full passes (:func:`crm_modes.collector.long_lived`)."""
+    from crm_modes.collector import long_lived
+
+    with console.status(f"loading {model}"), long_lived():
+        from crm_modes.serve.registry import load_model
+
+        return load_model(model)
 
 
 def _row_count(source: Path) -> int | None:

@@ -11,13 +11,13 @@ has moved again meanwhile.
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
 import threading
 from pathlib import Path
 
+from crm_modes.collector import long_lived
 from crm_modes.serve.registry import LoadedModel, load_model
 
 log = logging.getLogger(__name__)
@@ -90,8 +90,8 @@ class ModelHolder:
 
 
 def _loaded(uri: str) -> LoadedModel:
-    """The model at ``uri``, loaded, and every object alive after it left out of the collector's
-    full passes (:func:`gc.freeze`).
+    """The model at ``uri``, loaded with the cyclic collector paused, and every object alive after
+    it left out of the collector's full passes (:func:`crm_modes.collector.long_lived`).
 
     A loaded service holds about 370,000 objects (MLflow, scikit-learn, the models), and every
     full collection walked them all while a request waited: one record through the pyfunc, 1,900
@@ -99,8 +99,7 @@ def _loaded(uri: str) -> LoadedModel:
     unchanged within the host's noise). The collection before the freeze costs one such pause per
     load (a reload's happens while the old model still answers). A reload leaves the previous
     model's objects frozen; those freed by reference counting (nearly all) are freed all the same.
+    The pause lasts the load: a reload's requests meanwhile allocate with no cyclic collection.
     """
-    model = load_model(uri)
-    gc.collect()  # what loading left behind is freed, not frozen
-    gc.freeze()
-    return model
+    with long_lived(collect=True):  # what loading left behind is freed, not frozen
+        return load_model(uri)

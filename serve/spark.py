@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from crm_modes.collector import long_lived
 from crm_modes.data.errors import InputError
 from crm_modes.data.io import (
     AtomicTableWriter,
@@ -263,7 +264,8 @@ def _worker_model(name: str, digest: str, label: str):
 
         folder = Path(SparkFiles.get(name))
         verify(folder, digest, label)
-        _MODELS[name, digest] = mlflow.pyfunc.load_model(str(folder))
+        with long_lived():  # kept for the worker's life, out of the collector's full passes
+            _MODELS[name, digest] = mlflow.pyfunc.load_model(str(folder))
     return _MODELS[name, digest]
 
 

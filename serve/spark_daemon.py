@@ -7,12 +7,19 @@ LightGBM, skops): measured, a third of a worker's time on a 1,000,000-row book, 
 worker while the workers compete for the same cores. Imported here, the forks share it.
 Importing starts no thread pool (OpenMP and OpenBLAS start theirs on first use, sized by the
 executor's environment), so forking afterwards is as safe as the stock daemon's own forks.
+What the import built is frozen out of the collector's full passes
+(:func:`crm_modes.collector.long_lived`), which also keeps a fork's collections from touching,
+and so copying, the memory pages it shares with the daemon.
 """
 
-import mlflow.pyfunc  # noqa: F401 - imported for the forks to share
 from pyspark.daemon import manager
 
-import crm_modes.serve.spark  # noqa: F401 - imported for the forks to share
+from crm_modes.collector import long_lived
+
+with long_lived():  # frozen before the forks: their collections never walk what they share
+    import mlflow.pyfunc  # noqa: F401 - imported for the forks to share
+
+    import crm_modes.serve.spark  # noqa: F401 - imported for the forks to share
 
 if __name__ == "__main__":
     manager()

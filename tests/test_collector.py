@@ -1,0 +1,101 @@
+"""The collector around start-up (crm_modes/collector.py): paused while long-lived objects are
+built, those objects frozen after, the collector resumed whatever happens."""
+
+import gc
+import weakref
+
+import mlflow
+import pytest
+
+from crm_modes.collector import long_lived
+
+
+class Node:
+    """An object that can sit in a reference cycle (only the cyclic collector frees those)."""
+
+    def __init__(self) -> None:
+        self.other: Node | None = None
+
+
+def cycle() -> weakref.ref:
+    """A reference cycle nobody holds any more, and a weak reference telling whether it is freed."""
+    first, second = Node(), Node()
+    first.other, second.other = second, first
+    return weakref.ref(first)
+
+
+@pytest.fixture(autouse=True)
+def thawed():
+    """Each test starts with nothing frozen and leaves the process as it found it."""
+    gc.unfreeze()
+    running = gc.isenabled()
+    gc.enable()
+    yield
+    gc.unfreeze()
+    if not running:
+        gc.disable()
+
+
+def test_objects_built_in_the_block_are_frozen_and_the_collector_resumes():
+    with long_lived():
+        assert not gc.isenabled()
+        kept = Node()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > 0
+    assert not any(candidate is kept for candidate in gc.get_objects())  # full passes leave it out
+
+
+def test_garbage_left_in_the_block_is_kept_unless_asked():
+    with long_lived():
+        garbage = cycle()
+    gc.collect()
+    assert garbage() is not None  # frozen: kept to the end, as a one-shot command may
+
+
+def test_collect_frees_what_the_building_left_behind_before_the_freeze():
+    with long_lived(collect=True):
+        garbage = cycle()
+    assert garbage() is None
+    assert gc.isenabled()
+
+
+def test_an_inner_block_leaves_resuming_to_the_outer_one():
+    with long_lived():
+        with long_lived():
+            pass
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_a_collector_paused_before_the_block_stays_paused():
+    gc.disable()
+    with long_lived():
+        pass
+    assert not gc.isenabled()
+
+
+def test_an_error_in_the_block_still_freezes_and_resumes():
+    kept: list[Node] = []
+
+    def load() -> None:
+        with long_lived():
+            kept.append(Node())
+            raise RuntimeError("load failed")
+
+    with pytest.raises(RuntimeError, match="load failed"):
+        load()
+    assert gc.isenabled()
+    assert not any(candidate is kept[0] for candidate in gc.get_objects())
+
+
+def test_the_score_command_loads_its_model_out_of_the_collectors_full_passes(advisor_store, monkeypatch):
+    """`crm-modes score` and `monitor` load through cli._load: the model is kept out of later passes."""
+    from crm_modes.cli import _load
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", advisor_store["uri"])
+    mlflow.set_tracking_uri(advisor_store["uri"])
+    loaded = _load("models:/crm-advisor@champion")
+    assert loaded.version.startswith("crm-advisor v")
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > 10_000
+    assert not any(candidate is loaded.pyfunc for candidate in gc.get_objects())
