@@ -351,14 +351,15 @@ def evaluate(
     Each fold's figures reach MLflow as the fold finishes: a run stopped halfway keeps its folds.
     """
     _threads(threads)
-    import mlflow
+    with _model_stack():
+        import mlflow
 
-    from crm_modes.training.cross_validation import cross_validate
-    from crm_modes.training.data_source import load_training_table
-    from crm_modes.training.run import write_quarantine
-    from crm_modes.training.tracking import evaluation_run, quiet_environment
+        from crm_modes.training.cross_validation import cross_validate
+        from crm_modes.training.data_source import load_training_table
+        from crm_modes.training.run import write_quarantine
+        from crm_modes.training.tracking import evaluation_run, quiet_environment
 
-    quiet_environment()
+        quiet_environment()
     settings = _load_training_config(config)
     started = time.perf_counter()
     data = load_training_table(settings)
