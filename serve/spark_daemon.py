@@ -8,8 +8,8 @@ worker while the workers compete for the same cores. Imported here, the forks sh
 Importing starts no thread pool (OpenMP and OpenBLAS start theirs on first use, sized by the
 executor's environment), so forking afterwards is as safe as the stock daemon's own forks.
 What the import built is frozen out of the collector's full passes
-(:func:`crm_modes.collector.long_lived`), which also keeps a fork's collections from touching,
-and so copying, the memory pages it shares with the daemon.
+(:func:`crm_modes.collector.long_lived`): a fork's collections neither walk it nor write to
+(and so copy) the pages it shares with the daemon; reference counting still may.
 """
 
 from pyspark.daemon import manager
