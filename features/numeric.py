@@ -112,10 +112,7 @@ class NumericCleaner(TransformerMixin, BaseEstimator):
         width = values.shape[1]
         out = np.empty((len(values), width + len(self.indicator_columns_)))
         cleaned = out[:, :width]
-        if self.log_mask_.any():
-            np.copyto(cleaned, values)
-            cleaned[:, self.log_mask_] = np.log1p(np.maximum(values[:, self.log_mask_], 0.0))
-            values = cleaned
+        values = self._log(values, out=cleaned)
         missing = np.isnan(values)
         np.clip(values, self.lower_, self.upper_, out=cleaned)
         if self.impute:
@@ -135,12 +132,17 @@ class NumericCleaner(TransformerMixin, BaseEstimator):
         has_indicator = j in self.indicator_columns_
         return cleaned, missing.astype(np.float64) if has_indicator else None
 
-    def _log(self, values: np.ndarray) -> np.ndarray:
+    def _log(self, values: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+        """``values`` with the log columns as ``log1p`` of their non-negative part: ``values``
+        itself when there are none, else a copy (into ``out`` when given)."""
         if not self.log_mask_.any():
             return values
-        values = values.copy()
-        values[:, self.log_mask_] = np.log1p(np.maximum(values[:, self.log_mask_], 0.0))
-        return values
+        if out is None:
+            out = values.copy()
+        else:
+            np.copyto(out, values)
+        out[:, self.log_mask_] = np.log1p(np.maximum(values[:, self.log_mask_], 0.0))
+        return out
 
     def _names(self) -> list[str]:
         return input_feature_names(self)

@@ -1,6 +1,5 @@
 """REST: stock `mlflow models serve`, and the project's own service, as real servers on 127.0.0.1."""
 
-import gc
 import json
 import socket
 import subprocess
@@ -461,20 +460,3 @@ def test_two_reloads_at_once_one_is_a_409(service):
     for thread in threads:
         thread.join()
     assert sorted(answers) == [200, 409]
-
-
-def test_a_loaded_model_is_left_out_of_the_collectors_full_passes(advisor_store, monkeypatch):
-    """The service's model holder freezes what is alive once a model is loaded (serve/holder.py):
-    a full collection no longer walks the model's objects while a request waits."""
-    from crm_modes.serve.holder import ModelHolder
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", advisor_store["uri"])
-    mlflow.set_tracking_uri(advisor_store["uri"])
-    gc.unfreeze()
-    try:
-        model = ModelHolder("models:/crm-advisor@champion").load()
-        assert model.version.startswith("crm-advisor v")  # v2 once the reload test has promoted
-        assert gc.get_freeze_count() > 10_000
-        assert not any(candidate is model.pyfunc for candidate in gc.get_objects())
-    finally:
-        gc.unfreeze()
