@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence, Set
 from typing import ClassVar
 
 import numpy as np
@@ -22,6 +22,14 @@ class MissingColumnsError(InputError):
 
 class UnusedColumnsWarning(UserWarning):
     """The table carries columns the pipeline never saw; they are ignored."""
+
+
+def warn_unused(columns: Iterable[object], expected: Set[str], *, stacklevel: int = 3) -> None:
+    """Warn (:class:`UnusedColumnsWarning`) about the ``columns`` not in ``expected``, in order."""
+    extra = [str(name) for name in columns if name not in expected]
+    if extra:
+        message = f"ignoring columns the pipeline does not use: {extra}"
+        warnings.warn(message, UnusedColumnsWarning, stacklevel=stacklevel)
 
 
 class EntranceCheck(TableInputMixin, TransformerMixin, BaseEstimator):
@@ -66,12 +74,7 @@ class EntranceCheck(TableInputMixin, TransformerMixin, BaseEstimator):
         names = list(self.feature_names_in_)
         self._check_present(X, "transform", expected=names)
         # Columns that came with the training table (identifiers, labels) are expected.
-        expected_extra = set(names) | set(self.ignored_at_fit_)
-        extra = [str(name) for name in X.columns if name not in expected_extra]
-        if extra:
-            warnings.warn(
-                f"ignoring columns the pipeline does not use: {extra}", UnusedColumnsWarning, stacklevel=3
-            )
+        warn_unused(X.columns, set(names) | set(self.ignored_at_fit_), stacklevel=4)
         return names
 
     def _check_present(self, X: pd.DataFrame, stage: str, expected: Sequence[str] | None = None) -> None:

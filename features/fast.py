@@ -12,7 +12,8 @@ any other shape is left to ``pipeline.transform``.
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 from crm_modes.features.categorical import CategoryEncoder
 from crm_modes.features.columns import Columns
 from crm_modes.features.domain import DomainFeatures
-from crm_modes.features.entrance import EntranceCheck
+from crm_modes.features.entrance import EntranceCheck, warn_unused
 from crm_modes.features.numeric import NumericCleaner
 
 
@@ -40,6 +41,15 @@ class _Plan:
     numbers_only: tuple[str, ...]
     #: domain feature -> the input columns it reads
     sources: dict[str, tuple[str, ...]]
+    #: domain feature -> (the input columns it reads, how it is computed from the numbers)
+    parts: dict[str, tuple[tuple[str, ...], Callable[[_Numbers], np.ndarray]]]
+    #: the columns the entrance check needs, and every column it takes without a warning
+    needed: frozenset[str]
+    expected: frozenset[str]
+    #: each categorical group's kept categories by column (label -> position), as ``groups``
+    known: tuple[tuple[dict[str, int], ...] | None, ...]
+    #: per linear model (its weights' bytes): its weights laid over the matrix (:class:`_Linear`)
+    linear: dict[bytes, _Linear] = field(default_factory=dict, compare=False)
 
 
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -69,7 +79,7 @@ def matrix(pipeline: Pipeline, rows: Columns, *, out: np.ndarray | None = None) 
     """
     plan = _plan(pipeline)
     if plan is not None and len(rows):
-        plan.entrance.selected(rows)  # the entrance check: missing columns raise, unused ones warn
+        _check_entrance(plan, rows)
     if not _on_arrays(plan, rows):  # the plain path: its steps also name text where numbers belong
         values = np.asarray(pipeline.transform(rows.to_frame()), dtype=np.float64)
         if out is None:
@@ -78,11 +88,11 @@ def matrix(pipeline: Pipeline, rows: Columns, *, out: np.ndarray | None = None) 
         return out
     numbers = _numbers(plan, rows)
     blocks = []
-    for transformer, columns in plan.groups:
+    for index, (transformer, columns) in enumerate(plan.groups):
         if isinstance(transformer, NumericCleaner):
             blocks.append(transformer.transform_values(np.column_stack([numbers[name] for name in columns])))
         else:
-            codes = [rows.codes(name, transformer.known(i)) for i, name in enumerate(columns)]
+            codes = [rows.codes(name, known) for name, known in zip(columns, plan.known[index], strict=True)]
             blocks.append(transformer.encode_codes(codes, len(rows)))
     values = np.concatenate(blocks, axis=1, out=out)
     if plan.scaler is not None:  # StandardScaler.transform's arithmetic, in the same order
@@ -101,61 +111,102 @@ def dot(pipeline: Pipeline, rows: Columns, weights: np.ndarray) -> np.ndarray | 
     scaler folds into the weights (``(x - mean) / scale . w = x . (w / scale) - mean . (w /
     scale)``), a one-hot block becomes a lookup of its category's weight, and only the numeric
     block is computed. Equal to the product of the matrix up to rounding (about 1e-15 relative).
+    The blocks are added in the matrix's order, so a row's product is the same whatever the
+    other rows.
     """
     plan = _plan(pipeline)
+    if plan is not None and len(rows):
+        _check_entrance(plan, rows)
     if not _on_arrays(plan, rows):
         return None
-    plan.entrance.selected(rows)
+    linear = _linear(plan, weights)
+    total = np.full(len(rows), linear.constant)
+    numbers = _numbers(plan, rows)
+    original = rows.original()
+    replaced = frozenset(rows.replaced_anywhere())
+    for block in linear.blocks:
+        if isinstance(block, _Terms):
+            # The columns a replaced input reaches are computed for these rows; the sum of the
+            # others is the same for every copy of the rows, computed once on the original.
+            moving, steady = block.split(replaced, plan.sources)
+            total += original.derived(
+                ("dot", id(block), moving),
+                (),
+                lambda block=block, steady=steady: block.block_sum(steady, _numbers(plan, original)),
+            )
+            if moving:
+                total += block.sum(moving, numbers)
+            continue
+        for name, known, offset, ordinal in block:
+            codes = rows.codes(name, known)
+            total += codes * linear.weights[offset] if ordinal else linear.weights[offset + codes]
+    return total
+
+
+@dataclass(frozen=True)
+class _Linear:
+    """One linear model's weights laid over a plan's matrix, in the matrix's column order: the
+    scaler folded in (``weights``, ``constant``); per group, a numeric block's :class:`_Terms`,
+    or each categorical column's (name, kept categories, offset of its weights, ordinal)."""
+
+    weights: np.ndarray
+    constant: float
+    blocks: tuple[_Terms | tuple[tuple[str, dict[str, int], int, bool], ...], ...]
+
+
+def _linear(plan: _Plan, weights: np.ndarray) -> _Linear:
+    """:class:`_Linear` of ``weights`` over ``plan``, built once per model."""
     weights = np.asarray(weights, dtype=np.float64)
+    key = weights.tobytes()
+    found = plan.linear.get(key)
+    if found is not None:
+        return found
+    if len(weights) != len(plan.names):
+        raise ValueError(f"{len(weights)} weights for a feature matrix of {len(plan.names)} columns")
     constant = 0.0
     if plan.scaler is not None:
         if plan.scaler.with_std:
             weights = weights / plan.scaler.scale_
         if plan.scaler.with_mean:
             constant = -float(plan.scaler.mean_ @ weights)
-    total = np.full(len(rows), constant)
-    numbers = _numbers(plan, rows)
-    replaced = rows.replaced_anywhere()
+    blocks: list = []
     offset = 0
-    for transformer, columns in plan.groups:
-        if isinstance(transformer, NumericCleaner):
+    for (transformer, columns), knowns in zip(plan.groups, plan.known, strict=True):
+        if knowns is None:
             width = len(columns) + len(transformer.indicator_columns_)
-            part = weights[offset : offset + width]
-            # The columns a replaced input reaches are computed for these rows; the sum of the
-            # others is the same for every copy of the rows, computed once on the original.
-            moving = tuple(
-                j for j, name in enumerate(columns) if replaced & set(plan.sources.get(name, (name,)))
-            )
-            steady = [j for j in range(len(columns)) if j not in moving]
-            terms = _Terms(transformer, columns, part)
-            original = rows.original()
-            total += original.derived(
-                ("dot", id(transformer), part.tobytes(), moving),
-                (),
-                lambda terms=terms, steady=steady, original=original: terms.block_sum(
-                    steady, _numbers(plan, original)
-                ),
-            )
-            if moving:
-                total += terms.sum(moving, numbers)
+            blocks.append(_Terms(transformer, columns, weights[offset : offset + width]))
             offset += width
             continue
-        for i, name in enumerate(columns):
-            codes = rows.codes(name, transformer.known(i))
-            if transformer.encoding == "ordinal":
-                total += codes * weights[offset]
-                offset += 1
-            else:
-                total += weights[offset + codes]
-                offset += len(transformer.categories_[i]) + 1
-    if offset != len(weights):
+        ordinal = transformer.encoding == "ordinal"
+        entries = []
+        for i, (name, known) in enumerate(zip(columns, knowns, strict=True)):
+            entries.append((name, known, offset, ordinal))
+            offset += 1 if ordinal else len(transformer.categories_[i]) + 1
+        blocks.append(tuple(entries))
+    if offset != len(weights):  # the groups' widths disagree with the feature names: never laid out
         raise ValueError(f"{len(weights)} weights for a feature matrix of {offset} columns")
-    return total
+    found = plan.linear[key] = _Linear(weights, constant, tuple(blocks))
+    return found
+
+
+def _check_entrance(plan: _Plan, rows: Columns) -> None:
+    """The entrance check of :meth:`EntranceCheck.selected` on the plan's sets of names: missing
+    columns raise (the check's own error), unused ones warn (its warning)."""
+    present = set(rows.columns)
+    if not plan.needed <= present:
+        plan.entrance.selected(rows)
+    if not present <= plan.expected:
+        warn_unused(rows.columns, plan.expected, stacklevel=4)
 
 
 def _on_arrays(plan: _Plan | None, rows: Columns) -> bool:
-    """Whether ``rows`` can go through ``plan`` on arrays: a plan, rows, numbers where numbers belong."""
-    return plan is not None and len(rows) > 0 and all(rows.is_numeric(name) for name in plan.numbers_only)
+    """Whether ``rows`` can go through ``plan`` on arrays: a plan, rows, numbers where numbers
+    belong (looked at once for the copies of the rows that share those columns)."""
+    if plan is None or len(rows) == 0:
+        return False
+    return rows.derived(
+        ("numbers only", id(plan)), plan.numbers_only, lambda: all(map(rows.is_numeric, plan.numbers_only))
+    )
 
 
 def feature_names(pipeline: Pipeline) -> pd.Index:
@@ -172,6 +223,23 @@ class _Terms:
         self.cleaner, self.columns, self.weights = cleaner, columns, weights
         indicators = cleaner.indicator_columns_.tolist()
         self.indicator_weight = {j: weights[len(columns) + k] for k, j in enumerate(indicators)}
+        self._splits: dict[frozenset[str], tuple[tuple[int, ...], list[int]]] = {}
+
+    def split(
+        self, replaced: frozenset[str], sources: dict[str, tuple[str, ...]]
+    ) -> tuple[tuple[int, ...], list[int]]:
+        """The positions of the columns some ``replaced`` input reaches (directly, or through the
+        domain feature it feeds: ``sources``), and the others; once per set of replaced inputs."""
+        found = self._splits.get(replaced)
+        if found is None:
+            moving = tuple(
+                j for j, name in enumerate(self.columns) if replaced.intersection(sources.get(name, (name,)))
+            )
+            found = self._splits[replaced] = (
+                moving,
+                [j for j in range(len(self.columns)) if j not in moving],
+            )
+        return found
 
     def block_sum(self, positions: list[int], numbers: _Numbers) -> np.ndarray | float:
         """:meth:`sum` of many ``positions`` at once: the block cleaned in one pass, each row's
@@ -198,27 +266,23 @@ class _Terms:
 
 
 def _numbers(plan: _Plan, rows: Columns) -> _Numbers:
-    """The rows' numbers with the domain features added, each computed once for the copies
-    of the rows that share its inputs."""
-    numbers = _Numbers(rows)
-    for name, inputs, compute in plan.domain.parts():
-        numbers.computed[name] = rows.derived(
-            ("domain", name, inputs), inputs, lambda compute=compute: compute(numbers)
-        )
-    return numbers
+    """The rows' numbers with the domain features added (see :class:`_Numbers`)."""
+    return _Numbers(plan, rows)
 
 
 class _Numbers:
-    """Columns as float64 arrays for the domain features and ratios: computed ones first, then
-    the input's."""
+    """Columns as float64 arrays: a domain feature or ratio computed when first asked for, once
+    for the copies of the rows that share its inputs; any other column as the input's."""
 
-    def __init__(self, rows: Columns) -> None:
-        self.rows = rows
-        self.computed: dict[str, np.ndarray] = {}
+    def __init__(self, plan: _Plan, rows: Columns) -> None:
+        self.plan, self.rows = plan, rows
 
     def __getitem__(self, name: str) -> np.ndarray:
-        found = self.computed.get(name)
-        return self.rows.number(name) if found is None else found
+        part = self.plan.parts.get(name)
+        if part is None:
+            return self.rows.number(name)
+        inputs, compute = part
+        return self.rows.derived(("domain", name, inputs), inputs, lambda: compute(self))
 
 
 def _plan(pipeline: Pipeline) -> _Plan | None:
@@ -262,8 +326,30 @@ def _make_plan(pipeline: Pipeline) -> _Plan | None:
     )
     names = pd.Index(pipeline.get_feature_names_out())
     numbers_only = tuple(dict.fromkeys([*numeric_inputs, *domain.ratio_inputs()]))
-    sources = {name: inputs for name, inputs, _ in domain.parts()}
-    return _Plan(entrance, domain, tuple(groups), scaler, names, numeric_inputs, numbers_only, sources)
+    parts = {name: (inputs, compute) for name, inputs, compute in domain.parts()}
+    sources = {name: inputs for name, (inputs, _) in parts.items()}
+    needed = frozenset(map(str, entrance.feature_names_in_))
+    expected = needed | frozenset(entrance.ignored_at_fit_)
+    known = tuple(
+        None
+        if isinstance(transformer, NumericCleaner)
+        else tuple(map(transformer.known, range(len(columns))))
+        for transformer, columns in groups
+    )
+    return _Plan(
+        entrance,
+        domain,
+        tuple(groups),
+        scaler,
+        names,
+        numeric_inputs,
+        numbers_only,
+        sources,
+        parts,
+        needed,
+        expected,
+        known,
+    )
 
 
 def _names(selection: object) -> bool:

@@ -1,5 +1,7 @@
 """The fast transform gives exactly what the fitted pipeline's own transform gives."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,7 @@ from crm_modes.features import fast
 from crm_modes.features.builder import build_feature_pipeline
 from crm_modes.features.columns import Columns
 from crm_modes.features.config import load_feature_config
-from crm_modes.features.entrance import MissingColumnsError
+from crm_modes.features.entrance import MissingColumnsError, UnusedColumnsWarning
 
 CONFIG = load_feature_config("configs/features/synthetic.yaml")
 #: with configured ratios too; leverage and coverage are missing or zero in some rows
@@ -68,6 +70,34 @@ def test_equals_the_pipeline_transform_exactly(fitted, book, typed, size):
 def test_a_missing_column_is_named_as_by_the_pipeline(fitted, book):
     with pytest.raises(MissingColumnsError, match="leverage"):
         fast.transform(fitted, book.head(5).drop(columns="leverage"))
+
+
+def test_missing_and_unused_columns_are_met_as_by_the_pipeline_in_every_path(fitted, book):
+    rows = book.head(5).assign(colour="red", shade="dark")
+    weights = np.zeros(len(fast.feature_names(fitted)))
+    with pytest.warns(UnusedColumnsWarning) as expected:
+        fitted.transform(rows)
+    for path in (
+        lambda: fast.transform(fitted, rows),
+        lambda: fast.matrix(fitted, Columns(rows)),
+        lambda: fast.dot(fitted, Columns(rows), weights),
+    ):
+        with pytest.warns(UnusedColumnsWarning) as warned:
+            path()
+        assert [str(w.message) for w in warned] == [str(w.message) for w in expected]
+        assert "['colour', 'shade']" in str(warned[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the columns it was fitted with warn of nothing
+        fast.dot(fitted, Columns(book.head(5)), weights)
+    with pytest.raises(MissingColumnsError, match="leverage"):
+        fast.dot(fitted, Columns(book.head(5).drop(columns="leverage")), weights)
+
+
+def test_dot_refuses_weights_of_another_width_every_time(fitted, book):
+    wrong = np.zeros(len(fast.feature_names(fitted)) + 1)
+    for _ in range(2):  # a layout that does not fit is never kept
+        with pytest.raises(ValueError, match="weights for a feature matrix of"):
+            fast.dot(fitted, Columns(book.head(5)), wrong)
 
 
 def test_text_in_a_numeric_column_is_named_as_by_the_pipeline(fitted, book):
