@@ -30,7 +30,20 @@ class LoadedModel:
         URI gets, MLflow checking the input against the signature. Rows are converted once, to
         the types it declares.
         """
-        return self.pyfunc.predict(model_input(frame), params={"model_version": self.version})
+        return self.pyfunc.predict(_indexed(model_input(frame)), params={"model_version": self.version})
+
+
+def _indexed(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (columns shared, not copied) with its ``RangeIndex`` as a plain index of the same
+    labels. MLflow's schema check rebuilds the frame from one Series per column, and pandas aligns
+    Series on a ``RangeIndex`` by one index union per column, on a plain index by one identity
+    check: MLflow's part of scoring one record 0.74-0.79 ms against 0.83-0.86 ms (timeit, the
+    minimum of 5 x 300 calls, alternating). The rows, their order and the output are the same."""
+    if type(frame.index) is not pd.RangeIndex:
+        return frame
+    indexed = frame.copy(deep=False)
+    indexed.index = pd.Index(frame.index.to_numpy())
+    return indexed
 
 
 def is_advisor(path: Path) -> bool:
