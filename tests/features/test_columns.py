@@ -2,8 +2,9 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from crm_modes.features.columns import MISSING, Columns, Labels, codes_in, label_text
+from crm_modes.features.columns import FEW_ROWS, MISSING, Columns, Labels, codes_in, label_text, labels_of
 
 
 def test_labels_of_each_kind_of_column_read_as_the_encoder_learnt_them():
@@ -19,6 +20,17 @@ def test_labels_of_each_kind_of_column_read_as_the_encoder_learnt_them():
     for name in frame.columns:
         labels = columns.labels(name)
         assert list(labels.labels[labels.codes]) == list(label_text(frame[name])), name
+
+
+@pytest.mark.parametrize("rows", [1, 2, FEW_ROWS, FEW_ROWS + 1, 500])
+def test_text_of_few_rows_or_many_has_the_codes_and_labels_pandas_factorizes(rows):
+    pool = np.array(["basic", None, "reactive", 1, 1.0, True, "1", np.nan, "ré", ""], dtype=object)
+    values = pool[np.random.default_rng(rows).integers(0, len(pool), rows)]
+    labels = labels_of(pd.Series(values, dtype=object))
+    codes, uniques = pd.factorize(np.where(pd.isna(values), MISSING, values))
+    np.testing.assert_array_equal(labels.codes, codes)
+    assert labels.codes.dtype == np.intp
+    assert [(type(label), label) for label in labels.labels] == [(type(label), label) for label in uniques]
 
 
 def test_codes_into_kept_categories_put_unseen_values_last():
