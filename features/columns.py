@@ -66,6 +66,7 @@ class Columns:
         self._derived: dict[Hashable, np.ndarray] = {}
         self._names = list(map(str, frame.columns))
         self._kinds = {str(name): dtype.kind for name, dtype in frame.dtypes.items()}
+        self._few: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
 
     @classmethod
     def of(cls, rows: pd.DataFrame | Columns) -> Columns:
@@ -122,9 +123,40 @@ class Columns:
                 else:
                     found = value if isinstance(value, kind) else convert(value)
             else:
-                found = read(self.frame[name])
+                found = self._read_frame(name, store, read)
             kept[name] = found
         return found
+
+    def _read_frame(self, name: str, store: str, read: Callable) -> np.ndarray | Labels:
+        """Column ``name`` of the frame: from :meth:`_few_rows` when it has it (the same values),
+        else as ``read`` reads the frame's own column."""
+        few = self._few_rows()
+        if few is not None:
+            numbers, text = few
+            if store == "_numbers" and name in numbers:
+                return numbers[name]
+            if store == "_labels" and name in text:
+                return _text_labels(text[name])
+        return read(self.frame[name])
+
+    def _few_rows(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
+        """For a frame of at most :data:`FEW_ROWS` rows, its numeric columns as float64 and its text
+        columns as object arrays, read in one pass; None for a larger frame.
+
+        A frame's column costs pandas about 40 us to hand out the first time (a Series built
+        around it), whatever its length: for one record, most of reading it. Converted from one
+        object matrix, as ``astype`` converts them, the values are the same (tested); only columns
+        of NumPy's own numeric and object dtypes are read this way."""
+        if self._few is None and self.n <= FEW_ROWS:
+            matrix = self.frame.to_numpy(dtype=object)
+            numbers, text = {}, {}
+            for index, (name, dtype) in enumerate(self.frame.dtypes.items()):
+                if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+                    numbers[str(name)] = matrix[:, index].astype(np.float64)
+                elif isinstance(dtype, np.dtype) and dtype.kind == "O":
+                    text[str(name)] = matrix[:, index]
+            self._few = (numbers, text)
+        return self._few
 
     def codes(self, name: str, known: dict[str, int]) -> np.ndarray:
         """Position of each row's label in ``known`` (label -> position); ``len(known)`` where it
@@ -237,7 +269,11 @@ def labels_of(column: pd.Series) -> Labels:
         codes, uniques = pd.factorize(values)
         return Labels(codes.astype(np.intp), np.asarray([str(value) for value in uniques], dtype=object))
     # Text (object or string dtype): the values as they are, a missing value as MISSING.
-    values = column.to_numpy(dtype=object)
+    return _text_labels(column.to_numpy(dtype=object))
+
+
+def _text_labels(values: np.ndarray) -> Labels:
+    """:func:`labels_of` of a text column given as an object array."""
     missing = pd.isna(values)
     if missing.any():
         values = np.where(missing, MISSING, values)

@@ -33,6 +33,41 @@ def test_text_of_few_rows_or_many_has_the_codes_and_labels_pandas_factorizes(row
     assert [(type(label), label) for label in labels.labels] == [(type(label), label) for label in uniques]
 
 
+def test_a_frame_of_few_rows_reads_what_a_large_frame_reads_for_the_same_rows():
+    rows = 3 * FEW_ROWS
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(
+        {
+            "count": rng.integers(-5, 2**62, rows),
+            "amount": np.where(rng.random(rows) < 0.2, np.nan, rng.normal(size=rows)) * -0.0,
+            "flag": rng.random(rows) < 0.5,
+            "small": rng.integers(0, 255, rows).astype(np.uint8),
+            "single": rng.normal(size=rows).astype(np.float32),
+            "text": np.array(["a", None, "b", np.nan, 1, "1"], dtype=object)[rng.integers(0, 6, rows)],
+            "numbers_as_text": np.array(["1.5", "x", None, 2, "3"], dtype=object)[rng.integers(0, 5, rows)],
+            "category": pd.Categorical(rng.choice(["p", "q", None], rows)),
+            "nullable": pd.array(
+                np.where(rng.random(rows) < 0.3, None, rng.integers(0, 9, rows)), dtype="Int64"
+            ),
+            "date": pd.to_datetime("2024-01-31") + pd.to_timedelta(rng.integers(0, 90, rows), unit="D"),
+        }
+    )
+    large = Columns(frame)
+    for start in (0, FEW_ROWS, rows - 1):
+        few = Columns(frame.iloc[start : start + FEW_ROWS])
+        assert few._few_rows() is not None  # read in one pass
+        for name in frame.columns:
+            if name != "date":
+                expected = large.number(name)[start : start + FEW_ROWS]
+                np.testing.assert_array_equal(few.number(name), expected, strict=True)
+                assert np.array_equal(np.signbit(few.number(name)), np.signbit(expected))
+            labels, expected = few.labels(name), large.labels(name)
+            assert list(labels.labels[labels.codes]) == list(
+                expected.labels[expected.codes][start : start + FEW_ROWS]
+            )
+    assert Columns(frame)._few_rows() is None  # a large frame is read column by column
+
+
 def test_codes_into_kept_categories_put_unseen_values_last():
     known = {"a": 0, MISSING: 1}
     column = Labels(np.array([0, 1, 2, 0]), np.array(["a", "zzz", MISSING], dtype=object))
