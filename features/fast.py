@@ -39,8 +39,6 @@ class _Plan:
     numeric_inputs: tuple[str, ...]
     #: input columns that must hold numbers: the numeric inputs and what the ratios read
     numbers_only: tuple[str, ...]
-    #: domain feature -> the input columns it reads
-    sources: dict[str, tuple[str, ...]]
     #: domain feature -> (the input columns it reads, how it is computed from the numbers)
     parts: dict[str, tuple[tuple[str, ...], Callable[[_Numbers], np.ndarray]]]
     #: the columns the entrance check needs, and every column it takes without a warning
@@ -86,7 +84,7 @@ def matrix(pipeline: Pipeline, rows: Columns, *, out: np.ndarray | None = None) 
             return values
         out[...] = values
         return out
-    numbers = _numbers(plan, rows)
+    numbers = _Numbers(plan, rows)
     blocks = []
     for index, (transformer, columns) in enumerate(plan.groups):
         if isinstance(transformer, NumericCleaner):
@@ -121,18 +119,18 @@ def dot(pipeline: Pipeline, rows: Columns, weights: np.ndarray) -> np.ndarray | 
         return None
     linear = _linear(plan, weights)
     total = np.full(len(rows), linear.constant)
-    numbers = _numbers(plan, rows)
+    numbers = _Numbers(plan, rows)
     original = rows.original()
     replaced = frozenset(rows.replaced_anywhere())
     for block in linear.blocks:
         if isinstance(block, _Terms):
             # The columns a replaced input reaches are computed for these rows; the sum of the
             # others is the same for every copy of the rows, computed once on the original.
-            moving, steady = block.split(replaced, plan.sources)
+            moving, steady = block.split(replaced, plan.parts)
             total += original.derived(
                 ("dot", id(block), moving),
                 (),
-                lambda block=block, steady=steady: block.block_sum(steady, _numbers(plan, original)),
+                lambda block=block, steady=steady: block.block_sum(steady, _Numbers(plan, original)),
             )
             if moving:
                 total += block.sum(moving, numbers)
@@ -226,15 +224,14 @@ class _Terms:
         self._splits: dict[frozenset[str], tuple[tuple[int, ...], list[int]]] = {}
 
     def split(
-        self, replaced: frozenset[str], sources: dict[str, tuple[str, ...]]
+        self, replaced: frozenset[str], parts: dict[str, tuple[tuple[str, ...], Callable]]
     ) -> tuple[tuple[int, ...], list[int]]:
         """The positions of the columns some ``replaced`` input reaches (directly, or through the
-        domain feature it feeds: ``sources``), and the others; once per set of replaced inputs."""
+        domain feature it feeds: ``parts``), and the others; once per set of replaced inputs."""
         found = self._splits.get(replaced)
         if found is None:
-            moving = tuple(
-                j for j, name in enumerate(self.columns) if replaced.intersection(sources.get(name, (name,)))
-            )
+            reads = [parts[name][0] if name in parts else (name,) for name in self.columns]
+            moving = tuple(j for j, inputs in enumerate(reads) if replaced.intersection(inputs))
             found = self._splits[replaced] = (
                 moving,
                 [j for j in range(len(self.columns)) if j not in moving],
@@ -263,11 +260,6 @@ class _Terms:
             if indicator is not None:
                 total = total + indicator * self.indicator_weight[j]
         return total
-
-
-def _numbers(plan: _Plan, rows: Columns) -> _Numbers:
-    """The rows' numbers with the domain features added (see :class:`_Numbers`)."""
-    return _Numbers(plan, rows)
 
 
 class _Numbers:
@@ -327,7 +319,6 @@ def _make_plan(pipeline: Pipeline) -> _Plan | None:
     names = pd.Index(pipeline.get_feature_names_out())
     numbers_only = tuple(dict.fromkeys([*numeric_inputs, *domain.ratio_inputs()]))
     parts = {name: (inputs, compute) for name, inputs, compute in domain.parts()}
-    sources = {name: inputs for name, (inputs, _) in parts.items()}
     needed = frozenset(map(str, entrance.feature_names_in_))
     expected = needed | frozenset(entrance.ignored_at_fit_)
     known = tuple(
@@ -344,7 +335,6 @@ def _make_plan(pipeline: Pipeline) -> _Plan | None:
         names,
         numeric_inputs,
         numbers_only,
-        sources,
         parts,
         needed,
         expected,
