@@ -213,6 +213,20 @@ class Columns:
                 raise ValueError(f"replacing column {name!r}: {self.n} rows expected")
         return child
 
+    def objects(self, name: str) -> np.ndarray:
+        """Column ``name`` as an object array of the values :meth:`to_frame` would hold, without
+        building the frame (a reason reads the few columns it names)."""
+        if name in self._replaced:
+            value = self._replaced[name]
+            if isinstance(value, Labels):
+                return value.values()
+            if isinstance(value, pd.Series):
+                return value.to_numpy(dtype=object)
+            return np.asarray(value).astype(object)
+        if self._parent is not None:
+            return self._parent.objects(name)
+        return self.frame[name].to_numpy(dtype=object)
+
     def to_frame(self) -> pd.DataFrame:
         """The rows as a DataFrame (replaced columns as numbers or text), index as the frame's."""
         if self._parent is None:

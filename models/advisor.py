@@ -217,7 +217,7 @@ class Advisor:
                 covenant_breaches_12m=_column(columns, "covenant_breaches_12m"),
             )
             alerts = evaluate_alerts(signals, self.policy)
-            reasons = self._reasons(frame, mode_today, alerts)
+            reasons = self._reasons(columns, mode_today, alerts)
 
         output = {name: frame[name].to_numpy(copy=True) for name in PASS_THROUGH if name in frame}
         output["recommended_mode"] = MODE_NAMES[recommended]
@@ -245,16 +245,20 @@ class Advisor:
         output["model_version"] = np.full(n, model_version or self.model_version, dtype=object)
         return pd.DataFrame(output, copy=False)  # the arrays are this call's own
 
-    def _reasons(self, frame: pd.DataFrame, mode_today: np.ndarray, alerts: Alerts) -> list[str]:
+    def _reasons(self, columns: Columns, mode_today: np.ndarray, alerts: Alerts) -> list[str]:
         """Reasons for predictive alerts only, so the quiet majority costs nothing: the rows whose
-        alert fired are explained in the mode applied today."""
+        alert fired are explained in the mode applied today. When every row fired (one record that
+        raised an alert, say), the rows already read are explained as they are, the mode set."""
         top = self.policy.reasons.get("top", 3)
-        reasons = [""] * len(frame)
+        reasons = [""] * len(columns)
         for label, name, codes in (("PD", "default", PREDICTIVE_PD), ("churn", "churn", PREDICTIVE_CHURN)):
             rows = np.flatnonzero(alerts.fired(codes))
             if not rows.size:
                 continue
-            scored = frame.iloc[rows].assign(assigned_mode=MODE_NAMES[mode_today[rows]])
+            if rows.size == len(columns):
+                scored = columns.replaced(assigned_mode=Labels(mode_today.astype(np.intp), MODE_NAMES))
+            else:
+                scored = columns.frame.iloc[rows].assign(assigned_mode=MODE_NAMES[mode_today[rows]])
             texts = top_reasons(getattr(self, name), scored, top)
             for row, text in zip(rows, texts, strict=True):
                 entry = f"{label} up because: {text}"

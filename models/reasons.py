@@ -17,6 +17,8 @@ linear model). Calibration is monotonic, so the ranking carries over to probabil
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -26,6 +28,7 @@ from sklearn.pipeline import Pipeline
 from crm_modes.data.schema import SCHEMA
 from crm_modes.features import fast
 from crm_modes.features.categorical import OTHER
+from crm_modes.features.columns import Columns
 from crm_modes.features.domain import DOMAIN_FEATURES
 from crm_modes.features.numeric import MISSING_SUFFIX
 from crm_modes.models import sklearn_adapter
@@ -55,18 +58,23 @@ def source_column(output_name: str) -> str:
 
 
 def contributions(
-    pipeline: Pipeline, rows: pd.DataFrame, *, matrix: pd.DataFrame | None = None
+    pipeline: Pipeline, rows: pd.DataFrame | Columns, *, matrix: pd.DataFrame | None = None
 ) -> pd.DataFrame:
     """Raw-score contribution of each source column, one row per input row.
 
+    ``rows``: a DataFrame, or rows already read (:class:`Columns`, e.g. the advisor's with the mode
+    applied today set), whose converted columns the feature matrix reuses.
     ``matrix``: the rows' feature matrix when the caller has it already.
 
     Raises:
         TypeError: the model is neither gradient-boosted trees (scikit-learn's or LightGBM's)
             nor a logistic regression.
     """
+    index = rows.frame.index if isinstance(rows, Columns) else rows.index
     if matrix is None:  # the same matrix as the pipeline's own transform, without its per-call overhead
-        matrix = fast.transform(pipeline["features"], rows)
+        features = pipeline["features"]
+        values = fast.matrix(features, Columns.of(rows))
+        matrix = pd.DataFrame(values, columns=fast.feature_names(features), index=index, copy=False)
     estimator = base_estimator(pipeline)
     names = list(matrix.columns)
     if isinstance(estimator, LightGBMClassifier):  # the library's own tree SHAP, without the bias column
@@ -82,8 +90,24 @@ def contributions(
         values = matrix.to_numpy(dtype=np.float64) * estimator.coef_[0]
     else:
         raise TypeError(f"no exact contributions for {type(estimator).__name__}")
-    per_output = pd.DataFrame(values, columns=names, index=rows.index)
-    return per_output.T.groupby(per_output.columns.map(source_column), sort=False).sum().T
+    sources, order, starts = _sources(tuple(names))
+    grouped = np.add.reduceat(values[:, order], starts, axis=1) if len(names) else values
+    return pd.DataFrame(grouped, columns=sources, index=index, copy=False)
+
+
+@functools.lru_cache(maxsize=64)
+def _sources(names: tuple[str, ...]) -> tuple[pd.Index, np.ndarray, np.ndarray]:
+    """The source columns of the output columns ``names`` (:func:`source_column`), in order of first
+    appearance; the order that puts each source's columns together (stable), and where each
+    source's run starts in it: the grouped sums of a contribution matrix are one ``reduceat``.
+    Each row's sums are its own, whatever the other rows (a run is added left to right)."""
+    owners = [source_column(name) for name in names]
+    sources = list(dict.fromkeys(owners))
+    position = {source: index for index, source in enumerate(sources)}
+    group = np.fromiter((position[owner] for owner in owners), dtype=np.intp, count=len(owners))
+    order = np.argsort(group, kind="stable")
+    starts = np.flatnonzero(np.diff(group[order], prepend=-1))
+    return pd.Index(sources, dtype=object), order, starts
 
 
 def describe(column: str, value: object) -> str:
@@ -99,13 +123,14 @@ def describe(column: str, value: object) -> str:
 
 
 def top_reasons(
-    pipeline: Pipeline, rows: pd.DataFrame, top: int, *, matrix: pd.DataFrame | None = None
+    pipeline: Pipeline, rows: pd.DataFrame | Columns, top: int, *, matrix: pd.DataFrame | None = None
 ) -> list[str]:
     """For each row, its ``top`` inputs that pushed the score up the most, in words.
 
-    ``matrix``: the rows' feature matrix when the caller has it already.
+    ``rows``: as :func:`contributions` takes them. ``matrix``: the rows' feature matrix when the
+    caller has it already.
     """
-    if rows.empty:
+    if len(rows) == 0:
         return []
     try:
         pushed = contributions(pipeline, rows, matrix=matrix)
@@ -116,7 +141,7 @@ def top_reasons(
     ranked = np.argsort(-values, axis=1, kind="stable")[:, :top]
     chosen = [[names[j] for j in order if values[position, j] > 0] for position, order in enumerate(ranked)]
     shown = {name for row in chosen for name in row}  # only the inputs some reason names are read
-    originals = {name: rows[name].to_numpy(dtype=object) for name in shown if name in rows}
+    originals = {name: _objects(rows, name) for name in shown if name in rows}
     reasons = []
     for position, row in enumerate(chosen):
         text = "; ".join(
@@ -124,3 +149,8 @@ def top_reasons(
         )
         reasons.append(text or NO_UPWARD_DRIVER)
     return reasons
+
+
+def _objects(rows: pd.DataFrame | Columns, name: str) -> np.ndarray:
+    """Column ``name`` of ``rows`` as the values the rows hold (an object array)."""
+    return rows.objects(name) if isinstance(rows, Columns) else rows[name].to_numpy(dtype=object)

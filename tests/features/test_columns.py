@@ -120,3 +120,31 @@ def test_a_derived_value_is_computed_once_for_the_copies_that_share_its_inputs()
     other_x = columns.replaced(x=np.array([10.0, 20.0]))
     np.testing.assert_array_equal(other_x.derived("2x", ["x"], twice_x(other_x)), [20.0, 40.0])
     assert len(calls) == 2
+
+
+def test_a_columns_objects_are_the_values_its_frame_would_hold():
+    """What a reason reads of the few columns it names, without building the frame."""
+    frame = pd.DataFrame(
+        {
+            "x": [1.5, np.nan, 3.0],
+            "n": [1, 2, 3],
+            "mode": ["basic", None, "reactive"],
+            "grade": pd.Categorical(["a", None, "b"]),
+        }
+    )
+    columns = Columns(frame)
+    copy = columns.replaced(
+        mode=Labels(np.array([2, 0, 1]), np.asarray(["basic", "reactive", "responsible"], dtype=object)),
+        x=np.array([7.0, 8.0, np.nan]),
+        grade=frame["grade"].take([2, 0, 1]),
+        added=Labels.constant("new", 3),
+    )
+    for rows in (columns, copy, copy.replaced(n=np.array([0.0, 1.0, 2.0]))):
+        expected = rows.to_frame()
+        for name in expected.columns:
+            found = rows.objects(name)
+            assert found.dtype == object
+            assert [type(value) for value in found] == [
+                type(value) for value in expected[name].to_numpy(object)
+            ]
+            pd.testing.assert_series_equal(pd.Series(found), pd.Series(expected[name].to_numpy(object)))

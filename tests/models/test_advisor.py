@@ -110,3 +110,20 @@ def test_the_loaded_fast_paths_give_the_plain_advice(fitted_advisor, rows):
     numbers = [name for name, kind in OUTPUT_TYPES.items() if kind == "double"]
     np.testing.assert_allclose(quick[numbers], plain[numbers], rtol=1e-9, atol=1e-12)
     pd.testing.assert_frame_equal(quick.drop(columns=numbers), plain.drop(columns=numbers))
+
+
+def test_an_alerted_record_alone_is_explained_as_in_the_batch(fitted_advisor):
+    """One record whose alert fired is explained from the rows already read; in a batch, the alerted
+    rows are taken from the frame: the same advice, reasons included, for PD and churn alerts."""
+    book = validate(generate_book(12_000, seed=5)).valid
+    frame = model_input(book.drop(columns=["default_12m", "churn_12m"]))
+    together = fitted_advisor.advise(frame)
+    codes = together["alert_codes"]
+    pd_rows = np.flatnonzero(codes.str.contains(r"(?:^|,)PD_").to_numpy())
+    churn_rows = np.flatnonzero(codes.str.contains(r"(?:^|,)CHURN_").to_numpy())
+    assert len(pd_rows) >= 5
+    assert len(churn_rows) >= 5
+    for index in [*pd_rows[:6], *churn_rows[:6]]:
+        alone = fitted_advisor.advise(frame.iloc[[index]])
+        assert alone["alert_reasons"].iloc[0] != ""
+        pd.testing.assert_frame_equal(alone, together.iloc[[index]].reset_index(drop=True))

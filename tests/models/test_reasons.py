@@ -105,3 +105,50 @@ def test_lookup_tables_give_the_same_values_as_walking_every_leaf(tree_models, r
     walked = sklearn_adapter._Explainer(model)
     assert all(tree.table is None for tree in walked.trees)
     np.testing.assert_allclose(tabled.shap_values(internal), walked.shap_values(internal), atol=1e-12)
+
+
+def test_contributions_are_the_sums_of_each_source_columns_outputs(tree_models, fitted_advisor, rows):
+    """Grouped by source column as pandas groups them (first appearance, every output counted once),
+    each row's sums its own whatever the other rows."""
+    from crm_modes.features import fast
+    from crm_modes.models.reasons import source_column
+
+    sample = rows.head(200)
+    for pipeline in (tree_models["default"], fitted_advisor.default, fitted_advisor.churn):
+        estimator = base_estimator(pipeline)
+        matrix = fast.transform(pipeline["features"], sample)
+        if hasattr(estimator, "coef_"):
+            per_output = matrix * estimator.coef_[0]
+        else:
+            internal, names = internal_matrix(estimator, matrix)
+            per_output = pd.DataFrame(
+                tree_contributions(estimator, internal), columns=names, index=sample.index
+            )
+        expected = per_output.T.groupby(per_output.columns.map(source_column), sort=False).sum().T
+        grouped = contributions(pipeline, sample)
+        assert list(grouped.columns) == list(expected.columns)
+        np.testing.assert_allclose(grouped.to_numpy(), expected.to_numpy(), rtol=1e-12, atol=1e-12)
+        alone = pd.concat([contributions(pipeline, sample.iloc[[i]]) for i in (0, 17, 199)])
+        pd.testing.assert_frame_equal(alone, grouped.iloc[[0, 17, 199]], check_exact=True)
+
+
+def test_reasons_of_rows_already_read_equal_those_of_the_frame(tree_models, fitted_advisor, rows):
+    """The advisor explains the rows it has read (:class:`Columns`, the mode set as labels): the same
+    texts as from the frame with the mode column assigned."""
+    from crm_modes.data.schema import MODES
+    from crm_modes.features.columns import Columns, Labels
+
+    sample = rows.head(60).reset_index(drop=True)
+    modes = np.arange(len(sample)) % len(MODES)
+    read = Columns(sample).replaced(assigned_mode=Labels(modes, np.asarray(MODES, dtype=object)))
+    assigned = sample.assign(assigned_mode=np.asarray(MODES, dtype=object)[modes])
+    for pipeline in (
+        tree_models["default"],
+        tree_models["churn"],
+        fitted_advisor.default,
+        fitted_advisor.churn,
+    ):
+        pd.testing.assert_frame_equal(
+            contributions(pipeline, read), contributions(pipeline, assigned), check_exact=True
+        )
+        assert top_reasons(pipeline, read, 3) == top_reasons(pipeline, assigned, 3)
