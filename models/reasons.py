@@ -99,8 +99,8 @@ def contributions(
 def _sources(names: tuple[str, ...]) -> tuple[pd.Index, np.ndarray, np.ndarray]:
     """The source columns of the output columns ``names`` (:func:`source_column`), in order of first
     appearance; the order that puts each source's columns together (stable), and where each
-    source's run starts in it: the grouped sums of a contribution matrix are one ``reduceat``.
-    Each row's sums are its own, whatever the other rows (a run is added left to right)."""
+    source's run starts in it: the grouped sums of a contribution matrix are one ``reduceat``,
+    each row's sums computed from that row alone (the same whatever the other rows)."""
     owners = [source_column(name) for name in names]
     sources = list(dict.fromkeys(owners))
     position = {source: index for index, source in enumerate(sources)}
