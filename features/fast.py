@@ -53,19 +53,24 @@ class _Plan:
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def transform(pipeline: Pipeline, frame: pd.DataFrame, *, out: np.ndarray | None = None) -> pd.DataFrame:
+def transform(
+    pipeline: Pipeline, frame: pd.DataFrame | Columns, *, out: np.ndarray | None = None
+) -> pd.DataFrame:
     """``pipeline.transform(frame)``, faster; the same columns, values and index.
 
-    ``out``: a float64 array of the output's shape to write the matrix into (e.g. one slice of
-    a larger matrix), so that stacking several transforms copies nothing.
+    ``frame``: a DataFrame, or rows already read (:class:`Columns`: its converted columns are
+    reused, the index is its frame's). ``out``: a float64 array of the output's shape to write the
+    matrix into (e.g. one slice of a larger matrix), so that stacking several transforms copies
+    nothing.
     """
-    if _plan(pipeline) is None or len(frame) == 0:
-        result = pipeline.transform(frame)
+    rows = Columns.of(frame)
+    if _plan(pipeline) is None or len(rows) == 0:
+        result = pipeline.transform(rows.to_frame())
         if out is not None:
             out[...] = result
         return result
-    values = matrix(pipeline, Columns(frame), out=out)
-    return pd.DataFrame(values, columns=feature_names(pipeline), index=frame.index, copy=False)
+    values = matrix(pipeline, rows, out=out)
+    return pd.DataFrame(values, columns=feature_names(pipeline), index=rows.frame.index, copy=False)
 
 
 def matrix(pipeline: Pipeline, rows: Columns, *, out: np.ndarray | None = None) -> np.ndarray:

@@ -70,11 +70,9 @@ def contributions(
         TypeError: the model is neither gradient-boosted trees (scikit-learn's or LightGBM's)
             nor a logistic regression.
     """
-    index = rows.frame.index if isinstance(rows, Columns) else rows.index
+    rows = Columns.of(rows)
     if matrix is None:  # the same matrix as the pipeline's own transform, without its per-call overhead
-        features = pipeline["features"]
-        values = fast.matrix(features, Columns.of(rows))
-        matrix = pd.DataFrame(values, columns=fast.feature_names(features), index=index, copy=False)
+        matrix = fast.transform(pipeline["features"], rows)
     estimator = base_estimator(pipeline)
     names = list(matrix.columns)
     if isinstance(estimator, LightGBMClassifier):  # the library's own tree SHAP, without the bias column
@@ -92,7 +90,7 @@ def contributions(
         raise TypeError(f"no exact contributions for {type(estimator).__name__}")
     sources, order, starts = _sources(tuple(names))
     grouped = np.add.reduceat(values[:, order], starts, axis=1) if len(names) else values
-    return pd.DataFrame(grouped, columns=sources, index=index, copy=False)
+    return pd.DataFrame(grouped, columns=sources, index=rows.frame.index, copy=False)
 
 
 @functools.lru_cache(maxsize=64)
@@ -130,6 +128,7 @@ def top_reasons(
     ``rows``: as :func:`contributions` takes them. ``matrix``: the rows' feature matrix when the
     caller has it already.
     """
+    rows = Columns.of(rows)  # read once, for the matrix and the values the reasons quote
     if len(rows) == 0:
         return []
     try:
@@ -141,7 +140,7 @@ def top_reasons(
     ranked = np.argsort(-values, axis=1, kind="stable")[:, :top]
     chosen = [[names[j] for j in order if values[position, j] > 0] for position, order in enumerate(ranked)]
     shown = {name for row in chosen for name in row}  # only the inputs some reason names are read
-    originals = {name: _objects(rows, name) for name in shown if name in rows}
+    originals = {name: rows.objects(name) for name in shown if name in rows}
     reasons = []
     for position, row in enumerate(chosen):
         text = "; ".join(
@@ -149,8 +148,3 @@ def top_reasons(
         )
         reasons.append(text or NO_UPWARD_DRIVER)
     return reasons
-
-
-def _objects(rows: pd.DataFrame | Columns, name: str) -> np.ndarray:
-    """Column ``name`` of ``rows`` as the values the rows hold (an object array)."""
-    return rows.objects(name) if isinstance(rows, Columns) else rows[name].to_numpy(dtype=object)
