@@ -10,8 +10,9 @@ CONFIG ?= configs/train.yaml
 TEST_WORKERS ?= 2
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: demo test test-lower lint clean browser
+.PHONY: demo test test-lower lint imports docs clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +24,8 @@ $(VENV)/.installed-runtime: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test,fuzz]"
-	touch $@ $(VENV)/.installed-runtime
+	$(BIN)/python -m pip install --quiet -e ".[test,fuzz,docs]"
+	touch $@ $(VENV)/.installed-runtime $(VENV)/.installed-docs
 
 # The book the demo shows is the one configs/train.yaml trains on (same size, same seed).
 demo: $(VENV)/.installed-runtime
@@ -60,7 +61,23 @@ browser:
 # --durations: every run lists its slowest tests, so a suite creeping towards CI's budget shows where.
 test: $(VENV)/.installed-test browser
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python tests/import_contracts.py
+	$(BIN)/mkdocs build --strict --quiet
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
+
+# The layers of the package and the other import contracts of pyproject.toml.
+imports: $(VENV)/.installed-test
+	$(BIN)/python tests/import_contracts.py
+
+$(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	touch $@ $(VENV)/.installed-runtime
+
+# The documentation site, into build/site; --strict: a broken link or reference fails the build.
+docs: $(VENV)/.installed-docs
+	$(BIN)/mkdocs build --strict
+	@echo "Documentation: build/site/index.html"
 
 # The oldest release of every dependency pyproject.toml allows (.ci/lower-bounds.txt), in a
 # separate environment: the lower bounds are tested, not guessed. `make test` runs the newest.
@@ -68,7 +85,7 @@ LOWER_VENV := .venv-lower
 $(LOWER_VENV)/.installed: pyproject.toml .ci/lower-bounds.txt
 	$(PYTHON) -m venv $(LOWER_VENV)
 	$(LOWER_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(LOWER_VENV)/bin/python -m pip install --quiet -e ".[test]" -c .ci/lower-bounds.txt
+	$(LOWER_VENV)/bin/python -m pip install --quiet -e ".[test,docs]" -c .ci/lower-bounds.txt
 	touch $@
 
 test-lower: $(LOWER_VENV)/.installed
@@ -77,6 +94,7 @@ test-lower: $(LOWER_VENV)/.installed
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tests/import_contracts.py
 
 clean:
-	rm -rf $(VENV) $(LOWER_VENV) $(DEMO_DIR) .pytest_cache .ruff_cache .hypothesis mlflow.db mlruns
+	rm -rf $(VENV) $(LOWER_VENV) $(DEMO_DIR) build .pytest_cache .ruff_cache .hypothesis mlflow.db mlruns

@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 from _report import save
 
-from crm_modes.models.threads import configure_threads
+from crm_modes.shared.threads import configure_threads
 from crm_modes.training.config import EstimatorConfig, TrainingConfig, load_training_config
 from crm_modes.training.cross_validation import cross_validate
 from crm_modes.training.data_source import load_training_table
-from crm_modes.training.run import fit_and_evaluate
+from crm_modes.training.trainer import fit_and_evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLIC = ("german_credit", "taiwan_credit_card", "bank_churn")
@@ -97,7 +97,7 @@ def variants(
         estimators["lightgbm"] = EstimatorConfig(type="lightgbm", params={"n_estimators": 100})
     out = {}
     for kind in types:
-        changed = model.model_copy(update={"estimator": estimators[kind], "benchmark": False})
+        changed = model.model_copy(update={"estimator": estimators[kind], "baseline": False})
         out[kind] = config.model_copy(update={"models": {name: changed}})
     return out
 

@@ -14,8 +14,8 @@ import warnings
 
 from _report import peak_memory_mib, save
 
+from crm_modes.data.gate import validate
 from crm_modes.data.generator import generate_book
-from crm_modes.data.validation import validate
 from crm_modes.features import fast
 from crm_modes.features.builder import build_feature_pipeline
 from crm_modes.features.config import load_feature_config

@@ -36,7 +36,8 @@ from _report import save
 from bench_rest_concurrency import PORT, load
 from bench_score import BIN, environment, latencies, run, serve, single_records, timed_score
 
-from crm_modes.serve.api import ScoreRequest  # module level: FastAPI resolves the route's annotation here
+# module level: FastAPI resolves the route's annotation here
+from crm_modes.serve.rest.records import ScoreRequest
 
 HERE = Path(__file__).resolve().parent
 FLOOR_PORT = 8914
@@ -48,7 +49,9 @@ def floor_app():  # a FastAPI application, built in the worker that serves it
     from fastapi import FastAPI
 
     from crm_modes.models.advisor import OUTPUT_TYPES
-    from crm_modes.serve.api import BodyLimit, CatchAll, Limits, StrictJSONRoute
+    from crm_modes.serve.rest.limits import Limits
+    from crm_modes.serve.rest.middleware import BodyLimit, CatchAll
+    from crm_modes.serve.rest.strict_json import StrictJSONRoute
 
     row = {"client_id": "C000001", "facility_id": "F000001", "snapshot_date": "2024-01-31"}
     row |= {name: 0.5 if kind == "double" else "basic" for name, kind in OUTPUT_TYPES.items()}
@@ -88,9 +91,8 @@ def committee_seconds(uri: str, source: Path, rows: int) -> dict[str, object]:
 
     from crm_modes.features import fast
     from crm_modes.features.columns import Columns
-    from crm_modes.models.signature import model_input
-    from crm_modes.models.threads import available_cpus, configure_threads
-    from crm_modes.serve.registry import load_model
+    from crm_modes.shared.model_loading import load_model, model_input
+    from crm_modes.shared.threads import available_cpus, configure_threads
 
     configure_threads(None)
     loaded = load_model("models:/crm-advisor@champion")
@@ -111,13 +113,12 @@ def committee_seconds(uri: str, source: Path, rows: int) -> dict[str, object]:
 
 def in_process_record(uri: str, source: Path, count: int) -> dict[str, float]:
     """One record at a time through the champion pyfunc, and through its advisor (p50, p99 ms)."""
-    from crm_modes.models.signature import model_input
-    from crm_modes.serve.api import ScoringRecord, _frame
-    from crm_modes.serve.registry import load_model
+    from crm_modes.serve.rest.records import ScoringRecord, records_frame
+    from crm_modes.shared.model_loading import load_model, model_input
 
     loaded = load_model("models:/crm-advisor@champion")
     advisor = loaded.pyfunc.unwrap_python_model().advisor
-    frames = [model_input(_frame([ScoringRecord(**record)])) for record in single_records(source)]
+    frames = [model_input(records_frame([ScoringRecord(**record)])) for record in single_records(source)]
     figures = {}
     for label, call in (("pyfunc_predict", loaded.pyfunc.predict), ("advisor_alone", advisor.advise)):
         timings = []

@@ -60,19 +60,19 @@ def false_alarms(seeds: list[int], rows: int) -> list[dict]:
     import warnings
 
     warnings.simplefilter("ignore")
+    from crm_modes.data.gate import validate
     from crm_modes.data.generator import generate_book
     from crm_modes.data.schema import input_names
-    from crm_modes.data.validation import validate
     from crm_modes.models.advisor import Advisor
     from crm_modes.models.alerts import load_policy
     from crm_modes.models.economics import load_economics
-    from crm_modes.models.signature import model_input
     from crm_modes.monitor.config import load_monitoring_config
     from crm_modes.monitor.figures import compute
+    from crm_modes.shared.model_loading import model_input
     from crm_modes.training.bundle import monitoring_reference
     from crm_modes.training.config import load_training_config
     from crm_modes.training.data_source import load_training_table
-    from crm_modes.training.run import advisor_readings, fit_and_evaluate
+    from crm_modes.training.trainer import advisor_readings, fit_and_evaluate
 
     base = load_training_config(REPO / "configs" / "train.yaml")
     settings = load_monitoring_config(REPO / "configs" / "monitoring.yaml")

@@ -37,7 +37,7 @@ def main() -> None:
     from crm_modes.training.config import load_training_config
     from crm_modes.training.data_source import load_training_table
     from crm_modes.training.fit import fit_model
-    from crm_modes.training.run import model_split, training_rows
+    from crm_modes.training.trainer import model_split, training_rows
 
     base = load_training_config(REPO / "configs" / "train.yaml")
     results = []

@@ -106,7 +106,7 @@ def baseline_seconds(uri: str, source: Path) -> float:
     import mlflow
     import pyarrow.parquet as pq
 
-    from crm_modes.models.signature import model_input
+    from crm_modes.shared.model_loading import model_input
 
     models = [
         mlflow.pyfunc.load_model(f"models:/{name}@champion") for name in ("crm-mode", "crm-churn", "crm-pd")

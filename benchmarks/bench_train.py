@@ -41,7 +41,7 @@ def main() -> None:
     import mlflow
 
     from crm_modes.training.config import load_training_config
-    from crm_modes.training.run import train
+    from crm_modes.training.trainer import train
 
     config = load_training_config(args.config)
     if args.rows is not None:

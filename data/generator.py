@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from crm_modes.data.assembly import assemble_book
-from crm_modes.data.errors import InputError
 from crm_modes.data.scenarios import Scenario, scenario_named
 from crm_modes.data.simulation import (
     HISTORY_MONTHS,
@@ -26,6 +25,7 @@ from crm_modes.data.simulation import (
     draw_regions,
     simulate_book,
 )
+from crm_modes.shared.errors import InputError
 
 __all__ = ["HISTORY_MONTHS", "LABEL_HORIZON_MONTHS", "generate_book"]
 

@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from crm_modes.data.errors import InputError
 from crm_modes.data.schema import SCHEMA, Kind
+from crm_modes.shared.errors import InputError
 
 SUFFIXES = (".csv", ".parquet")
 DEFAULT_CHUNK_ROWS = 100_000

@@ -7,7 +7,7 @@ missing, its range (numbers) or its categories (text, and a target's classes). A
 inferred from a reference table (:func:`infer_profile`, ``crm-modes profile``) into YAML that
 a person reviews and commits; the feature configuration may also declare constraints by hand
 (``features.constraints``), which win over the inferred ones. Every row of the table then
-passes through the same gate as the book (:class:`crm_modes.data.validation.Gate`, with the
+passes through the same gate as the book (:class:`crm_modes.data.gate.Gate`, with the
 profile's declarations): a row that breaks it goes to quarantine with one reason per problem,
 the rest goes on.
 
@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from crm_modes.data.errors import InputError
-from crm_modes.data.labels import number_labels
+from crm_modes.data.category_text import number_labels
+from crm_modes.data.gate import Gate
 from crm_modes.data.schema import Column, Kind, Role
-from crm_modes.data.validation import Gate
+from crm_modes.shared.errors import InputError
 
 Use = Literal["feature", "identifier", "target", "split"]
 PROFILE_FORMAT = 1

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crm_modes.data.errors import InputError
 from crm_modes.data.schema import INDUSTRIES
+from crm_modes.shared.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ makes it from the seed):
 2. **Facilities** get a product that depends on the segment, and terms that depend on
    the product (amount relative to revenue, term, collateral, margin, covenants,
    stakeholders, customization). The mode the bank applies (``assigned_mode``) is the
-   noiseless policy of :mod:`crm_modes.data.policy` with human noise: a share
+   noiseless policy of :mod:`crm_modes.data.committee_rule` with human noise: a share
    ``mode_noise`` of facilities gets one of the two other modes at random.
 3. **Months**: after a burn-in (so rolling 12-month figures are filled), every month each
    live facility writes one row with point-in-time behaviour (utilization and its
@@ -35,13 +35,14 @@ credit quality from its departure on.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from crm_modes.data import hazards
-from crm_modes.data.policy import policy_mode
+from crm_modes.data.committee_rule import policy_mode
 from crm_modes.data.scenarios import SCENARIOS, Scenario
 from crm_modes.data.schema import (
     CUSTOMIZATIONS,
@@ -267,6 +268,232 @@ def _draw_facilities(
     )
 
 
+@dataclass(frozen=True)
+class _Terms:
+    """What the monthly steps read and never change: per-facility risk and mode terms, and who is new."""
+
+    client_mode: IntArray  # the highest mode the bank applies to any of the client's facilities
+    client_start: IntArray  # the month the client's first facility opens
+    new_client: NDArray[np.bool_]  # a relationship that starts during the history
+    is_project: NDArray[np.bool_]
+    segment_risk: Array
+    industry_risk: Array
+    market_risk: Array
+    mode_churn: Array
+    segment_churn: Array
+    cure_share: Array
+
+
+@dataclass
+class _State:
+    """The simulation's time-varying state, updated in place month after month."""
+
+    quality: Array
+    revenue: Array
+    engagement: Array
+    rating: Array
+    logins: Array  # (6, clients): the last six months' digital logins
+    complaints: Array  # (12, clients)
+    utilization_history: Array  # (4, facilities)
+    delinquency: IntArray  # the facility's delinquency state (hazards.STATE_*)
+    dpd_history: IntArray  # (12, facilities)
+    breaches: Array  # (12, facilities)
+    delay: Array
+    exit_month: IntArray
+    exit_kind: IntArray
+
+
+@dataclass(frozen=True)
+class _ClientMonth:
+    """A month's readings of every client (ratios and growth), from its latent credit quality."""
+
+    leverage: Array
+    coverage: Array
+    ebitda_margin: Array
+    growth: Array
+
+
+@dataclass(frozen=True)
+class _FacilityMonth:
+    """A month's behaviour of every facility, as of its snapshot."""
+
+    utilization: Array
+    utilization_change: Array
+    months_on_book: IntArray
+    completion: Array
+    stage: IntArray
+    dpd: IntArray
+    worst_dpd: IntArray
+    breaches_12m: Array
+
+
+def _terms(clients: _Clients, fac: _Facilities, n_clients: int, history_months: int) -> _Terms:
+    client_mode = np.zeros(n_clients, dtype=np.int64)
+    np.maximum.at(client_mode, fac.client, fac.assigned)
+    client_start = np.full(n_clients, history_months, dtype=np.int64)
+    np.minimum.at(client_start, fac.client, fac.entry)
+    return _Terms(
+        client_mode=client_mode,
+        client_start=client_start,
+        new_client=client_start > -BURN_IN_MONTHS,
+        is_project=fac.product == PRODUCTS.index("project_finance"),
+        segment_risk=np.asarray([hazards.SEGMENT_RISK[s] for s in SEGMENTS])[clients.segment][fac.client],
+        industry_risk=np.asarray([hazards.INDUSTRY_RISK[i] for i in INDUSTRIES])[clients.industry][
+            fac.client
+        ],
+        market_risk=np.asarray([hazards.MARKET_RISK[m] for m in MARKETS])[clients.market][fac.client],
+        mode_churn=np.asarray([hazards.MODE_CHURN[m] for m in MODES])[fac.assigned],
+        segment_churn=np.asarray([hazards.SEGMENT_CHURN[s] for s in SEGMENTS])[clients.segment][fac.client],
+        cure_share=np.asarray([hazards.CURE_SHARE[m] for m in MODES])[fac.assigned],
+    )
+
+
+def _initial_state(rng: np.random.Generator, clients: _Clients, fac: _Facilities) -> _State:
+    n_clients, n_fac = clients.segment.shape[0], fac.client.shape[0]
+    engagement = rng.normal(0.0, 0.4, n_clients)
+    utilization = np.clip(fac.utilization_base, 0.0, 1.2)
+    return _State(
+        quality=clients.quality.copy(),
+        revenue=clients.revenue.copy(),
+        engagement=engagement,
+        rating=np.clip(np.round(5.5 - 1.6 * clients.quality + clients.rating_bias), 1, 10),
+        logins=np.zeros((6, n_clients)),
+        complaints=np.zeros((12, n_clients)),
+        utilization_history=np.repeat(utilization[None, :], 4, axis=0),
+        delinquency=np.zeros(n_fac, dtype=np.int64),
+        dpd_history=np.zeros((12, n_fac), dtype=np.int64),
+        breaches=np.zeros((12, n_fac)),
+        delay=np.zeros(n_fac),
+        exit_month=np.full(n_fac, np.iinfo(np.int64).max),
+        exit_kind=np.full(n_fac, -1, dtype=np.int64),
+    )
+
+
+def _client_month(
+    rng: np.random.Generator,
+    step: int,
+    clients: _Clients,
+    state: _State,
+    cycle: Array,
+    industry_shocks: Array,
+    drift: Array | float,
+    departure: int,
+) -> _ClientMonth:
+    """Move every client's latent quality one month on, and read its ratios, rating, revenue and
+    digital engagement from it (the rating is reviewed quarterly)."""
+    c = cycle[step]
+    c_previous = cycle[step - 1] if step else c
+    state.quality += (
+        QUALITY_REVERSION * (clients.quality_mean - state.quality)
+        - 0.10 * (c - c_previous)
+        + industry_shocks[step, clients.industry]
+        + 0.05 * rng.standard_normal(clients.segment.shape[0])
+    )
+    if step >= departure:
+        state.quality += drift
+    quality = state.quality
+    reviewed = (step % 3) == clients.review_phase
+    state.rating = np.where(
+        reviewed, np.clip(np.round(5.5 - 1.6 * quality + clients.rating_bias), 1, 10), state.rating
+    )
+    month = _ClientMonth(
+        leverage=np.clip(np.exp(1.0 - 0.35 * quality + clients.leverage_bias), 0.0, 50.0),
+        coverage=np.clip(np.exp(1.6 + 0.40 * quality + clients.coverage_bias) - 1.0, -50.0, 200.0),
+        ebitda_margin=np.clip(
+            np.asarray(INDUSTRY_MARGIN)[clients.industry] + 0.03 * quality + clients.margin_bias, -1.0, 1.0
+        ),
+        growth=np.clip(0.03 + 0.04 * quality - 0.05 * c + clients.growth_bias, -1.0, 5.0),
+    )
+    state.revenue *= np.exp(month.growth / 12.0)
+    state.engagement = 0.9 * state.engagement + rng.normal(0.0, 0.22, clients.segment.shape[0])
+    state.logins[step % 6] = rng.poisson(
+        np.asarray(LOGIN_RATE)[clients.segment] * np.exp(state.engagement) / 3.0
+    )
+    return month
+
+
+def _relationship_month(
+    rng: np.random.Generator, step: int, live_clients: IntArray, terms: _Terms, state: _State
+) -> IntArray:
+    """Complaints and relationship-manager contacts this month, by the client's mode; both rise
+    while a client has a facility in arrears. Returns the contacts; complaints are kept in ``state``."""
+    delinquent = np.zeros(terms.client_mode.shape[0], dtype=bool)
+    delinquent[live_clients] = True
+    state.complaints[step % 12] = rng.poisson(
+        hazards.COMPLAINT_RATE[terms.client_mode] * (1.0 + 2.0 * delinquent)
+    )
+    return rng.poisson(
+        3.0 * hazards.CONTACT_RATE[terms.client_mode] * (1.0 + delinquent * (terms.client_mode > 0))
+    )
+
+
+def _facility_month(
+    rng: np.random.Generator, step: int, t: int, fac: _Facilities, terms: _Terms, state: _State
+) -> _FacilityMonth:
+    """Every facility's behaviour this month: utilization, project progress and delay, covenant
+    breaches and days past due (entrants start with a clean history)."""
+    n_fac = fac.client.shape[0]
+    quality = state.quality[fac.client]
+    entered = fac.entry <= t
+    entrants = fac.entry == t
+    state.utilization_history[:, entrants] = np.clip(fac.utilization_base[entrants], 0.0, 1.2)
+    state.dpd_history[:, entrants] = 0
+    state.breaches[:, entrants] = 0
+    target = fac.utilization_base - 0.06 * quality
+    utilization = np.clip(
+        0.75 * state.utilization_history[(step - 1) % 4] + 0.25 * target + rng.normal(0.0, 0.02, n_fac),
+        0.0,
+        1.2,
+    )
+    state.utilization_history[step % 4] = utilization
+    utilization_change = utilization - state.utilization_history[(step - 3) % 4]
+    # Matured facilities are renewed in place; project finance runs to the end of the project.
+    months_since_opening = fac.months_on_book_at_entry + (t - fac.entry)
+    months_on_book = np.where(terms.is_project, months_since_opening, months_since_opening % fac.term)
+    under_construction = entered & terms.is_project & (months_on_book < fac.construction_months + state.delay)
+    slips = under_construction & (rng.random(n_fac) < hazards.sigmoid(-2.8 - 0.8 * quality))
+    state.delay += slips
+    planned_end = fac.construction_months + state.delay
+    completion = np.minimum(1.0, months_on_book / planned_end)
+    stage = np.where(completion < 1.0, 0, np.where(months_on_book < planned_end + 12, 1, 2))
+    breach_p = hazards.sigmoid(-5.0 - 1.1 * quality + 0.12 * fac.covenants)
+    state.breaches[step % 12] = (fac.covenants > 0) & (rng.random(n_fac) < breach_p)
+    low, high = hazards.STATE_DPD_LOW[state.delinquency], hazards.STATE_DPD_HIGH[state.delinquency]
+    dpd = low + np.floor(rng.random(n_fac) * (high - low + 1)).astype(np.int64)
+    state.dpd_history[step % 12] = dpd
+    return _FacilityMonth(
+        utilization=utilization,
+        utilization_change=utilization_change,
+        months_on_book=months_on_book,
+        completion=completion,
+        stage=stage,
+        dpd=dpd,
+        worst_dpd=state.dpd_history.max(axis=0),
+        breaches_12m=state.breaches.sum(axis=0),
+    )
+
+
+def _exits(
+    rng: np.random.Generator,
+    t: int,
+    idx: IntArray,
+    credit: Array,
+    churn: Array,
+    c: float,
+    terms: _Terms,
+    state: _State,
+) -> None:
+    """Move every live facility to its next delinquency state, or out of the book (default, churn)."""
+    moves = hazards.outcome_probabilities(state.delinquency[idx], credit, churn, terms.cure_share[idx], c)
+    draw = rng.random(idx.shape[0])
+    outcome = (draw[:, None] > np.cumsum(moves, axis=1)).sum(axis=1)
+    outcome = np.minimum(outcome, hazards.N_OUTCOMES - 1)
+    exits = outcome >= hazards.DEFAULT
+    state.exit_month[idx[exits]] = t + 1
+    state.exit_kind[idx[exits]] = outcome[exits]
+    state.delinquency[idx[~exits]] = outcome[~exits]
+
+
 def simulate_book(
     rng: np.random.Generator,
     n_clients: int,
@@ -280,10 +507,11 @@ def simulate_book(
 
     ``scenario`` changes the cycle and the affected clients' credit quality from its departure
     step on; ``gdp_noise``: the published-GDP errors to use (default: drawn after the simulation).
+    The random draws come in a fixed order (clients, facilities, the cycle's phase, industry
+    shocks, engagement, then month by month), so the same generator state gives the same book.
     """
     clients = _draw_clients(rng, n_clients)
     fac = _draw_facilities(rng, clients, history_months, mode_noise)
-    n_fac = fac.client.shape[0]
     total_months = BURN_IN_MONTHS + history_months
     departure = total_months - scenario.months  # the step of the scenario's first snapshot
     phase = rng.uniform(0.0, CYCLE_MONTHS)
@@ -293,189 +521,170 @@ def simulate_book(
     industry_shocks = scenario.industry_shocks(
         rng.normal(0.0, 0.03, (total_months, len(INDUSTRIES))), 1.0 - QUALITY_REVERSION, departure
     )
-
-    client_mode = np.zeros(n_clients, dtype=np.int64)
-    np.maximum.at(client_mode, fac.client, fac.assigned)
-    client_start = np.full(n_clients, history_months, dtype=np.int64)  # the first facility's month
-    np.minimum.at(client_start, fac.client, fac.entry)
-    new_client = client_start > -BURN_IN_MONTHS
-    is_project = fac.product == PRODUCTS.index("project_finance")
-
-    # Time-varying state.
-    quality = clients.quality.copy()
-    revenue = clients.revenue.copy()
-    engagement = rng.normal(0.0, 0.4, n_clients)
-    rating = np.clip(np.round(5.5 - 1.6 * quality + clients.rating_bias), 1, 10)
-    logins = np.zeros((6, n_clients))
-    complaints = np.zeros((12, n_clients))
-    utilization = np.clip(fac.utilization_base, 0.0, 1.2)
-    utilization_history = np.repeat(utilization[None, :], 4, axis=0)
-    state = np.zeros(n_fac, dtype=np.int64)
-    dpd_history = np.zeros((12, n_fac), dtype=np.int64)
-    breaches = np.zeros((12, n_fac))
-    delay = np.zeros(n_fac)
-    exit_month = np.full(n_fac, np.iinfo(np.int64).max)
-    exit_kind = np.full(n_fac, -1, dtype=np.int64)
-    segment_risk = np.asarray([hazards.SEGMENT_RISK[s] for s in SEGMENTS])[clients.segment][fac.client]
-    industry_risk = np.asarray([hazards.INDUSTRY_RISK[i] for i in INDUSTRIES])[clients.industry][fac.client]
-    market_risk = np.asarray([hazards.MARKET_RISK[m] for m in MARKETS])[clients.market][fac.client]
-    mode_churn = np.asarray([hazards.MODE_CHURN[m] for m in MODES])[fac.assigned]
-    segment_churn = np.asarray([hazards.SEGMENT_CHURN[s] for s in SEGMENTS])[clients.segment][fac.client]
-    cure_share = np.asarray([hazards.CURE_SHARE[m] for m in MODES])[fac.assigned]
-
-    recorded: dict[str, list[np.ndarray]] = {}
-
-    def record(**columns: np.ndarray) -> None:
-        for name, values in columns.items():
-            recorded.setdefault(name, []).append(values)
-
+    terms = _terms(clients, fac, n_clients, history_months)
+    state = _initial_state(rng, clients, fac)
+    recorded: dict[str, list[np.ndarray]] = defaultdict(list)
     for step in range(total_months):
         t = step - BURN_IN_MONTHS
-        slot = step % 12
-        c = cycle[step]
-        c_previous = cycle[step - 1] if step else c
-
-        quality += (
-            QUALITY_REVERSION * (clients.quality_mean - quality)
-            - 0.10 * (c - c_previous)
-            + industry_shocks[step, clients.industry]
-            + 0.05 * rng.standard_normal(n_clients)
-        )
-        if step >= departure:
-            quality += drift
-        reviewed = (step % 3) == clients.review_phase
-        rating = np.where(
-            reviewed, np.clip(np.round(5.5 - 1.6 * quality + clients.rating_bias), 1, 10), rating
-        )
-        leverage = np.clip(np.exp(1.0 - 0.35 * quality + clients.leverage_bias), 0.0, 50.0)
-        coverage = np.clip(np.exp(1.6 + 0.40 * quality + clients.coverage_bias) - 1.0, -50.0, 200.0)
-        ebitda_margin = np.clip(
-            np.asarray(INDUSTRY_MARGIN)[clients.industry] + 0.03 * quality + clients.margin_bias, -1.0, 1.0
-        )
-        growth = np.clip(0.03 + 0.04 * quality - 0.05 * c + clients.growth_bias, -1.0, 5.0)
-        revenue *= np.exp(growth / 12.0)
-        engagement = 0.9 * engagement + rng.normal(0.0, 0.22, n_clients)
-        logins[step % 6] = rng.poisson(np.asarray(LOGIN_RATE)[clients.segment] * np.exp(engagement) / 3.0)
-
-        alive = (fac.entry <= t) & (exit_month > t)
-        idx = np.flatnonzero(alive)
+        month = _client_month(rng, step, clients, state, cycle, industry_shocks, drift, departure)
+        idx = np.flatnonzero((fac.entry <= t) & (state.exit_month > t))
         cl = fac.client[idx]
-        delinquent_clients = np.zeros(n_clients, dtype=bool)
-        delinquent_clients[cl[state[idx] > 0]] = True
-        complaints[slot] = rng.poisson(hazards.COMPLAINT_RATE[client_mode] * (1.0 + 2.0 * delinquent_clients))
-        contacts = rng.poisson(
-            3.0 * hazards.CONTACT_RATE[client_mode] * (1.0 + delinquent_clients * (client_mode > 0))
-        )
-
-        # Facilities: entrants start with a clean history.
-        entered = fac.entry <= t
-        entrants = fac.entry == t
-        utilization_history[:, entrants] = np.clip(fac.utilization_base[entrants], 0.0, 1.2)
-        dpd_history[:, entrants] = 0
-        breaches[:, entrants] = 0
-        target = fac.utilization_base - 0.06 * quality[fac.client]
-        utilization = np.clip(
-            0.75 * utilization_history[(step - 1) % 4] + 0.25 * target + rng.normal(0.0, 0.02, n_fac),
-            0.0,
-            1.2,
-        )
-        utilization_history[step % 4] = utilization
-        utilization_change = utilization - utilization_history[(step - 3) % 4]
-        # Matured facilities are renewed in place; project finance runs to the end of the project.
-        months_since_opening = fac.months_on_book_at_entry + (t - fac.entry)
-        months_on_book = np.where(is_project, months_since_opening, months_since_opening % fac.term)
-        under_construction = entered & is_project & (months_on_book < fac.construction_months + delay)
-        slips = under_construction & (rng.random(n_fac) < hazards.sigmoid(-2.8 - 0.8 * quality[fac.client]))
-        delay += slips
-        planned_end = fac.construction_months + delay
-        completion = np.minimum(1.0, months_on_book / planned_end)
-        stage = np.where(completion < 1.0, 0, np.where(months_on_book < planned_end + 12, 1, 2))
-        breach_p = hazards.sigmoid(-5.0 - 1.1 * quality[fac.client] + 0.12 * fac.covenants)
-        breaches[slot] = (fac.covenants > 0) & (rng.random(n_fac) < breach_p)
-        low, high = hazards.STATE_DPD_LOW[state], hazards.STATE_DPD_HIGH[state]
-        dpd = low + np.floor(rng.random(n_fac) * (high - low + 1)).astype(np.int64)
-        dpd_history[slot] = dpd
-        worst_dpd = dpd_history.max(axis=0)
-        breaches_12m = breaches.sum(axis=0)
-
-        logins_90d = logins[[(step - i) % 6 for i in range(3)]].sum(axis=0)
-        logins_prev_90d = logins[[(step - i) % 6 for i in range(3, 6)]].sum(axis=0)
-        complaints_12m = complaints.sum(axis=0)
-        # A client on the book from the start has banked with us for years; a client whose first
-        # facility opens later is a new relationship, and its age is drawn as of that month, so
-        # the book's tenure and age mix stay as they were while the early clients grow older.
-        tenure = np.where(new_client, np.maximum(t - client_start, 0) / 12.0, clients.tenure_years + t / 12.0)
-        years_in_business = clients.years_in_business + np.where(
-            new_client, np.maximum(t - client_start, 0) // 12, t // 12
-        )
-        delay_for_score = np.where(is_project, delay, 0.0)
-
-        credit = hazards.credit_score(
-            internal_rating=rating[cl],
-            leverage=leverage[cl],
-            interest_coverage=coverage[cl],
-            utilization=utilization[idx],
-            utilization_change_3m=utilization_change[idx],
-            covenant_breaches_12m=breaches_12m[idx],
-            project_delay_months=delay_for_score[idx],
-            segment_risk=segment_risk[idx],
-            industry_risk=industry_risk[idx],
-            market_risk=market_risk[idx],
-        )
-        churn = hazards.churn_score(
-            mode_churn=mode_churn[idx],
-            segment_churn=segment_churn[idx],
-            complaints_12m=complaints_12m[cl],
-            digital_logins_90d=logins_90d[cl],
-            digital_logins_prev_90d=logins_prev_90d[cl],
-            products_held=clients.products_held[cl].astype(float),
-            relationship_tenure_years=np.maximum(tenure[cl], 0.0),
-            margin_bps=fac.margin_bps[idx],
-            internal_rating=rating[cl],
-            rm_contacts_90d=contacts[cl].astype(float),
-        )
-
+        contacts = _relationship_month(rng, step, cl[state.delinquency[idx] > 0], terms, state)
+        behaviour = _facility_month(rng, step, t, fac, terms, state)
+        snap = _Snapshot(t, idx, cl, month, _readings(step, t, clients, terms, state), behaviour, contacts)
+        credit, churn = _hazard_scores(snap, clients, fac, terms, state)
         if t >= 0:
-            record(
-                facility=idx,
-                month=np.full(idx.shape[0], t),
-                state=state[idx],
-                credit=credit,
-                churn=churn,
-                annual_revenue=revenue[cl],
-                years_in_business=years_in_business[cl],
-                internal_rating=rating[cl].astype(np.int64),
-                leverage=leverage[cl],
-                interest_coverage=coverage[cl],
-                ebitda_margin=ebitda_margin[cl],
-                revenue_growth=growth[cl],
-                relationship_tenure_years=tenure[cl],
-                rm_contacts_90d=contacts[cl],
-                digital_logins_90d=logins_90d[cl].astype(np.int64),
-                digital_logins_prev_90d=logins_prev_90d[cl].astype(np.int64),
-                complaints_12m=complaints_12m[cl].astype(np.int64),
-                exposure=(utilization * fac.amount)[idx],
-                months_on_book=months_on_book[idx],
-                project_stage=stage[idx],
-                project_completion=completion[idx],
-                project_delay_months=delay[idx],
-                utilization=utilization[idx],
-                utilization_change_3m=utilization_change[idx],
-                days_past_due=dpd[idx],
-                worst_days_past_due_12m=worst_dpd[idx],
-                covenant_breaches_12m=breaches_12m[idx].astype(np.int64),
-            )
-
+            _record_month(recorded, snap, clients, fac, state, credit, churn)
         if t < history_months - 1:
-            moves = hazards.outcome_probabilities(state[idx], credit, churn, cure_share[idx], c)
-            draw = rng.random(idx.shape[0])
-            outcome = (draw[:, None] > np.cumsum(moves, axis=1)).sum(axis=1)
-            outcome = np.minimum(outcome, hazards.N_OUTCOMES - 1)
-            exits = outcome >= hazards.DEFAULT
-            exit_month[idx[exits]] = t + 1
-            exit_kind[idx[exits]] = outcome[exits]
-            state[idx[~exits]] = outcome[~exits]
+            _exits(rng, t, idx, credit, churn, cycle[step], terms, state)
+    return _book_arrays(recorded, rng, cycle, gdp_noise, history_months, clients, fac, terms, state)
 
+
+@dataclass(frozen=True)
+class _Readings:
+    """What the bank reads of every client this month from the recent past: tenure, age,
+    digital logins over 90 days (and the 90 days before) and complaints over 12 months."""
+
+    tenure: Array
+    years_in_business: IntArray
+    logins_90d: Array
+    logins_prev_90d: Array
+    complaints_12m: Array
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """One month of the live facilities (``idx``) and their clients (``cl``), as a row shows it."""
+
+    t: int
+    idx: IntArray
+    cl: IntArray
+    client: _ClientMonth
+    readings: _Readings
+    facility: _FacilityMonth
+    contacts: IntArray
+
+
+def _readings(step: int, t: int, clients: _Clients, terms: _Terms, state: _State) -> _Readings:
+    # A client on the book from the start has banked with us for years; a client whose first
+    # facility opens later is a new relationship, and its age is drawn as of that month, so
+    # the book's tenure and age mix stay as they were while the early clients grow older.
+    since_start = np.maximum(t - terms.client_start, 0)
+    return _Readings(
+        tenure=np.where(terms.new_client, since_start / 12.0, clients.tenure_years + t / 12.0),
+        years_in_business=clients.years_in_business + np.where(terms.new_client, since_start // 12, t // 12),
+        logins_90d=state.logins[[(step - i) % 6 for i in range(3)]].sum(axis=0),
+        logins_prev_90d=state.logins[[(step - i) % 6 for i in range(3, 6)]].sum(axis=0),
+        complaints_12m=state.complaints.sum(axis=0),
+    )
+
+
+def _hazard_scores(
+    snap: _Snapshot, clients: _Clients, fac: _Facilities, terms: _Terms, state: _State
+) -> tuple[Array, Array]:
+    """The credit and churn scores of the live facilities, from what their rows show."""
+    idx, cl, behaviour, readings = snap.idx, snap.cl, snap.facility, snap.readings
+    delay_for_score = np.where(terms.is_project, state.delay, 0.0)
+    credit = hazards.credit_score(
+        internal_rating=state.rating[cl],
+        leverage=snap.client.leverage[cl],
+        interest_coverage=snap.client.coverage[cl],
+        utilization=behaviour.utilization[idx],
+        utilization_change_3m=behaviour.utilization_change[idx],
+        covenant_breaches_12m=behaviour.breaches_12m[idx],
+        project_delay_months=delay_for_score[idx],
+        segment_risk=terms.segment_risk[idx],
+        industry_risk=terms.industry_risk[idx],
+        market_risk=terms.market_risk[idx],
+    )
+    churn = hazards.churn_score(
+        mode_churn=terms.mode_churn[idx],
+        segment_churn=terms.segment_churn[idx],
+        complaints_12m=readings.complaints_12m[cl],
+        digital_logins_90d=readings.logins_90d[cl],
+        digital_logins_prev_90d=readings.logins_prev_90d[cl],
+        products_held=clients.products_held[cl].astype(float),
+        relationship_tenure_years=np.maximum(readings.tenure[cl], 0.0),
+        margin_bps=fac.margin_bps[idx],
+        internal_rating=state.rating[cl],
+        rm_contacts_90d=snap.contacts[cl].astype(float),
+    )
+    return credit, churn
+
+
+def _record_month(
+    recorded: dict[str, list[np.ndarray]],
+    snap: _Snapshot,
+    clients: _Clients,
+    fac: _Facilities,
+    state: _State,
+    credit: Array,
+    churn: Array,
+) -> None:
+    """Append the month's row of every live facility, column by column."""
+    idx, cl, client, readings, behaviour = snap.idx, snap.cl, snap.client, snap.readings, snap.facility
+    columns = {
+        "facility": idx,
+        "month": np.full(idx.shape[0], snap.t),
+        "state": state.delinquency[idx],
+        "credit": credit,
+        "churn": churn,
+        "annual_revenue": state.revenue[cl],
+        "years_in_business": readings.years_in_business[cl],
+        "internal_rating": state.rating[cl].astype(np.int64),
+        "leverage": client.leverage[cl],
+        "interest_coverage": client.coverage[cl],
+        "ebitda_margin": client.ebitda_margin[cl],
+        "revenue_growth": client.growth[cl],
+        "relationship_tenure_years": readings.tenure[cl],
+        "rm_contacts_90d": snap.contacts[cl],
+        "digital_logins_90d": readings.logins_90d[cl].astype(np.int64),
+        "digital_logins_prev_90d": readings.logins_prev_90d[cl].astype(np.int64),
+        "complaints_12m": readings.complaints_12m[cl].astype(np.int64),
+        "exposure": (behaviour.utilization * fac.amount)[idx],
+        "months_on_book": behaviour.months_on_book[idx],
+        "project_stage": behaviour.stage[idx],
+        "project_completion": behaviour.completion[idx],
+        "project_delay_months": state.delay[idx],
+        "utilization": behaviour.utilization[idx],
+        "utilization_change_3m": behaviour.utilization_change[idx],
+        "days_past_due": behaviour.dpd[idx],
+        "worst_days_past_due_12m": behaviour.worst_dpd[idx],
+        "covenant_breaches_12m": behaviour.breaches_12m[idx].astype(np.int64),
+    }
+    for name, values in columns.items():
+        recorded[name].append(values)
+
+
+#: Facility and client attributes the assembly of rows reads, beside the monthly columns.
+_FACILITY_FIELDS = (
+    "client",
+    "product",
+    "amount",
+    "term",
+    "collateral",
+    "margin_bps",
+    "covenants",
+    "stakeholders",
+    "customization",
+    "policy",
+    "assigned",
+)
+_CLIENT_FIELDS = ("segment", "industry", "market", "products_held")
+
+
+def _book_arrays(
+    recorded: dict[str, list[np.ndarray]],
+    rng: np.random.Generator,
+    cycle: Array,
+    gdp_noise: Array | None,
+    history_months: int,
+    clients: _Clients,
+    fac: _Facilities,
+    terms: _Terms,
+    state: _State,
+) -> dict[str, np.ndarray]:
+    """The simulation's output: the monthly columns, the economy, the exits and the static terms."""
     book = {name: np.concatenate(parts) for name, parts in recorded.items()}
     book["row_facility"] = book.pop("facility")
     book["cycle"] = cycle
@@ -484,24 +693,12 @@ def simulate_book(
         gdp_noise = rng.normal(0.0, GDP_NOISE, cycle.shape[0])
     book["gdp_noise"] = gdp_noise
     book["gdp_growth"] = GDP_TREND - GDP_ON_CYCLE * cycle + gdp_noise
-    book["exit_month"] = exit_month
-    book["exit_kind"] = exit_kind
+    book["exit_month"] = state.exit_month
+    book["exit_kind"] = state.exit_kind
     book["history_months"] = np.array([history_months])
-    for name in (
-        "client",
-        "product",
-        "amount",
-        "term",
-        "collateral",
-        "margin_bps",
-        "covenants",
-        "stakeholders",
-        "customization",
-        "policy",
-        "assigned",
-    ):
+    for name in _FACILITY_FIELDS:
         book[f"fac_{name}"] = getattr(fac, name)
-    book["fac_is_project"] = is_project
-    for name in ("segment", "industry", "market", "products_held"):
+    book["fac_is_project"] = terms.is_project
+    for name in _CLIENT_FIELDS:
         book[f"client_{name}"] = getattr(clients, name)
     return book

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from crm_modes.data.labels import number_labels
+from crm_modes.data.category_text import number_labels
 
 #: The label of a missing value (a category of its own).
 MISSING = "__missing__"

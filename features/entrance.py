@@ -11,9 +11,9 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils.validation import check_is_fitted
 
-from crm_modes.data.errors import InputError
-from crm_modes.data.validation import column_difference
+from crm_modes.data.gate import column_difference
 from crm_modes.features._input import TableInputMixin, check_table, input_feature_names
+from crm_modes.shared.errors import InputError
 
 
 class MissingColumnsError(InputError):

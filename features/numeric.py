@@ -11,8 +11,8 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from crm_modes.data.errors import InputError
 from crm_modes.features._input import input_feature_names
+from crm_modes.shared.errors import InputError
 
 MISSING_SUFFIX = "__missing"
 

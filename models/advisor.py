@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import mlflow.pyfunc
 import numpy as np
@@ -81,6 +82,24 @@ POLICY_ARTIFACT = "alert_policy"
 ECONOMICS_ARTIFACT = "economics"
 READINGS_ARTIFACT = "mode_readings"
 REFERENCE_ARTIFACT = "monitoring_reference"
+#: The file each of the bundle's configuration artifacts is logged as.
+ARTIFACT_FILES = {
+    POLICY_ARTIFACT: "alert_policy.yaml",
+    ECONOMICS_ARTIFACT: "economics.yaml",
+    READINGS_ARTIFACT: "mode_readings.json",
+    REFERENCE_ARTIFACT: "monitoring_reference.json",
+}
+
+
+def artifact_path(model_root: Path, artifact: str) -> Path:
+    """Where the (verified) copy of a registered bundle at ``model_root`` keeps ``artifact``."""
+    return model_root / "artifacts" / ARTIFACT_FILES[artifact]
+
+
+def is_advisor(model_root: Path) -> bool:
+    """Whether the copy of a registered version at ``model_root`` is the advisor bundle (it ships an
+    alert policy); otherwise it is a single model, which answers probabilities only."""
+    return artifact_path(model_root, POLICY_ARTIFACT).exists()
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,9 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from crm_modes.data.configuration import FrozenConfig
-from crm_modes.data.errors import InputError
 from crm_modes.data.schema import MODES
-from crm_modes.models.config_file import load_yaml_model
+from crm_modes.shared.configuration import FrozenConfig, load_yaml_model
+from crm_modes.shared.errors import InputError
 
 NONE = "none"
 PREDICTIVE_PD = ("PD_CRITICAL", "PD_WARNING", "PD_WATCH", "PD_RISE")

@@ -31,10 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field, model_validator
 
-from crm_modes.data.configuration import FrozenConfig
-from crm_modes.data.errors import InputError
 from crm_modes.data.schema import MODES
-from crm_modes.models.config_file import load_yaml_model
+from crm_modes.shared.configuration import FrozenConfig, load_yaml_model
+from crm_modes.shared.errors import InputError
 
 BASIS_POINTS = 10_000.0
 

@@ -9,8 +9,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from crm_modes.data.errors import InputError
 from crm_modes.models.lightgbm_model import LightGBMClassifier
+from crm_modes.shared.errors import InputError
 
 RANDOM_STATE = 0
 

@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from crm_modes.data.errors import InputError
+from crm_modes.shared.errors import InputError
 
 #: Parameters a configuration may set, with their defaults (LightGBM's names).
 PARAMETERS: dict[str, Any] = {
@@ -52,7 +52,7 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
         categorical_features: names (or indices) of the input columns holding category codes
             (non-negative integers; NaN or negative is missing).
         n_threads: threads LightGBM uses; ``None``: the process's configured pool size
-            (``--threads``, :mod:`crm_modes.models.threads`).
+            (``--threads``, :mod:`crm_modes.shared.threads`).
         random_state: seed of LightGBM's sampling.
 
     Attributes:
@@ -206,7 +206,7 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
     def _threads(self) -> int:
         if self.n_threads is not None:
             return int(self.n_threads)
-        from crm_modes.models.threads import configured_threads
+        from crm_modes.shared.threads import configured_threads
 
         return configured_threads()
 

@@ -41,9 +41,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crm_modes.data.errors import InputError
 from crm_modes.data.schema import MODES
 from crm_modes.features.columns import Columns, Labels
+from crm_modes.shared.errors import InputError
 
 #: Categories of ``other_facilities_mode``: "none" (no other facility), then the modes.
 OTHER_MODES: tuple[str, ...] = ("none", *MODES)

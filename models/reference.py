@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crm_modes.data.errors import InputError
 from crm_modes.data.schema import MODES, SCHEMA, Kind, Role
 from crm_modes.models.stability import Bins, fit_bins
+from crm_modes.shared.errors import InputError
 
 #: Slices monitoring reports on (those present in the rows).
 SLICE_COLUMNS: tuple[str, ...] = ("segment", "industry", "market", "product", "region")

@@ -18,9 +18,9 @@ import numpy as np
 import skops.io as sio
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from crm_modes.data.errors import InputError
 from crm_modes.models.lightgbm_model import LightGBMClassifier, text_problems
 from crm_modes.models.sklearn_adapter import hist_gradient_boosting_problems
+from crm_modes.shared.errors import InputError
 
 T = TypeVar("T")
 

@@ -51,18 +51,3 @@ def signature(
     columns: list[str], example: pd.DataFrame, outputs: Schema, **options: object
 ) -> ModelSignature:
     return ModelSignature(inputs=input_schema(columns, example), outputs=outputs, **options)
-
-
-def model_input(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` in the types MLflow's schema enforcement accepts: categories become plain
-    strings (object dtype, missing ones None); other columns are shared, not copied."""
-    categorical = [name for name, dtype in frame.dtypes.items() if isinstance(dtype, pd.CategoricalDtype)]
-    if not categorical:
-        return frame
-    converted = frame.copy(deep=False)
-    for name in categorical:
-        codes = frame[name].cat.codes.to_numpy()
-        values = frame[name].cat.categories.to_numpy(dtype=object)[codes]
-        values[codes < 0] = None
-        converted[name] = pd.Series(values, index=frame.index, dtype=object)
-    return converted

@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from crm_modes.data.configuration import FrozenConfig
-from crm_modes.data.errors import InputError
+from crm_modes.shared.configuration import FrozenConfig
+from crm_modes.shared.errors import InputError
 
 
 class Levels(FrozenConfig):

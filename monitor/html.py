@@ -135,10 +135,24 @@ def _over_time_plot(over_time: list[dict], development: dict[str, float]) -> str
 def render(report: dict, config: dict) -> str:
     """The page for ``report`` (:func:`crm_modes.monitor.figures.compute`, JSON-safe); ``config``
     is the monitoring configuration as a dict (thresholds shown beside the figures)."""
-    stable, tested = report["stability"], report.get("backtest")
-    psi_levels = config["stability"]["psi"]
-    status = report["status"]
     parts = [
+        *_summary(report),
+        *_flags_section(report["flags"]),
+        *_stability_section(report["stability"], config["stability"]["psi"]),
+        *_backtest_section(report.get("backtest")),
+        *_slices_section(report["slices"]),
+    ]
+    title = f"monitoring {html.escape(report['model_version'])}"
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{STYLE}</style></head><body>{''.join(parts)}<script>{CHECK_PLOTS}</script></body></html>\n"
+    )
+
+
+def _summary(report: dict) -> list[str]:
+    """The heading, the overall status and what was read: rows in, scored and quarantined."""
+    status = report["status"]
+    return [
         f"<h1>Model monitoring: {html.escape(report['model_version'])}</h1>",
         f'<p><span class="status {status}">{status.upper()}</span> '
         f"{len(report['flags'])} figures flagged. Current book: {_number(report['rows_in'])} rows in = "
@@ -146,15 +160,25 @@ def render(report: dict, config: dict) -> str:
         f"snapshots {' to '.join(report['snapshots']) or '-'}; "
         f"reference: {_number(report['reference']['rows'])} training rows, "
         f"{' to '.join(report['reference']['snapshots']) or '-'}.</p>",
-        '<section id="flags"><h2>Flags</h2>',
+    ]
+
+
+def _flags_section(flags: list[dict]) -> list[str]:
+    table = (
         _table(
             ["section", "what", "figure", "value", "level"],
-            [[f["section"], f["name"], f["figure"], f["value"], f["level"]] for f in report["flags"]],
-            [f["level"] for f in report["flags"]],
+            [[f["section"], f["name"], f["figure"], f["value"], f["level"]] for f in flags],
+            [f["level"] for f in flags],
         )
-        if report["flags"]
-        else "<p>Nothing flagged.</p>",
-        "</section>",
+        if flags
+        else "<p>Nothing flagged.</p>"
+    )
+    return ['<section id="flags"><h2>Flags</h2>', table, "</section>"]
+
+
+def _stability_section(stable: dict, psi_levels: dict) -> list[str]:
+    rates = stable["rates"]
+    return [
         '<section id="stability"><h2>Stability against the training reference</h2>',
         _psi_plot(
             stable["scores"] + stable["mixes"], "scores and mixes", psi_levels["watch"], psi_levels["act"]
@@ -181,95 +205,87 @@ def render(report: dict, config: dict) -> str:
         ),
         _table(
             ["rate", "reference", "current"],
-            [
-                [
-                    "alert rate",
-                    stable["rates"]["alert_rate"]["reference"],
-                    stable["rates"]["alert_rate"]["current"],
-                ]
-            ]
+            [["alert rate", rates["alert_rate"]["reference"], rates["alert_rate"]["current"]]]
             + [
-                [f"recommended {mode}", share, stable["rates"]["recommended_mode"]["current"].get(mode, 0.0)]
-                for mode, share in stable["rates"]["recommended_mode"]["reference"].items()
+                [f"recommended {mode}", share, rates["recommended_mode"]["current"].get(mode, 0.0)]
+                for mode, share in rates["recommended_mode"]["reference"].items()
             ],
         ),
         "</section>",
-        '<section id="backtest"><h2>Backtest</h2>',
     ]
-    if tested:
-        overall = tested["overall"]
-        parts += [
-            _table(
-                [
-                    "model",
-                    "rows",
-                    "events",
-                    "observed",
-                    "predicted",
-                    "calibration in the large",
-                    "AUC",
-                    "Gini",
-                    "development AUC",
-                    "ECE",
-                ],
-                [
-                    [
-                        name,
-                        o["rows"],
-                        o["events"],
-                        o["observed_rate"],
-                        o["mean_prediction"],
-                        o["calibration_in_the_large"],
-                        o["auc"],
-                        o["gini"],
-                        o["development_auc"],
-                        o["ece"],
-                    ]
-                    for name, o in overall.items()
-                ],
-                [
-                    max((o["auc_flag"], o["calibration_flag"]), key=["ok", "watch", "act"].index)
-                    for o in overall.values()
-                ],
-            ),
-            _groups_plot(
-                tested["grades"], "PD by risk grade: predicted and observed", "risk grade", log=True
-            ),
-            _table(
-                [
-                    "grade",
-                    "facilities",
-                    "defaults",
-                    "predicted",
-                    "observed",
-                    "binomial p",
-                    "Jeffreys p",
-                    "flag",
-                ],
-                [
-                    [
-                        g["group"],
-                        g["count"],
-                        g["events"],
-                        g["predicted"],
-                        g["observed"],
-                        g["binomial_p"],
-                        g["jeffreys_p"],
-                        g["flag"],
-                    ]
-                    for g in tested["grades"]
-                ],
-                [g["flag"] for g in tested["grades"]],
-            ),
-            _groups_plot(
-                tested["churn_deciles"], "churn by predicted decile", "decile of predicted churn", log=False
-            ),
-            _over_time_plot(tested["over_time"], {k: v["development_auc"] for k, v in overall.items()}),
+
+
+def _backtest_section(tested: dict | None) -> list[str]:
+    parts = ['<section id="backtest"><h2>Backtest</h2>']
+    if not tested:
+        return [
+            *parts,
+            '<p class="muted">No outcomes given (--outcomes): nothing to backtest.</p>',
+            "</section>",
         ]
-    else:
-        parts.append('<p class="muted">No outcomes given (--outcomes): nothing to backtest.</p>')
+    overall = tested["overall"]
     parts += [
-        "</section>",
+        _table(
+            [
+                "model",
+                "rows",
+                "events",
+                "observed",
+                "predicted",
+                "calibration in the large",
+                "AUC",
+                "Gini",
+                "development AUC",
+                "ECE",
+            ],
+            [
+                [
+                    name,
+                    o["rows"],
+                    o["events"],
+                    o["observed_rate"],
+                    o["mean_prediction"],
+                    o["calibration_in_the_large"],
+                    o["auc"],
+                    o["gini"],
+                    o["development_auc"],
+                    o["ece"],
+                ]
+                for name, o in overall.items()
+            ],
+            [
+                max((o["auc_flag"], o["calibration_flag"]), key=["ok", "watch", "act"].index)
+                for o in overall.values()
+            ],
+        ),
+        _groups_plot(tested["grades"], "PD by risk grade: predicted and observed", "risk grade", log=True),
+        _table(
+            ["grade", "facilities", "defaults", "predicted", "observed", "binomial p", "Jeffreys p", "flag"],
+            [
+                [
+                    g["group"],
+                    g["count"],
+                    g["events"],
+                    g["predicted"],
+                    g["observed"],
+                    g["binomial_p"],
+                    g["jeffreys_p"],
+                    g["flag"],
+                ]
+                for g in tested["grades"]
+            ],
+            [g["flag"] for g in tested["grades"]],
+        ),
+        _groups_plot(
+            tested["churn_deciles"], "churn by predicted decile", "decile of predicted churn", log=False
+        ),
+        _over_time_plot(tested["over_time"], {k: v["development_auc"] for k, v in overall.items()}),
+    ]
+    return [*parts, "</section>"]
+
+
+def _slices_section(slices: list[dict]) -> list[str]:
+    return [
         '<section id="slices"><h2>Slices</h2>',
         _table(
             [
@@ -297,14 +313,9 @@ def render(report: dict, config: dict) -> str:
                     s.get("predicted_default_rate"),
                     s["flag"],
                 ]
-                for s in report["slices"]
+                for s in slices
             ],
-            [s["flag"] for s in report["slices"]],
+            [s["flag"] for s in slices],
         ),
         "</section>",
     ]
-    title = f"monitoring {html.escape(report['model_version'])}"
-    return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-        f"<style>{STYLE}</style></head><body>{''.join(parts)}<script>{CHECK_PLOTS}</script></body></html>\n"
-    )

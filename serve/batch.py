@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 
+from crm_modes.data.gate import Gate, TableSchemaError
 from crm_modes.data.io import (
     AtomicTableWriter,
     check_writable,
@@ -40,9 +41,10 @@ from crm_modes.data.io import (
 )
 from crm_modes.data.profile import TableProfile, load_profile
 from crm_modes.data.schema import KEY, MODES, input_names
-from crm_modes.data.validation import Gate, TableSchemaError
+from crm_modes.models.advisor import POLICY_ARTIFACT, artifact_path, is_advisor
 from crm_modes.models.alerts import load_policy
-from crm_modes.serve.registry import LoadedModel, is_advisor
+from crm_modes.models.single_model import profile_path
+from crm_modes.shared.model_loading import LoadedModel
 
 TOP_ALERTS = 10
 #: Parts are read back once, at assembly, by this program: Arrow IPC files with LZ4 buffers.
@@ -131,18 +133,14 @@ class ScoringPlan:
 
 def scoring_plan(model: LoadedModel) -> ScoringPlan:
     """The gate and the scoring of ``model``'s rows, from what its bundle ships."""
-    artifacts = model.path / "artifacts"
     if is_advisor(model.path):
 
         def advise(valid: pd.DataFrame) -> pd.DataFrame:
             return model.predict(valid[[name for name in input_names() if name in valid.columns]])
 
-        return ScoringPlan(Gate(), advise, load_policy(artifacts / "alert_policy.yaml").levels)
-    profile = (
-        load_profile(artifacts / "table_profile.yaml").for_scoring()
-        if (artifacts / "table_profile.yaml").exists()
-        else None
-    )
+        return ScoringPlan(Gate(), advise, load_policy(artifact_path(model.path, POLICY_ARTIFACT)).levels)
+    shipped = profile_path(model.path)
+    profile = load_profile(shipped).for_scoring() if shipped.exists() else None
     return _single_plan(model, profile)
 
 

@@ -36,8 +36,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from crm_modes.collector import long_lived
-from crm_modes.data.errors import InputError
+from crm_modes.data.gate import REASON, SOURCE_ROW, Gate, TableSchemaError, key_hashes, typed_key
 from crm_modes.data.io import (
     AtomicTableWriter,
     TableReadError,
@@ -48,11 +47,11 @@ from crm_modes.data.io import (
     writing_to,
 )
 from crm_modes.data.schema import KEY, SCHEMA, Kind, input_names
-from crm_modes.data.validation import REASON, SOURCE_ROW, Gate, TableSchemaError, key_hashes, typed_key
-from crm_modes.integrity import MANIFEST_FILE, sha256_of, verify
-from crm_modes.models.advisor import OUTPUT_TYPES, PASS_THROUGH
-from crm_modes.models.signature import model_input
-from crm_modes.serve.registry import fetch, is_advisor
+from crm_modes.models.advisor import OUTPUT_TYPES, PASS_THROUGH, is_advisor
+from crm_modes.shared.collector_pause import long_lived
+from crm_modes.shared.errors import InputError
+from crm_modes.shared.integrity import MANIFEST_FILE, sha256_of, verify
+from crm_modes.shared.model_loading import fetch, model_input
 
 ROW_ID = "_row_id"
 RAW = "raw_values"
@@ -212,7 +211,7 @@ def spark_session(master: str = "local[*]", *, task_threads: int = 1):
 
 def task_environment(task_threads: int) -> dict[str, str]:
     """Spark settings that size every Python task's thread pools and let idle threads sleep."""
-    from crm_modes.models.threads import POOL_VARIABLES, WAIT_POLICY
+    from crm_modes.shared.threads import POOL_VARIABLES, WAIT_POLICY
 
     settings = {f"spark.executorEnv.{WAIT_POLICY}": "PASSIVE"}
     settings.update({f"spark.executorEnv.{name}": str(task_threads) for name in POOL_VARIABLES})
@@ -362,7 +361,8 @@ def score_with_spark(
     for target in (output, quarantine):
         if table_format(target) != "parquet":
             raise InputError(f"{target}: the Spark engine writes Parquet; use a .parquet path")
-    _, version, verified = fetch(model_uri)  # checked against its manifest before Spark loads it
+    fetched = fetch(model_uri)  # checked against its manifest before Spark loads it
+    version, verified = fetched.version, fetched.path
     if not is_advisor(verified):
         raise InputError(
             f"{model_uri} is a single model, not the advisor bundle: the Spark engine scores the advisor; "

@@ -8,13 +8,13 @@ worker while the workers compete for the same cores. Imported here, the forks sh
 Importing starts no thread pool (OpenMP and OpenBLAS start theirs on first use, sized by the
 executor's environment), so forking afterwards is as safe as the stock daemon's own forks.
 What the import built is frozen out of the collector's full passes
-(:func:`crm_modes.collector.long_lived`): a fork's collections neither walk it nor write to
+(:func:`crm_modes.shared.collector_pause.long_lived`): a fork's collections neither walk it nor write to
 (and so copy) the pages it shares with the daemon; reference counting still may.
 """
 
 from pyspark.daemon import manager
 
-from crm_modes.collector import long_lived
+from crm_modes.shared.collector_pause import long_lived
 
 with long_lived():  # frozen before the forks: their collections never walk what they share
     import mlflow.pyfunc  # noqa: F401 - imported for the forks to share

@@ -24,8 +24,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 
-from crm_modes.data.errors import InputError
 from crm_modes.models.alerts import Topic
+from crm_modes.shared.errors import InputError
 
 NEW, ONGOING, ESCALATED, RESOLVED, ACKNOWLEDGED = "new", "ongoing", "escalated", "resolved", "acknowledged"
 CLEARED = "cleared"

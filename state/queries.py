@@ -6,12 +6,16 @@ import datetime as dt
 
 from sqlalchemy import Engine, select, update
 
-from crm_modes.data.errors import InputError
+from crm_modes.shared.errors import InputError
 from crm_modes.state import lifecycle
 from crm_modes.state.tables import alert_events, alerts, decisions
 
 #: ``status`` filters: ``open`` means any status but resolved.
 STATUSES = ("open", *lifecycle.OPEN, lifecycle.RESOLVED)
+
+
+class UnknownAlertError(InputError):
+    """No alert has the id asked for."""
 
 
 def list_alerts(engine: Engine, status: str | None = None, limit: int | None = None) -> list[dict]:
@@ -33,8 +37,8 @@ def acknowledge(engine: Engine, alert_id: int, *, by: str, note: str | None = No
     """Mark an open alert acknowledged (who, when, why); recorded as an event too.
 
     Raises:
-        KeyError: no such alert.
-        ValueError: the alert is resolved, or ``by`` is empty.
+        UnknownAlertError: no such alert.
+        InputError: the alert is resolved, or ``by`` is empty.
     """
     if not by.strip():
         raise InputError("say who acknowledges the alert (--by NAME)")
@@ -46,7 +50,7 @@ def acknowledge(engine: Engine, alert_id: int, *, by: str, note: str | None = No
             .first()
         )
         if row is None:
-            raise KeyError(f"no alert {alert_id}")
+            raise UnknownAlertError(f"no alert {alert_id}")
         if row["status"] == lifecycle.RESOLVED:
             raise InputError(f"alert {alert_id} was resolved on {row['resolved_on']}; nothing to acknowledge")
         connection.execute(

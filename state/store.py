@@ -19,7 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 
-from crm_modes.data.errors import InputError
+from crm_modes.shared.errors import InputError
 
 DEFAULT_URL = "sqlite:///crm_state.db"
 URL_VARIABLE = "CRM_MODES_STATE_URL"

@@ -240,10 +240,10 @@ def advisor_store(tmp_path_factory, cli):
 def _fit_pipelines(book: pd.DataFrame, names: tuple[str, ...], *, trees: bool = False) -> tuple[dict, object]:
     """The configured models fitted in-process on ``book`` (fewer boosting rounds; trees if asked),
     and the configured mode readings learnt on their training rows (None without churn and PD)."""
-    from crm_modes.data.validation import validate
+    from crm_modes.data.gate import validate
     from crm_modes.training.config import EstimatorConfig, load_training_config
     from crm_modes.training.fit import fit_model
-    from crm_modes.training.run import advisor_readings, model_split, training_rows
+    from crm_modes.training.trainer import advisor_readings, model_split, training_rows
 
     config = load_training_config(REPO / "configs" / "train.yaml")
     table = validate(book).valid
@@ -258,7 +258,7 @@ def _fit_pipelines(book: pd.DataFrame, names: tuple[str, ...], *, trees: bool = 
             )
         elif estimator.type == "hist_gradient_boosting":
             estimator = estimator.model_copy(update={"params": {**estimator.params, "max_iter": 60}})
-        model = model.model_copy(update={"benchmark": False, "estimator": estimator})
+        model = model.model_copy(update={"baseline": False, "estimator": estimator})
         split, _ = model_split(table, config, model)
         train_rows, calibration_rows = training_rows(split, model)
         pipelines[name] = fit_model(

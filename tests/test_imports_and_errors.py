@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import REPO
 
 PACKAGES = ("data", "features", "models", "training", "serve", "state", "monitor", "crm_modes")
-MODEL_FROM_CODE_FILES = ("advisor_model.py", "single_entry.py")
+MODEL_FROM_CODE_FILES = ("advisor_entry.py", "single_model_entry.py")
 
 
 def modules() -> list[str]:

@@ -5,7 +5,16 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TOOLS = {"pytest", "pytest-xdist", "hypothesis", "schemathesis", "ruff"}
+TOOLS = {
+    "pytest",
+    "pytest-xdist",
+    "hypothesis",
+    "schemathesis",
+    "ruff",
+    "import-linter",
+    "mkdocs",
+    "mkdocs-material",
+}
 
 
 def _lower_bounds(requirements: list[str]) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -16,6 +17,7 @@ from sklearn.pipeline import Pipeline
 
 from crm_modes.data.schema import input_names
 from crm_modes.models.advisor import (
+    ARTIFACT_FILES,
     ARTIFACTS,
     ECONOMICS_ARTIFACT,
     OUTPUT_TYPES,
@@ -30,12 +32,13 @@ from crm_modes.models.economics import load_economics
 from crm_modes.models.mode_readings import ModeReadings
 from crm_modes.models.reference import MonitoringReference, fit_profile
 from crm_modes.models.serialization import save_pipeline
-from crm_modes.models.signature import input_schema, model_input
-from crm_modes.training.tracking import mark_challenger, model_requirements, staged_code
+from crm_modes.models.signature import input_schema
+from crm_modes.shared.model_loading import model_input
+from crm_modes.training.registration import mark_challenger, model_requirements, staged_code
 
 #: The file MLflow runs to build the advisor ("models from code"). Found, not imported: importing it
 #: would register a model with MLflow as a side effect.
-ADVISOR_ENTRY = Path(importlib.util.find_spec("crm_modes.models").origin).parent / "advisor_model.py"
+ADVISOR_ENTRY = Path(importlib.util.find_spec("crm_modes.models").origin).parent / "advisor_entry.py"
 
 #: Columns a request may leave out: identifiers are passed through when present.
 OPTIONAL_INPUTS = ("client_id", "facility_id", "snapshot_date", "assigned_mode", "other_facilities_mode")
@@ -91,12 +94,12 @@ def log_advisor(
         artifacts = {
             name: str(save_pipeline(pipelines[name], Path(folder) / f"{name}.skops")) for name in ARTIFACTS
         }
-        artifacts[POLICY_ARTIFACT] = str(policy_path)
-        artifacts[ECONOMICS_ARTIFACT] = str(economics_path)
-        if readings is not None:
-            artifacts[READINGS_ARTIFACT] = str(readings.save(Path(folder) / f"{READINGS_ARTIFACT}.json"))
-        if reference is not None:
-            artifacts[REFERENCE_ARTIFACT] = str(reference.save(Path(folder) / f"{REFERENCE_ARTIFACT}.json"))
+        # Each under its own file name, whatever the configuration's files are called.
+        for artifact, source in ((POLICY_ARTIFACT, policy_path), (ECONOMICS_ARTIFACT, economics_path)):
+            artifacts[artifact] = str(shutil.copy(source, Path(folder) / ARTIFACT_FILES[artifact]))
+        for artifact, saved in ((READINGS_ARTIFACT, readings), (REFERENCE_ARTIFACT, reference)):
+            if saved is not None:
+                artifacts[artifact] = str(saved.save(Path(folder) / ARTIFACT_FILES[artifact]))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             info = mlflow.pyfunc.log_model(

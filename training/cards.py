@@ -30,10 +30,10 @@ def _table(rows: dict[str, object]) -> str:
 
 
 def _benchmark_line(model: FittedModel) -> str:
-    if model.benchmark is None:
+    if model.baseline is None:
         return ""
-    rows = f"{model.benchmark_rows:,}"
-    return f"- Benchmark: logistic regression on the same features, fitted on {rows} training rows"
+    rows = f"{model.baseline_rows:,}"
+    return f"- Baseline: logistic regression on the same features, fitted on {rows} training rows"
 
 
 def model_card(
@@ -70,8 +70,8 @@ def model_card(
         "## Evaluation (out-of-sample rows)",
         _table(evaluation.metrics),
     ]
-    if evaluation.benchmark_metrics:
-        sections += ["### Logistic-regression benchmark", _table(evaluation.benchmark_metrics)]
+    if evaluation.baseline_metrics:
+        sections += ["### Logistic-regression baseline", _table(evaluation.baseline_metrics)]
     if evaluation.oracle_metrics:
         what = (
             "noiseless policy mode"

@@ -9,23 +9,28 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from crm_modes.data.configuration import FrozenConfig
-from crm_modes.data.errors import InputError
 from crm_modes.data.generator import HISTORY_MONTHS
 from crm_modes.features.config import FeatureConfig, load_feature_config
+from crm_modes.shared.configuration import FrozenConfig, invalid_file
+from crm_modes.shared.errors import InputError
 
 ModelKind = Literal["binary", "multiclass"]
 
 
 class DataConfig(FrozenConfig):
     """Where the table comes from: a generated synthetic book, or a CSV/Parquet file."""
+
+    renamed_keys: ClassVar[Mapping[str, str]] = {
+        "schema_table": "`layout: book` (the project's schema) or `layout: own` (a table of your own)"
+    }
 
     generate_rows: int | None = Field(default=None, ge=1)
     """Simulate a synthetic book of this many snapshots (the project's own book); or set ``path``."""
@@ -37,8 +42,10 @@ class DataConfig(FrozenConfig):
     """A CSV or Parquet table to train on, relative to this file; ``${VAR}`` and ``${VAR:-default}`` read
     the environment.
     """
-    schema_table: bool = True
-    """The table follows the project's schema and goes through the validation gate."""
+    layout: Literal["book", "own"] = "book"
+    """``book``: the table follows the project's schema and goes through its validation gate; ``own``: a
+    table of one's own, whose columns the ``features`` section names and whose profile gates it.
+    """
     profile: str | None = None
     """A table of one's own: its reviewed profile (``crm-modes profile``), the declarations every row is
     checked against. Without one, the table is profiled from itself (only rows whose numbers do not
@@ -104,6 +111,8 @@ class EstimatorConfig(FrozenConfig):
 class GateConfig(FrozenConfig):
     """Quality gates a challenger must pass before it may become champion."""
 
+    renamed_keys: ClassVar[Mapping[str, str]] = {"tolerance": "`max_worse_than_champion`"}
+
     min_auc: float | None = None
     """A binary challenger's AUC on the evaluation rows must be at least this."""
     max_ece: float | None = None
@@ -114,7 +123,7 @@ class GateConfig(FrozenConfig):
     """A multi-class challenger's accuracy must be at least this."""
     min_macro_f1: float | None = None
     """A multi-class challenger's macro-F1 must be at least this."""
-    tolerance: float = Field(default=0.005, ge=0)
+    max_worse_than_champion: float = Field(default=0.005, ge=0)
     """How much worse than the champion, on the same evaluation rows, is still acceptable."""
 
 
@@ -151,6 +160,11 @@ class TuningConfig(FrozenConfig):
 class ModelConfig(FrozenConfig):
     """One model: its label, estimator, calibration, registered name and gates."""
 
+    renamed_keys: ClassVar[Mapping[str, str]] = {
+        "benchmark": "`baseline`",
+        "benchmark_rows": "`baseline_rows`",
+    }
+
     @model_validator(mode="after")
     def _calibration_folds_need_a_method(self) -> ModelConfig:
         if self.calibration_folds is not None and self.calibration not in ("isotonic", "sigmoid"):
@@ -175,10 +189,10 @@ class ModelConfig(FrozenConfig):
     """Calibrate by K-fold cross-fitting on the training rows instead of a held-out calibration split: for
     small tables, where every row is needed for training.
     """
-    benchmark: bool = True
+    baseline: bool = True
     """Train a logistic regression beside it, on the same features, for comparison."""
-    benchmark_rows: int | None = Field(default=100_000, ge=1_000)
-    """The benchmark is fitted on a fixed random sample of at most this many of the model's training rows
+    baseline_rows: int | None = Field(default=100_000, ge=1_000)
+    """The baseline is fitted on a fixed random sample of at most this many of the model's training rows
     (``null``: all of them); its evaluation rows are the model's own.
     """
     gates: GateConfig = Field(default_factory=GateConfig)
@@ -225,7 +239,9 @@ class ValueGateConfig(FrozenConfig):
 class ModeReadingsConfig(FrozenConfig):
     """Inputs the mode itself moves, and which models see them move (models/mode_readings.py)."""
 
-    readings: list[str] = Field(min_length=1)
+    renamed_keys: ClassVar[Mapping[str, str]] = {"readings": "`inputs`"}
+
+    inputs: list[str] = Field(min_length=1)
     """Numeric inputs the mode itself moves (e.g. ``rm_contacts_90d``): they move with the mode in the
     counterfactual.
     """
@@ -237,7 +253,7 @@ class ModeReadingsConfig(FrozenConfig):
         from crm_modes.data.schema import SCHEMA, Role
 
         allowed = {c.name for c in SCHEMA if c.numeric and c.feature and c.role is not Role.LABEL}
-        unknown = [name for name in self.readings if name not in allowed]
+        unknown = [name for name in self.inputs if name not in allowed]
         if unknown:
             raise ValueError(f"mode_readings: {unknown} are not numeric input columns of the schema")
         return self
@@ -347,5 +363,4 @@ def load_training_config(path: str | os.PathLike[str]) -> TrainingConfig:
     try:
         return TrainingConfig.model_validate({**raw, "source_path": path.resolve(), "source_text": text})
     except ValidationError as error:
-        details = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in error.errors())
-        raise InputError(f"{path}: {details}") from None
+        raise invalid_file(path, error) from None

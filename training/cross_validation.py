@@ -3,7 +3,7 @@
 Every outer fold refits the whole pipeline on its training part: features, the tuning
 search when enabled (nested: it never sees the fold it is scored on), the estimator and
 its calibration (on a stratified share of the training part); the logistic-regression
-benchmark is refit beside it. The held-out fold is scored once.
+baseline is refit beside it. The held-out fold is scored once.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import RepeatedStratifiedKFold, train_test_split
 
-from crm_modes.data.errors import InputError
+from crm_modes.shared.errors import InputError
 from crm_modes.training.config import TrainingConfig
 from crm_modes.training.evaluate import evaluate
 from crm_modes.training.fit import binary_target, fit_model
@@ -25,7 +25,7 @@ REPORTED = ("auc", "brier", "ece")
 
 @dataclass
 class CrossValidation:
-    """Fold-by-fold figures of one model and its benchmark."""
+    """Fold-by-fold figures of one model and its baseline."""
 
     model: str
     folds: list[dict[str, float]] = field(default_factory=list)
@@ -34,7 +34,7 @@ class CrossValidation:
         return pd.DataFrame(self.folds)
 
     def summary(self) -> dict[str, float]:
-        """Mean and standard deviation of each figure, e.g. ``auc_mean``, ``benchmark_auc_std``."""
+        """Mean and standard deviation of each figure, e.g. ``auc_mean``, ``baseline_auc_std``."""
         frame = self.table().drop(columns=["repeat", "fold"])
         figures = {}
         for column in frame.columns:
@@ -93,9 +93,7 @@ def cross_validate(
             figures: dict[str, float] = {"repeat": repeat, "fold": fold}
             figures |= {key: scored.metrics[key] for key in REPORTED}
             figures |= {
-                f"benchmark_{key}": scored.benchmark_metrics[key]
-                for key in REPORTED
-                if scored.benchmark_metrics
+                f"baseline_{key}": scored.baseline_metrics[key] for key in REPORTED if scored.baseline_metrics
             }
             result.folds.append(figures)
             if on_fold is not None:

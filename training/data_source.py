@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from crm_modes.data.errors import InputError
+from crm_modes.data.gate import FileReport, Gate, ValidationResult
 from crm_modes.data.generator import generate_book
 from crm_modes.data.io import read_table
 from crm_modes.data.profile import TableProfile, Use, infer_profile, load_profile
-from crm_modes.data.validation import FileReport, Gate, ValidationResult
+from crm_modes.shared.errors import InputError
 from crm_modes.training.config import TrainingConfig
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def load_training_table(config: TrainingConfig) -> TrainingTable:
         gate = Gate()
     else:
         raw, description = read_table(data.path), data.path
-        if data.schema_table:
+        if data.layout == "book":
             gate = Gate()
         else:
             profile = configured_profile(config, raw)

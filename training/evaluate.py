@@ -1,4 +1,4 @@
-"""Evaluate fitted models on the evaluation rows, against the benchmark and the oracle."""
+"""Evaluate fitted models on the evaluation rows, against the baseline and the oracle."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class Evaluation:
     """Metrics of one model on the evaluation rows, with what the plots need."""
 
     metrics: dict[str, object]
-    benchmark_metrics: dict[str, object] = field(default_factory=dict)
+    baseline_metrics: dict[str, object] = field(default_factory=dict)
     oracle_metrics: dict[str, object] = field(default_factory=dict)
     y_true: np.ndarray | None = None
     y_score: np.ndarray | None = None
@@ -34,20 +34,20 @@ def positive_probability(pipeline: Pipeline, table: pd.DataFrame) -> np.ndarray:
 
 
 def evaluate(model: FittedModel, evaluation: pd.DataFrame) -> Evaluation:
-    """Metrics of ``model`` (and its benchmark, and the oracle where present) on ``evaluation``."""
-    return evaluate_pipeline(model.pipeline, model.config, evaluation, benchmark=model.benchmark)
+    """Metrics of ``model`` (and its baseline, and the oracle where present) on ``evaluation``."""
+    return evaluate_pipeline(model.pipeline, model.config, evaluation, baseline=model.baseline)
 
 
 def evaluate_pipeline(
-    pipeline: Pipeline, config: object, evaluation: pd.DataFrame, *, benchmark: Pipeline | None = None
+    pipeline: Pipeline, config: object, evaluation: pd.DataFrame, *, baseline: Pipeline | None = None
 ) -> Evaluation:
     target = config.target
     if config.kind == "binary":
         y = binary_target(evaluation[target], config).astype(int)
         p = positive_probability(pipeline, evaluation)
         result = Evaluation(binary_metrics(y, p), y_true=y, y_score=p)
-        if benchmark is not None:
-            result.benchmark_metrics = binary_metrics(y, positive_probability(benchmark, evaluation))
+        if baseline is not None:
+            result.baseline_metrics = binary_metrics(y, positive_probability(baseline, evaluation))
         oracle = ORACLE_PROBABILITY.get(target)
         if oracle in evaluation:
             result.oracle_metrics = binary_metrics(y, evaluation[oracle].to_numpy())
@@ -58,8 +58,8 @@ def evaluate_pipeline(
     labels = [mode for mode in MODES if mode in labels] + [label for label in labels if label not in MODES]
     predicted = pipeline.predict(evaluation).astype(str)
     result = Evaluation(multiclass_metrics(y, predicted, labels), y_true=y, y_score=predicted, labels=labels)
-    if benchmark is not None:
-        result.benchmark_metrics = multiclass_metrics(y, benchmark.predict(evaluation).astype(str), labels)
+    if baseline is not None:
+        result.baseline_metrics = multiclass_metrics(y, baseline.predict(evaluation).astype(str), labels)
     if ORACLE_MODE in evaluation:
         result.oracle_metrics = multiclass_metrics(
             evaluation[ORACLE_MODE].astype(str).to_numpy(), predicted, labels

@@ -1,4 +1,4 @@
-"""Fit one model: feature pipeline + estimator, calibration, benchmark (pure: no I/O)."""
+"""Fit one model: feature pipeline + estimator, calibration, baseline (pure: no I/O)."""
 
 from __future__ import annotations
 
@@ -13,19 +13,19 @@ from sklearn.metrics import log_loss
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
-from crm_modes.data.errors import InputError
 from crm_modes.features.builder import build_feature_pipeline, categorical_outputs
 from crm_modes.features.config import FeatureConfig
 from crm_modes.models.estimators import flavor_of, make_estimator
+from crm_modes.shared.errors import InputError
 from crm_modes.training.config import ModelConfig
 
 CALIBRATION_METHODS = ("isotonic", "sigmoid")
 #: What every model is compared with, on the same features and rows.
-BENCHMARK_TYPE = "logistic_regression"
-#: The benchmark solves the same penalized likelihood with Newton steps: a few iterations
-#: instead of lbfgs's hundred on a multi-class problem (the committee model's benchmark on
+BASELINE_TYPE = "logistic_regression"
+#: The baseline solves the same penalized likelihood with Newton steps: a few iterations
+#: instead of lbfgs's hundred on a multi-class problem (the committee model's baseline on
 #: the default book: 5 iterations, 5.4 s, accuracy 0.8766, against 115 iterations, 12.3 s, 0.8770).
-BENCHMARK_PARAMS = {"solver": "newton-cholesky"}
+BASELINE_PARAMS = {"solver": "newton-cholesky"}
 
 
 @dataclass
@@ -37,10 +37,10 @@ class FittedModel:
     pipeline: Pipeline
     calibration_method: str
     calibration_scores: dict[str, float] = field(default_factory=dict)
-    benchmark: Pipeline | None = None
+    baseline: Pipeline | None = None
     tuned_params: dict[str, object] = field(default_factory=dict)
-    #: Training rows the benchmark was fitted on (:func:`benchmark_sample`).
-    benchmark_rows: int = 0
+    #: Training rows the baseline was fitted on (:func:`baseline_sample`).
+    baseline_rows: int = 0
 
 
 def binary_target(values: pd.Series, config: ModelConfig) -> np.ndarray:
@@ -87,23 +87,23 @@ def fit_model(
     pipeline = _fit_pipeline(
         config, features, train, config.estimator.type, {**config.estimator.params, **tuned}
     )
-    benchmark, benchmark_train = None, train.iloc[:0]
-    if config.benchmark and config.estimator.type != BENCHMARK_TYPE:  # a model is not its own benchmark
-        benchmark_train = benchmark_sample(train, config)
-        benchmark = _fit_pipeline(config, features, benchmark_train, BENCHMARK_TYPE, BENCHMARK_PARAMS)
+    baseline, baseline_train = None, train.iloc[:0]
+    if config.baseline and config.estimator.type != BASELINE_TYPE:  # a model is not its own baseline
+        baseline_train = baseline_sample(train, config)
+        baseline = _fit_pipeline(config, features, baseline_train, BASELINE_TYPE, BASELINE_PARAMS)
     fitted = FittedModel(
         name,
         config,
         pipeline,
         "none",
-        benchmark=benchmark,
+        baseline=baseline,
         tuned_params=tuned,
-        benchmark_rows=len(benchmark_train),
+        baseline_rows=len(baseline_train),
     )
     if config.kind == "multiclass" or config.calibration == "none":
         return fitted
     if config.calibration_folds is not None:
-        return _cross_fitted(fitted, train, benchmark_train)
+        return _cross_fitted(fitted, train, baseline_train)
 
     y_cal = binary_target(calibration[config.target], config)
     X_cal = pipeline["features"].transform(calibration)
@@ -111,22 +111,22 @@ def fit_model(
     scores = _compare_calibrations(estimator, X_cal, y_cal) if config.calibration == "auto" else {}
     method = min(scores, key=scores.get) if scores else config.calibration
     calibrated = CalibratedClassifierCV(FrozenEstimator(estimator), method=method).fit(X_cal, y_cal)
-    if benchmark is not None:
-        benchmark_calibrated = CalibratedClassifierCV(FrozenEstimator(benchmark["model"]), method="sigmoid")
-        benchmark_calibrated.fit(benchmark["features"].transform(calibration), y_cal)
-        benchmark = Pipeline([("features", benchmark["features"]), ("model", benchmark_calibrated)])
+    if baseline is not None:
+        baseline_calibrated = CalibratedClassifierCV(FrozenEstimator(baseline["model"]), method="sigmoid")
+        baseline_calibrated.fit(baseline["features"].transform(calibration), y_cal)
+        baseline = Pipeline([("features", baseline["features"]), ("model", baseline_calibrated)])
     final = Pipeline([("features", pipeline["features"]), ("model", calibrated)])
     return replace(
-        fitted, pipeline=final, calibration_method=method, calibration_scores=scores, benchmark=benchmark
+        fitted, pipeline=final, calibration_method=method, calibration_scores=scores, baseline=baseline
     )
 
 
-def _cross_fitted(fitted: FittedModel, train: pd.DataFrame, benchmark_train: pd.DataFrame) -> FittedModel:
+def _cross_fitted(fitted: FittedModel, train: pd.DataFrame, baseline_train: pd.DataFrame) -> FittedModel:
     """Calibrate by K-fold cross-fitting on the training rows (an ensemble of K calibrated copies).
 
-    The benchmark is cross-fitted on ``benchmark_train``, the rows its features were fitted on.
+    The baseline is cross-fitted on ``baseline_train``, the rows its features were fitted on.
     """
-    config, pipeline, benchmark = fitted.config, fitted.pipeline, fitted.benchmark
+    config, pipeline, baseline = fitted.config, fitted.pipeline, fitted.baseline
     # Shuffle once with a fixed seed, then use plain stratified folds: the folds do not follow
     # the file's row order, and no splitter object ends up in the model file.
     train = train.sample(frac=1.0, random_state=0)
@@ -137,14 +137,14 @@ def _cross_fitted(fitted: FittedModel, train: pd.DataFrame, benchmark_train: pd.
         X, y
     )
     final = Pipeline([("features", pipeline["features"]), ("model", calibrated)])
-    if benchmark is not None:
-        benchmark_train = benchmark_train.sample(frac=1.0, random_state=0)  # shuffled as the model's rows
-        X_benchmark = benchmark["features"].transform(benchmark_train)
-        benchmark_model = CalibratedClassifierCV(clone(benchmark["model"]), method="sigmoid", cv=folds)
-        benchmark_model.fit(X_benchmark, binary_target(benchmark_train[config.target], config))
-        benchmark = Pipeline([("features", benchmark["features"]), ("model", benchmark_model)])
+    if baseline is not None:
+        baseline_train = baseline_train.sample(frac=1.0, random_state=0)  # shuffled as the model's rows
+        X_benchmark = baseline["features"].transform(baseline_train)
+        baseline_model = CalibratedClassifierCV(clone(baseline["model"]), method="sigmoid", cv=folds)
+        baseline_model.fit(X_benchmark, binary_target(baseline_train[config.target], config))
+        baseline = Pipeline([("features", baseline["features"]), ("model", baseline_model)])
     method = f"{config.calibration} ({config.calibration_folds}-fold cross-fitted)"
-    return replace(fitted, pipeline=final, calibration_method=method, benchmark=benchmark)
+    return replace(fitted, pipeline=final, calibration_method=method, baseline=baseline)
 
 
 def tune(config: ModelConfig, features: FeatureConfig, train: pd.DataFrame) -> dict[str, object]:
@@ -187,15 +187,15 @@ def tune(config: ModelConfig, features: FeatureConfig, train: pd.DataFrame) -> d
     return {name.removeprefix("model__"): value for name, value in search.best_params_.items()}
 
 
-def benchmark_sample(train: pd.DataFrame, config: ModelConfig) -> pd.DataFrame:
-    """The rows the benchmark is fitted on: all of ``train``, or a fixed random sample of ``benchmark_rows``.
+def baseline_sample(train: pd.DataFrame, config: ModelConfig) -> pd.DataFrame:
+    """The rows the baseline is fitted on: all of ``train``, or a fixed random sample of ``baseline_rows``.
 
-    The benchmark is a reference, not the model: a logistic regression with a few hundred
+    The baseline is a reference, not the model: a logistic regression with a few hundred
     coefficients is estimated as well from 100,000 rows as from all of them, at a fraction of
-    the Newton steps' cost (the committee model's benchmark on the default book: accuracy
+    the Newton steps' cost (the committee model's baseline on the default book: accuracy
     0.8984 from 100,000 rows in 2.7 s against 0.8983 from 336,425 rows in 10.0 s).
     """
-    limit = config.benchmark_rows
+    limit = config.baseline_rows
     if limit is None or len(train) <= limit:
         return train
     return train.sample(n=limit, random_state=0)

@@ -17,7 +17,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from crm_modes.data.errors import InputError
+from crm_modes.shared.errors import InputError
 
 ECE_BINS = 10
 

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crm_modes.data.errors import InputError
 from crm_modes.data.schema import MODES, input_names
 from crm_modes.models.advisor import PROBABILITY_COLUMNS, VALUE_COLUMNS
 from crm_modes.models.economics import Economics, choose_modes, policy_value, value_parts
+from crm_modes.shared.errors import InputError
 from crm_modes.training.config import EstimatorConfig, TrainingConfig, ValueGateConfig
 from crm_modes.training.off_policy import cluster_bootstrap, doubly_robust
 
@@ -232,7 +232,7 @@ def policy_plot(report: dict[str, object], path: Path) -> Path:
 
 def evaluation_rows(config: TrainingConfig, table: pd.DataFrame) -> pd.DataFrame:
     """The out-of-time evaluation rows of the outcome models, both outcomes known."""
-    from crm_modes.training.run import model_split
+    from crm_modes.training.trainer import model_split
 
     split, _ = model_split(table, config, config.models["churn"])
     rows = table[split.evaluation]
@@ -259,7 +259,7 @@ def cross_fitted_propensity(config: TrainingConfig, rows: pd.DataFrame, *, folds
     estimator = EstimatorConfig(type=gate.propensity_type, params=gate.propensity_params)
     model = model.model_copy(
         update={
-            "benchmark": False,
+            "baseline": False,
             "estimator": estimator,
             "tuning": model.tuning.model_copy(update={"enabled": False}),
         }
@@ -286,13 +286,13 @@ def judge_bundle(config: TrainingConfig, model_uri: str, table: pd.DataFrame) ->
 
 def bundle_advice(model_uri: str, rows: pd.DataFrame) -> tuple[pd.DataFrame, Economics]:
     """The bundle's output for ``rows`` through its own pyfunc ``predict``, and the economics it carries."""
-    from crm_modes.models.advisor import ECONOMICS_ARTIFACT
+    from crm_modes.models.advisor import ECONOMICS_ARTIFACT, artifact_path
     from crm_modes.models.economics import load_economics
-    from crm_modes.serve.registry import load_model
+    from crm_modes.shared.model_loading import load_model
 
     model = load_model(model_uri)
     advice = model.predict(rows[[name for name in input_names() if name in rows]])
-    return advice, load_economics(model.path / "artifacts" / f"{ECONOMICS_ARTIFACT}.yaml")
+    return advice, load_economics(artifact_path(model.path, ECONOMICS_ARTIFACT))
 
 
 def log_report(report: dict[str, object], experiment: str, model_uri: str) -> str:

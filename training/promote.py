@@ -2,7 +2,7 @@
 
 For each model, the challenger and the current champion are scored on the same
 evaluation rows (rebuilt from the training configuration). The challenger must pass the
-configured absolute gates and must not be worse than the champion beyond the tolerance.
+configured absolute gates and must not be worse than the champion beyond ``max_worse_than_champion``.
 The advisor bundle follows its components, and its value policy must pass the value gate:
 the doubly robust lower bound of its gain over the committee policy on the same
 evaluation rows (:mod:`crm_modes.training.policy_report`). Only then does the ``champion``
@@ -14,7 +14,7 @@ A promotion moves exactly what was evaluated. Versions are pinned by number when
 read, and the bundle must be built from the component versions just evaluated: a bundle
 challenger built from other components (a run that trained the models without it, an
 older registry) is refused. Alias moves are
-compare-and-set: under the registry-wide lock (``tracking.registry_lock``), each ``champion`` is
+compare-and-set: under the registry-wide lock (``registration.registry_lock``), each ``champion`` is
 read again, and if any moved since this promote read it, nothing moves. Every promoted
 version records the evaluated figures, the hash of the evaluation rows and, for the
 bundle, its component versions.
@@ -29,13 +29,12 @@ from datetime import UTC, datetime
 import pandas as pd
 from mlflow import MlflowClient
 
-from crm_modes.data.errors import InputError
+from crm_modes.shared.errors import InputError, RefusedError
 from crm_modes.training.config import GateConfig, ModelConfig, TrainingConfig
 from crm_modes.training.data_source import load_training_table, table_hash
 from crm_modes.training.evaluate import evaluate_pipeline
 from crm_modes.training.policy_report import gate_failures, judge_bundle
-from crm_modes.training.run import model_split
-from crm_modes.training.tracking import (
+from crm_modes.training.registration import (
     CHALLENGER,
     CHAMPION,
     PREVIOUS_CHAMPION,
@@ -44,6 +43,7 @@ from crm_modes.training.tracking import (
     set_alias,
     version_by_alias,
 )
+from crm_modes.training.trainer import model_split
 
 #: metric -> True when higher is better.
 HIGHER_IS_BETTER = {"auc": True, "accuracy": True, "macro_f1": True, "ece": False, "brier": False}
@@ -71,19 +71,26 @@ class Decision:
     evaluation_hash: str = ""
 
 
-class PromotionRefusedError(RuntimeError):
-    """At least one challenger failed a gate; ``decisions`` says which and why."""
+class PromotionRefusedError(RefusedError):
+    """At least one challenger failed a gate; ``decisions`` says which and why (each failure with its
+    figures), and which passed but were not promoted because another failed."""
+
+    what = "promotion refused"
 
     def __init__(self, decisions: list[Decision]) -> None:
         self.decisions = decisions
-        lines = [
-            f"{d.registered_name} v{d.challenger}: " + "; ".join(d.failures) for d in decisions if d.failures
-        ]
-        super().__init__("promotion refused:\n" + "\n".join(f"  - {line}" for line in lines))
+        lines = ["nothing was promoted"]
+        for decision in decisions:
+            status = "refused" if decision.failures else "passed (not promoted: another model failed)"
+            lines.append(f"{decision.registered_name} v{decision.challenger}: {status}")
+            lines += [f"  - {failure}" for failure in decision.failures]
+        super().__init__("\n".join(lines))
 
 
-class PromotionConflictError(RuntimeError):
+class PromotionConflictError(RefusedError):
     """Another promote moved ``champion`` meanwhile; nothing was changed."""
+
+    what = "promotion stopped"
 
 
 def check_gates(metrics: dict[str, float], gates: GateConfig, champion: dict[str, float] | None) -> list[str]:
@@ -104,10 +111,10 @@ def check_gates(metrics: dict[str, float], gates: GateConfig, champion: dict[str
             worse_by = (
                 (champion[metric] - metrics[metric]) if higher else (metrics[metric] - champion[metric])
             )
-            if worse_by > gates.tolerance:
+            if worse_by > gates.max_worse_than_champion:
                 failures.append(
                     f"{metric} {metrics[metric]:.4f} is worse than the champion's {champion[metric]:.4f} "
-                    f"by {worse_by:.4f} (tolerance {gates.tolerance:.4f})"
+                    f"by {worse_by:.4f} (at most {gates.max_worse_than_champion:.4f} allowed)"
                 )
     return failures
 
@@ -218,7 +225,7 @@ def _move_champion(client: MlflowClient, decision: Decision, now: str) -> None:
             )
     if decision.champion_before is not None:
         set_alias(client, name, PREVIOUS_CHAMPION, decision.champion_before)
-        reason += f"; not worse than v{decision.champion_before} beyond tolerance"
+        reason += f"; not worse than v{decision.champion_before} beyond max_worse_than_champion"
     set_alias(client, name, CHAMPION, version)
     tags = {
         "promoted_at": now,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from crm_modes.data.errors import InputError
+from crm_modes.shared.errors import InputError
 from crm_modes.training.config import SplitConfig
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_modes.data.validation import validate
+from crm_modes.data.gate import validate
 from crm_modes.features.builder import build_feature_pipeline
 from crm_modes.features.config import FeatureConfig, LeakageError, load_feature_config, parse_feature_config
 from crm_modes.features.entrance import MissingColumnsError

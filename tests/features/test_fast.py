@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_modes.data.validation import validate
+from crm_modes.data.gate import validate
 from crm_modes.features import fast
 from crm_modes.features.builder import build_feature_pipeline
 from crm_modes.features.columns import Columns

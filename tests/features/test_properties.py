@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crm_modes.data.gate import validate
 from crm_modes.data.schema import column
-from crm_modes.data.validation import validate
 from crm_modes.features.builder import build_feature_pipeline
 from crm_modes.features.config import load_feature_config
 from tests.features.checks import assert_model_ready

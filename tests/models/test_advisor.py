@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crm_modes.data.gate import validate
 from crm_modes.data.generator import generate_book
-from crm_modes.data.validation import validate
 from crm_modes.models.advisor import OUTPUT_TYPES, PASS_THROUGH
-from crm_modes.models.signature import model_input
+from crm_modes.shared.model_loading import model_input
 from tests.strategies import valid_rows
 
 

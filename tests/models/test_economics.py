@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from crm_modes.data.gate import validate
 from crm_modes.data.generator import generate_book
 from crm_modes.data.schema import MODES
-from crm_modes.data.validation import validate
 from crm_modes.models.advisor import Advisor
 from crm_modes.models.economics import (
     Economics,

@@ -102,7 +102,7 @@ def test_columns_that_differ_from_fit_are_named(table):
 @pytest.fixture(scope="module")
 def pd_pipeline(book_50k):
     """A calibrated LightGBM PD model on the book's tree-flavored features, as training fits it."""
-    from crm_modes.data.validation import validate
+    from crm_modes.data.gate import validate
     from crm_modes.features.config import load_feature_config
     from crm_modes.training.config import ModelConfig
     from crm_modes.training.fit import fit_model
@@ -111,7 +111,7 @@ def pd_pipeline(book_50k):
         kind="binary",
         target="default_12m",
         registered_name="x",
-        benchmark=False,
+        baseline=False,
         calibration="sigmoid",
         estimator={"type": "lightgbm", "params": {"n_estimators": 60, "num_leaves": 15}},
     )
@@ -158,7 +158,7 @@ def test_a_lightgbm_pipeline_saves_and_loads_with_the_reviewed_types_only(pd_pip
 
 
 def test_the_configured_thread_count_reaches_lightgbm(monkeypatch):
-    from crm_modes.models.threads import configured_threads
+    from crm_modes.shared.threads import configured_threads
 
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert configured_threads() == 2

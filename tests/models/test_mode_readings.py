@@ -121,8 +121,8 @@ def test_the_configuration_names_a_reading_that_is_no_numeric_input():
 
     from crm_modes.training.config import ModeReadingsConfig
 
-    assert ModeReadingsConfig(readings=["rm_contacts_90d"], models=["churn"]).models == ["churn"]
+    assert ModeReadingsConfig(inputs=["rm_contacts_90d"], models=["churn"]).models == ["churn"]
     with pytest.raises(ValidationError, match=r"\['segment', 'churn_12m'\] are not numeric input columns"):
-        ModeReadingsConfig(readings=["segment", "churn_12m"], models=["churn"])
+        ModeReadingsConfig(inputs=["segment", "churn_12m"], models=["churn"])
     with pytest.raises(ValidationError, match="mode"):
-        ModeReadingsConfig(readings=["rm_contacts_90d"], models=["mode"])
+        ModeReadingsConfig(inputs=["rm_contacts_90d"], models=["mode"])

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from crm_modes.data.gate import validate
 from crm_modes.data.generator import generate_book
-from crm_modes.data.validation import validate
 from crm_modes.models.reasons import base_estimator, contributions, top_reasons
 from crm_modes.models.sklearn_adapter import expected_raw_score, internal_matrix, tree_contributions
 
@@ -77,7 +77,7 @@ def test_exact_on_deep_trees_too(rows):
         kind="binary",
         target="default_12m",
         registered_name="x",
-        benchmark=False,
+        baseline=False,
         calibration="none",
         estimator={"params": {"max_iter": 15, "max_leaf_nodes": 31}},
     )

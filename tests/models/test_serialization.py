@@ -8,13 +8,13 @@ from sklearn.preprocessing import FunctionTransformer
 from crm_modes.models.serialization import TRUSTED_TYPES, UntrustedModelError, load_pipeline, save_pipeline
 from crm_modes.training.config import EstimatorConfig, load_training_config
 from crm_modes.training.fit import fit_model
-from crm_modes.training.run import model_split, training_rows
+from crm_modes.training.trainer import model_split, training_rows
 
 
 @pytest.fixture(scope="module")
 def fitted_models(book_50k):
     config = load_training_config("configs/train.yaml")
-    from crm_modes.data.validation import validate
+    from crm_modes.data.gate import validate
 
     table = validate(book_50k).valid
     models = {}
@@ -45,7 +45,7 @@ def fitted_models(book_50k):
 def test_every_fitted_model_needs_only_reviewed_types(fitted_models, tmp_path):
     needed = set()
     for key, (fitted, table) in fitted_models.items():
-        for pipeline in filter(None, (fitted.pipeline, fitted.benchmark)):  # a logistic model has none
+        for pipeline in filter(None, (fitted.pipeline, fitted.baseline)):  # a logistic model has none
             needed |= set(sio.get_untrusted_types(data=sio.dumps(pipeline)))
             path = save_pipeline(pipeline, tmp_path / f"{key}.skops")
             loaded = load_pipeline(path)

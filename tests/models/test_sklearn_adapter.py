@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from crm_modes.data.gate import validate
 from crm_modes.data.generator import generate_book
-from crm_modes.data.validation import validate
 from crm_modes.models.sklearn_adapter import CategoryRemap, gradient_boosting_models, install
 
 

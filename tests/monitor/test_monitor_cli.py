@@ -10,7 +10,7 @@ import yaml
 from mlflow import MlflowClient
 
 from crm_modes.data.generator import generate_book
-from crm_modes.monitor.tracking import EXPERIMENT, VERSION_TAG
+from crm_modes.monitor.mlflow_reports import EXPERIMENT, VERSION_TAG
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration

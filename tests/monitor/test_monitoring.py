@@ -7,16 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_modes.data.errors import InputError
+from crm_modes.data.gate import validate
 from crm_modes.data.generator import generate_book
 from crm_modes.data.schema import input_names
-from crm_modes.data.validation import validate
 from crm_modes.models.advisor import OUTPUT_TYPES
 from crm_modes.models.reference import MonitoringReference, fit_profile, load_reference
-from crm_modes.models.signature import model_input
+from crm_modes.monitor.book_monitor import ScoredRows, json_safe
 from crm_modes.monitor.config import load_monitoring_config
 from crm_modes.monitor.figures import Outcomes, compute
-from crm_modes.monitor.run import ScoredRows, json_safe
+from crm_modes.shared.errors import InputError
+from crm_modes.shared.model_loading import model_input
 
 ROWS, SEED = 400_000, 7  # seed 7: the book the fitted advisor learnt on (tests/conftest.py), larger
 CONFIG = load_monitoring_config("configs/monitoring.yaml")

@@ -137,7 +137,7 @@ def test_batch_scores_are_what_a_stock_mlflow_consumer_gets(cli, advisor_store, 
     """One scoring path: the batch job's numbers equal the registered pyfunc's own predict."""
     import mlflow
 
-    from crm_modes.models.signature import model_input
+    from crm_modes.shared.model_loading import model_input
 
     rows = scoring_rows(500, seed=21)
     source = advisor_store["folder"] / "one-path.parquet"

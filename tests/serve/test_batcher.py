@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from crm_modes.serve.batcher import Batcher
+from crm_modes.serve.rest.batcher import Batcher
 
 
 class SlowScorer:

@@ -15,9 +15,9 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from crm_modes.integrity import MANIFEST_FILE, MANIFEST_TAG, ArtifactIntegrityError
-from crm_modes.serve.registry import load_model
-from crm_modes.training.tracking import load_version
+from crm_modes.shared.integrity import MANIFEST_FILE, MANIFEST_TAG, ArtifactIntegrityError
+from crm_modes.shared.model_loading import load_model
+from crm_modes.training.registration import load_version
 from tests.conftest import REPO, quiet_mlflow_env
 
 pytestmark = pytest.mark.integration
@@ -73,7 +73,7 @@ def test_a_registered_version_is_sealed_and_loads_without_writing_into_the_artif
     version = MlflowClient().get_model_version(NAME, registry["version"])
     assert len(version.tags[MANIFEST_TAG]) == 64
     listed = json.loads((registry["artifacts"] / MANIFEST_FILE).read_text())["files"]
-    assert {"MLmodel", "advisor_model.py", "artifacts/churn.skops", "artifacts/economics.yaml"} <= set(listed)
+    assert {"MLmodel", "advisor_entry.py", "artifacts/churn.skops", "artifacts/economics.yaml"} <= set(listed)
     assert any(path.startswith("code/crm_modes/") for path in listed)
     before = snapshot(registry["artifacts"])
     model = load_model(f"models:/{NAME}/{registry['version']}")
@@ -98,8 +98,8 @@ def test_a_read_only_artifact_location_loads(registry):
 
 def test_an_edited_code_file_is_refused_before_it_runs(registry, edited, tmp_path, cli):
     marker = tmp_path / "the-edited-code-ran"
-    edited("advisor_model.py", lambda text: text + f"\nopen({str(marker)!r}, 'w').close()\n".encode())
-    with pytest.raises(ArtifactIntegrityError, match=r"advisor_model.py does not match its SHA-256"):
+    edited("advisor_entry.py", lambda text: text + f"\nopen({str(marker)!r}, 'w').close()\n".encode())
+    with pytest.raises(ArtifactIntegrityError, match=r"advisor_entry.py does not match its SHA-256"):
         load_model(f"models:/{NAME}/{registry['version']}")
     assert not marker.exists()
     # the command line says the same, exit 2, and runs nothing either
@@ -124,7 +124,7 @@ def test_an_edited_code_file_is_refused_before_it_runs(registry, edited, tmp_pat
         timeout=300,
     )
     assert result.returncode == 2, result.stderr[-2000:]
-    assert "advisor_model.py does not match its SHA-256 recorded at registration" in " ".join(
+    assert "advisor_entry.py does not match its SHA-256 recorded at registration" in " ".join(
         result.stderr.split()
     )
     assert not marker.exists()

@@ -6,9 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from crm_modes.data.gate import Gate
 from crm_modes.data.io import TableReadError
 from crm_modes.data.schema import input_names
-from crm_modes.data.validation import Gate
 from crm_modes.serve.spark import CSV_FILE_STRIDE, plan_pieces, repeated_rows
 
 

@@ -143,7 +143,7 @@ def test_an_acknowledged_alert_is_quiet_until_it_escalates(state_url, tmp_path):
     report = record(state_url, tmp_path, scores(month(5), {"F0": "PD_CRITICAL"}))
     assert report.events == {"escalated": 1}
     assert report.notifications == 1
-    with pytest.raises(KeyError, match="no alert 999"):
+    with pytest.raises(queries.UnknownAlertError, match="no alert 999"):
         queries.acknowledge(engine, 999, by="ana")
 
 
@@ -353,7 +353,7 @@ def test_the_command_line_records_lists_acknowledges_and_shows_history(cli, stat
 
 
 def test_a_parquet_folder_as_spark_writes_it_is_recorded_and_annotated(state_url, tmp_path):
-    from crm_modes.state.record import annotate
+    from crm_modes.state.annotation import annotate
 
     folder = tmp_path / "scores.parquet"  # Spark's layout: part files and a _SUCCESS marker
     folder.mkdir()

@@ -9,7 +9,7 @@ import yaml
 
 from crm_modes.training.config import load_training_config
 from crm_modes.training.data_source import load_training_table
-from crm_modes.training.run import fit_and_evaluate
+from crm_modes.training.trainer import fit_and_evaluate
 from tests.conftest import REPO, quiet_mlflow_env
 
 pytestmark = pytest.mark.integration

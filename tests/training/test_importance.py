@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.inspection import permutation_importance
 
+from crm_modes.data.gate import validate
 from crm_modes.data.generator import generate_book
-from crm_modes.data.validation import validate
 from crm_modes.training.importance import permutation_scores
 
 

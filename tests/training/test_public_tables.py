@@ -94,7 +94,7 @@ def test_trains_and_cross_validates_from_its_configuration(cli, datasets, tmp_pa
         run.info.run_id, f"evaluation/{model_name}_model_card.md", str(tmp_path)
     )
     card = Path(card_path).read_text()
-    # a table smaller than benchmark_rows: the benchmark is fitted on every training row
+    # a table smaller than baseline_rows: the baseline is fitted on every training row
     assert f"fitted on {int(run.data.metrics['rows_train']):,} training rows" in card
     for words in (card, trained.stdout):  # a real table: none of the synthetic book's words
         assert "oracle" not in words.lower()

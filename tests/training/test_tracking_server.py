@@ -49,7 +49,7 @@ def test_train_promote_and_load_through_a_tracking_server(cli, mlflow_server, tm
 CONSUMER = """
 import sys
 from pathlib import Path
-from crm_modes.serve.registry import load_model
+from crm_modes.shared.model_loading import load_model
 from crm_modes.data.generator import generate_book
 rows = generate_book(200, seed=2)
 stop = Path(sys.argv[1])

@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from crm_modes.training.tracking import load_version
+from crm_modes.training.registration import load_version
 from tests.conftest import quiet_mlflow_env, write_training_config
 
 pytestmark = pytest.mark.integration
@@ -69,7 +69,7 @@ def test_train_registers_every_model_as_challenger_with_its_evidence(cli, store)
     ]
     pd_run = client.get_run(client.get_model_version("crm-pd", "1").tags["training_run_id"])
     assert pd_run.data.metrics["rows_unknown_label"] > 0
-    assert {"auc", "pr_auc", "brier", "log_loss", "ece", "ks", "benchmark_auc", "oracle_auc"} <= set(
+    assert {"auc", "pr_auc", "brier", "log_loss", "ece", "ks", "baseline_auc", "oracle_auc"} <= set(
         pd_run.data.metrics
     )
     assert pd_run.data.params["calibration"] in ("isotonic", "sigmoid")

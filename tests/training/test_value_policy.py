@@ -148,8 +148,8 @@ def test_promote_refuses_a_bundle_whose_value_policy_may_lose(cli, advisor_store
 
 def test_cross_fitted_propensities_do_not_recognise_deviating_assignments(book_50k):
     """A committee model that saw a facility 'knows' its deviating mode; the cross-fitted one must not."""
+    from crm_modes.data.gate import validate
     from crm_modes.data.schema import MODES
-    from crm_modes.data.validation import validate
     from crm_modes.training.config import load_training_config
     from crm_modes.training.fit import fit_model
     from crm_modes.training.policy_report import cross_fitted_propensity, evaluation_rows
@@ -168,7 +168,7 @@ def test_cross_fitted_propensities_do_not_recognise_deviating_assignments(book_5
     honest = propensity[np.arange(len(rows)), assigned]
     seen_all = fit_model(
         "mode",
-        config.models["mode"].model_copy(update={"benchmark": False}),
+        config.models["mode"].model_copy(update={"baseline": False}),
         config.features,
         rows,
         rows.iloc[:0],

@@ -1,0 +1,133 @@
+"""Commands on tables: simulate a book, check a table through the gate, profile one, cut a month."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crm_modes.cli.app import Threads, app, configure_threads, console, progress, row_count, training_config
+from crm_modes.cli.tables import validation_table
+from crm_modes.shared.errors import InputError
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option(help="Where to write the book: .csv or .parquet.")],
+    rows: Annotated[int, typer.Option(min=1, help="Number of client-facility snapshots.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same book.")] = 42,
+    scenario: Annotated[
+        str,
+        typer.Option(
+            help="How the last 12 months depart from the book the seed makes: none, baseline (an "
+            "ordinary economy), downturn or industry_shock (the synthetic book's concept page describes "
+            "each); rows before the departure are the same whatever the scenario."
+        ),
+    ] = "none",
+    threads: Threads = None,
+) -> None:
+    """Simulate a synthetic loan book and write it atomically."""
+    configure_threads(threads)
+    from crm_modes.data.generator import generate_book
+    from crm_modes.data.io import table_format, write_table
+    from crm_modes.data.scenarios import scenario_named
+
+    table_format(out)
+    scenario_named(scenario)
+    started = time.perf_counter()
+    with console.status(f"simulating {rows:,} snapshots ({scenario})"):
+        book = generate_book(rows, seed, scenario=scenario)
+        write_table(book, out)
+    console.print(
+        f"wrote {len(book):,} rows, {book['facility_id'].nunique():,} facilities, "
+        f"{book['client_id'].nunique():,} clients to {out} in {time.perf_counter() - started:.1f} s"
+    )
+
+
+@app.command()
+def validate(
+    path: Annotated[Path, typer.Argument(help="Table to check: .csv or .parquet.")],
+    quarantine: Annotated[
+        Path | None, typer.Option(help="Write rejected rows with their reasons here (.csv or .parquet).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="Write the valid, typed rows here.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="A table of one's own: check it against this configuration's table profile."),
+    ] = None,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read at a time; bounds memory.")] = 100_000,
+    threads: Threads = None,
+) -> None:
+    """Check a table against the schema (or a configuration's table profile); quarantine bad rows."""
+    configure_threads(threads)
+    from crm_modes.data.file_gate import check_file
+
+    gate = None
+    if config is not None:
+        from crm_modes.training.data_source import configured_profile
+
+        settings = training_config(config)
+        if settings.data.layout == "book":
+            raise InputError(
+                f"{config}: its table follows the project's schema; validate it without --config"
+            )
+        gate = configured_profile(settings).gate()
+    with progress("validating", total=row_count(path)) as shown:
+        report, summary = check_file(
+            path,
+            quarantine=quarantine,
+            output=output,
+            chunk_rows=chunk_rows,
+            gate=gate,
+            on_chunk=shown.advance,
+        )
+    console.print(validation_table(path, report, summary, quarantine))
+    console.print(
+        "rows in = valid + quarantined: "
+        f"{report.rows_in:,} = {report.rows_valid:,} + {report.rows_quarantined:,}"
+    )
+
+
+@app.command()
+def profile(
+    config: Annotated[Path, typer.Option(help="Training configuration of a table of one's own.")],
+    out: Annotated[Path, typer.Option(help="Where to write the profile (YAML) to review and commit.")],
+    margin: Annotated[
+        float,
+        typer.Option(min=0.0, help="Widen each observed range by this share of its width on each side."),
+    ] = 0.1,
+    threads: Threads = None,
+) -> None:
+    """Infer what each configured column of the table may hold: kind, range, categories, nullability."""
+    configure_threads(threads)
+    from crm_modes.data.io import atomic_text, read_table
+    from crm_modes.data.profile import infer_profile
+    from crm_modes.training.data_source import profile_uses
+
+    settings = training_config(config)
+    if settings.data.path is None or settings.data.layout == "book":
+        raise InputError(f"{config}: profiles are for tables of one's own (data.path with layout: own)")
+    uses, numeric = profile_uses(settings)
+    table = read_table(settings.data.path)
+    found = infer_profile(table, uses, numeric=numeric, source=Path(settings.data.path).name, margin=margin)
+    atomic_text(out, found.to_yaml())
+    console.print(f"profiled {len(found.columns)} columns of {found.rows:,} rows -> {out}")
+    for note in found.notes:
+        console.print(f"  note: {note}", highlight=False)
+    console.print(f"Review it, then set data.profile: {out} in {config}")
+
+
+@app.command("latest-month")
+def latest_month(
+    source: Annotated[Path, typer.Option("--input", help="Book to read (.csv or .parquet).")],
+    out: Annotated[Path, typer.Option(help="Where to write the rows of the latest snapshot date.")],
+    threads: Threads = None,
+) -> None:
+    """Copy the rows of the latest snapshot date: what a monthly scoring job scores."""
+    configure_threads(threads)
+    from crm_modes.data.io import latest_snapshot
+
+    date, rows = latest_snapshot(source, out)
+    console.print(f"wrote {rows:,} rows of snapshot {date} to {out}")

@@ -1,0 +1,196 @@
+"""Commands that score: a table in batch (in-process or on Spark), and the REST service."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from crm_modes.cli.app import (
+    State,
+    Threads,
+    app,
+    configure_threads,
+    console,
+    load_verified,
+    model_stack,
+    progress,
+    quiet_mlflow,
+    row_count,
+)
+from crm_modes.cli.memory import record_file
+from crm_modes.cli.tables import print_score_report
+from crm_modes.shared.errors import InputError
+
+if TYPE_CHECKING:
+    from crm_modes.serve.batch import ScoreReport
+    from crm_modes.shared.model_loading import LoadedModel
+
+
+@app.command()
+def score(
+    model: Annotated[str, typer.Option(help="Model URI, e.g. models:/crm-advisor@champion.")],
+    source: Annotated[Path, typer.Option("--input", help="Table to score (.csv or .parquet).")],
+    output: Annotated[Path, typer.Option(help="Where to write the scores (.csv or .parquet).")],
+    quarantine: Annotated[
+        Path | None, typer.Option(help="Rejected rows with reasons (default: <output>.quarantine.<ext>).")
+    ] = None,
+    chunk_rows: Annotated[
+        int, typer.Option(min=1, help="Rows scored at a time (on Spark, per Arrow batch); bounds memory.")
+    ] = 50_000,
+    engine: Annotated[str, typer.Option(help="inprocess (pandas, chunked) or spark.")] = "inprocess",
+    spark_master: Annotated[str, typer.Option(help="Spark master URL for --engine spark.")] = "local[*]",
+    spark_task_threads: Annotated[
+        int, typer.Option(min=1, help="Threads each Spark task's pools may use (one task runs per core).")
+    ] = 1,
+    state: State = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(help="Alert policy for recording (default: the one inside the bundle)."),
+    ] = None,
+    record_scores: Annotated[
+        bool,
+        typer.Option(
+            "--record/--no-record",
+            help="Record the scores in the state store (--state, $CRM_MODES_STATE_URL or crm_state.db) "
+            "and add alert_status and notify to the output.",
+        ),
+    ] = False,
+    threads: Threads = None,
+) -> None:
+    """Score a table with the advisor: scores, alerts and reasons, every row reconciled."""
+    configure_threads(threads)
+    with model_stack():
+        from crm_modes.models.advisor import POLICY_ARTIFACT, artifact_path
+    if engine not in ("inprocess", "spark"):
+        raise InputError(f"--engine must be inprocess or spark, got {engine!r}")
+    recording = bool(record_scores or state)
+    started = time.perf_counter()
+    if engine == "spark":
+        bundle = _score_on_spark(
+            model, source, output, quarantine, spark_master, spark_task_threads, chunk_rows
+        )
+    else:
+        report, loaded = _score_in_process(model, source, output, quarantine, chunk_rows, recording=recording)
+        print_score_report(console, report, time.perf_counter() - started)
+        bundle = loaded.path
+    if recording:
+        record_file(output, state, policy or artifact_path(bundle, POLICY_ARTIFACT), annotate=output)
+
+
+def _score_on_spark(
+    model: str,
+    source: Path,
+    output: Path,
+    quarantine: Path | None,
+    master: str,
+    task_threads: int,
+    chunk_rows: int,
+) -> Path:
+    """Score on Spark, print the reconciled summary; return the verified copy of the bundle."""
+    from crm_modes.serve.spark import score_with_spark
+    from crm_modes.shared.model_loading import fetch
+
+    started = time.perf_counter()
+    with console.status(f"scoring on Spark ({master})"):
+        report = score_with_spark(
+            model,
+            source,
+            output,
+            quarantine=quarantine,
+            master=master,
+            task_threads=task_threads,
+            chunk_rows=chunk_rows,
+        )
+    console.print(
+        f"scored {report.rows_scored:,} rows with {report.model_version} on Spark "
+        f"in {report.pieces} piece{'s' if report.pieces != 1 else ''} "
+        f"in {time.perf_counter() - started:.1f} s ({report.seconds_after_session:.1f} s "
+        f"after the session started) -> {output}"
+    )
+    console.print(
+        f"rows in = scored + quarantined: {report.rows_in:,} = {report.rows_scored:,} + "
+        f"{report.rows_quarantined:,} -> {report.quarantine}"
+    )
+    return fetch(model).path
+
+
+def _score_in_process(
+    model: str, source: Path, output: Path, quarantine: Path | None, chunk_rows: int, *, recording: bool
+) -> tuple[ScoreReport, LoadedModel]:
+    loaded = load_verified(model)
+    from crm_modes.models.advisor import is_advisor
+    from crm_modes.serve.batch import score_file
+
+    if recording and not is_advisor(loaded.path):
+        raise InputError(
+            f"{model} is a single model: only the advisor's decisions and alerts are recorded; "
+            "drop --record and --state"
+        )
+    with progress("scoring", total=row_count(source)) as shown:
+        report = score_file(
+            loaded, source, output, quarantine=quarantine, chunk_rows=chunk_rows, on_chunk=shown.advance
+        )
+    return report, loaded
+
+
+@app.command()
+def serve(
+    model: Annotated[str, typer.Option(help="Model URI to serve.")] = "models:/crm-advisor@champion",
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes, each with its own copy of the model; one per core the service may "
+            "use. A reload reaches every worker.",
+        ),
+    ] = 1,
+    threads: Annotated[
+        int, typer.Option(min=1, help="Threads per worker for the models' OpenMP and BLAS pools.")
+    ] = 1,
+    max_records: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Most records one request may carry (413 above).")
+    ] = 10_000,
+    max_body_bytes: Annotated[
+        int | None,
+        typer.Option(min=1, help="Largest request body in bytes (413 above); default: 4 KiB per record."),
+    ] = None,
+    state: State = None,
+) -> None:
+    """Serve the advisor over REST: scoring, health, version, reload, facility history and alerts."""
+    configure_threads(threads)
+    quiet_mlflow()
+    import uvicorn
+
+    from crm_modes.serve.rest.app import SERVICE_VARIABLE, ServiceSettings, create_app
+    from crm_modes.serve.rest.limits import Limits
+    from crm_modes.shared.model_loading import resolve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    limits = Limits(max_records=max_records, max_body_bytes=max_body_bytes)
+    if workers == 1:
+        with console.status(f"loading {model}"):
+            service = create_app(model, limits=limits, state=state)
+        console.print(f"serving {service.state.served.model.version} on http://{host}:{port}")
+        uvicorn.run(service, host=host, port=port, log_level="warning")
+        return
+    pinned, version = resolve(model)  # every worker starts with this very version
+    with tempfile.TemporaryDirectory(prefix="crm-modes-serve-") as folder:
+        settings = ServiceSettings(model, pinned, limits, state, str(Path(folder) / "reloaded.json"), threads)
+        os.environ[SERVICE_VARIABLE] = settings.to_environment()
+        console.print(f"serving {version} on http://{host}:{port} with {workers} workers")
+        uvicorn.run(
+            "crm_modes.serve.rest.app:app_from_environment",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="warning",
+        )

@@ -1,0 +1,238 @@
+"""One monitoring run: score the current book through the gate and the model, compare, report.
+
+The current table streams through the validation gate and the registered model (the one
+scoring path, :meth:`crm_modes.shared.model_loading.LoadedModel.predict`) chunk by chunk, and each
+chunk is counted into the reference's bins (:class:`~crm_modes.models.reference.BookProfile`);
+when the book has already been scored (``crm-modes score`` of the same file by the same
+version), its output is read in step with the gate's valid rows instead of scoring them again
+(:class:`ScoredRows`: same rows, same order, same version, or the run stops naming the first
+difference);
+only the rows whose outcomes are known are kept, as a few arrays, for backtesting. Memory is
+flat in the size of the book. The reference and the alert policy (its master scale) come from
+the model's own verified artifacts: a consumer of ``models:/crm-advisor@champion`` needs
+nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from crm_modes.data.gate import Gate, TableSchemaError
+from crm_modes.data.io import iter_chunks
+from crm_modes.data.schema import KEY, input_names
+from crm_modes.models.advisor import OUTPUT_TYPES, POLICY_ARTIFACT, REFERENCE_ARTIFACT, artifact_path
+from crm_modes.models.alerts import load_policy
+from crm_modes.models.reference import SLICE_COLUMNS, MonitoringReference, load_reference
+from crm_modes.monitor.config import MonitoringConfig
+from crm_modes.monitor.figures import Outcomes, compute
+from crm_modes.shared.errors import InputError
+from crm_modes.shared.model_loading import LoadedModel
+
+LABELS = ("default_12m", "churn_12m")
+
+
+def model_reference(model: LoadedModel) -> MonitoringReference:
+    """The monitoring reference shipped with ``model`` (verified with its other artifacts).
+
+    Raises:
+        ValueError: the version carries no reference (registered before monitoring existed).
+    """
+    path = artifact_path(model.path, REFERENCE_ARTIFACT)
+    if not path.exists():
+        raise InputError(
+            f"{model.version} carries no monitoring reference ({path.name}): it was registered "
+            "before monitoring existed; train and register a new version"
+        )
+    return load_reference(path)
+
+
+def read_outcomes(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Known outcomes by facility and snapshot: ``default_12m`` and ``churn_12m``.
+
+    Rows where either is unknown (null: the 12-month window is still open) are dropped.
+
+    Raises:
+        TableSchemaError: the table lacks the key or the outcome columns.
+    """
+    parts = []
+    for chunk in iter_chunks(path, 500_000):
+        missing = [name for name in (*KEY, *LABELS) if name not in chunk.columns]
+        if missing:
+            raise TableSchemaError([f"{path}: the outcomes table lacks the columns {missing}"])
+        part = chunk[[*KEY, *LABELS]].copy()
+        for name in LABELS:
+            part[name] = pd.to_numeric(part[name], errors="coerce")
+        parts.append(part.dropna(subset=list(LABELS)))
+    table = pd.concat(parts, ignore_index=True)
+    table["snapshot_date"] = pd.to_datetime(table["snapshot_date"], errors="coerce")
+    table["facility_id"] = table["facility_id"].astype(str)
+    return table.drop_duplicates(subset=list(KEY), keep="first").set_index(list(KEY))
+
+
+AGAIN = "score the same file with the same model, or leave out --scores"
+
+
+class ScoredRows:
+    """What ``crm-modes score`` wrote for the current book, taken in step with the gate's valid rows.
+
+    ``score`` writes one output row per valid input row, in input order, so the scored file
+    streams beside the current one with memory bounded by a chunk. Each taken block must
+    carry the same keys (``facility_id``, ``snapshot_date``) in the same order, and every
+    row the version being monitored; a file of another book, another version, another
+    gate or an interrupted job stops the run with the first difference named.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], model_version: str, chunk_rows: int) -> None:
+        self.path = os.fspath(path)
+        self.model_version = model_version
+        self._chunks = iter_chunks(path, chunk_rows)
+        self._buffer = pd.DataFrame()
+        self.taken = 0
+
+    def take(self, valid: pd.DataFrame) -> pd.DataFrame:
+        """The scored rows of ``valid`` (the next ``len(valid)`` rows of the file), checked."""
+        parts, wanted = [], len(valid)
+        while wanted:
+            if self._buffer.empty:
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    raise InputError(
+                        f"{self.path} holds {self.taken + len(valid) - wanted} scored rows, fewer than the "
+                        f"current book's valid rows: {AGAIN}"
+                    )
+                self._buffer = self._checked(chunk)
+            part, self._buffer = self._buffer.iloc[:wanted], self._buffer.iloc[wanted:]
+            parts.append(part)
+            wanted -= len(part)
+        advice = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+        self._same_keys(valid, advice)
+        self.taken += len(advice)
+        return advice
+
+    def finish(self) -> None:
+        """Raise if the file holds rows beyond the current book's valid rows."""
+        extra = len(self._buffer) + sum(len(chunk) for chunk in self._chunks)
+        if extra:
+            raise InputError(
+                f"{self.path} holds {self.taken + extra} scored rows, more than the current book's "
+                f"{self.taken} valid rows: {AGAIN}"
+            )
+
+    def _checked(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        missing = [name for name in (*KEY, *OUTPUT_TYPES) if name not in chunk.columns]
+        if missing:
+            raise InputError(f"{self.path} is not an advisor's scored output: it lacks the columns {missing}")
+        versions = pd.unique(chunk["model_version"].astype(str))
+        others = [version for version in versions if version != self.model_version]
+        if others:
+            raise InputError(
+                f"{self.path} was scored by {others[0]}, not by {self.model_version}, the version monitored"
+            )
+        chunk = chunk.copy()
+        for name, kind in OUTPUT_TYPES.items():
+            if kind == "double":
+                values = pd.to_numeric(chunk[name], errors="coerce")
+                if (values.isna() & chunk[name].notna()).any():
+                    raise InputError(f"{self.path}: column {name!r} holds values that are not numbers")
+                chunk[name] = values
+        return chunk
+
+    def _same_keys(self, valid: pd.DataFrame, advice: pd.DataFrame) -> None:
+        same = valid["facility_id"].astype(str).to_numpy() == advice["facility_id"].astype(str).to_numpy()
+        same &= _dates(valid["snapshot_date"]) == _dates(advice["snapshot_date"])
+        if not same.all():
+            row = int(np.argmin(same))
+            raise InputError(
+                f"{self.path} does not match the current book: its scored row {self.taken + row + 1} is "
+                f"{advice['facility_id'].iloc[row]} {advice['snapshot_date'].iloc[row]}, the current book's "
+                f"valid row is {valid['facility_id'].iloc[row]} {valid['snapshot_date'].iloc[row]}"
+            )
+
+
+def _dates(values: pd.Series) -> np.ndarray:
+    return pd.to_datetime(values, errors="coerce").to_numpy(dtype="datetime64[ns]")
+
+
+def monitor_file(
+    model: LoadedModel,
+    current: str | os.PathLike[str],
+    config: MonitoringConfig,
+    *,
+    outcomes: str | os.PathLike[str] | None = None,
+    scores: str | os.PathLike[str] | None = None,
+    chunk_rows: int = 100_000,
+    on_chunk: Callable[[int], None] | None = None,
+) -> dict:
+    """Every monitoring figure of the book at ``current`` scored by ``model`` (see the module).
+
+    ``scores``: ``crm-modes score``'s output of ``current`` by ``model``, read instead of
+    scoring the rows again (:class:`ScoredRows`).
+
+    Returns:
+        The report (:func:`crm_modes.monitor.figures.compute`), with the model version and the
+        reconciled row counts (``rows_in = rows_scored + rows_quarantined``).
+
+    Raises:
+        TableReadError, TableSchemaError: the current or outcomes table cannot be used.
+        ValueError: the model carries no monitoring reference.
+    """
+    reference = model_reference(model)
+    policy = load_policy(artifact_path(model.path, POLICY_ARTIFACT))
+    known = read_outcomes(outcomes) if outcomes is not None else None
+    profile = reference.profile.empty_like()
+    collected = Outcomes() if known is not None else None
+    gate = Gate()
+    scored = ScoredRows(scores, model.version, chunk_rows) if scores is not None else None
+    rows_in = quarantined = 0
+    for chunk in iter_chunks(current, chunk_rows):
+        result = gate.check(chunk)
+        rows_in += len(chunk)
+        quarantined += len(result.quarantine)
+        valid = result.valid
+        if len(valid):
+            advice = (
+                scored.take(valid)
+                if scored is not None
+                else model.predict(valid[[name for name in input_names() if name in valid.columns]])
+            )
+            profile.add(valid, advice)
+            if collected is not None and known is not None:
+                keys = pd.MultiIndex.from_arrays([valid["facility_id"].astype(str), valid["snapshot_date"]])
+                labels = known.reindex(keys).reset_index(drop=True)
+                dimensions = [name for name in SLICE_COLUMNS if name in valid.columns]
+                collected.add(valid, advice, labels, dimensions)
+        if on_chunk is not None:
+            on_chunk(len(chunk))
+    if rows_in == 0:
+        raise TableSchemaError([f"{current}: the table has a header but no data rows"])
+    if scored is not None:
+        scored.finish()
+    report = compute(reference, profile, collected, [grade.grade for grade in policy.risk_grades], config)
+    report.update(
+        model_version=model.version,
+        model_uri=model.uri,
+        current=os.fspath(current),
+        outcomes=os.fspath(outcomes) if outcomes is not None else None,
+        scored_file=os.fspath(scores) if scores is not None else None,
+        rows_in=rows_in,
+        rows_scored=profile.rows,
+        rows_quarantined=quarantined,
+    )
+    return report
+
+
+def json_safe(value: object) -> object:
+    """The report with NaN and infinities as null (JSON has neither)."""
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

@@ -1,0 +1,101 @@
+"""The service's application factory: middleware, strict JSON, the routers, and what they share.
+
+The model is loaded once at start (``pinned``: a version chosen by the caller, as every worker of
+a multi-worker service is started with the same one); the state store is opened on first use.
+``crm-modes serve --workers N`` configures each worker through :data:`SERVICE_VARIABLE`
+(:func:`app_from_environment`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from crm_modes.serve.rest.batcher import Batcher
+from crm_modes.serve.rest.dependencies import StateStore
+from crm_modes.serve.rest.limits import Limits, problem_list
+from crm_modes.serve.rest.middleware import BodyLimit, CatchAll
+from crm_modes.serve.rest.records import json_rows, records_frame
+from crm_modes.serve.rest.routers import admin, memory, scoring
+from crm_modes.serve.rest.served_model import ServedModel
+from crm_modes.serve.rest.strict_json import StrictJSONRoute
+
+#: The environment variable through which ``crm-modes serve --workers N`` configures each worker.
+SERVICE_VARIABLE = "CRM_MODES_SERVICE"
+
+
+async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+    return JSONResponse(problem_list(list(error.errors())), status_code=422)
+
+
+def create_app(
+    model_uri: str,
+    *,
+    load_at_start: bool = True,
+    limits: Limits | None = None,
+    state: str | None = None,
+    shared: Path | None = None,
+    pinned: str | None = None,
+) -> FastAPI:
+    """The service for ``model_uri`` (e.g. ``models:/crm-advisor@champion``).
+
+    ``state`` is the state store's URL (see :func:`crm_modes.state.store.state_url`) for the
+    history and alert endpoints. ``shared`` is the reload announcement file of a service with
+    several workers (:mod:`crm_modes.serve.rest.served_model`); ``pinned`` the version to load at
+    start (default: the current version of ``model_uri``).
+    """
+    app = FastAPI(title="crm-modes advisor", version="1")
+    app.router.route_class = StrictJSONRoute
+    for router in (admin.router, scoring.router, memory.router):
+        app.include_router(router)
+    app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
+    app.add_middleware(BodyLimit, limit=(limits or Limits()).body_bytes)
+    app.add_middleware(CatchAll)  # added last, so outermost: it sees every failure
+    app.state.served = ServedModel(model_uri, shared=shared)
+    app.state.batcher = Batcher(lambda model, records: json_rows(model.predict(records_frame(records))))
+    app.state.limits = limits or Limits()
+    app.state.store = StateStore(state)
+    if load_at_start:
+        app.state.served.load(pinned)
+    return app
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """What every worker of one service is started with (passed as JSON in the environment)."""
+
+    model_uri: str
+    pinned_uri: str
+    limits: Limits
+    state: str | None
+    shared: str
+    threads: int
+
+    def to_environment(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_environment(cls) -> ServiceSettings:
+        settings = json.loads(os.environ[SERVICE_VARIABLE])
+        return cls(**{**settings, "limits": Limits(**settings["limits"])})
+
+
+def app_from_environment() -> FastAPI:
+    """One worker's service, configured by ``crm-modes serve`` (an application factory for uvicorn)."""
+    from crm_modes.shared.threads import configure_threads
+
+    settings = ServiceSettings.from_environment()
+    configure_threads(settings.threads)
+    return create_app(
+        settings.model_uri,
+        limits=settings.limits,
+        state=settings.state,
+        shared=Path(settings.shared),
+        pinned=settings.pinned_uri,
+    )

@@ -1,0 +1,106 @@
+"""ASGI middleware at the service's boundary: a body limit, and a catch-all for the unexpected."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class BodyLimit:
+    """ASGI middleware: a body above ``limit`` bytes gets a 413 before the application sees it.
+
+    A declared ``Content-Length`` above the limit is refused without reading the body; a
+    chunked body is counted as it arrives and refused as soon as it passes the limit.
+    """
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await self._refuse(send, 400, "Content-Length is not a number")
+                return
+            if int(declared) > self.limit:
+                await self._refuse(send, 413, self._too_large(f"{int(declared):,} bytes declared"))
+                return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                await self._refuse(send, 413, self._too_large(f"more than {self.limit:,} bytes sent"))
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    def _too_large(self, what: str) -> str:
+        return f"request body too large: {what}; the limit is {self.limit:,} bytes"
+
+    @staticmethod
+    async def _refuse(send: Callable, status: int, message: str) -> None:
+        body = json.dumps({"detail": message}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class CatchAll:
+    """ASGI middleware: an unexpected failure is a 500 with a request id and nothing else.
+
+    The traceback is logged under the same id; the answer names no internals.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            request_id = uuid.uuid4().hex
+            log.exception("request %s %s %s failed", request_id, scope.get("method"), scope.get("path"))
+            if started:
+                raise  # the answer is under way: the server can only close the connection
+            body = json.dumps(
+                {"detail": "internal error; quote the request id when reporting it", "request_id": request_id}
+            ).encode()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", request_id.encode()),
+            ]
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
