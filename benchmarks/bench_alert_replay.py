@@ -13,7 +13,7 @@ whether a PD or delinquency alert (topics PD, PD_RISE, DPD) was in front of the 
 manager at its last snapshot: without the lifecycle, that month's list held one; with it,
 such an alert was open and had been notified. The lead time is from the first month of that
 warning (the start of the run of alerted months; the open alert's first notification) to
-the default. Targets (issue 14): at least 60% fewer notifications, no early warning lost.
+the default. Targets: at least 60% fewer notifications, no early warning lost.
 """
 
 from __future__ import annotations

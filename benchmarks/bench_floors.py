@@ -1,4 +1,4 @@
-"""The fixed costs under issue 12's scoring targets, each measured alone: what the targets leave room for.
+"""The fixed costs under the scoring targets, each measured alone: what the targets leave room for.
 
 Run: ``.venv/bin/python benchmarks/bench_floors.py --tracking-uri URI [--rows N] [--requests N]``
 against a store whose ``crm-advisor@champion`` exists.

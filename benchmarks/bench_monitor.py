@@ -13,7 +13,7 @@ Measured, in one run:
 - false alarms: for each of ``--seeds`` seeds, the default configuration trained on that seed's
   book (in this process, no MLflow) and its ``baseline`` scenario's last month monitored against
   the reference of that training (``configs/monitoring.yaml``): the runs with any "act" flag.
-Targets (issue 15, 2-core machine): 1,000,000 rows in at most 20 s, memory flat in the input
+Targets (2-core machine): 1,000,000 rows in at most 20 s, memory flat in the input
 size; at most 1 run in 20 with an "act" flag on a baseline book.
 """
 

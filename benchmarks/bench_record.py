@@ -4,7 +4,7 @@ Run: ``.venv/bin/python benchmarks/bench_record.py [--rows 1000000] [--postgres 
 file of ``--rows`` facilities in one snapshot (a fifth with a PD or delinquency alert, as a
 stressed month would have) is recorded into a new SQLite file and into a new database on
 the PostgreSQL server: decisions appended, alerts opened with their events, in chunks of
-50,000 rows, end to end as ``crm-modes record`` does it. Targets (issue 14): SQLite <= 30 s,
+50,000 rows, end to end as ``crm-modes record`` does it. Targets: SQLite <= 30 s,
 PostgreSQL <= 60 s.
 """
 

@@ -7,7 +7,7 @@ turn) back to back for
 ``--seconds`` seconds over one kept-alive connection each (as an HTTP client library does); the
 result is requests per second over all clients, the errors (any answer but 200) and the latency
 percentiles under that load. The clients run on the same machine, so they take some of its CPU.
-Target (issue 12): >= 500 requests per second with 8 clients on two cores, no error.
+Target: >= 500 requests per second with 8 clients on two cores, no error.
 """
 
 from __future__ import annotations

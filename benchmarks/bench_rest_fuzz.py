@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python benchmarks/bench_rest_fuzz.py --tracking-uri URI [--max-examples 5000]
 [--seed 1]`` against a store whose ``crm-advisor@champion`` exists. The service is started as a
 user starts it; ``st run`` generates valid and invalid requests for every operation of its
-OpenAPI document (coverage and fuzzing phases). Target (issue 13): no 5xx in >= 10,000 cases.
+OpenAPI document (coverage and fuzzing phases). Target: no 5xx in >= 10,000 cases.
 The test suite runs a shorter version on every CI run (tests/serve/test_rest_fuzz.py).
 """
 

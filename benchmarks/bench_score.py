@@ -13,7 +13,7 @@ Measured, in one run:
 - REST: 2,000 sequential single-record requests (200 records of the book in turn) to
   ``crm-modes serve`` and, as the baseline, to stock ``mlflow models serve`` (p50, p99), each with
   a new connection per request and on one kept-alive connection.
-Targets (issue 12, 2-core machine): >= 250,000 rows/s end to end, peak memory <= 1 GiB whatever
+Targets (2-core machine): >= 250,000 rows/s end to end, peak memory <= 1 GiB whatever
 the input size, REST p50 <= 3 ms and p99 <= 10 ms.
 """
 
@@ -192,7 +192,7 @@ def serve(args: list[str], env: dict, folder: Path, health: str, port: int) -> s
 
 
 def checks(batch: dict, rest: dict, sizes: dict) -> dict[str, bool]:
-    """The targets of issue 12 (2-core machine)."""
+    """The scoring targets (2-core machine)."""
     return {
         "at_least_250000_rows_per_second": batch["full"]["rows_per_second"] >= 250_000,
         "peak_memory_at_most_1_gib": max(batch[s]["peak_memory_mib"] for s in sizes) <= 1024,

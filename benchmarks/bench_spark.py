@@ -7,7 +7,7 @@ Both engines run as the command a user runs (``crm-modes score``, under ``/usr/b
 end to end: reading, the gate, scoring through the pyfunc, writing (peak memory: the driver's
 process). Spark's time includes starting its JVM and workers (``local[*]``, one thread per
 task); the command also prints the time from the session being ready to the outputs being in
-place. Target (issue 12): after the session has started, Spark at least 80% of the in-process
+place. Target: after the session has started, Spark at least 80% of the in-process
 rows per second (the in-process command timed whole, start-up included).
 """
 

@@ -72,9 +72,7 @@ MODE_NOISE = 0.07
 QUALITY_REVERSION = 0.01
 #: Share of facilities on the book when the history starts; the others open during it. At the
 #: book's exit rates this share is what the inflow sustains, so the book neither shrinks nor
-#: ages: measured over seeds 42, 7 and 11 (400,000 rows), rows per year stay within 15% and the
-#: PSI of relationship tenure between the first four years and the last month is 0.10-0.13
-#: (0.26-0.28 with half the facilities on the book at the start).
+#: ages (docs/decisions/016-a-stationary-synthetic-book.md).
 ON_BOOK_AT_START = 0.3
 #: Published GDP growth (percent): trend, response to the cycle, measurement error (sd).
 GDP_TREND = 2.0

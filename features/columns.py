@@ -33,8 +33,8 @@ from crm_modes.data.category_text import number_labels
 #: The label of a missing value (a category of its own).
 MISSING = "__missing__"
 #: A frame of up to this many rows is read in one pass (:meth:`Columns._few_rows`), and its text
-#: factorized with a dictionary, faster than pandas' hash table (one record: 3 us against 16 us
-#: a column; even at about 128 rows).
+#: factorized with a dictionary, faster than pandas' hash table for a few rows
+#: (docs/decisions/015-fast-scoring-path.md).
 FEW_ROWS = 64
 
 
@@ -147,7 +147,7 @@ class Columns:
         """For a frame of at most :data:`FEW_ROWS` rows, its numeric columns as float64 and its text
         columns as object arrays, read in one pass; None for a larger frame.
 
-        A frame's column costs pandas about 40 us to hand out the first time (a Series built
+        A frame's column costs pandas a fixed time to hand out the first time (a Series built
         around it), whatever its length: for one record, most of reading it. Converted from one
         object matrix, as ``astype`` converts them, the values are the same (tested); only columns
         of NumPy's own numeric and object dtypes are read this way."""

@@ -27,7 +27,8 @@ is, and so does every reading of a row that does not say its current mode or the
 client's other facilities (then only the direct effect is known). Which models read the moved
 row is configuration (``advisor.mode_readings``): the churn model, whose readings are levers of
 the relationship; the PD model reads contacts as a sign of past trouble (a relationship manager
-calls more while a facility is in arrears), not as a cause, and measured better without it.
+calls more while a facility is in arrears), not as a cause, and measured better without it
+(docs/decisions/012-mode-readings-for-churn-only.md).
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ runs first on the key columns alone: their hashes are counted in Spark, and the 
 repeat a key (few, as a rule) travel to the tasks as a broadcast.
 
 Why the tasks read and write the rows themselves rather than through Spark's reader and writer:
-measured on a 1,000,000-row book, handing every row from the JVM to Python and back (Spark's
-Parquet reader, rows, Arrow, and the reverse for the output) took more CPU than scoring it, and
-it shares the same cores. It assumes what the Spark engine assumed before: the input and the
+handing every row from the JVM to Python and back (Spark's Parquet reader, rows, Arrow, and the
+reverse for the output) took more CPU than scoring it, on the same cores
+(docs/decisions/009-spark-tasks-read-their-own-pieces.md). It assumes that the input and the
 output folders are on a filesystem the driver and the executors share (on one machine, always).
 Each piece's part is written under a temporary name and renamed into place, so a retried task
 replaces its part; both folders appear under their final names only when every part is in.
@@ -230,9 +230,8 @@ def repeated_rows(pieces: list[Piece], chunk_rows: int) -> np.ndarray:
     key is kept, as the in-process gate keeps it).
 
     Read here, on the driver: only the key columns, typed and hashed as the gate does. It holds
-    16 bytes a row (the in-process engine holds 8) and takes about a second per million rows,
-    less than handing the hashes to Spark to count took (measured: 19 s for 1,000,000 rows on a
-    fresh session, most of it the JVM compiling and aggregating).
+    16 bytes a row (the in-process engine holds 8), and is quicker than handing the hashes to
+    Spark to count, which a fresh session spends compiling and aggregating (same record as above).
     """
     ids, hashes = [], []
     for piece in pieces:

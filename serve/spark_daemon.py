@@ -3,8 +3,8 @@
 Spark starts one daemon per executor (``spark.python.daemon.module``, set by
 :func:`crm_modes.serve.spark.spark_session`), and the daemon forks a worker per task slot. With
 the stock daemon each worker imports the engine itself (pandas, pyarrow, MLflow, scikit-learn,
-LightGBM, skops): measured, a third of a worker's time on a 1,000,000-row book, paid once per
-worker while the workers compete for the same cores. Imported here, the forks share it.
+LightGBM, skops): a third of a worker's time, paid once per worker while the workers compete for
+the same cores (docs/decisions/009-spark-tasks-read-their-own-pieces.md). Imported here, the forks share it.
 Importing starts no thread pool (OpenMP and OpenBLAS start theirs on first use, sized by the
 executor's environment), so forking afterwards is as safe as the stock daemon's own forks.
 What the import built is frozen out of the collector's full passes

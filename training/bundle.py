@@ -5,10 +5,8 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import ModelSignature
@@ -34,7 +32,7 @@ from crm_modes.models.reference import MonitoringReference, fit_profile
 from crm_modes.models.serialization import save_pipeline
 from crm_modes.models.signature import input_schema
 from crm_modes.shared.model_loading import model_input
-from crm_modes.training.registration import mark_challenger, model_requirements, staged_code
+from crm_modes.training.registration import register_pyfunc, staged_code
 
 #: The file MLflow runs to build the advisor ("models from code"). Found, not imported: importing it
 #: would register a model with MLflow as a side effect.
@@ -100,21 +98,16 @@ def log_advisor(
         for artifact, saved in ((READINGS_ARTIFACT, readings), (REFERENCE_ARTIFACT, reference)):
             if saved is not None:
                 artifacts[artifact] = str(saved.save(Path(folder) / ARTIFACT_FILES[artifact]))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            info = mlflow.pyfunc.log_model(
-                name=registered_name,
-                python_model=str(ADVISOR_ENTRY),
-                artifacts=artifacts,
-                code_paths=code_paths,
-                model_config={"model_version": identity},
-                signature=advisor_signature(example, identity),
-                input_example=example,
-                pip_requirements=model_requirements(),
-                registered_model_name=registered_name,
-            )
-    tags = {f"component.{name}": component for name, component in component_versions.items()}
-    return mark_challenger(registered_name, str(info.registered_model_version), tags, model_id=info.model_id)
+        return register_pyfunc(
+            registered_name,
+            ADVISOR_ENTRY,
+            artifacts=artifacts,
+            code_paths=code_paths,
+            model_config={"model_version": identity},
+            model_signature=advisor_signature(example, identity),
+            example=example,
+            tags={f"component.{name}": component for name, component in component_versions.items()},
+        )
 
 
 #: Training rows the monitoring reference is learnt on, at most (a fixed sample).

@@ -23,8 +23,7 @@ CALIBRATION_METHODS = ("isotonic", "sigmoid")
 #: What every model is compared with, on the same features and rows.
 BASELINE_TYPE = "logistic_regression"
 #: The baseline solves the same penalized likelihood with Newton steps: a few iterations
-#: instead of lbfgs's hundred on a multi-class problem (the committee model's baseline on
-#: the default book: 5 iterations, 5.4 s, accuracy 0.8766, against 115 iterations, 12.3 s, 0.8770).
+#: instead of lbfgs's hundred on a multi-class problem (docs/decisions/011-baseline-on-a-sample.md).
 BASELINE_PARAMS = {"solver": "newton-cholesky"}
 
 
@@ -192,8 +191,7 @@ def baseline_sample(train: pd.DataFrame, config: ModelConfig) -> pd.DataFrame:
 
     The baseline is a reference, not the model: a logistic regression with a few hundred
     coefficients is estimated as well from 100,000 rows as from all of them, at a fraction of
-    the Newton steps' cost (the committee model's baseline on the default book: accuracy
-    0.8984 from 100,000 rows in 2.7 s against 0.8983 from 336,425 rows in 10.0 s).
+    the Newton steps' cost (docs/decisions/011-baseline-on-a-sample.md).
     """
     limit = config.baseline_rows
     if limit is None or len(train) <= limit:

@@ -25,6 +25,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 from sklearn.pipeline import Pipeline
 
@@ -88,19 +89,48 @@ def log_and_register(
         if profile_text is not None:
             (Path(folder) / PROFILE_FILE).write_text(profile_text)
             artifacts[PROFILE_ARTIFACT] = str(Path(folder) / PROFILE_FILE)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            info = mlflow.pyfunc.log_model(
-                name=registered_name,
-                python_model=str(SINGLE_ENTRY),
-                artifacts=artifacts,
-                code_paths=code_paths,
-                model_config={"kind": kind, "columns": columns},
-                signature=signature(inputs, example, outputs),
-                input_example=example,
-                pip_requirements=model_requirements(),
-                registered_model_name=registered_name,
-            )
+        return register_pyfunc(
+            registered_name,
+            SINGLE_ENTRY,
+            artifacts=artifacts,
+            code_paths=code_paths,
+            model_config={"kind": kind, "columns": columns},
+            model_signature=signature(inputs, example, outputs),
+            example=example,
+            tags=tags,
+        )
+
+
+def register_pyfunc(
+    registered_name: str,
+    entry: Path,
+    *,
+    artifacts: dict[str, str],
+    code_paths: list[str],
+    model_config: dict[str, object],
+    model_signature: ModelSignature,
+    example: pd.DataFrame,
+    tags: dict[str, str],
+) -> ModelVersion:
+    """Log a models-from-code pyfunc (``entry`` is the file MLflow runs to build it) with its
+    artifacts, the project's code and pinned requirements, register it, and seal it.
+
+    MLflow's warnings while logging (about the input example, the environment) are silenced: the
+    signature is the project's own and the requirements are pinned here.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        info = mlflow.pyfunc.log_model(
+            name=registered_name,
+            python_model=str(entry),
+            artifacts=artifacts,
+            code_paths=code_paths,
+            model_config=model_config,
+            signature=model_signature,
+            input_example=example,
+            pip_requirements=model_requirements(),
+            registered_model_name=registered_name,
+        )
     return mark_challenger(registered_name, str(info.registered_model_version), tags, model_id=info.model_id)
 
 

@@ -94,7 +94,7 @@ def model_stack() -> Iterator[None]:
 
     When skops is imported it names every type it trusts by looking the type's module up among all
     the modules loaded so far; after MLflow and the rest of the model stack (thousands of modules)
-    that lookup is what takes the time (docs/decisions/010-start-up-collector-pause.md).
+    that lookup is what takes the time (docs/decisions/008-collector-paused-at-start-up.md).
     """
     from crm_modes.shared.collector_pause import long_lived
 

@@ -2,8 +2,8 @@
 
 The configuration models (:class:`~crm_modes.shared.configuration.FrozenConfig` subclasses) carry
 a docstring per key; ``crm-modes config-schema KIND`` prints the JSON Schema of one kind of
-file, and ``--markdown`` the reference the README shows (a test keeps the README's copy equal to
-it, so the documentation cannot fall behind the code).
+file, and ``--markdown`` the reference tables the documentation site is built with (generated at
+each build, so the documentation cannot fall behind the code).
 """
 
 from __future__ import annotations

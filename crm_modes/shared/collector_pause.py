@@ -8,12 +8,10 @@ advisor); later, every full collection that scoring's own objects trigger walks 
 more. So the collector is paused while they are built and they are then frozen
 (:func:`gc.freeze`): later collections walk only what came after.
 
-Measured on the demo's champion (``crm-modes score``, the previous code and this one
-alternating): one row end to end 2.7-2.9 s against 4.6-5.1 s (four runs each), 1,000,000 rows
-12.0-13.5 s against 14.6-16.1 s (three each), the same output. A collection before the freeze
-costs one full pass (0.3 s here): worth it where a process lives on and reloads (the REST
-service), not in a command that exits after its job. Frozen objects freed by reference
-counting (nearly all) are freed as usual; only reference cycles among them stay to the end.
+What it saves, and where a collection before the freeze is worth its one full pass (a process
+that lives on and reloads, not a command that exits after its job), is measured in
+docs/decisions/008-collector-paused-at-start-up.md. Frozen objects freed by reference counting
+(nearly all) are freed as usual; only reference cycles among them stay to the end.
 """
 
 from __future__ import annotations

@@ -5,13 +5,10 @@ by default, keep idle threads spinning for a while. Two such jobs on a shared ma
 second job, a Spark executor running several tasks, a scheduler) spin against each other's
 descheduled threads: a 40 s training took 1,362 s next to one other job. Hence:
 
-- one thread per process by default. Measured on this project's 2-core machines
-  (benchmarks/results/contention.json and the README): `crm-modes train` takes 76 s with one
-  thread, 83 s with two spinning threads and 84 s with two sleeping ones, alone; a boosting
-  fit that takes 5.4 s with two spinning threads alone takes 34 s when two run at once, and
-  with one thread 9.5 s alone and 8 s as a pair. ``threads=0`` asks for every CPU the
-  process may use: its CPU affinity capped by its cgroup quota (a container limited to 1.5
-  CPUs gets 1 thread, not one per host core);
+- one thread per process by default, the fastest setting measured on shared two-core
+  machines, alone and beside other jobs (docs/decisions/006-one-thread-per-process.md).
+  ``threads=0`` asks for every CPU the process may use: its CPU affinity capped by its cgroup
+  quota (a container limited to 1.5 CPUs gets 1 thread, not one per host core);
 - ``OMP_WAIT_POLICY=PASSIVE`` makes idle OpenMP threads sleep instead of spinning; it is read
   only when the OpenMP runtime loads, so :func:`configure_threads` sets it (with the pool
   sizes) in the environment before numpy and scikit-learn are imported, and limits the pools

@@ -30,11 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 Record = TypeVar("Record")
-#: How long a call after a shared one waits for its batch to fill. Measured with 8 clients sending
-#: one record at a time to one worker, 15 s each (requests/s, mean requests per call): no wait
-#: 161-202 and 2.8-2.9, 2 ms 213-227 and 3.6-3.9, 5 ms 332 and 5.9, 10 ms 373 and 6.8. The requests
-#: reach the batcher through the event loop, which needs the interpreter while a call holds it:
-#: the wait lets them in.
+#: How long a call after a shared one waits for its batch to fill. The requests reach the batcher
+#: through the event loop, which needs the interpreter while a call holds it: the wait lets them
+#: in (docs/decisions/010-rest-request-batching.md).
 GATHER_SECONDS = 0.01
 
 

@@ -94,12 +94,12 @@ def _loaded(uri: str) -> LoadedModel:
     it left out of the collector's full passes (:func:`crm_modes.shared.collector_pause.long_lived`).
 
     A loaded service holds about 370,000 objects (MLflow, scikit-learn, the models), and every
-    full collection walked them all while a request waited: one record through the pyfunc, 1,900
-    calls in a row, took at most 245-249 ms without the freeze and 32-33 ms with it (p50 and p99
-    unchanged within the host's noise). The collection before the freeze costs one such pause per
-    load (a reload's happens while the old model still answers). A reload leaves the previous
-    model's objects frozen; those freed by reference counting (nearly all) are freed all the same.
-    The pause lasts the load: a reload's requests meanwhile allocate with no cyclic collection.
+    full collection walked them all while a request waited
+    (docs/decisions/008-collector-paused-at-start-up.md). The collection before the freeze costs
+    one such pause per load (a reload's happens while the old model still answers). A reload
+    leaves the previous model's objects frozen; those freed by reference counting (nearly all)
+    are freed all the same. The pause lasts the load: a reload's requests meanwhile allocate with
+    no cyclic collection.
     """
     with long_lived(collect=True):  # what loading left behind is freed, not frozen
         return load_model(uri)
