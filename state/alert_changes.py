@@ -35,7 +35,8 @@ def apply_lifecycle(
     inserts, updates, events = [], [], []
     for facility, codes in zip(rows["facility_id"], rows["alert_codes"], strict=True):
         fired = lifecycle.topic_codes(codes, topics)
-        for topic in {*fired, *by_facility.get(facility, ())}:
+        moving = {*fired, *by_facility.get(facility, ())}
+        for topic in (name for name in topics if name in moving):  # the policy's order: same ids every run
             stored = open_alerts.get((facility, topic))
             before = (
                 None

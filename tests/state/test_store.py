@@ -147,6 +147,33 @@ def test_an_acknowledged_alert_is_quiet_until_it_escalates(state_url, tmp_path):
         queries.acknowledge(engine, 999, by="ana")
 
 
+def test_alerts_of_one_facility_are_stored_in_the_policys_topic_order_whatever_the_hash_seed(tmp_path):
+    """String hashes differ from one process to the next: the alert ids must not follow them."""
+    path = tmp_path / "scores.parquet"
+    scores(month(0), {"F0": "MODE_UPGRADE,COVENANT_BREACH,PD_WARNING,DPD_1,CHURN_WATCH"}).to_parquet(path)
+    script = (
+        "import sys; from crm_modes.models.alerts import load_policy; "
+        "from crm_modes.state.record import record_scores; from crm_modes.state.store import connect; "
+        f"record_scores(connect(sys.argv[1]), {str(path)!r}, load_policy(sys.argv[2]))"
+    )
+    orders = []
+    for seed in ("1", "2", "3"):
+        url = f"sqlite:///{tmp_path / f'seed-{seed}.db'}"
+        done = subprocess.run(
+            [sys.executable, "-c", script, url, str(REPO / "configs" / "alert_policy.yaml")],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        with connect(url).connect() as connection:
+            orders.append(list(connection.execute(select(alerts.c.topic).order_by(alerts.c.id)).scalars()))
+    assert orders[0] == [topic for topic in POLICY.notifications if topic in orders[0]]
+    assert orders[0] == ["PD", "DPD", "CHURN", "COVENANT_BREACH", "MODE_UPGRADE"]
+    assert orders[1] == orders[0] == orders[2]
+
+
 def test_recording_the_same_snapshot_twice_changes_nothing(state_url, tmp_path):
     frame = scores(month(0), {"F0": "PD_WATCH"})
     first = record(state_url, tmp_path, frame)
