@@ -1,5 +1,5 @@
-"""The collector around start-up (crm_modes/collector.py): paused while long-lived objects are
-built, those objects frozen after, the collector resumed whatever happens."""
+"""The collector around start-up (crm_modes/shared/collector_pause.py): paused while long-lived
+objects are built, those objects frozen after, the collector resumed whatever happens."""
 
 import gc
 import weakref

@@ -29,7 +29,7 @@ def _table(rows: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def _benchmark_line(model: FittedModel) -> str:
+def _baseline_line(model: FittedModel) -> str:
     if model.baseline is None:
         return ""
     rows = f"{model.baseline_rows:,}"
@@ -66,7 +66,7 @@ def model_card(
             if model.calibration_scores
             else ""
         ),
-        _benchmark_line(model),
+        _baseline_line(model),
         "## Evaluation (out-of-sample rows)",
         _table(evaluation.metrics),
     ]

@@ -138,9 +138,9 @@ def _cross_fitted(fitted: FittedModel, train: pd.DataFrame, baseline_train: pd.D
     final = Pipeline([("features", pipeline["features"]), ("model", calibrated)])
     if baseline is not None:
         baseline_train = baseline_train.sample(frac=1.0, random_state=0)  # shuffled as the model's rows
-        X_benchmark = baseline["features"].transform(baseline_train)
+        X_baseline = baseline["features"].transform(baseline_train)
         baseline_model = CalibratedClassifierCV(clone(baseline["model"]), method="sigmoid", cv=folds)
-        baseline_model.fit(X_benchmark, binary_target(baseline_train[config.target], config))
+        baseline_model.fit(X_baseline, binary_target(baseline_train[config.target], config))
         baseline = Pipeline([("features", baseline["features"]), ("model", baseline_model)])
     method = f"{config.calibration} ({config.calibration_folds}-fold cross-fitted)"
     return replace(fitted, pipeline=final, calibration_method=method, baseline=baseline)

@@ -50,16 +50,17 @@ def create_app(
     several workers (:mod:`crm_modes.serve.rest.served_model`); ``pinned`` the version to load at
     start (default: the current version of ``model_uri``).
     """
+    limits = limits or Limits()
     app = FastAPI(title="crm-modes advisor", version="1")
     app.router.route_class = StrictJSONRoute
     for router in (admin.router, scoring.router, memory.router):
         app.include_router(router)
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
-    app.add_middleware(BodyLimit, limit=(limits or Limits()).body_bytes)
+    app.add_middleware(BodyLimit, limit=limits.body_bytes)
     app.add_middleware(CatchAll)  # added last, so outermost: it sees every failure
     app.state.served = ServedModel(model_uri, shared=shared)
     app.state.batcher = Batcher(lambda model, records: json_rows(model.predict(records_frame(records))))
-    app.state.limits = limits or Limits()
+    app.state.limits = limits
     app.state.store = StateStore(state)
     if load_at_start:
         app.state.served.load(pinned)
