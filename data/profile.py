@@ -13,7 +13,9 @@ the rest goes on.
 
 Ranges get a margin: the observed range widened by ``margin`` times its width on each side,
 never below 0 for a column that was never negative. A text column with more than
-``max_categories`` distinct values gets no category list (any text passes).
+``max_categories`` distinct values gets no category list (any text passes). A few junk rows in
+the reference table do not widen a range or add a class: values far outside a column's bulk,
+description rows and categories seen once are left out or listed for review (:func:`infer_profile`).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ import pandas as pd
 import yaml
 
 from crm_modes.data.category_text import number_labels
-from crm_modes.data.gate import Gate
-from crm_modes.data.schema import Column, Kind, Role
+from crm_modes.data.gate import Gate, UnseenInputs
+from crm_modes.data.schema import Column, Kind, Role, Unseen
 from crm_modes.shared.errors import InputError
 
 Use = Literal["feature", "identifier", "target", "split"]
@@ -51,6 +53,9 @@ class ColumnProfile:
         minimum, maximum: inclusive bounds of a numeric column (None: unbounded).
         integer: a numeric column of whole numbers only.
         categories: the allowed labels of a categorical column (empty: any text).
+        unseen: what the gate does with a label outside ``categories`` (default: a feature's is
+            scored as the model's unknown category with a warning; a target's or a split marker's
+            row is quarantined; see :attr:`crm_modes.data.schema.Column.unseen_policy`).
     """
 
     name: str
@@ -61,6 +66,7 @@ class ColumnProfile:
     maximum: float | None = None
     integer: bool = False
     categories: tuple[str, ...] = ()
+    unseen: Unseen | None = None
 
     def declaration(self) -> Column:
         """The column as the gate checks it."""
@@ -77,6 +83,7 @@ class ColumnProfile:
             minimum=self.minimum,
             maximum=self.maximum,
             categories=self.categories,
+            unseen=self.unseen,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,6 +92,8 @@ class ColumnProfile:
             entry |= {"minimum": self.minimum, "maximum": self.maximum, "integer": self.integer}
         elif self.categories:
             entry["categories"] = list(self.categories)
+        if self.unseen is not None:
+            entry["unseen"] = self.unseen
         return entry
 
 
@@ -108,9 +117,11 @@ class TableProfile:
         """The columns a row needs to be scored: its features and identifiers (no target, no split marker)."""
         return replace(self, columns=tuple(c for c in self.columns if c.use in ("feature", "identifier")))
 
-    def gate(self) -> Gate:
+    def gate(self, unseen_inputs: UnseenInputs = "score") -> Gate:
         """The gate of a table of one's own: the profile's declarations, every one required, no key."""
-        return Gate(required=tuple(self.names()), columns=self.declarations(), key=())
+        return Gate(
+            required=tuple(self.names()), columns=self.declarations(), key=(), unseen_inputs=unseen_inputs
+        )
 
     def codes_as_numbers(self, table: pd.DataFrame) -> pd.DataFrame:
         """Categories coded as whole numbers (a flag 0/1, a code 1/2) back as numbers, as in the table.
@@ -137,7 +148,7 @@ class TableProfile:
         unknown = sorted(set(constraints) - set(by_name))
         if unknown:
             raise InputError(f"features.constraints names columns the table profile lacks: {unknown}")
-        allowed = {"nullable", "minimum", "maximum", "integer", "categories"}
+        allowed = {"nullable", "minimum", "maximum", "integer", "categories", "unseen"}
         updated = []
         for column in self.columns:
             given = dict(constraints.get(column.name, {}))
@@ -202,6 +213,7 @@ def load_profile(path: str | os.PathLike[str]) -> TableProfile:
                     maximum=_number(entry.get("maximum")),
                     integer=bool(entry.get("integer", False)),
                     categories=tuple(str(label) for label in entry.get("categories", ())),
+                    unseen=entry.get("unseen"),
                 )
             )
         except (KeyError, TypeError, ValueError) as error:
@@ -210,6 +222,8 @@ def load_profile(path: str | os.PathLike[str]) -> TableProfile:
             raise InputError(
                 f"{path}: column {name!r}: use must be one of {sorted(_ROLE)}, kind numeric or categorical"
             )
+        if columns[-1].unseen not in (None, "quarantine", "score", "count"):
+            raise InputError(f"{path}: column {name!r}: unseen must be quarantine, score or count")
     return TableProfile(
         tuple(columns),
         source=str(content.get("source", "")),
@@ -222,6 +236,15 @@ def _number(value: object) -> float | None:
     return None if value is None else float(value)
 
 
+#: Quantiles that bound a numeric column's bulk, and how many bulk widths beyond them a value is far
+#: outside (listed for review instead of widening the range).
+BULK_QUANTILES = (0.01, 0.99)
+FAR_OUTSIDE = 3.0
+#: A row where at least this share of the numeric columns holds text that is no number is taken for a
+#: description row (a second header, a line of labels) and left out of the profile.
+DESCRIPTION_ROW_SHARE = 0.5
+
+
 def infer_profile(
     frame: pd.DataFrame,
     uses: dict[str, Use],
@@ -230,44 +253,51 @@ def infer_profile(
     source: str = "",
     margin: float = DEFAULT_MARGIN,
     max_categories: int = MAX_CATEGORIES,
+    binary_targets: set[str] = frozenset(),
 ) -> TableProfile:
-    """The profile of ``frame``'s columns named in ``uses`` (column -> use).
+    """The profile of ``frame``'s columns named in ``uses`` (column -> use), resisting junk rows.
 
     ``numeric``: the columns the configuration reads as numbers (its ``numeric`` features);
-    every other column is profiled as categorical (a target as its classes).
+    every other column is profiled as categorical (a target as its classes). ``binary_targets``:
+    targets of binary models without a ``positive_label``, which must hold exactly two classes.
+
+    A few junk rows do not become the profile: a row where most numeric columns hold text is taken
+    for a description row and left out; a numeric range is the span of the values within
+    :data:`FAR_OUTSIDE` bulk widths of the bulk (:data:`BULK_QUANTILES`), widened by ``margin``,
+    and the values beyond are listed for review; categories seen once are listed for review.
+    Every such finding is a note (printed, and written at the top of the YAML).
 
     Raises:
-        InputError: a column is missing from the table, or a numeric column holds no numbers.
+        InputError: a column is missing, a numeric column holds no numbers, or a binary target
+            without a positive label holds other than two classes.
     """
     missing = [name for name in uses if name not in frame.columns]
     if missing:
         raise InputError(f"{source or 'the table'}: the configuration uses columns it lacks: {missing}")
-    columns, notes = [], []
+    frame, notes = _without_description_rows(frame, [name for name in uses if name in numeric])
+    columns = []
     for name, use in uses.items():
         values = frame[name]
         nullable = bool(values.isna().any())
         if name in numeric:
-            numbers = pd.to_numeric(values, errors="coerce")
-            unread = int((numbers.isna() & values.notna()).sum())
-            if numbers.notna().sum() == 0:
-                raise InputError(f"{source}: column {name!r} is configured numeric but holds no numbers")
-            if unread:
-                notes.append(f"{name}: {unread:,} values that are not numbers were left out of its range")
-            low, high = float(numbers.min()), float(numbers.max())
-            width = high - low
-            minimum, maximum = low - margin * width, high + margin * width
-            if low >= 0:
-                minimum = max(minimum, 0.0)
-            finite = numbers.dropna().to_numpy(dtype=np.float64)
-            integer = bool(np.all(np.floor(finite) == finite))
-            if integer:
-                minimum, maximum = float(np.floor(minimum)), float(np.ceil(maximum))
-            columns.append(ColumnProfile(name, use, "numeric", nullable, minimum, maximum, integer))
+            profiled, found = _numeric_profile(name, use, values, nullable, margin, source)
+            columns.append(profiled)
+            notes += found
             continue
         labels = _labels(values)
-        distinct = sorted(set(labels.dropna()))
+        counts = labels.value_counts()
+        distinct = sorted(counts.index)
+        if name in binary_targets and len(distinct) != 2:
+            shown = ", ".join(f"{label!r} ({count:,} rows)" for label, count in counts.items())
+            raise InputError(
+                f"{source}: target {name!r} of a binary model holds {len(distinct)} classes ({shown}): "
+                "clean the table, or set the model's positive_label"
+            )
         if use == "target" or len(distinct) <= max_categories:
             categories = tuple(distinct)
+            once = sorted(label for label, count in counts.items() if count == 1)
+            if once and len(frame) >= 100:
+                notes.append(f"{name}: categories seen once, to review: {_listed(once)}")
         else:
             categories = ()
             notes.append(
@@ -275,6 +305,64 @@ def infer_profile(
             )
         columns.append(ColumnProfile(name, use, "categorical", nullable, categories=categories))
     return TableProfile(tuple(columns), source=source, rows=len(frame), margin=margin, notes=tuple(notes))
+
+
+def _without_description_rows(frame: pd.DataFrame, numeric: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """``frame`` without the rows where most numeric columns hold text, and a note naming them."""
+    if not numeric:
+        return frame, []
+    text = np.zeros(len(frame), dtype=np.int64)
+    for name in numeric:
+        values = frame[name]
+        text += (pd.to_numeric(values, errors="coerce").isna() & values.notna()).to_numpy(dtype=np.int64)
+    described = text >= DESCRIPTION_ROW_SHARE * len(numeric)
+    if not described.any():
+        return frame, []
+    rows = [int(row) + 1 for row in np.flatnonzero(described)]  # data rows, counted from 1
+    note = (
+        f"data row{'s' if len(rows) > 1 else ''} {_listed(rows)}: most numeric columns hold text "
+        "(a description row?): left out of the profile"
+    )
+    return frame[~described], [note]
+
+
+def _numeric_profile(
+    name: str, use: Use, values: pd.Series, nullable: bool, margin: float, source: str
+) -> tuple[ColumnProfile, list[str]]:
+    """A numeric column's profile from the values within the fences of its bulk, and notes."""
+    notes = []
+    numbers = pd.to_numeric(values, errors="coerce")
+    unread = int((numbers.isna() & values.notna()).sum())
+    finite = numbers.dropna().to_numpy(dtype=np.float64)
+    if finite.size == 0:
+        raise InputError(f"{source}: column {name!r} is configured numeric but holds no numbers")
+    if unread:
+        notes.append(f"{name}: {unread:,} values that are not numbers were left out of its range")
+    low_bulk, high_bulk = np.quantile(finite, BULK_QUANTILES)
+    width = (high_bulk - low_bulk) or max(abs(high_bulk), 1.0)  # a bulk of one value: its own scale
+    fences = (low_bulk - FAR_OUTSIDE * width, high_bulk + FAR_OUTSIDE * width)
+    outside = (finite < fences[0]) | (finite > fences[1])
+    if outside.any():
+        far = np.unique(finite[outside])
+        notes.append(
+            f"{name}: {int(outside.sum()):,} values far outside the bulk ({low_bulk:g} to {high_bulk:g}) "
+            f"left out of its range, to review: {_listed([f'{value:g}' for value in far])}"
+        )
+    kept = finite[~outside]
+    low, high = float(kept.min()), float(kept.max())
+    spread = high - low
+    minimum, maximum = low - margin * spread, high + margin * spread
+    if low >= 0:
+        minimum = max(minimum, 0.0)
+    integer = bool(np.all(np.floor(kept) == kept))
+    if integer:
+        minimum, maximum = float(np.floor(minimum)), float(np.ceil(maximum))
+    return ColumnProfile(name, use, "numeric", nullable, minimum, maximum, integer), notes
+
+
+def _listed(items: list, most: int = 10) -> str:
+    shown = ", ".join(str(item) for item in items[:most])
+    return shown + (f" and {len(items) - most:,} more" if len(items) > most else "")
 
 
 def _labels(values: pd.Series) -> pd.Series:

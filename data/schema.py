@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 
 class Role(StrEnum):
@@ -40,6 +41,9 @@ class Kind(StrEnum):
     CATEGORY = "category"
     BINARY = "binary"  # 0/1 outcome; null means "not known"
 
+
+#: What the gate does with a category it does not know (see :attr:`Column.unseen_policy`).
+Unseen = Literal["quarantine", "score", "count"]
 
 #: Roles whose columns must be present in every table the gate accepts.
 REQUIRED_ROLES = frozenset({Role.ID, Role.DATE, Role.CLIENT, Role.FACILITY, Role.BEHAVIOUR, Role.ECONOMY})
@@ -87,6 +91,8 @@ class Column:
         minimum, maximum: inclusive bounds for numeric columns (``None``: unbounded).
         categories: allowed values for category columns.
         feature: whether a model may read it (context such as a previous score may not).
+        unseen: what the gate does with a value outside ``categories`` (default: by role,
+            :attr:`unseen_policy`).
     """
 
     name: str
@@ -98,6 +104,22 @@ class Column:
     maximum: float | None = None
     categories: tuple[str, ...] = ()
     feature: bool = True
+    unseen: Unseen | None = None
+
+    @property
+    def unseen_policy(self) -> Unseen:
+        """What the gate does with a value of this category column that is not one of its categories:
+
+        - ``score``: a model input (client, facility, behaviour): the row is scored, the models read
+          the value as their rare or unknown category, and the row carries a warning;
+        - ``count``: a reporting column no model reads: the row is scored and the new value counted;
+        - ``quarantine``: anything else (the mode applied, a label, an oracle column): a value no
+          rule can read, so the row is quarantined.
+        """
+        if self.unseen is not None:
+            return self.unseen
+        inputs = (Role.CLIENT, Role.FACILITY, Role.BEHAVIOUR)
+        return "score" if self.feature and self.role in inputs else "quarantine"
 
     @property
     def required(self) -> bool:
@@ -252,6 +274,7 @@ SCHEMA: tuple[Column, ...] = (
         nullable=True,
         categories=REGIONS,
         feature=False,
+        unseen="count",
     ),
     _c(
         "previous_default_probability",

@@ -42,6 +42,10 @@ SCORE_COLUMNS: tuple[str, ...] = (
 )
 #: Scores profiled within each slice.
 SLICE_SCORES: tuple[str, ...] = ("default_probability", "churn_probability")
+#: Scores whose level (mean, spread) and upper tail monitoring follows.
+LEVEL_SCORES: tuple[str, ...] = ("default_probability", "churn_probability")
+#: The reference's upper quantiles of each level score; a book's share above each is followed.
+TAIL_QUANTILES: tuple[float, ...] = (0.90, 0.99)
 #: Input roles profiled (the models' inputs); economy columns by their range.
 _INPUT_ROLES = frozenset({Role.CLIENT, Role.FACILITY, Role.BEHAVIOUR, Role.CONTEXT})
 REFERENCE_FORMAT = 1
@@ -106,10 +110,40 @@ class BookProfile:
     alert_level: dict[str, int] = field(default_factory=dict)
     slices: dict[str, dict[str, SliceProfile]] = field(default_factory=dict)
     snapshots: list[str] = field(default_factory=list)  # first and last snapshot date seen
+    #: per level score: the sum and the sum of squares of its values (mean and spread)
+    moments: dict[str, list[float]] = field(default_factory=dict)
+    #: per level score: the reference's values at :data:`TAIL_QUANTILES` (empty: not kept)
+    tail_edges: dict[str, list[float]] = field(default_factory=dict)
+    #: per level score: rows above each of its ``tail_edges``
+    tail_counts: dict[str, list[int]] = field(default_factory=dict)
 
     def empty_like(self) -> BookProfile:
-        """The same bins, nothing counted: what a current book is counted into."""
-        return BookProfile(self.bins, self.economy)
+        """The same bins and tail edges, nothing counted: what a current book is counted into."""
+        return BookProfile(self.bins, self.economy, tail_edges=self.tail_edges)
+
+    def mean(self, score: str) -> float:
+        """The mean ``score`` of the rows counted (NaN without rows or without its moments)."""
+        if not self.rows:
+            return float("nan")
+        if score in self.moments:
+            return self.moments[score][0] / self.rows
+        totals = [sum(part.sums.get(score, 0.0) for part in parts.values()) for parts in self.slices.values()]
+        return totals[0] / self.rows if totals else float("nan")
+
+    def spread(self, score: str) -> float:
+        """The standard deviation of ``score`` over the rows counted (NaN when not kept)."""
+        if self.rows < 2 or score not in self.moments:
+            return float("nan")
+        total, squares = self.moments[score]
+        variance = (squares - total * total / self.rows) / (self.rows - 1)
+        return float(np.sqrt(max(variance, 0.0)))
+
+    def tail_shares(self, score: str) -> list[float]:
+        """The share of rows above each of the reference's upper quantiles of ``score``."""
+        counts = self.tail_counts.get(score)
+        if not self.rows or counts is None:
+            return []
+        return [count / self.rows for count in counts]
 
     def add(self, inputs: pd.DataFrame, advice: pd.DataFrame) -> None:
         """Count one chunk: ``inputs`` (the rows scored) and ``advice`` (their scores, same order)."""
@@ -122,6 +156,16 @@ class BookProfile:
                 continue
             counts = bins.count(source[name].to_numpy())
             self.counts[name] = self.counts.get(name, 0) + counts
+        for score in LEVEL_SCORES:
+            if score not in advice:
+                continue
+            values = advice[score].to_numpy(dtype=np.float64)
+            total, squares = self.moments.get(score, [0.0, 0.0])
+            self.moments[score] = [total + float(values.sum()), squares + float(np.square(values).sum())]
+            if score in self.tail_edges:
+                above = [int((values > edge).sum()) for edge in self.tail_edges[score]]
+                before = self.tail_counts.get(score, [0] * len(above))
+                self.tail_counts[score] = [a + b for a, b in zip(before, above, strict=True)]
         _add_counts(self.recommended_mode, advice["recommended_mode"])
         _add_counts(self.alert_level, advice["alert_level"])
         if "snapshot_date" in inputs and len(inputs):
@@ -159,6 +203,9 @@ class BookProfile:
                 dimension: {label: part.to_dict() for label, part in parts.items()}
                 for dimension, parts in self.slices.items()
             },
+            "moments": self.moments,
+            "tail_edges": self.tail_edges,
+            "tail_counts": self.tail_counts,
         }
 
     @classmethod
@@ -175,6 +222,14 @@ class BookProfile:
                 for dimension, parts in data["slices"].items()
             },
             snapshots=list(data["snapshots"]),
+            # kept by references registered since levels are monitored; absent from older ones
+            moments={name: [float(v) for v in values] for name, values in data.get("moments", {}).items()},
+            tail_edges={
+                name: [float(v) for v in values] for name, values in data.get("tail_edges", {}).items()
+            },
+            tail_counts={
+                name: [int(v) for v in values] for name, values in data.get("tail_counts", {}).items()
+            },
         )
 
 
@@ -219,7 +274,12 @@ def fit_profile(
         for name in SCORE_COLUMNS
         if name in advice
     }
-    profile = BookProfile(fitted, tuple(economy))
+    tails = {
+        score: [float(edge) for edge in np.quantile(advice[score].to_numpy(dtype=np.float64), TAIL_QUANTILES)]
+        for score in LEVEL_SCORES
+        if score in advice and len(advice)
+    }
+    profile = BookProfile(fitted, tuple(economy), tail_edges=tails)
     profile.add(inputs, advice)
     return profile
 

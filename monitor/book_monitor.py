@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
 
-from crm_modes.data.gate import Gate, TableSchemaError
-from crm_modes.data.io import iter_chunks
+from crm_modes.data.gate import FileReport, Gate, TableSchemaError, UnseenInputs
+from crm_modes.data.io import AtomicTableWriter, iter_chunks
 from crm_modes.data.schema import KEY, input_names
 from crm_modes.models.advisor import OUTPUT_TYPES, POLICY_ARTIFACT, REFERENCE_ARTIFACT, artifact_path
 from crm_modes.models.alerts import load_policy
-from crm_modes.models.reference import SLICE_COLUMNS, MonitoringReference, load_reference
+from crm_modes.models.reference import SLICE_COLUMNS, BookProfile, MonitoringReference, load_reference
 from crm_modes.monitor.config import MonitoringConfig
 from crm_modes.monitor.figures import Outcomes, compute
 from crm_modes.shared.errors import InputError
@@ -164,17 +165,23 @@ def monitor_file(
     *,
     outcomes: str | os.PathLike[str] | None = None,
     scores: str | os.PathLike[str] | None = None,
+    quarantine: str | os.PathLike[str] | None = None,
+    previous: dict | None = None,
+    unseen_inputs: UnseenInputs = "score",
     chunk_rows: int = 100_000,
     on_chunk: Callable[[int], None] | None = None,
 ) -> dict:
     """Every monitoring figure of the book at ``current`` scored by ``model`` (see the module).
 
     ``scores``: ``crm-modes score``'s output of ``current`` by ``model``, read instead of
-    scoring the rows again (:class:`ScoredRows`).
+    scoring the rows again (:class:`ScoredRows`). ``quarantine``: where the rows the gate kept out
+    are written, with their reasons. ``previous``: the previous run's report (or its
+    ``portfolio.current`` figures), for the book's levels month on month.
 
     Returns:
-        The report (:func:`crm_modes.monitor.figures.compute`), with the model version and the
-        reconciled row counts (``rows_in = rows_scored + rows_quarantined``).
+        The report (:func:`crm_modes.monitor.figures.compute`), with the model version, the
+        reconciled row counts (``rows_in = rows_scored + rows_quarantined``) and what the gate
+        found (``gate``: :meth:`FileReport.to_dict`).
 
     Raises:
         TableReadError, TableSchemaError: the current or outcomes table cannot be used.
@@ -185,44 +192,63 @@ def monitor_file(
     known = read_outcomes(outcomes) if outcomes is not None else None
     profile = reference.profile.empty_like()
     collected = Outcomes() if known is not None else None
-    gate = Gate()
+    gate, checked = Gate(unseen_inputs=unseen_inputs), FileReport()
     scored = ScoredRows(scores, model.version, chunk_rows) if scores is not None else None
-    rows_in = quarantined = 0
-    for chunk in iter_chunks(current, chunk_rows):
-        result = gate.check(chunk)
-        rows_in += len(chunk)
-        quarantined += len(result.quarantine)
-        valid = result.valid
-        if len(valid):
-            advice = (
-                scored.take(valid)
-                if scored is not None
-                else model.predict(valid[[name for name in input_names() if name in valid.columns]])
-            )
-            profile.add(valid, advice)
-            if collected is not None and known is not None:
-                keys = pd.MultiIndex.from_arrays([valid["facility_id"].astype(str), valid["snapshot_date"]])
-                labels = known.reindex(keys).reset_index(drop=True)
-                dimensions = [name for name in SLICE_COLUMNS if name in valid.columns]
-                collected.add(valid, advice, labels, dimensions)
-        if on_chunk is not None:
-            on_chunk(len(chunk))
-    if rows_in == 0:
+    with AtomicTableWriter(quarantine) if quarantine is not None else nullcontext() as rejected:
+        for chunk in iter_chunks(current, chunk_rows):
+            result = gate.check(chunk)
+            checked.add(result)
+            if rejected is not None and (len(result.quarantine) or rejected.rows_written == 0):
+                rejected.write(result.quarantine.astype({name: "string" for name in chunk.columns}))
+            _count(result.valid, model, scored, profile, known, collected)
+            if on_chunk is not None:
+                on_chunk(len(chunk))
+    if checked.rows_in == 0:
         raise TableSchemaError([f"{current}: the table has a header but no data rows"])
     if scored is not None:
         scored.finish()
-    report = compute(reference, profile, collected, [grade.grade for grade in policy.risk_grades], config)
+    if previous is not None and "portfolio" in previous:
+        previous = previous["portfolio"]["current"]
+    grades = [grade.grade for grade in policy.risk_grades]
+    report = compute(reference, profile, collected, grades, config, gate=checked, previous=previous)
     report.update(
         model_version=model.version,
         model_uri=model.uri,
         current=os.fspath(current),
         outcomes=os.fspath(outcomes) if outcomes is not None else None,
         scored_file=os.fspath(scores) if scores is not None else None,
-        rows_in=rows_in,
+        quarantine_file=os.fspath(quarantine) if quarantine is not None else None,
+        rows_in=checked.rows_in,
         rows_scored=profile.rows,
-        rows_quarantined=quarantined,
+        rows_quarantined=checked.rows_quarantined,
+        gate=checked.to_dict(),
     )
     return report
+
+
+def _count(
+    valid: pd.DataFrame,
+    model: LoadedModel,
+    scored: ScoredRows | None,
+    profile: BookProfile,
+    known: pd.DataFrame | None,
+    collected: Outcomes | None,
+) -> None:
+    """Score (or take the scores of) one chunk's valid rows and count them into the profile, keeping
+    the rows whose outcomes are known."""
+    if not len(valid):
+        return
+    advice = (
+        scored.take(valid)
+        if scored is not None
+        else model.predict(valid[[name for name in input_names() if name in valid.columns]])
+    )
+    profile.add(valid, advice)
+    if collected is not None and known is not None:
+        keys = pd.MultiIndex.from_arrays([valid["facility_id"].astype(str), valid["snapshot_date"]])
+        labels = known.reindex(keys).reset_index(drop=True)
+        dimensions = [name for name in SLICE_COLUMNS if name in valid.columns]
+        collected.add(valid, advice, labels, dimensions)
 
 
 def json_safe(value: object) -> object:

@@ -35,9 +35,36 @@ class StabilityConfig(FrozenConfig):
     floor: float = Field(default=1e-4, gt=0, lt=0.01)
     """Share given to a bin empty on one side (keeps the logarithm finite)."""
     min_rows: int = Field(default=1_000, ge=1)
-    """Fewer current rows than this: figures shown, never flagged (too few to tell)."""
+    """Fewer current rows scored than this: the book cannot be judged, a flag of its own (``act``); its
+    figures are shown, none of them flagged."""
     economy_outside: Levels = Levels(watch=0.01, act=0.50)
     """Economy columns: share of current rows outside the reference's range."""
+
+
+class QuarantineConfig(FrozenConfig):
+    """The share of the current book's rows the gate quarantined (nobody scored or alerted on them)."""
+
+    share: Levels = Levels(watch=0.01, act=0.05)
+    """Quarantined rows as a share of the rows read; from ``watch`` on, the figures computed on the rows
+    that passed are marked as distorted by the quarantine."""
+
+
+class PortfolioConfig(FrozenConfig):
+    """The book's levels: mean PD, expected defaults, mean churn, the share above the reference's upper
+    quantiles, against the reference and against the previous monitoring run of the same model.
+
+    A level's relative change is flagged when it crosses a threshold and its interval (from the
+    number of rows and the spread of the scores) excludes no change: a small book's noise is not news.
+    """
+
+    against_reference: Levels = Levels(watch=0.25, act=0.50)
+    """Relative change of a level from the training reference."""
+    against_previous: Levels = Levels(watch=0.10, act=0.25)
+    """Relative change of a level from the previous run."""
+    rows_against_previous: Levels = Levels(watch=0.10, act=0.25)
+    """Relative change of the number of rows read from the previous run (facilities missing or added)."""
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    """Coverage of the interval of each change."""
 
 
 class BacktestConfig(FrozenConfig):
@@ -83,6 +110,10 @@ class MonitoringConfig(FrozenConfig):
     """Predicted against observed, with ``--outcomes``."""
     slices: SlicesConfig = SlicesConfig()
     """Slices against the whole book."""
+    quarantine: QuarantineConfig = QuarantineConfig()
+    """What the gate kept out of the current book."""
+    portfolio: PortfolioConfig = PortfolioConfig()
+    """Levels of the book against the reference and the previous run."""
 
 
 def load_monitoring_config(path: str | os.PathLike[str] | None) -> MonitoringConfig:

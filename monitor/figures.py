@@ -11,8 +11,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from crm_modes.models.reference import SCORE_COLUMNS, SLICE_SCORES, BookProfile, MonitoringReference
+from crm_modes.data.gate import FileReport
+from crm_modes.models.reference import (
+    SCORE_COLUMNS,
+    SLICE_COLUMNS,
+    SLICE_SCORES,
+    TAIL_QUANTILES,
+    BookProfile,
+    MonitoringReference,
+)
 from crm_modes.models.stability import flag, psi, shares
 from crm_modes.monitor.backtest import backtest_groups, deciles, discrimination, jeffreys_p_value
 from crm_modes.monitor.config import Levels, MonitoringConfig
@@ -130,11 +139,16 @@ def stability(reference: BookProfile, current: BookProfile, config: MonitoringCo
     mixes = [
         _mix_entry("recommended_mode", reference.recommended_mode, current.recommended_mode, config),
         _mix_entry("alert_level", reference.alert_level, current.alert_level, config),
+        *(
+            _reporting_mix(dimension, reference, current, config)
+            for dimension in SLICE_COLUMNS
+            if dimension in current.slices
+        ),
     ]
     rates = {
         "alert_rate": {
             "reference": 1 - shares_of(reference.alert_level).get("none", 0.0),
-            "current": 1 - shares_of(current.alert_level).get("none", 0.0),
+            "current": 1 - shares_of(current.alert_level).get("none", 0.0) if current.rows else None,
         },
         "recommended_mode": {
             "reference": shares_of(reference.recommended_mode),
@@ -142,6 +156,24 @@ def stability(reference: BookProfile, current: BookProfile, config: MonitoringCo
         },
     }
     return {"inputs": inputs, "scores": scores, "economy": economy, "mixes": mixes, "rates": rates}
+
+
+def _reporting_mix(
+    dimension: str, reference: BookProfile, current: BookProfile, config: MonitoringConfig
+) -> dict:
+    """The PSI of a reporting column's mix. A column that is also a model input is flagged as that
+    input (the same PSI), not twice."""
+    entry = _mix_entry(
+        f"{dimension} mix", _slice_rows(reference, dimension), _slice_rows(current, dimension), config
+    )
+    if dimension in reference.bins:
+        entry["flag"] = "ok"
+    return entry
+
+
+def _slice_rows(profile: BookProfile, dimension: str) -> dict[str, int]:
+    """Rows per value of a reporting column (its mix)."""
+    return {label: part.rows for label, part in profile.slices.get(dimension, {}).items()}
 
 
 def shares_of(counts: dict[str, int]) -> dict[str, float]:
@@ -249,6 +281,8 @@ def slices(
                 "slice": label,
                 "rows": part.rows,
                 "reference_rows": before.rows if before else 0,
+                "share": part.rows / current.rows if current.rows else None,
+                "reference_share": before.rows / reference.rows if before and reference.rows else 0.0,
                 "alert_rate": part.alerted / part.rows if part.rows else 0.0,
                 "reference_alert_rate": before.alerted / before.rows
                 if before and before.rows
@@ -305,6 +339,166 @@ def slices(
     return entries
 
 
+def quarantine(gate: FileReport, config: MonitoringConfig) -> dict:
+    """What the gate kept out of the current book: its share (flagged), the reasons by column with an
+    offending value each, the new categories scored or counted, and whether the quarantine distorts
+    the figures of the rows that passed (from the ``watch`` share on)."""
+    share = gate.quarantined_share
+    return {
+        "rows_in": gate.rows_in,
+        "rows_quarantined": gate.rows_quarantined,
+        "share": share,
+        "flag": _level(share, config.quarantine.share) if gate.rows_in else "ok",
+        "reasons": [
+            {"column": column, "rows": count, "example": example}
+            for column, count, example in gate.worst(count=len(gate.reasons))
+        ],
+        "new_values": gate.unseen,
+        "rows_warned": gate.rows_warned,
+        "distorts": gate.rows_in > 0 and share >= config.quarantine.share.watch,
+    }
+
+
+def _change(current: float, base: float, error: float, levels: Levels, confidence: float) -> dict:
+    """The relative change of a level from ``base``, its interval and its flag.
+
+    The interval is ``change +- z * error / base``, ``error`` being the standard error of the current
+    level (the base is taken as known). A rise (more risk: a higher mean PD or churn, more rows above
+    the reference's upper quantiles) is flagged at the level whose threshold it crosses, but only
+    when its interval excludes no change: with few rows or widely spread scores, a large move can
+    still be noise. A fall is shown, not flagged (the PSI of the score reports a moved distribution).
+    """
+    if not np.isfinite(current) or not np.isfinite(base) or base <= 0:
+        return {"base": base, "change": None, "interval": None, "flag": "ok"}
+    change = current / base - 1
+    margin = float(stats.norm.ppf(0.5 + confidence / 2)) * error / base if np.isfinite(error) else 0.0
+    low, high = change - margin, change + margin
+    return {
+        "base": base,
+        "change": change,
+        "interval": [low, high],
+        "flag": _level(change, levels) if low > 0 else "ok",
+    }
+
+
+def _levels(profile: BookProfile, grades: list[str]) -> dict:
+    """The levels of a counted book: rows, mean PD and churn with their spread, expected defaults,
+    the share per risk grade and above the reference's upper quantiles."""
+    pd_bins = profile.counts.get("default_probability")
+    grade_shares = (
+        dict(zip(grades, shares(pd_bins[: len(grades)]).tolist(), strict=True))
+        if pd_bins is not None and len(pd_bins) == len(grades) + 1
+        else {}
+    )
+    mean_pd = profile.mean("default_probability")
+    return {
+        "rows": profile.rows,
+        "snapshot": profile.snapshots[-1] if profile.snapshots else None,
+        "mean_default_probability": mean_pd,
+        "spread_default_probability": profile.spread("default_probability"),
+        "expected_defaults": mean_pd * profile.rows if profile.rows else 0.0,
+        "mean_churn_probability": profile.mean("churn_probability"),
+        "spread_churn_probability": profile.spread("churn_probability"),
+        "grade_shares": grade_shares,
+        "tail_shares": {
+            score: dict(zip((f"above_q{round(q * 100)}" for q in TAIL_QUANTILES), shares_above, strict=True))
+            for score in ("default_probability", "churn_probability")
+            if (shares_above := profile.tail_shares(score))
+        },
+    }
+
+
+def portfolio(
+    reference: BookProfile,
+    current: BookProfile,
+    previous: dict | None,
+    grades: list[str],
+    config: MonitoringConfig,
+) -> dict:
+    """The book's levels against the reference and against the previous run of the same model.
+
+    ``previous``: the ``portfolio.current`` figures of that run's report (None: no previous run).
+    A shift of a level is flagged even when a PSI does not move: a book can move back towards the
+    reference's distribution while its mean PD rises month on month.
+    """
+    settings = config.portfolio
+    now = _levels(current, grades)
+    then = _levels(reference, grades)
+    rows = current.rows
+
+    root = np.sqrt(rows) if rows else float("nan")
+
+    def changes(base: dict, levels: Levels) -> dict:
+        found = {
+            name: _change(
+                now[name],
+                _number(base.get(name)),
+                now[name.replace("mean_", "spread_")] / root,
+                levels,
+                settings.confidence,
+            )
+            for name in ("mean_default_probability", "mean_churn_probability")
+        }
+        for score, tails in now["tail_shares"].items():
+            for name, share in tails.items():
+                expected = _number(base.get("tail_shares", {}).get(score, {}).get(name))
+                error = float(np.sqrt(share * (1 - share))) / root  # a share's binomial error
+                found[f"{score}_{name}"] = _change(share, expected, error, levels, settings.confidence)
+        return found
+
+    against_previous = None
+    if previous is not None:
+        against_previous = changes(previous, settings.against_previous)
+        previous_rows = previous.get("rows") or 0
+        against_previous["expected_defaults"] = _change(
+            now["expected_defaults"],
+            _number(previous.get("expected_defaults")),
+            now["spread_default_probability"] * root,  # the error of a sum of rows
+            settings.against_previous,
+            settings.confidence,
+        )
+        change = rows / previous_rows - 1 if previous_rows else None
+        against_previous["rows"] = {
+            "base": previous_rows,
+            "change": change,
+            "interval": None,  # a count of rows read, not an estimate
+            "flag": _level(abs(change), settings.rows_against_previous) if change is not None else "ok",
+        }
+    return {
+        "current": now,
+        "reference": then,
+        "previous": previous,
+        "against_reference": changes(then, settings.against_reference),
+        "against_previous": against_previous,
+        "continuity": continuity(now["snapshot"], previous.get("snapshot") if previous else None),
+    }
+
+
+def _number(value: object) -> float:
+    return float("nan") if value is None else float(value)  # type: ignore[arg-type]
+
+
+def continuity(snapshot: str | None, previous: str | None) -> dict:
+    """Whether the book's snapshot follows the previous run's by one month-end: the same snapshot again
+    is a stale file, another month a wrong one (both ``act``: the figures describe another month)."""
+    if snapshot is None or previous is None:
+        return {"snapshot": snapshot, "previous_snapshot": previous, "expected": None, "flag": "ok"}
+    expected = (pd.Timestamp(previous) + pd.offsets.MonthEnd(1)).strftime("%Y-%m-%d")
+    if snapshot == previous:
+        note = f"the same snapshot as the previous run ({previous}): last month's file again?"
+    elif snapshot != expected:
+        note = f"snapshot {snapshot}, where the month after the previous run's {previous} is {expected}"
+    else:
+        note = ""
+    return {
+        "snapshot": snapshot,
+        "previous_snapshot": previous,
+        "expected": expected,
+        "note": note,
+        "flag": "act" if note else "ok",
+    }
+
+
 def beyond_whole(slice_psi: float, whole_psi: float, expected: np.ndarray, actual: np.ndarray) -> float:
     """What a slice's PSI shows beyond the whole book's PSI of the same score and beyond chance.
 
@@ -331,8 +525,35 @@ def _worst(levels: object) -> str:
 
 
 def flags(report: dict) -> list[dict]:
-    """Every figure flagged watch or act, as (section, name, figure, value, level)."""
+    """Every figure flagged watch or act, as (section, name, figure, value, level) and a note where
+    the figure alone does not say it."""
     found = []
+    judged = report.get("judged", {"enough": True})
+    if not judged["enough"]:
+        found.append(_flagged("book", "rows scored", "rows", judged["rows"], "act", note=judged["note"]))
+    gated = report.get("quarantine")
+    if gated and gated["flag"] != "ok":
+        found.append(_flagged("quarantine", "rows quarantined", "share", gated["share"], gated["flag"]))
+    levels = report.get("portfolio")
+    if levels:
+        for side in ("against_reference", "against_previous"):
+            for name, figures in (levels[side] or {}).items():
+                if figures["flag"] != "ok":
+                    found.append(
+                        _flagged(f"portfolio.{side}", name, "change", figures["change"], figures["flag"])
+                    )
+        kept = levels["continuity"]
+        if kept["flag"] != "ok":
+            found.append(
+                _flagged(
+                    "portfolio.continuity",
+                    "snapshot",
+                    "snapshot",
+                    kept["snapshot"],
+                    kept["flag"],
+                    note=kept["note"],
+                )
+            )
     stable = report["stability"]
     for section in ("inputs", "scores", "mixes"):
         for entry in stable[section]:
@@ -375,8 +596,8 @@ def flags(report: dict) -> list[dict]:
     return found
 
 
-def _flagged(section: str, name: str, figure: str, value: float | None, level: str) -> dict:
-    return {"section": section, "name": name, "figure": figure, "value": value, "level": level}
+def _flagged(section: str, name: str, figure: str, value: object, level: str, *, note: str = "") -> dict:
+    return {"section": section, "name": name, "figure": figure, "value": value, "level": level, "note": note}
 
 
 def compute(
@@ -385,12 +606,32 @@ def compute(
     outcomes: Outcomes | None,
     grades: list[str],
     config: MonitoringConfig,
+    *,
+    gate: FileReport | None = None,
+    previous: dict | None = None,
 ) -> dict:
-    """The whole report: stability, backtest (with outcomes), slices, and every flag."""
+    """The whole report: what the gate kept out, whether there is enough to judge, stability, the
+    book's levels against the reference and the previous run, backtest (with outcomes), slices, and
+    every flag.
+
+    ``gate``: what the gate found in the current book; ``previous``: the ``portfolio.current``
+    figures of the previous run of the same model version.
+    """
+    minimum = config.stability.min_rows
     report: dict = {
         "rows": current.rows,
         "snapshots": current.snapshots,
         "reference": {"rows": reference.profile.rows, "snapshots": reference.profile.snapshots},
+        "judged": {
+            "rows": current.rows,
+            "minimum": minimum,
+            "enough": current.rows >= minimum,
+            "note": ""
+            if current.rows >= minimum
+            else f"cannot judge: {current.rows:,} rows, at least {minimum:,} needed",
+        },
+        "quarantine": quarantine(gate, config) if gate is not None else None,
+        "portfolio": portfolio(reference.profile, current, previous, grades, config),
         "stability": stability(reference.profile, current, config),
         "backtest": backtest(outcomes, reference.development, grades, config)
         if outcomes is not None and outcomes.rows

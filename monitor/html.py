@@ -32,6 +32,7 @@ th { background: #f4f4f4; text-align: left; } td.text { text-align: left; }
 .ok { background: #4c956c; } .watch { background: #e9a23b; } .act { background: #c1121f; }
 tr.flag-watch td { background: #fdf1dc; } tr.flag-act td { background: #f9d9db; }
 img { max-width: 100%; } .muted { color: #666; }
+.warning { background: #fdf1dc; border-left: 4px solid #e9a23b; padding: 0.4em 0.8em; }
 """
 
 
@@ -135,12 +136,15 @@ def _over_time_plot(over_time: list[dict], development: dict[str, float]) -> str
 def render(report: dict, config: dict) -> str:
     """The page for ``report`` (:func:`crm_modes.monitor.figures.compute`, JSON-safe); ``config``
     is the monitoring configuration as a dict (thresholds shown beside the figures)."""
+    distorted = _distortion_note(report.get("quarantine"))
     parts = [
         *_summary(report),
         *_flags_section(report["flags"]),
-        *_stability_section(report["stability"], config["stability"]["psi"]),
+        *_quarantine_section(report.get("quarantine")),
+        *_portfolio_section(report["portfolio"], distorted),
+        *_stability_section(report["stability"], config["stability"]["psi"], distorted),
         *_backtest_section(report.get("backtest")),
-        *_slices_section(report["slices"]),
+        *_slices_section(report["slices"], distorted),
     ]
     title = f"monitoring {html.escape(report['model_version'])}"
     return (
@@ -152,8 +156,11 @@ def render(report: dict, config: dict) -> str:
 def _summary(report: dict) -> list[str]:
     """The heading, the overall status and what was read: rows in, scored and quarantined."""
     status = report["status"]
+    judged = report["judged"]
+    cannot = [] if judged["enough"] else [f'<p class="warning">{html.escape(judged["note"])}.</p>']
     return [
         f"<h1>Model monitoring: {html.escape(report['model_version'])}</h1>",
+        *cannot,
         f'<p><span class="status {status}">{status.upper()}</span> '
         f"{len(report['flags'])} figures flagged. Current book: {_number(report['rows_in'])} rows in = "
         f"{_number(report['rows_scored'])} scored + {_number(report['rows_quarantined'])} quarantined, "
@@ -166,8 +173,11 @@ def _summary(report: dict) -> list[str]:
 def _flags_section(flags: list[dict]) -> list[str]:
     table = (
         _table(
-            ["section", "what", "figure", "value", "level"],
-            [[f["section"], f["name"], f["figure"], f["value"], f["level"]] for f in flags],
+            ["section", "what", "figure", "value", "level", "note"],
+            [
+                [f["section"], f["name"], f["figure"], f["value"], f["level"], f.get("note", "")]
+                for f in flags
+            ],
             [f["level"] for f in flags],
         )
         if flags
@@ -176,10 +186,129 @@ def _flags_section(flags: list[dict]) -> list[str]:
     return ['<section id="flags"><h2>Flags</h2>', table, "</section>"]
 
 
-def _stability_section(stable: dict, psi_levels: dict) -> list[str]:
+def _current_share(mix: dict, mode: str) -> float | None:
+    """A mode's share of the current book; none shown when no row was scored."""
+    return mix.get(mode, 0.0) if mix else None
+
+
+def _distortion_note(gated: dict | None) -> str:
+    """What a figure of the rows that passed may not show, when the gate kept many out."""
+    if not gated or not gated["distorts"]:
+        return ""
+    return (
+        f'<p class="warning">{gated["share"]:.1%} of the rows were quarantined (see above): the figures '
+        "below describe only the rows that passed the gate, and may show a shift the quarantine made, "
+        "or hide one.</p>"
+    )
+
+
+def _quarantine_section(gated: dict | None) -> list[str]:
+    if not gated:
+        return []
+    parts = [
+        '<section id="quarantine"><h2>Quarantine</h2>',
+        f"<p>{_number(gated['rows_quarantined'])} of {_number(gated['rows_in'])} rows "
+        f"({gated['share']:.2%}) were kept out by the gate: nobody scored them or alerted on them.</p>",
+    ]
+    if gated["reasons"]:
+        parts.append(
+            _table(
+                ["column", "rows", "an offending value"],
+                [[r["column"], r["rows"], r["example"]] for r in gated["reasons"]],
+            )
+        )
+    new_values = [
+        [column, value, count]
+        for column, values in gated["new_values"].items()
+        for value, count in values.items()
+    ]
+    if new_values:
+        parts.append(
+            "<p>Categories the schema does not declare, scored (model inputs: as unknown) and counted:</p>"
+        )
+        parts.append(_table(["column", "value", "rows"], new_values))
+    return [*parts, "</section>"]
+
+
+def _portfolio_section(levels: dict, distorted: str) -> list[str]:
+    now, reference, previous = levels["current"], levels["reference"], levels.get("previous") or {}
+    against_reference, against_previous = levels["against_reference"], levels.get("against_previous") or {}
+    rows, flags = [], []
+    names = {
+        "mean_default_probability": "mean PD",
+        "mean_churn_probability": "mean churn probability",
+        "expected_defaults": "expected defaults (sum of PD)",
+        "rows": "rows read",
+    }
+    for key in ("mean_default_probability", "expected_defaults", "mean_churn_probability", "rows"):
+        by_reference, by_previous = against_reference.get(key, {}), against_previous.get(key, {})
+        rows.append(
+            [
+                names[key],
+                now.get(key),
+                reference.get(key) if key in against_reference else None,
+                _shown_change(by_reference),
+                previous.get(key),
+                _shown_change(by_previous),
+            ]
+        )
+        flags.append(_worst_of(by_reference.get("flag", "ok"), by_previous.get("flag", "ok")))
+    for score, tails in now["tail_shares"].items():
+        for name, share in tails.items():
+            key = f"{score}_{name}"
+            by_reference, by_previous = against_reference.get(key, {}), against_previous.get(key, {})
+            rows.append(
+                [
+                    f"share of {score} {name.replace('_', ' ')} of the reference",
+                    share,
+                    reference["tail_shares"].get(score, {}).get(name),
+                    _shown_change(by_reference),
+                    previous.get("tail_shares", {}).get(score, {}).get(name),
+                    _shown_change(by_previous),
+                ]
+            )
+            flags.append(_worst_of(by_reference.get("flag", "ok"), by_previous.get("flag", "ok")))
+    kept = levels["continuity"]
+    continuity = f'<p class="warning">{html.escape(kept["note"])}</p>' if kept.get("note") else ""
+    grades = [
+        [grade, share, reference["grade_shares"].get(grade), previous.get("grade_shares", {}).get(grade)]
+        for grade, share in now["grade_shares"].items()
+    ]
+    return [
+        '<section id="portfolio"><h2>The book\'s levels</h2>',
+        distorted,
+        continuity,
+        "<p>Each change is flagged when it crosses its threshold and its 95% interval (from the rows and "
+        "the spread of the scores) excludes no change.</p>",
+        _table(
+            ["figure", "current", "reference", "change [interval]", "previous run", "change [interval]"],
+            rows,
+            flags,
+        ),
+        _table(["risk grade", "share", "reference share", "previous run"], grades) if grades else "",
+        "</section>",
+    ]
+
+
+def _shown_change(change: dict) -> str:
+    if not change or change.get("change") is None:
+        return "-"
+    shown = f"{change['change']:+.1%}"
+    if change.get("interval"):
+        low, high = change["interval"]
+        shown += f" [{low:+.1%}, {high:+.1%}]"
+    return shown
+
+
+def _worst_of(*levels: str) -> str:
+    return max(levels, key=["ok", "watch", "act"].index)
+
+
+def _stability_section(stable: dict, psi_levels: dict, distorted: str) -> list[str]:
     rates = stable["rates"]
     return [
         '<section id="stability"><h2>Stability against the training reference</h2>',
+        distorted,
         _psi_plot(
             stable["scores"] + stable["mixes"], "scores and mixes", psi_levels["watch"], psi_levels["act"]
         ),
@@ -207,7 +336,7 @@ def _stability_section(stable: dict, psi_levels: dict) -> list[str]:
             ["rate", "reference", "current"],
             [["alert rate", rates["alert_rate"]["reference"], rates["alert_rate"]["current"]]]
             + [
-                [f"recommended {mode}", share, rates["recommended_mode"]["current"].get(mode, 0.0)]
+                [f"recommended {mode}", share, _current_share(rates["recommended_mode"]["current"], mode)]
                 for mode, share in rates["recommended_mode"]["reference"].items()
             ],
         ),
@@ -284,13 +413,25 @@ def _backtest_section(tested: dict | None) -> list[str]:
     return [*parts, "</section>"]
 
 
-def _slices_section(slices: list[dict]) -> list[str]:
+def _beyond(entry: dict, score: str) -> str:
+    """A slice's PSI of ``score`` and, in brackets, what it moved beyond the book ("-": a slice the
+    reference never saw)."""
+    value, beyond = entry.get(f"{score}_psi"), entry.get(f"{score}_psi_beyond_whole")
+    if value is None or beyond is None:
+        return "-"
+    return f"{value:.3f} ({beyond:.3f})"
+
+
+def _slices_section(slices: list[dict], distorted: str) -> list[str]:
     return [
         '<section id="slices"><h2>Slices</h2>',
+        distorted,
         _table(
             [
                 "slice",
                 "rows",
+                "share",
+                "reference share",
                 "alert rate",
                 "reference alert rate",
                 "PD PSI (beyond book)",
@@ -304,10 +445,12 @@ def _slices_section(slices: list[dict]) -> list[str]:
                 [
                     f"{s['dimension']} = {s['slice']}",
                     s["rows"],
+                    s.get("share"),
+                    s.get("reference_share"),
                     s["alert_rate"],
                     s["reference_alert_rate"],
-                    f"{s['default_probability_psi']:.3f} ({s['default_probability_psi_beyond_whole']:.3f})",
-                    f"{s['churn_probability_psi']:.3f} ({s['churn_probability_psi_beyond_whole']:.3f})",
+                    _beyond(s, "default_probability"),
+                    _beyond(s, "churn_probability"),
                     s.get("auc"),
                     s.get("observed_default_rate"),
                     s.get("predicted_default_rate"),

@@ -8,7 +8,10 @@ probability columns and the model version. A single model of the book is gated b
 
 The input is read in chunks (memory is bounded by the chunk size, plus 8 bytes per row
 for the duplicate-key check). Each chunk goes through the validation gate; bad rows go
-to the quarantine file with their reasons; valid rows are scored. Every scored chunk is
+to the quarantine file with their reasons; valid rows are scored, each with its
+``input_warnings`` (a category the schema does not declare, scored as the models' unknown
+one). A job that could use (almost) none of its input stops with exit code 2: only the
+quarantine is written (:func:`crm_modes.data.gate.refuse_unusable`). Every scored chunk is
 written atomically to a parts folder beside the output, with a small record of its
 counts; a rerun with the same arguments skips the chunks already done, so a job killed
 halfway finishes with exactly the output of an uninterrupted run. When every chunk is
@@ -29,9 +32,19 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 
-from crm_modes.data.gate import Gate, TableSchemaError
+from crm_modes.data.gate import (
+    DEFAULT_MAX_QUARANTINED_SHARE,
+    WARNINGS_COLUMN,
+    FileReport,
+    Gate,
+    QuarantineLimitError,
+    TableSchemaError,
+    UnseenInputs,
+    refuse_unusable,
+)
 from crm_modes.data.io import (
     AtomicTableWriter,
+    TableReadError,
     check_writable,
     iter_chunks,
     remove_stale_temporaries,
@@ -50,7 +63,7 @@ TOP_ALERTS = 10
 #: Parts are read back once, at assembly, by this program: Arrow IPC files with LZ4 buffers,
 #: faster to write and read than Parquet (docs/decisions/015-fast-scoring-path.md). The format is
 #: part of the job's identity.
-PART_FORMAT = "arrow-ipc-lz4"
+PART_FORMAT = "arrow-ipc-lz4+input-warnings"
 PART_SUFFIX = ".arrow"
 
 
@@ -86,6 +99,8 @@ class ScoreReport:
     top_alerts: pd.DataFrame
     #: the alert levels of the bundle's policy, least severe first
     levels: tuple[str, ...] = ()
+    #: what the gate found: problems by column with an example each, new categories scored
+    gate: FileReport = field(default_factory=FileReport)
 
     @property
     def reconciles(self) -> bool:
@@ -131,26 +146,29 @@ class ScoringPlan:
     levels: tuple[str, ...] = ()
 
 
-def scoring_plan(model: LoadedModel) -> ScoringPlan:
+def scoring_plan(model: LoadedModel, unseen_inputs: UnseenInputs = "score") -> ScoringPlan:
     """The gate and the scoring of ``model``'s rows, from what its bundle ships."""
     if is_advisor(model.path):
 
         def advise(valid: pd.DataFrame) -> pd.DataFrame:
             return model.predict(valid[[name for name in input_names() if name in valid.columns]])
 
-        return ScoringPlan(Gate(), advise, load_policy(artifact_path(model.path, POLICY_ARTIFACT)).levels)
+        policy = load_policy(artifact_path(model.path, POLICY_ARTIFACT))
+        return ScoringPlan(Gate(unseen_inputs=unseen_inputs), advise, policy.levels)
     shipped = profile_path(model.path)
     profile = load_profile(shipped).for_scoring() if shipped.exists() else None
-    return _single_plan(model, profile)
+    return _single_plan(model, profile, unseen_inputs)
 
 
-def _single_plan(model: LoadedModel, profile: TableProfile | None) -> ScoringPlan:
+def _single_plan(
+    model: LoadedModel, profile: TableProfile | None, unseen_inputs: UnseenInputs
+) -> ScoringPlan:
     inputs = model.pyfunc.metadata.get_input_schema().input_names()
     if profile is None:  # a single model of the book
-        gate, identifiers, prepare = Gate(), list(KEY), (lambda frame: frame)
+        gate, identifiers, prepare = Gate(unseen_inputs=unseen_inputs), list(KEY), (lambda frame: frame)
     else:
         identifiers = [column.name for column in profile.columns if column.use == "identifier"]
-        gate, prepare = profile.gate(), profile.codes_as_numbers
+        gate, prepare = profile.gate(unseen_inputs), profile.codes_as_numbers
 
     def score(valid: pd.DataFrame) -> pd.DataFrame:
         probabilities = model.predict(prepare(valid[inputs]))
@@ -183,6 +201,8 @@ def score_file(
     *,
     quarantine: str | os.PathLike[str] | None = None,
     chunk_rows: int = 50_000,
+    max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE,
+    unseen_inputs: UnseenInputs = "score",
     on_chunk: Callable[[int], None] | None = None,
 ) -> ScoreReport:
     """Score the table at ``source`` with ``model`` into ``output`` (CSV or Parquet).
@@ -190,13 +210,17 @@ def score_file(
     Raises:
         TableReadError, TableSchemaError: the input cannot be read, misses required columns, or
             has a header but no rows.
+        QuarantineLimitError: no row passed the gate, or more than ``max_quarantined_share`` of the
+            rows were quarantined; the quarantine is written, the output is not.
         TableWriteError: the output, the quarantine or the parts folder cannot be written.
     """
     source, output = Path(source), Path(output)
     table_format(output)
+    if not source.is_file():
+        raise TableReadError(f"{source}: no such file")
     quarantine = Path(quarantine) if quarantine else default_quarantine_path(output)
     parts = _parts_folder(output)
-    identity = _job_identity(source, model.version, chunk_rows)
+    identity = {**_job_identity(source, model.version, chunk_rows), "unseen_inputs": unseen_inputs}
     manifest = parts / "job.json"
     for target in (output, quarantine):
         check_writable(target)
@@ -207,14 +231,15 @@ def score_file(
         parts.mkdir(parents=True, exist_ok=True)
         manifest.write_text(json.dumps(identity))
 
-    plan = scoring_plan(model)
+    plan = scoring_plan(model, unseen_inputs)
     gate, levels = plan.gate, plan.levels
-    total = ChunkCounts()
+    total, checked = ChunkCounts(), FileReport()
     resumed = 0
     top = pd.DataFrame()
     index = -1
     for index, chunk in enumerate(iter_chunks(source, chunk_rows)):
         result = gate.check(chunk)  # always: the duplicate-key check needs every earlier chunk
+        checked.add(result)
         done = parts / f"{index:06d}.json"
         scored_part = parts / f"{index:06d}{PART_SUFFIX}"
         rejected_part = parts / f"{index:06d}.quarantine{PART_SUFFIX}"
@@ -224,6 +249,8 @@ def score_file(
             resumed += 1
         else:
             advice = plan.score(result.valid) if len(result.valid) else pd.DataFrame()
+            if len(advice):
+                advice[WARNINGS_COLUMN] = result.input_warnings
             _write_part(advice, scored_part)
             rejected = result.quarantine.astype({name: "string" for name in chunk.columns})
             _write_part(rejected, rejected_part)
@@ -245,10 +272,15 @@ def score_file(
     if total.rows_in == 0:
         shutil.rmtree(parts)
         raise TableSchemaError([f"{source}: the table has a header but no data rows"])
-    _assemble(parts, index + 1, output, PART_SUFFIX)
     _assemble(parts, index + 1, quarantine, f".quarantine{PART_SUFFIX}")
+    try:
+        refuse_unusable(checked, max_quarantined_share, str(source), quarantine=quarantine)
+    except QuarantineLimitError:
+        shutil.rmtree(parts)  # the quarantine is kept; no output, and no parts to resume from
+        raise
+    _assemble(parts, index + 1, output, PART_SUFFIX)
     shutil.rmtree(parts)
-    return ScoreReport(model.version, output, quarantine, total, index + 1, resumed, top, levels)
+    return ScoreReport(model.version, output, quarantine, total, index + 1, resumed, top, levels, checked)
 
 
 def _write_part(frame: pd.DataFrame, path: Path) -> None:

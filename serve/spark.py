@@ -28,7 +28,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from crm_modes.data.gate import REASON, SOURCE_ROW, Gate, TableSchemaError, key_hashes, typed_key
+from crm_modes.data.gate import (
+    DEFAULT_MAX_QUARANTINED_SHARE,
+    REASON,
+    SOURCE_ROW,
+    WARNINGS_COLUMN,
+    FileReport,
+    Gate,
+    TableSchemaError,
+    UnseenInputs,
+    key_hashes,
+    refuse_unusable,
+    typed_key,
+)
 from crm_modes.data.io import (
     AtomicTableWriter,
     TableReadError,
@@ -84,6 +96,8 @@ class SparkReport:
     seconds_after_session: float = 0.0
     #: how many pieces (tasks) the table was cut into
     pieces: int = 0
+    #: what the gate found: problems by column with an example each, new categories scored
+    gate: FileReport = field(default_factory=FileReport)
 
     @property
     def reconciles(self) -> bool:
@@ -222,7 +236,8 @@ def advice_schema(columns: list[str]) -> pa.Schema:
     """The scored output's columns and types: the identifiers the input has, then the advice."""
     declared = {column.name: column for column in SCHEMA}
     passed = [(name, _ARROW[declared[name].kind]) for name in PASS_THROUGH if name in columns]
-    return pa.schema([*passed, *((name, _ARROW[kind]) for name, kind in OUTPUT_TYPES.items())])
+    advice = [(name, _ARROW[kind]) for name, kind in OUTPUT_TYPES.items()]
+    return pa.schema([*passed, *advice, (WARNINGS_COLUMN, pa.string())])
 
 
 def repeated_rows(pieces: list[Piece], chunk_rows: int) -> np.ndarray:
@@ -283,18 +298,20 @@ class PieceScorer:
     repeated: Any  # a Spark broadcast of repeated_rows()
     output: str
     quarantine: str
+    unseen_inputs: UnseenInputs = "score"
 
     def __call__(self, numbers: Iterator[int]) -> Iterator[dict[str, Any]]:
         for index in numbers:
             piece = self.pieces[index]
-            counts = {"rows_in": 0, "rows_scored": 0, "rows_quarantined": 0, "error": None}
+            checked = FileReport()
+            counts: dict[str, Any] = {"error": None}
             try:
-                self._score(index, piece, counts)
+                self._score(index, piece, checked)
             except InputError as error:  # the message a user needs, not a traceback from a task
                 counts["error"] = str(error)
-            yield counts
+            yield {**counts, "gate": checked.to_dict()}
 
-    def _score(self, index: int, piece: Piece, counts: dict[str, Any]) -> None:
+    def _score(self, index: int, piece: Piece, checked: FileReport) -> None:
         repeated = self.repeated.value
         part = f"part-{index:05d}.parquet"
         with (
@@ -309,16 +326,16 @@ class PieceScorer:
                 at = np.minimum(np.searchsorted(repeated, row_ids), max(len(repeated) - 1, 0))
                 seen = repeated[at] == row_ids if len(repeated) else np.zeros(len(row_ids), dtype=bool)
                 # a gate of its own per chunk (the table's required columns were checked)
-                result = Gate(required=()).check(frame, repeated=seen)
+                result = Gate(required=(), unseen_inputs=self.unseen_inputs).check(frame, repeated=seen)
                 if len(result.valid):  # the model loads once a row needs it (not for a rejected table)
                     model = _worker_model(self.model_name, self.manifest_digest, self.version)
                     valid = model_input(result.valid[[n for n in self.columns if n in result.valid]])
-                    scored.write(model.predict(valid, params={"model_version": self.version}))
+                    advice = model.predict(valid, params={"model_version": self.version})
+                    advice[WARNINGS_COLUMN] = result.input_warnings
+                    scored.write(advice)
                 if len(result.quarantine):
                     rejected.write(_rejected(result.quarantine, row_ids, list(frame.columns)))
-                counts["rows_in"] += len(frame)
-                counts["rows_scored"] += len(result.valid)
-                counts["rows_quarantined"] += len(result.quarantine)
+                checked.add(result)
 
 
 def _rejected(quarantine: pd.DataFrame, row_ids: np.ndarray, columns: list[str]) -> pd.DataFrame:
@@ -342,6 +359,8 @@ def score_with_spark(
     master: str = "local[*]",
     task_threads: int = 1,
     chunk_rows: int = BATCH_ROWS,
+    max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE,
+    unseen_inputs: UnseenInputs = "score",
 ) -> SparkReport:
     """Score ``source`` (Parquet or CSV, a file or a folder) on Spark into the Parquet folder ``output``.
 
@@ -354,6 +373,8 @@ def score_with_spark(
         TableSchemaError: required columns are missing, the table has no rows, or a column cannot
             be read at all.
         InputError: an output is not a ``.parquet`` path, or the model is not the advisor bundle.
+        QuarantineLimitError: no row passed the gate, or more than ``max_quarantined_share`` were
+            quarantined; the quarantine folder is written, the output is not.
     """
     source, output = Path(source), Path(output)
     quarantine = Path(quarantine) if quarantine else output.with_name(f"{output.stem}.quarantine.parquet")
@@ -397,6 +418,7 @@ def score_with_spark(
             repeated=spark.sparkContext.broadcast(repeated_rows(pieces, chunk_rows)),
             output=str(staging[output]),
             quarantine=str(staging[quarantine]),
+            unseen_inputs=unseen_inputs,
         )
         counts = (
             spark.sparkContext.parallelize(range(len(pieces)), len(pieces)).mapPartitions(scorer).collect()
@@ -404,23 +426,32 @@ def score_with_spark(
         errors = sorted({row["error"] for row in counts if row["error"]})
         if errors:
             raise InputError("\n".join(errors))
-        rows_in = sum(row["rows_in"] for row in counts)
-        if rows_in == 0:
+        checked = FileReport()
+        for row in counts:
+            checked.merge(FileReport.from_dict(row["gate"]))
+        if checked.rows_in == 0:
             raise TableSchemaError([f"{source}: the table has a header but no data rows"])
-        for target, folder in staging.items():
-            with writing_to(target):
-                (folder / "_SUCCESS").touch()
-                replace_folder(folder, target)
+        _publish(staging[quarantine], quarantine)  # the quarantine is kept whatever follows
+        refuse_unusable(checked, max_quarantined_share, str(source), quarantine=quarantine)
+        _publish(staging[output], output)
     finally:
         for folder in staging.values():
             shutil.rmtree(folder, ignore_errors=True)
     return SparkReport(
         version,
-        rows_in,
-        sum(row["rows_scored"] for row in counts),
-        sum(row["rows_quarantined"] for row in counts),
+        checked.rows_in,
+        checked.rows_valid,
+        checked.rows_quarantined,
         output,
         quarantine,
         time.perf_counter() - session_ready,
         len(pieces),
+        checked,
     )
+
+
+def _publish(folder: Path, target: Path) -> None:
+    """Put a finished staging folder in place under its final name, marked complete."""
+    with writing_to(target):
+        (folder / "_SUCCESS").touch()
+        replace_folder(folder, target)

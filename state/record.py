@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine, select, update
 
+from crm_modes.data.gate import DEFAULT_MAX_QUARANTINED_SHARE, FileReport, refuse_unusable
 from crm_modes.models.alerts import AlertPolicy, Topic
 from crm_modes.shared.errors import InputError
 from crm_modes.state import claims, lifecycle
@@ -83,12 +84,15 @@ def record_scores(
     force: bool = False,
     chunk_rows: int = 50_000,
     wait_seconds: float = 600.0,
+    max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE,
     on_chunk: Callable[[int], None] | None = None,
 ) -> RecordReport:
     """Record the scores at ``source``; return what was recorded, skipped and quarantined.
 
     Raises:
         InputError: columns are missing, or the policy has no notification topics.
+        QuarantineLimitError: no row can be recorded, or more than ``max_quarantined_share`` of the
+            rows cannot; nothing is recorded.
         OutOfOrderError: a snapshot is older than one already recorded (and not ``force``).
         SnapshotBusyError: a snapshot is being recorded by another live recorder.
     """
@@ -100,6 +104,16 @@ def record_scores(
     if missing:
         raise InputError(f"{source}: missing columns {missing}; is it a `crm-modes score` output?")
     found = survey(source, chunk_rows)
+    refuse_unusable(
+        FileReport(
+            rows_in=found.rows_in,
+            rows_valid=found.rows_in - len(found.bad),
+            rows_quarantined=len(found.bad),
+            reasons=found.reasons,
+        ),
+        max_quarantined_share,
+        str(source),
+    )
     report = RecordReport(
         run_id=str(uuid.uuid4()),
         rows_in=found.rows_in,

@@ -104,3 +104,14 @@ alert_events = Table(
     Column("by", String(200)),
     Column("note", Text),
 )
+
+monitoring_runs = Table(
+    "monitoring_runs",
+    metadata,
+    Column("id", Key, primary_key=True, autoincrement=True),
+    Column("model_version", String(200), nullable=False),
+    Column("snapshot_date", Date),
+    Column("status", String(16), nullable=False),
+    Column("figures", Text, nullable=False),  # JSON: the report's portfolio.current
+    Column("at", DateTime(timezone=True), nullable=False),
+)

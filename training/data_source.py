@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from crm_modes.data.gate import FileReport, Gate, ValidationResult
+from crm_modes.data.gate import SOURCE_ROW, FileReport, Gate, QuarantineLimitError, refuse_unusable
 from crm_modes.data.generator import generate_book
-from crm_modes.data.io import read_table
+from crm_modes.data.io import read_table, write_table
 from crm_modes.data.profile import TableProfile, Use, infer_profile, load_profile
 from crm_modes.shared.errors import InputError
 from crm_modes.training.config import TrainingConfig
@@ -66,6 +66,11 @@ def profile_uses(config: TrainingConfig) -> tuple[dict[str, Use], set[str]]:
     return uses, set(numeric)
 
 
+def binary_targets(config: TrainingConfig) -> set[str]:
+    """Targets of binary models without a ``positive_label``: each must hold exactly two classes."""
+    return {m.target for m in config.models.values() if m.kind == "binary" and m.positive_label is None}
+
+
 def configured_profile(config: TrainingConfig, raw: pd.DataFrame | None = None) -> TableProfile:
     """The profile a table of one's own is checked against: ``data.profile`` with
     ``features.constraints`` over it, or (no profile configured) inferred from ``raw`` itself.
@@ -90,7 +95,13 @@ def configured_profile(config: TrainingConfig, raw: pd.DataFrame | None = None) 
             "values that do not parse are caught; run `crm-modes profile` and commit its output",
             config.data.path,
         )
-        profile = infer_profile(raw, uses, numeric=numeric, source=os.path.basename(config.data.path or ""))
+        profile = infer_profile(
+            raw,
+            uses,
+            numeric=numeric,
+            source=os.path.basename(config.data.path or ""),
+            binary_targets=binary_targets(config),
+        )
     return profile.constrained(config.features.constraints)
 
 
@@ -119,7 +130,18 @@ def load_training_table(config: TrainingConfig) -> TrainingTable:
     result = gate.check(raw)
     report = FileReport()
     report.add(result)
-    _refuse_mostly_junk(result, report, data.max_quarantined_share, description)
+    target = quarantine_path(config)
+    try:
+        refuse_unusable(
+            report,
+            data.max_quarantined_share,
+            description,
+            setting="data.max_quarantined_share",
+            quarantine=target,
+        )
+    except QuarantineLimitError:
+        write_rejected(result.quarantine, target)  # kept for whoever fixes the feed
+        raise
     table = profile.codes_as_numbers(result.valid) if profile is not None else result.valid
     return TrainingTable(
         table,
@@ -133,18 +155,17 @@ def load_training_table(config: TrainingConfig) -> TrainingTable:
     )
 
 
-def _refuse_mostly_junk(result: ValidationResult, report: FileReport, limit: float, description: str) -> None:
-    rows_in, bad = result.rows_in, len(result.quarantine)
-    if rows_in and bad / rows_in > limit:
-        worst = ", ".join(
-            f"{column} {count:,}" for column, count in sorted(report.reasons.items(), key=lambda i: -i[1])[:5]
-        )
-        raise InputError(
-            f"{description}: {bad:,} of {rows_in:,} rows ({bad / rows_in:.1%}) break the table's "
-            f"declarations, more than the {limit:.0%} allowed (data.max_quarantined_share): is it the "
-            "right file? "
-            f"Problems by column: {worst}"
-        )
+def write_rejected(quarantine: pd.DataFrame, target: Path) -> Path:
+    """Write rows the gate kept out, with their reasons, atomically (values as the text they came as)."""
+    rejected = quarantine.astype({name: "string" for name in quarantine.columns if name != SOURCE_ROW})
+    return write_table(rejected, target)
+
+
+def write_quarantine(config: TrainingConfig, data: TrainingTable) -> Path | None:
+    """Write the rows the gate kept out where the configuration says; None when there were none."""
+    if not data.rows_quarantined:
+        return None
+    return write_rejected(data.quarantine, quarantine_path(config))
 
 
 def quarantine_path(config: TrainingConfig) -> Path:

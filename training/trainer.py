@@ -12,8 +12,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from crm_modes.data.gate import SOURCE_ROW
-from crm_modes.data.io import write_table
 from crm_modes.data.schema import KEY
 from crm_modes.models.mode_readings import ModeReadings, fit_mode_readings
 from crm_modes.shared.errors import InputError
@@ -21,7 +19,7 @@ from crm_modes.training import plots
 from crm_modes.training.bundle import log_advisor
 from crm_modes.training.cards import model_card
 from crm_modes.training.config import ModelConfig, TrainingConfig
-from crm_modes.training.data_source import TrainingTable, load_training_table, quarantine_path
+from crm_modes.training.data_source import TrainingTable, load_training_table, write_quarantine
 from crm_modes.training.evaluate import Evaluation, evaluate
 from crm_modes.training.fit import FittedModel, binary_target, fit_model
 from crm_modes.training.importance import IMPORTANCE_ROWS, permutation_scores
@@ -275,14 +273,3 @@ def train(config: TrainingConfig, *, progress: Progress | None = None) -> Traini
         quarantine=quarantine,
         problems=data.problems,
     )
-
-
-def write_quarantine(config: TrainingConfig, data: TrainingTable) -> Path | None:
-    """Write the rows the gate kept out, with their reasons, where the configuration says (atomically)."""
-    if not data.rows_quarantined:
-        return None
-    target = quarantine_path(config)
-    rejected = data.quarantine.astype(
-        {name: "string" for name in data.quarantine.columns if name != SOURCE_ROW}
-    )
-    return write_table(rejected, target)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -55,6 +56,46 @@ Threads = Annotated[
         "may use (affinity and cgroup quota). Default: $OMP_NUM_THREADS, else 1 (see the threads guide).",
     ),
 ]
+
+
+#: The guard of every job that reads a table (crm_modes.data.gate.refuse_unusable).
+MaxQuarantined = Annotated[
+    float | None,
+    typer.Option(
+        "--max-quarantined-share",
+        min=0.0,
+        max=1.0,
+        help="Stop with exit code 2 when more than this share of the input's rows is quarantined (or "
+        "none passes the gate): the quarantine is written, no other output. Default: 0.05, or a "
+        "training configuration's data.max_quarantined_share.",
+    ),
+]
+
+
+class UnseenChoice(StrEnum):
+    score = "score"
+    quarantine = "quarantine"
+
+
+#: What becomes of a model input's category the schema does not declare.
+UnseenCategories = Annotated[
+    UnseenChoice,
+    typer.Option(
+        "--unseen-categories",
+        help="A category of a model input the schema does not declare: score it (the models read it as "
+        "their unknown category and the row's input_warnings say so) or quarantine the row. A new value "
+        "of a reporting column (region) is always scored and counted.",
+    ),
+]
+
+
+def quarantine_limit(given: float | None, configured: float | None = None) -> float:
+    """The share of quarantined rows a job accepts: the option, else the configuration's, else the default."""
+    from crm_modes.data.gate import DEFAULT_MAX_QUARANTINED_SHARE
+
+    if given is not None:
+        return given
+    return DEFAULT_MAX_QUARANTINED_SHARE if configured is None else configured
 
 
 def _version(value: bool) -> None:

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from crm_modes.cli.app import Threads, app, configure_threads, console, progress, row_count, training_config
+from crm_modes.cli.app import (
+    MaxQuarantined,
+    Threads,
+    UnseenCategories,
+    UnseenChoice,
+    app,
+    configure_threads,
+    console,
+    progress,
+    quarantine_limit,
+    row_count,
+    training_config,
+)
 from crm_modes.cli.tables import validation_table
 from crm_modes.shared.errors import InputError
 
@@ -58,13 +71,16 @@ def validate(
         typer.Option(help="A table of one's own: check it against this configuration's table profile."),
     ] = None,
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read at a time; bounds memory.")] = 100_000,
+    max_quarantined_share: MaxQuarantined = None,
+    unseen_categories: UnseenCategories = UnseenChoice.score,
     threads: Threads = None,
 ) -> None:
     """Check a table against the schema (or a configuration's table profile); quarantine bad rows."""
     configure_threads(threads)
     from crm_modes.data.file_gate import check_file
+    from crm_modes.data.gate import Gate
 
-    gate = None
+    gate, configured = Gate(unseen_inputs=unseen_categories.value), None
     if config is not None:
         from crm_modes.training.data_source import configured_profile
 
@@ -73,7 +89,7 @@ def validate(
             raise InputError(
                 f"{config}: its table follows the project's schema; validate it without --config"
             )
-        gate = configured_profile(settings).gate()
+        gate, configured = configured_profile(settings).gate(), settings.data.max_quarantined_share
     with progress("validating", total=row_count(path)) as shown:
         report, summary = check_file(
             path,
@@ -81,6 +97,8 @@ def validate(
             output=output,
             chunk_rows=chunk_rows,
             gate=gate,
+            book=config is None,
+            max_quarantined_share=quarantine_limit(max_quarantined_share, configured),
             on_chunk=shown.advance,
         )
     console.print(validation_table(path, report, summary, quarantine))
@@ -104,19 +122,28 @@ def profile(
     configure_threads(threads)
     from crm_modes.data.io import atomic_text, read_table
     from crm_modes.data.profile import infer_profile
-    from crm_modes.training.data_source import profile_uses
+    from crm_modes.training.data_source import binary_targets, profile_uses
 
     settings = training_config(config)
     if settings.data.path is None or settings.data.layout == "book":
         raise InputError(f"{config}: profiles are for tables of one's own (data.path with layout: own)")
     uses, numeric = profile_uses(settings)
     table = read_table(settings.data.path)
-    found = infer_profile(table, uses, numeric=numeric, source=Path(settings.data.path).name, margin=margin)
+    found = infer_profile(
+        table,
+        uses,
+        numeric=numeric,
+        source=Path(settings.data.path).name,
+        margin=margin,
+        binary_targets=binary_targets(settings),
+    )
     atomic_text(out, found.to_yaml())
     console.print(f"profiled {len(found.columns)} columns of {found.rows:,} rows -> {out}")
     for note in found.notes:
         console.print(f"  note: {note}", highlight=False)
-    console.print(f"Review it, then set data.profile: {out} in {config}")
+    # The key is read relative to the configuration file, so the hint says the path that way.
+    relative = os.path.relpath(out.resolve(), config.resolve().parent)
+    console.print(f"Review it, then set data.profile: {relative} in {config}")
 
 
 @app.command("latest-month")

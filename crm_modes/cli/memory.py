@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from crm_modes.cli.app import State, app, console, progress
+from crm_modes.cli.app import MaxQuarantined, State, app, console, progress, quarantine_limit
 from crm_modes.cli.tables import alerts_table, history_tables
 from crm_modes.shared.errors import InputError
 
@@ -22,7 +22,13 @@ if TYPE_CHECKING:
 
 
 def record_file(
-    scores: Path, state: str | None, policy_path: Path, *, annotate: Path | None, force: bool = False
+    scores: Path,
+    state: str | None,
+    policy_path: Path,
+    *,
+    annotate: Path | None,
+    force: bool = False,
+    max_quarantined_share: float | None = None,
 ) -> RecordReport:
     """Record ``scores`` in the state store, print what happened, optionally annotate a copy."""
     from crm_modes.models.alerts import load_policy
@@ -38,7 +44,14 @@ def record_file(
         )
     engine = connect(state)
     with progress("recording") as shown:
-        report = record_scores(engine, scores, policy, force=force, on_chunk=shown.advance)
+        report = record_scores(
+            engine,
+            scores,
+            policy,
+            force=force,
+            max_quarantined_share=quarantine_limit(max_quarantined_share),
+            on_chunk=shown.advance,
+        )
     if annotate is not None:
         annotate_scores(engine, scores, annotate, report)
     console.print(
@@ -71,13 +84,16 @@ def record_command(
         Path | None, typer.Option(help="Also write the scores with alert_status and notify here.")
     ] = None,
     force: Annotated[bool, typer.Option(help="Record a snapshot older than one already recorded.")] = False,
+    max_quarantined_share: MaxQuarantined = None,
 ) -> None:
     """Record scored decisions and move every alert through its lifecycle (idempotent per snapshot)."""
     if not scores.exists():
         raise InputError(f"{scores}: no such file or folder")
     if not policy.exists():
         raise InputError(f"{policy}: no such policy file; pass --policy")
-    record_file(scores, state, policy, annotate=output, force=force)
+    record_file(
+        scores, state, policy, annotate=output, force=force, max_quarantined_share=max_quarantined_share
+    )
 
 
 alerts_app = typer.Typer(help="Alerts in the state store: list and acknowledge.", no_args_is_help=True)

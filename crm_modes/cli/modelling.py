@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from crm_modes.cli.app import (
+    MaxQuarantined,
     Threads,
     app,
     configure_threads,
@@ -22,17 +23,29 @@ from crm_modes.cli.app import (
 from crm_modes.cli.tables import cross_validation_table, policy_table, training_table
 from crm_modes.shared.errors import InputError
 
+if TYPE_CHECKING:
+    from crm_modes.training.config import TrainingConfig
+
+
+def _limited(settings: TrainingConfig, max_quarantined_share: float | None) -> TrainingConfig:
+    """The configuration with ``--max-quarantined-share`` over its ``data.max_quarantined_share``."""
+    if max_quarantined_share is None:
+        return settings
+    data = settings.data.model_copy(update={"max_quarantined_share": max_quarantined_share})
+    return settings.model_copy(update={"data": data})
+
 
 @app.command()
 def train(
     config: Annotated[Path, typer.Option(help="Training configuration (YAML), e.g. configs/train.yaml.")],
+    max_quarantined_share: MaxQuarantined = None,
     threads: Threads = None,
 ) -> None:
     """Train, calibrate, evaluate, log to MLflow and register every configured model as challenger."""
     configure_threads(threads)
     with model_stack():
         from crm_modes.training.trainer import train as run_training
-    settings = training_config(config)
+    settings = _limited(training_config(config), max_quarantined_share)
     started = time.perf_counter()
     with progress("training", unit="steps") as shown:
         report = run_training(settings, progress=shown.stage)
@@ -105,6 +118,7 @@ def evaluate(
         int, typer.Option(min=1, help="How many times to repeat K-fold with new shuffles.")
     ] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the fold assignment.")] = 0,
+    max_quarantined_share: MaxQuarantined = None,
     threads: Threads = None,
 ) -> None:
     """Repeated stratified K-fold cross-validation of the configured models and their baseline.
@@ -116,10 +130,9 @@ def evaluate(
         import mlflow
 
         from crm_modes.training.cross_validation import cross_validate
-        from crm_modes.training.data_source import load_training_table
+        from crm_modes.training.data_source import load_training_table, write_quarantine
         from crm_modes.training.run_logging import evaluation_run
-        from crm_modes.training.trainer import write_quarantine
-    settings = training_config(config)
+    settings = _limited(training_config(config), max_quarantined_share)
     started = time.perf_counter()
     data = load_training_table(settings)
     print_gate(data.rows_in, data.rows_quarantined, data.problems, write_quarantine(settings, data))

@@ -5,21 +5,30 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from crm_modes.cli.app import (
+    MaxQuarantined,
     Threads,
+    UnseenCategories,
+    UnseenChoice,
     app,
     configure_threads,
     console,
     load_verified,
     model_stack,
     progress,
+    quarantine_limit,
     row_count,
 )
 from crm_modes.cli.tables import print_monitoring_report
+from crm_modes.data.gate import FileReport, refuse_unusable
+from crm_modes.shared.errors import InputError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 @app.command()
@@ -53,12 +62,32 @@ def monitor(
     mlflow_log: Annotated[
         bool, typer.Option("--mlflow/--no-mlflow", help="Log the report on the version's monitoring run.")
     ] = True,
+    quarantine: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the rows the gate kept out go, with their reasons (default: beside --current)."
+        ),
+    ] = None,
+    previous: Annotated[
+        Path | None,
+        typer.Option(help="The previous run's JSON report, to compare the book's levels month on month."),
+    ] = None,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            help="State store URL: remember this run's levels there and compare with the latest run of the "
+            "same model version (instead of --previous)."
+        ),
+    ] = None,
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read at a time; bounds memory.")] = 100_000,
+    max_quarantined_share: MaxQuarantined = None,
+    unseen_categories: UnseenCategories = UnseenChoice.score,
     threads: Threads = None,
 ) -> None:
-    """Stability, backtest and slices of a book against the model's training reference.
+    """Stability, levels, backtest and slices of a book against the model's training reference.
 
-    Exit code 1 when any figure crosses an "act" threshold, 0 otherwise (2: bad input).
+    Exit code 1 when any figure crosses an "act" threshold (too few rows to judge is one), 2 for bad
+    input or a book that could (almost) not be read (after the report is written), 0 otherwise.
     """
     configure_threads(threads)
     with model_stack():
@@ -66,9 +95,14 @@ def monitor(
         from crm_modes.monitor.book_monitor import json_safe, monitor_file
         from crm_modes.monitor.config import load_monitoring_config
         from crm_modes.monitor.html import render
+        from crm_modes.state.monitoring_runs import remember
+        from crm_modes.state.store import connect
     started = time.perf_counter()
     settings = load_monitoring_config(config)
     loaded = load_verified(model)
+    store = connect(state) if state is not None else None
+    before = _previous_run(previous, store, loaded.version)
+    rejected = quarantine or current.with_name(f"{current.stem}.quarantine.csv")
     with progress("monitoring", total=row_count(current)) as shown:
         report = monitor_file(
             loaded,
@@ -76,6 +110,9 @@ def monitor(
             settings,
             outcomes=outcomes,
             scores=scores,
+            quarantine=rejected,
+            previous=before,
+            unseen_inputs=unseen_categories.value,
             chunk_rows=chunk_rows,
             on_chunk=shown.advance,
         )
@@ -93,5 +130,28 @@ def monitor(
 
         run_id = log_report(report, page)
         console.print(f"logged on MLflow run {run_id} (experiment {EXPERIMENT})")
+    if store is not None:
+        remember(store, report["model_version"], report["status"], report["portfolio"]["current"])
+    # A book that could (almost) not be read is bad input, whatever its figures say: exit code 2.
+    refuse_unusable(
+        FileReport.from_dict(report["gate"]),
+        quarantine_limit(max_quarantined_share),
+        str(current),
+        quarantine=rejected,
+    )
     if report["status"] == "act":
         raise typer.Exit(1)
+
+
+def _previous_run(path: Path | None, store: Engine | None, version: str) -> dict | None:
+    """The previous run's report (``--previous``), or its figures in the state store, or None."""
+    if path is not None:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise InputError(f"{path}: cannot read the previous report: {error}") from None
+    if store is not None:
+        from crm_modes.state.monitoring_runs import latest
+
+        return latest(store, version)
+    return None

@@ -6,20 +6,25 @@ import logging
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from crm_modes.cli.app import (
+    MaxQuarantined,
     State,
     Threads,
+    UnseenCategories,
+    UnseenChoice,
     app,
     configure_threads,
     console,
     load_verified,
     model_stack,
     progress,
+    quarantine_limit,
     quiet_mlflow,
     row_count,
 )
@@ -30,6 +35,14 @@ from crm_modes.shared.errors import InputError
 if TYPE_CHECKING:
     from crm_modes.serve.batch import ScoreReport
     from crm_modes.shared.model_loading import LoadedModel
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What a scoring job accepts of its input: the share it may quarantine, and new categories."""
+
+    max_quarantined_share: float
+    unseen_inputs: str
 
 
 @app.command()
@@ -61,26 +74,41 @@ def score(
             "and add alert_status and notify to the output.",
         ),
     ] = False,
+    max_quarantined_share: MaxQuarantined = None,
+    unseen_categories: UnseenCategories = UnseenChoice.score,
     threads: Threads = None,
 ) -> None:
-    """Score a table with the advisor: scores, alerts and reasons, every row reconciled."""
+    """Score a table with the advisor: scores, alerts and reasons, every row reconciled.
+
+    A table that could (almost) not be used stops with exit code 2 before any output is written:
+    only its quarantine, with the reasons.
+    """
     configure_threads(threads)
     with model_stack():
         from crm_modes.models.advisor import POLICY_ARTIFACT, artifact_path
     if engine not in ("inprocess", "spark"):
         raise InputError(f"--engine must be inprocess or spark, got {engine!r}")
     recording = bool(record_scores or state)
+    guard = Guard(quarantine_limit(max_quarantined_share), unseen_categories.value)
     started = time.perf_counter()
     if engine == "spark":
         bundle = _score_on_spark(
-            model, source, output, quarantine, spark_master, spark_task_threads, chunk_rows
+            model, source, output, quarantine, spark_master, spark_task_threads, chunk_rows, guard
         )
     else:
-        report, loaded = _score_in_process(model, source, output, quarantine, chunk_rows, recording=recording)
+        report, loaded = _score_in_process(
+            model, source, output, quarantine, chunk_rows, guard, recording=recording
+        )
         print_score_report(console, report, time.perf_counter() - started)
         bundle = loaded.path
     if recording:
-        record_file(output, state, policy or artifact_path(bundle, POLICY_ARTIFACT), annotate=output)
+        record_file(
+            output,
+            state,
+            policy or artifact_path(bundle, POLICY_ARTIFACT),
+            annotate=output,
+            max_quarantined_share=guard.max_quarantined_share,
+        )
 
 
 def _score_on_spark(
@@ -91,6 +119,7 @@ def _score_on_spark(
     master: str,
     task_threads: int,
     chunk_rows: int,
+    guard: Guard,
 ) -> Path:
     """Score on Spark, print the reconciled summary; return the verified copy of the bundle."""
     from crm_modes.serve.spark import score_with_spark
@@ -106,6 +135,8 @@ def _score_on_spark(
             master=master,
             task_threads=task_threads,
             chunk_rows=chunk_rows,
+            max_quarantined_share=guard.max_quarantined_share,
+            unseen_inputs=guard.unseen_inputs,
         )
     console.print(
         f"scored {report.rows_scored:,} rows with {report.model_version} on Spark "
@@ -121,7 +152,14 @@ def _score_on_spark(
 
 
 def _score_in_process(
-    model: str, source: Path, output: Path, quarantine: Path | None, chunk_rows: int, *, recording: bool
+    model: str,
+    source: Path,
+    output: Path,
+    quarantine: Path | None,
+    chunk_rows: int,
+    guard: Guard,
+    *,
+    recording: bool,
 ) -> tuple[ScoreReport, LoadedModel]:
     loaded = load_verified(model)
     from crm_modes.models.advisor import is_advisor
@@ -134,7 +172,14 @@ def _score_in_process(
         )
     with progress("scoring", total=row_count(source)) as shown:
         report = score_file(
-            loaded, source, output, quarantine=quarantine, chunk_rows=chunk_rows, on_chunk=shown.advance
+            loaded,
+            source,
+            output,
+            quarantine=quarantine,
+            chunk_rows=chunk_rows,
+            max_quarantined_share=guard.max_quarantined_share,
+            unseen_inputs=guard.unseen_inputs,
+            on_chunk=shown.advance,
         )
     return report, loaded
 

@@ -26,8 +26,7 @@ def validation_table(
         "rows quarantined", f"{report.rows_quarantined:,}" + (f" -> {quarantine}" if quarantine else "")
     )
     table.add_row("reconciles", "yes" if report.reconciles else "[bold red]NO[/]")
-    for column_name, count in sorted(report.reasons.items(), key=lambda item: -item[1]):
-        table.add_row(f"  problem in {column_name}", f"{count:,}")
+    add_gate_rows(table, report)
     if report.extra_columns:
         table.add_row("extra columns (ignored)", ", ".join(report.extra_columns))
     if summary is None:  # a table of one's own: no book figures
@@ -43,6 +42,15 @@ def validation_table(
     if mix:
         table.add_row("assigned mode mix", ", ".join(f"{mode} {share:.1%}" for mode, share in mix.items()))
     return table
+
+
+def add_gate_rows(table: Table, report: FileReport) -> None:
+    """The gate's problems by column, an offending value each, and the new categories it let through."""
+    for column_name, count, example in report.worst(count=len(report.reasons)):
+        table.add_row(f"  problem in {column_name}", f"{count:,} (e.g. {example})")
+    for column_name, values in sorted(report.unseen.items()):
+        ranked = sorted(values.items(), key=lambda item: (-item[1], item[0]))
+        table.add_row(f"  new values of {column_name} (scored)", ", ".join(f"{v} {n:,}" for v, n in ranked))
 
 
 def _figure(metrics: dict[str, object], key: str) -> str:
@@ -128,6 +136,9 @@ def print_score_report(console: Console, report: ScoreReport, seconds: float) ->
     summary.add_row("rows in", f"{counts.rows_in:,}")
     summary.add_row("rows scored", f"{counts.rows_scored:,} -> {report.output}")
     summary.add_row("rows quarantined", f"{counts.rows_quarantined:,} -> {report.quarantine}")
+    add_gate_rows(summary, report.gate)
+    if report.gate.rows_warned:
+        summary.add_row("rows scored with a warning", f"{report.gate.rows_warned:,} (input_warnings)")
     summary.add_row("reconciles", "yes" if report.reconciles else "[bold red]NO[/]")
     if report.levels:  # the advisor: alerts and modes (a single model answers probabilities only)
         for level in reversed(report.levels):  # most severe first, as the policy orders them
@@ -266,12 +277,32 @@ def print_monitoring_report(console: Console, report: dict, seconds: float) -> N
     )
     summary.add_row("rows in", f"{report['rows_in']:,}")
     summary.add_row("rows scored", f"{report['rows_scored']:,}")
-    summary.add_row("rows quarantined", f"{report['rows_quarantined']:,}")
-    summary.add_row("snapshots", " to ".join(report["snapshots"]))
+    gated = report.get("quarantine") or {}
+    summary.add_row(
+        "rows quarantined",
+        f"{report['rows_quarantined']:,} ({gated.get('share', 0.0):.1%})"
+        + (f" -> {report['quarantine_file']}" if report.get("quarantine_file") else ""),
+    )
+    for reason in gated.get("reasons", [])[:5]:
+        summary.add_row(f"  problem in {reason['column']}", f"{reason['rows']:,} (e.g. {reason['example']})")
+    if not report["judged"]["enough"]:
+        summary.add_row("[bold red]cannot judge[/]", report["judged"]["note"])
+    summary.add_row("snapshots", " to ".join(report["snapshots"]) or "-")
     summary.add_row(
         "reference",
         f"{report['reference']['rows']:,} training rows, " + " to ".join(report["reference"]["snapshots"]),
     )
+    levels = report["portfolio"]
+    now = levels["current"]
+    if now["rows"]:
+        summary.add_row(
+            "mean PD, expected defaults",
+            f"{now['mean_default_probability']:.3%}, {now['expected_defaults']:,.1f}"
+            + _changes(levels, "mean_default_probability"),
+        )
+        summary.add_row(
+            "mean churn", f"{now['mean_churn_probability']:.2%}" + _changes(levels, "mean_churn_probability")
+        )
     stable = report["stability"]
     for entry in stable["scores"][:2]:
         summary.add_row(f"PSI {entry['name']}", f"{entry['psi']:.3f} ({entry['flag']})")
@@ -297,8 +328,29 @@ def print_monitoring_report(console: Console, report: dict, seconds: float) -> N
             "level", "section", "what", "figure", "value", title=f"{len(flagged)} flagged figures"
         )
         for item in sorted(flagged, key=lambda f: f["level"] != "act"):
-            value = "-" if item["value"] is None else f"{item['value']:.4g}"
-            table.add_row(item["level"], item["section"], item["name"], item["figure"], value)
+            value = item["value"]
+            shown = "-" if value is None else f"{value:.4g}" if isinstance(value, float | int) else str(value)
+            note = item.get("note")
+            table.add_row(
+                item["level"],
+                item["section"],
+                item["name"] + (f": {note}" if note else ""),
+                item["figure"],
+                shown,
+            )
         console.print(table)
     else:
         console.print("nothing flagged")
+
+
+def _changes(levels: dict, name: str) -> str:
+    """`` (+12.7% on the reference, +3.1% on the previous run)`` for one level of the portfolio."""
+    parts = []
+    for side, label in (
+        ("against_reference", "on the reference"),
+        ("against_previous", "on the previous run"),
+    ):
+        change = ((levels.get(side) or {}).get(name) or {}).get("change")
+        if change is not None:
+            parts.append(f"{change:+.1%} {label}")
+    return f" ({', '.join(parts)})" if parts else ""

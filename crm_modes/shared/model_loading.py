@@ -9,6 +9,7 @@ model's code or read its model files.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +49,15 @@ class LoadedModel:
         URI gets, MLflow checking the input against the signature. Rows are converted once, to
         the types it declares.
         """
-        return self.pyfunc.predict(_indexed(model_input(frame)), params={"model_version": self.version})
+        params = {"model_version": self.version} if self.takes_version else None
+        return self.pyfunc.predict(_indexed(model_input(frame)), params=params)
+
+    @functools.cached_property
+    def takes_version(self) -> bool:
+        """Whether the model's signature declares the ``model_version`` parameter (the advisor bundle
+        does, to write it on every row; a single model does not, and MLflow would warn at every call)."""
+        schema = self.pyfunc.metadata.get_params_schema()
+        return schema is not None and "model_version" in {param.name for param in schema.params}
 
 
 def model_input(frame: pd.DataFrame) -> pd.DataFrame:

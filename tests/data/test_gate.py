@@ -3,7 +3,16 @@ import pandas as pd
 import pytest
 
 from crm_modes.data.file_gate import check_file
-from crm_modes.data.gate import REASON, SOURCE_ROW, Gate, TableSchemaError, validate
+from crm_modes.data.gate import (
+    REASON,
+    SOURCE_ROW,
+    FileReport,
+    Gate,
+    QuarantineLimitError,
+    TableSchemaError,
+    refuse_unusable,
+    validate,
+)
 from crm_modes.data.io import TableReadError, write_table
 
 
@@ -55,7 +64,7 @@ def test_wrong_type_column_is_a_table_problem_and_all_problems_are_collected(row
         ("leverage", "-1", "leverage: '-1' is below the minimum 0"),
         ("leverage", "abc", "leverage: 'abc' is not a finite number"),
         ("internal_rating", "2.5", "internal_rating: '2.5' is not a whole number"),
-        ("segment", "retail_bank", "segment: 'retail_bank' is not one of sme, mid_corporate"),
+        ("assigned_mode", "vip", "assigned_mode: 'vip' is not one of basic, reactive, responsible"),
         ("utilization", "", "utilization: missing, but the column may not be null"),
         ("default_12m", "2", "default_12m: '2' is not 0 or 1"),
         ("snapshot_date", "2024-13-45", "snapshot_date: '2024-13-45' is not a date"),
@@ -72,7 +81,7 @@ def test_row_problems_are_quarantined_with_their_reason(rows, column, value, rea
 
 def test_every_problem_of_a_row_is_listed(rows):
     rows.loc[0, ["internal_rating", "segment"]] = ["0", "bank"]
-    result = validate(rows)
+    result = Gate(unseen_inputs="quarantine").check(rows)
     assert reasons_of(result) == [
         "segment: 'bank' is not one of sme, mid_corporate, large_corporate, multinational; "
         "internal_rating: '0' is below the minimum 1"
@@ -139,6 +148,25 @@ def test_file_check_reconciles_across_chunks(small_book, tmp_path):
     assert report.reasons == {"leverage": 3}
 
 
+def test_a_file_that_could_not_be_used_writes_its_quarantine_and_no_output(small_book, tmp_path):
+    book = small_book.head(300).assign(digital_logins_90d=np.nan)
+    path = write_table(book, tmp_path / "feed.parquet")
+    with pytest.raises(QuarantineLimitError, match="none of the 300 rows passed the gate") as refused:
+        check_file(path, quarantine=tmp_path / "q.csv", output=tmp_path / "valid.parquet")
+    assert "digital_logins_90d 300 (e.g. missing)" in str(refused.value)
+    assert len(pd.read_csv(tmp_path / "q.csv")) == 300
+    assert not (tmp_path / "valid.parquet").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
+
+    book.loc[:279, "digital_logins_90d"] = 3  # 20 of 300 rows (6.7%) still broken
+    write_table(book, path)
+    with pytest.raises(QuarantineLimitError, match=r"20 of 300 rows \(6\.7%\) were quarantined"):
+        check_file(path, output=tmp_path / "valid.parquet")
+    report, _ = check_file(path, output=tmp_path / "valid.parquet", max_quarantined_share=0.1)
+    assert (report.rows_valid, report.rows_quarantined) == (280, 20)
+    assert len(pd.read_parquet(tmp_path / "valid.parquet")) == 280
+
+
 def test_empty_file_is_rejected(tmp_path):
     path = tmp_path / "empty.csv"
     path.write_bytes(b"")
@@ -201,3 +229,75 @@ def test_repeated_rows_found_elsewhere_replace_the_gates_own_memory(rows):
     assert told.quarantine[SOURCE_ROW].tolist() == [11, 18]
     assert all(reason.startswith("duplicate key (facility_id=") for reason in reasons_of(told))
     assert len(told.valid) == 8
+
+
+def test_a_new_category_of_a_model_input_is_scored_with_a_warning_on_its_row(rows):
+    rows.loc[4, "segment"] = "retail_bank"
+    result = validate(rows)
+    assert len(result.valid) == 20
+    assert len(result.quarantine) == 0
+    assert result.valid.loc[4, "segment"] == "retail_bank"  # kept as it came, for the models' encoder
+    assert list(result.valid["segment"].cat.categories)[-1] == "retail_bank"
+    assert result.input_warnings[4] == (
+        "segment: 'retail_bank' is not one of sme, mid_corporate, large_corporate, multinational: "
+        "scored as the models' unknown category"
+    )
+    assert (result.input_warnings[[0, 1, 2, 3, *range(5, 20)]] == "").all()
+    report = FileReport()
+    report.add(result)
+    assert report.unseen == {"segment": {"'retail_bank'": 1}}
+    assert report.rows_warned == 1
+
+
+def test_a_job_may_send_new_categories_of_model_inputs_to_quarantine(rows):
+    rows.loc[4, "segment"] = "retail_bank"
+    result = Gate(unseen_inputs="quarantine").check(rows)
+    assert len(result.valid) == 19
+    assert reasons_of(result) == [
+        "segment: 'retail_bank' is not one of sme, mid_corporate, large_corporate, multinational"
+    ]
+
+
+def test_a_new_value_of_a_reporting_column_is_counted_without_a_warning(rows):
+    rows.loc[[2, 7], "region"] = "atlantis"
+    result = validate(rows)
+    assert len(result.valid) == 20
+    assert (result.input_warnings == "").all()
+    assert result.valid.loc[2, "region"] == "atlantis"
+    report = FileReport()
+    report.add(result)
+    assert report.unseen == {"region": {"'atlantis'": 2}}
+    assert report.rows_warned == 0
+
+
+def test_a_row_with_a_new_value_and_a_problem_is_quarantined_once_and_not_warned_about(rows):
+    rows.loc[3, ["segment", "internal_rating"]] = ["bank", "0"]
+    result = validate(rows)
+    assert result.quarantine[SOURCE_ROW].tolist() == [4]
+    assert (result.input_warnings == "").all()
+    assert len(result.input_warnings) == 19
+
+
+def test_a_job_that_could_use_nothing_or_too_little_stops_naming_the_worst_columns(rows):
+    report = FileReport()
+    report.add(validate(rows.assign(digital_logins_90d="")))
+    assert (report.rows_valid, report.rows_quarantined) == (0, 20)
+    with pytest.raises(QuarantineLimitError) as refused:
+        refuse_unusable(report, 1.0, "feed.csv", quarantine="feed.quarantine.csv")
+    message = str(refused.value)
+    assert message.startswith("feed.csv: none of the 20 rows passed the gate")
+    assert "digital_logins_90d 20 (e.g. missing)" in message
+    assert message.endswith(
+        "the rows and their reasons: feed.quarantine.csv (rows in = used + quarantined: 20 = 0 + 20)"
+    )
+
+    rows.loc[[1, 2], "exposure"] = "1e9"
+    some = FileReport()
+    some.add(validate(rows))
+    with pytest.raises(QuarantineLimitError) as refused:
+        refuse_unusable(some, 0.05, "feed.csv")
+    assert "2 of 20 rows (10.0%) were quarantined, more than the 5% allowed (--max-quarantined-share)" in str(
+        refused.value
+    )
+    assert "exposure 2 (e.g. '1e9')" in str(refused.value)
+    refuse_unusable(some, 0.10, "feed.csv")  # at the limit: the job goes on

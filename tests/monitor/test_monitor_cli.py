@@ -90,6 +90,8 @@ def test_the_backtest_of_a_closed_year_and_lenient_thresholds_exit_0(cli, adviso
     for section in ("stability", "slices"):
         lenient[section]["psi"] = {"watch": 9.0, "act": 10.0}
     lenient["stability"]["economy_outside"] = {"watch": 1.0, "act": 1.0}
+    lenient["stability"]["min_rows"] = 100  # the cohort's few hundred rows are enough to judge here
+    lenient["portfolio"]["against_reference"] = {"watch": 9.0, "act": 10.0}
     lenient["backtest"] |= {"act_p": 1e-12, "auc_drop": {"watch": 0.5, "act": 1.0}}
     lenient["backtest"]["calibration_in_the_large"] = {"watch": 5.0, "act": 10.0}
     lenient["slices"] |= {"act_p": 1e-12, "auc_margin": {"watch": 0.5, "act": 1.0}}
@@ -206,3 +208,143 @@ def test_the_report_renders_in_headless_chromium_without_console_errors(downturn
     assert 'data-plots="ok"' in result.stdout  # every plot decoded (the page's own check)
     assert all(f'id="{section}"' in result.stdout for section in SECTIONS)
     assert result.stdout.count("<img") >= 2
+
+
+@pytest.fixture(scope="module")
+def months(advisor_store):
+    """Three consecutive month-ends of a book large enough to judge (about 1,200 rows a month)."""
+    book = generate_book(100_000, seed=8)
+    last = book["snapshot_date"].max()
+    found = {}
+    for back in (0, 1, 2):
+        when = last - pd.DateOffset(months=back) - pd.offsets.MonthEnd(0)
+        found[back] = book[book["snapshot_date"] == when].reset_index(drop=True)
+    return found
+
+
+def test_a_broken_feed_is_reported_with_its_reasons_and_exits_2(cli, advisor_store, months, tmp_path):
+    """One behaviour column empty on every row: nothing can be judged, the report says why (never a
+    green OK), the quarantine is written, and the job exits 2."""
+    months[0].assign(digital_logins_90d=float("nan")).to_parquet(tmp_path / "broken.parquet")
+    result = run(
+        cli,
+        advisor_store,
+        "--current",
+        str(tmp_path / "broken.parquet"),
+        "--json",
+        str(tmp_path / "r.json"),
+        "--html",
+        str(tmp_path / "r.html"),
+        "--no-mlflow",
+    )
+    assert result.returncode == 2, result.stdout[-2000:]
+    rows = len(months[0])
+    assert f"none of the {rows:,} rows passed the gate" in result.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["status"] == "act"
+    assert report["judged"]["note"] == "cannot judge: 0 rows, at least 1,000 needed"
+    assert report["quarantine"]["share"] == 1.0
+    assert report["quarantine"]["reasons"] == [
+        {"column": "digital_logins_90d", "rows": rows, "example": "missing"}
+    ]
+    assert report["stability"]["rates"]["alert_rate"]["current"] is None  # no rate over zero rows
+    levels = {flag["section"]: flag["level"] for flag in report["flags"]}
+    assert levels["book"] == levels["quarantine"] == "act"
+    assert len(pd.read_csv(tmp_path / "broken.quarantine.csv")) == rows
+    page = (tmp_path / "r.html").read_text()
+    assert "cannot judge: 0 rows" in page
+    assert 'class="status act"' in page
+
+
+def test_a_new_region_is_counted_and_its_mix_flagged(cli, advisor_store, months, tmp_path):
+    month = months[0].copy()
+    month["region"] = month["region"].astype(object)
+    month.loc[month.index[::10], "region"] = "atlantis"  # one row in ten
+    month.to_parquet(tmp_path / "region.parquet")
+    result = run(
+        cli,
+        advisor_store,
+        "--current",
+        str(tmp_path / "region.parquet"),
+        "--json",
+        str(tmp_path / "r.json"),
+        "--no-mlflow",
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["rows_quarantined"] == 0
+    assert report["quarantine"]["new_values"] == {"region": {"'atlantis'": len(month.index[::10])}}
+    (mix,) = [entry for entry in report["stability"]["mixes"] if entry["name"] == "region mix"]
+    assert mix["flag"] == "act"
+    (atlantis,) = [s for s in report["slices"] if s["dimension"] == "region" and s["slice"] == "atlantis"]
+    assert atlantis["share"] == pytest.approx(0.1, abs=0.002)
+    assert atlantis["reference_share"] == 0.0
+
+
+def test_levels_are_compared_with_the_previous_run_and_a_stale_or_wrong_month_is_seen(
+    cli, advisor_store, months, tmp_path
+):
+    state = f"sqlite:///{tmp_path / 'state.db'}"
+    for back in (1, 0):
+        months[back].to_parquet(tmp_path / f"month-{back}.parquet")
+    first = run(
+        cli, advisor_store, "--current", str(tmp_path / "month-1.parquet"), "--state", state, "--no-mlflow"
+    )
+    assert first.returncode in (0, 1), first.stderr[-2000:]
+
+    worse = months[0].copy()
+    worse["internal_rating"] = 10  # every client rated worst, its debt doubled
+    worse["leverage"] = (worse["leverage"] * 2).clip(upper=50)
+    worse.to_parquet(tmp_path / "worse.parquet")
+    second = run(
+        cli,
+        advisor_store,
+        "--current",
+        str(tmp_path / "worse.parquet"),
+        "--state",
+        state,
+        "--json",
+        str(tmp_path / "worse.json"),
+        "--no-mlflow",
+    )
+    report = json.loads((tmp_path / "worse.json").read_text())
+    against = report["portfolio"]["against_previous"]
+    assert against["mean_default_probability"]["change"] > 0.25
+    assert against["mean_default_probability"]["flag"] == "act"
+    assert against["rows"]["flag"] == "ok"
+    assert report["portfolio"]["continuity"]["flag"] == "ok"  # the month after the previous run
+    assert second.returncode == 1
+    assert "on the previous run" in second.stdout
+
+    stale = run(
+        cli,
+        advisor_store,
+        "--current",
+        str(tmp_path / "worse.parquet"),
+        "--state",
+        state,
+        "--json",
+        str(tmp_path / "stale.json"),
+        "--no-mlflow",
+    )
+    assert stale.returncode == 1
+    kept = json.loads((tmp_path / "stale.json").read_text())["portfolio"]["continuity"]
+    assert kept["note"].endswith("last month's file again?")
+    half = months[0].iloc[::2]
+    half.to_parquet(tmp_path / "half.parquet")
+    previous = tmp_path / "worse.json"  # the run before, given as a file instead of the state store
+    missing = run(
+        cli,
+        advisor_store,
+        "--current",
+        str(tmp_path / "half.parquet"),
+        "--previous",
+        str(previous),
+        "--json",
+        str(tmp_path / "half.json"),
+        "--no-mlflow",
+    )
+    assert missing.returncode == 1
+    rows = json.loads((tmp_path / "half.json").read_text())["portfolio"]["against_previous"]["rows"]
+    assert rows["change"] == pytest.approx(-0.5, abs=0.01)
+    assert rows["flag"] == "act"

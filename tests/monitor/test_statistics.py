@@ -120,3 +120,35 @@ def test_a_slice_is_measured_beyond_the_whole_book_and_beyond_chance():
     assert beyond_whole(0.15, 0.18, expected, actual) == 0.0
     # a slice with no rows has nothing to tell
     assert math.isnan(beyond_whole(0.0, 0.18, expected, np.zeros(4)))
+
+
+def test_a_level_change_is_flagged_by_its_size_only_when_its_interval_excludes_no_change():
+    from crm_modes.monitor.config import Levels
+    from crm_modes.monitor.figures import _change
+
+    levels = Levels(watch=0.10, act=0.25)
+    # 0.0113 against 0.0100: +13%; error 0.0003: z = 1.96, margin 1.96 * 0.0003 / 0.01 = 5.9 points
+    rise = _change(0.0113, 0.0100, 0.0003, levels, 0.95)
+    assert rise["change"] == pytest.approx(0.13)
+    assert rise["interval"] == pytest.approx([0.13 - 0.0588, 0.13 + 0.0588], abs=1e-3)
+    assert rise["flag"] == "watch"
+    assert _change(0.0113, 0.0100, 0.0010, levels, 0.95)["flag"] == "ok"  # [-6.6%, +32.6%]: may be noise
+    assert _change(0.0130, 0.0100, 0.0001, levels, 0.95)["flag"] == "act"  # +30%
+    assert _change(0.0070, 0.0100, 0.0001, levels, 0.95)["flag"] == "ok"  # a fall is shown, not flagged
+    assert _change(0.0070, 0.0, 0.0001, levels, 0.95)["change"] is None  # no base to compare with
+
+
+def test_a_book_follows_the_previous_run_by_one_month_end():
+    from crm_modes.monitor.figures import continuity
+
+    assert continuity("2024-02-29", "2024-01-31")["flag"] == "ok"
+    stale = continuity("2024-01-31", "2024-01-31")
+    assert stale["flag"] == "act"
+    assert stale["note"] == "the same snapshot as the previous run (2024-01-31): last month's file again?"
+    wrong = continuity("2024-04-30", "2024-01-31")
+    assert wrong["flag"] == "act"
+    assert (
+        wrong["note"]
+        == "snapshot 2024-04-30, where the month after the previous run's 2024-01-31 is 2024-02-29"
+    )
+    assert continuity("2024-04-30", None)["flag"] == "ok"  # no previous run: nothing to follow

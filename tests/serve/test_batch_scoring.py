@@ -53,9 +53,17 @@ def test_csv_with_a_corrupted_chunk(cli, advisor_store):
     book.to_csv(folder / "book.csv", index=False)
     result = score(cli, advisor_store, "--input", "book.csv", "--output", "scores.csv", "--chunk-rows", "200")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert reconciliation(result.stdout) == (1_200, 1_195, 5)
+    assert reconciliation(result.stdout) == (1_200, 1_196, 4)
     scores = pd.read_csv(folder / "scores.csv")
-    assert len(scores) == 1_195
+    assert len(scores) == 1_196
+    # a new category of a model input is scored as the models' unknown one, and the row says so
+    warned = scores["input_warnings"].fillna("")
+    assert warned.iloc[500] == (
+        "segment: 'bank' is not one of sme, mid_corporate, large_corporate, multinational: "
+        "scored as the models' unknown category"
+    )
+    assert (warned.drop(index=500) == "").all()
+    assert "new values of segment (scored)" in result.stdout
     assert (scores["model_version"] == "crm-advisor v1").all()
     values = scores[["value_basic", "value_reactive", "value_responsible"]]
     best = values.to_numpy().max(axis=1)
@@ -63,14 +71,13 @@ def test_csv_with_a_corrupted_chunk(cli, advisor_store):
     assert (chosen >= best - 0.01 - 1e-9).all()  # the best mode, or today's within the switching cost
     assert scores["committee_mode"].isin(list(MODE_INDEX)).all()
     quarantine = pd.read_csv(folder / "scores.quarantine.csv")
-    assert quarantine["source_row"].tolist() == [501, 502, 503, 504, 1101]
-    assert quarantine["quarantine_reason"].tolist()[:4] == [
+    assert quarantine["source_row"].tolist() == [501, 503, 504, 1101]
+    assert quarantine["quarantine_reason"].tolist()[:3] == [
         "leverage: 'abc' is not a finite number",
-        "segment: 'bank' is not one of sme, mid_corporate, large_corporate, multinational",
         "internal_rating: '42' is above the maximum 10",
         "utilization: missing, but the column may not be null",
     ]
-    assert quarantine["quarantine_reason"].iloc[4].startswith("duplicate key (facility_id=")
+    assert quarantine["quarantine_reason"].iloc[3].startswith("duplicate key (facility_id=")
     assert not list(folder.glob(".scores.csv.parts"))
 
 
@@ -87,6 +94,73 @@ def test_parquet_with_out_of_range_values(cli, advisor_store):
     assert "most severe alerts" in result.stdout
     assert len(pd.read_parquet(folder / "scores.parquet")) == 898
     assert pd.read_parquet(folder / "scores.quarantine.parquet")["source_row"].tolist() == [11, 611]
+
+
+def test_a_new_category_goes_to_quarantine_when_the_job_says_so(cli, advisor_store):
+    folder = advisor_store["folder"]
+    book = scoring_rows(300, seed=44)
+    book["industry"] = book["industry"].astype(object)
+    book.loc[7, "industry"] = "space"
+    book.to_parquet(folder / "new-industry.parquet")
+    result = score(
+        cli,
+        advisor_store,
+        "--input",
+        "new-industry.parquet",
+        "--output",
+        "strict.parquet",
+        "--unseen-categories",
+        "quarantine",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert reconciliation(result.stdout) == (300, 299, 1)
+    quarantined = pd.read_parquet(folder / "strict.quarantine.parquet")
+    assert quarantined["quarantine_reason"].tolist() == [
+        "industry: 'space' is not one of agriculture, construction, energy, healthcare, hospitality, "
+        "manufacturing, ..."
+    ]
+
+
+def test_a_column_all_missing_stops_the_job_before_any_output(cli, advisor_store):
+    """A broken feed (one behaviour column empty on every row) is not "scored" into nothing: exit 2,
+    the quarantine written with every row and its reason, no output."""
+    folder = advisor_store["folder"]
+    scoring_rows(400, seed=45).assign(digital_logins_90d=float("nan")).to_parquet(folder / "feed.parquet")
+    result = score(cli, advisor_store, "--input", "feed.parquet", "--output", "feed-scores.parquet")
+    assert result.returncode == 2, result.stdout[-2000:]
+    assert "none of the 400 rows passed the gate" in result.stderr
+    assert "digital_logins_90d 400 (e.g. missing)" in result.stderr
+    assert "rows in = used + quarantined: 400 = 0 + 400" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (folder / "feed-scores.parquet").exists()
+    assert len(pd.read_parquet(folder / "feed-scores.quarantine.parquet")) == 400
+    assert not list(folder.glob(".feed-scores.parquet.parts"))
+
+
+def test_more_quarantined_rows_than_allowed_stop_the_job_unless_allowed(cli, advisor_store):
+    folder = advisor_store["folder"]
+    book = scoring_rows(400, seed=46)
+    book.loc[book.index[:40], "exposure"] *= 1e6  # 10% of the rows above the schema's maximum
+    book.to_parquet(folder / "units.parquet")
+    refused = score(cli, advisor_store, "--input", "units.parquet", "--output", "units.parquet.out.parquet")
+    assert refused.returncode == 2
+    assert "40 of 400 rows (10.0%) were quarantined, more than the 5% allowed (--max-quarantined-share)" in (
+        refused.stderr
+    )
+    assert "exposure 40 (e.g." in refused.stderr
+    assert not (folder / "units.parquet.out.parquet").exists()
+    allowed = score(
+        cli,
+        advisor_store,
+        "--input",
+        "units.parquet",
+        "--output",
+        "units.parquet.out.parquet",
+        "--max-quarantined-share",
+        "0.2",
+    )
+    assert allowed.returncode == 0, allowed.stderr[-2000:]
+    assert reconciliation(allowed.stdout) == (400, 360, 40)
 
 
 def test_a_missing_column_stops_the_job_with_its_name(cli, advisor_store):
@@ -305,12 +379,14 @@ def test_a_single_model_of_the_book_scores_with_named_columns(cli, advisor_store
     assert result.returncode == 0, result.stderr[-3000:]
     assert reconciliation(result.stdout) == (700, 699, 1)
     assert "alerts:" not in result.stdout
+    assert "Ignoring provided params" not in result.stderr  # the version is passed only where declared
     scores = pd.read_csv(folder / "pd.csv")
     assert list(scores.columns) == [
         "facility_id",
         "snapshot_date",
         "probability_default_12m",
         "model_version",
+        "input_warnings",
     ]
     assert scores["probability_default_12m"].between(0, 1).all()
     assert pd.read_csv(folder / "pd.quarantine.csv")["source_row"].tolist() == [4]

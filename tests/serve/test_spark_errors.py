@@ -50,3 +50,20 @@ def test_spark_engine_names_an_output_it_cannot_write_before_spark_starts(cli, a
     assert result.returncode == 2
     assert "a-file/.scores.parquet.writing: cannot write" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_spark_engine_stops_a_broken_feed_before_any_output(cli, advisor_store):
+    """A column empty on every row: exit 2 naming it, the quarantine in place, no output folder."""
+    folder = advisor_store["folder"]
+    book = generate_book(300, seed=54).assign(rm_contacts_90d=float("nan"))
+    book.to_parquet(folder / "broken.parquet")
+    result = _score_on_spark(
+        cli, advisor_store, "broken.parquet", "broken-scores.parquet", "--spark-master", "local[2]"
+    )
+    assert result.returncode == 2, result.stdout[-2000:]
+    assert "none of the 300 rows passed the gate" in result.stderr
+    assert "rm_contacts_90d 300 (e.g. missing)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (folder / "broken-scores.parquet").exists()
+    assert (folder / "broken-scores.quarantine.parquet" / "_SUCCESS").exists()
+    assert not list(folder.glob(".broken-scores*"))

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, inspect, select
 
+from crm_modes.data.gate import QuarantineLimitError
 from crm_modes.models.alerts import load_policy
 from crm_modes.state import queries
 from crm_modes.state.record import OutOfOrderError, SnapshotBusyError, record_scores
@@ -87,12 +88,12 @@ def test_migrations_from_empty_and_from_the_previous_revision(state_url):
             )
         )
     upgrade(engine)
-    assert revision(engine) == "0002"
-    assert {"alerts", "alert_events"} <= set(inspect(engine).get_table_names())
+    assert revision(engine) == "0003"
+    assert {"alerts", "alert_events", "monitoring_runs"} <= set(inspect(engine).get_table_names())
     with engine.connect() as connection:
         assert connection.execute(select(decisions.c.facility_id)).scalars().all() == ["F0"]
     connect(state_url)  # opening an up-to-date store changes nothing
-    assert revision(engine) == "0002"
+    assert revision(engine) == "0003"
 
 
 def test_the_lifecycle_new_ongoing_cooldown_escalated_resolved(state_url, tmp_path):
@@ -197,12 +198,27 @@ def test_rows_that_cannot_be_recorded_are_counted_with_their_reason(state_url, t
     frame = scores(month(0), {"F0": "PD_WATCH"})
     frame = pd.concat([frame, frame.iloc[[1]]], ignore_index=True)
     frame.loc[2, "facility_id"] = None
-    report = record(state_url, tmp_path, frame)
+    report = record(state_url, tmp_path, frame, max_quarantined_share=0.5)
     assert (report.rows_in, report.rows_recorded, report.rows_quarantined) == (5, 3, 2)
     assert report.quarantine_reasons == {
         "facility_id missing": 1,
         "duplicate facility_id and snapshot_date in the file": 1,
     }
+
+
+def test_a_scores_file_that_could_not_be_recorded_stops_before_anything_is_written(state_url, tmp_path):
+    frame = scores(month(0), {"F0": "PD_WATCH"}, facilities=10)
+    frame.loc[:3, "facility_id"] = None  # 4 rows of 10
+    with pytest.raises(QuarantineLimitError) as refused:
+        record(state_url, tmp_path, frame)
+    assert "4 of 10 rows (40.0%) were quarantined, more than the 5% allowed" in str(refused.value)
+    assert "facility_id missing 4" in str(refused.value)
+    frame["default_probability"] = None
+    with pytest.raises(QuarantineLimitError, match="none of the 10 rows passed"):
+        record(state_url, tmp_path, frame, max_quarantined_share=1.0)
+    with connect(state_url).connect() as connection:
+        assert connection.execute(select(func.count()).select_from(runs)).scalar_one() == 0
+        assert connection.execute(select(func.count()).select_from(decisions)).scalar_one() == 0
 
 
 def test_a_snapshot_being_recorded_by_a_live_recorder_stops_the_other(state_url, tmp_path):
@@ -226,6 +242,7 @@ def test_a_snapshot_being_recorded_by_a_live_recorder_stops_the_other(state_url,
 
 RECORDER = """
 import sys
+from crm_modes.data.gate import QuarantineLimitError
 from crm_modes.models.alerts import load_policy
 from crm_modes.state.record import record_scores
 from crm_modes.state.store import connect
@@ -396,3 +413,15 @@ def test_a_parquet_folder_as_spark_writes_it_is_recorded_and_annotated(state_url
     assert annotated["alert_status"].to_dict() == {"F0": "new", "F1": "none", "F2": "none", "F3": "new"}
     assert annotated["notify"].to_dict() == {"F0": True, "F1": False, "F2": False, "F3": True}
     assert not (tmp_path / ".scores.parquet.annotating").exists()
+
+
+def test_monitoring_runs_are_remembered_and_the_latest_of_a_version_read_back(state_url):
+    from crm_modes.state.monitoring_runs import latest, remember
+
+    engine = connect(state_url)
+    assert latest(engine, "crm-advisor v1") is None
+    remember(engine, "crm-advisor v1", "ok", {"snapshot": "2024-01-31", "rows": 10})
+    remember(engine, "crm-advisor v1", "watch", {"snapshot": "2024-02-29", "rows": 12})
+    remember(engine, "crm-advisor v2", "ok", {"snapshot": "2024-03-31", "rows": 1})
+    assert latest(engine, "crm-advisor v1") == {"snapshot": "2024-02-29", "rows": 12}
+    assert latest(engine, "crm-advisor v2") == {"snapshot": "2024-03-31", "rows": 1}
