@@ -12,7 +12,10 @@ Measured, in one run:
   monitored with ``--scores``, as a scheduler runs it after the scoring job;
 - false alarms: for each of ``--seeds`` seeds, the default configuration trained on that seed's
   book (in this process, no MLflow) and its ``baseline`` scenario's last month monitored against
-  the reference of that training (``configs/monitoring.yaml``): the runs with any "act" flag.
+  the reference of that training and, as the previous run, the month before
+  (``configs/monitoring.yaml``): the runs with any "act" flag;
+- levels month on month: the same for each of the seed's last 12 months, each against the month
+  before: how far the book's levels and inputs move in ordinary months, and the months flagged.
 Targets (2-core machine): 1,000,000 rows in at most 20 s, memory flat in the input
 size; at most 1 run in 20 with an "act" flag on a baseline book.
 """
@@ -25,9 +28,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import save
 from bench_score import BIN, REPO, champion_store, run, timed_score
+
+#: ordinary months per seed whose levels are compared with the month before
+MONTHS_ON_MONTH = 12
 
 
 def timed_monitor(env: dict, folder: Path, source: Path, scores: Path | None = None) -> dict[str, float]:
@@ -55,8 +63,9 @@ def timed_monitor(env: dict, folder: Path, source: Path, scores: Path | None = N
     return {"seconds": float(seconds), "peak_memory_mib": round(int(kib) / 1024, 1)}
 
 
-def false_alarms(seeds: list[int], rows: int) -> list[dict]:
-    """Per seed: train the default configuration on that seed's book, monitor its baseline's last month."""
+def false_alarms(seeds: list[int], rows: int, month_on_month: list[dict]) -> list[dict]:
+    """Per seed: train the default configuration on that seed's book, monitor its baseline's last
+    months, each against the month before; ``month_on_month`` gets each month's levels."""
     import warnings
 
     warnings.simplefilter("ignore")
@@ -95,12 +104,19 @@ def false_alarms(seeds: list[int], rows: int) -> list[dict]:
         )
         reference = monitoring_reference(advisor, table[fit_rows["default"]], {})
         book = generate_book(rows, seed, scenario="baseline")
-        current = validate(book[book["snapshot_date"] == book["snapshot_date"].max()]).valid
-        advice = advisor.advise(model_input(current[[c for c in input_names() if c in current.columns]]))
-        profile = reference.profile.empty_like()
-        profile.add(current, advice)
         grades = [grade.grade for grade in advisor.policy.risk_grades]
-        report = compute(reference, profile, None, grades, settings)
+
+        months = sorted(book["snapshot_date"].unique())[-(MONTHS_ON_MONTH + 1) :]
+        previous, moves = None, []
+        for snapshot in months:  # each month monitored with the month before as its previous run
+            current = validate(book[book["snapshot_date"] == snapshot]).valid
+            advice = advisor.advise(model_input(current[[c for c in input_names() if c in current.columns]]))
+            profile = reference.profile.empty_like()
+            profile.add(current, advice)
+            report = compute(reference, profile, None, grades, settings, previous=previous)
+            if previous is not None:
+                moves.append(report["portfolio"])
+            previous = report["portfolio"]["current"]
         acted = [f"{f['section']} {f['name']} {f['figure']}" for f in report["flags"] if f["level"] == "act"]
         runs.append(
             {
@@ -112,7 +128,41 @@ def false_alarms(seeds: list[int], rows: int) -> list[dict]:
             }
         )
         print(runs[-1], flush=True)
+        month_on_month.extend(moves)
     return runs
+
+
+def levels_month_on_month(portfolios: list[dict]) -> dict:
+    """How far the book's levels move from one month to the next in ordinary months: per figure the
+    95th and 99th percentiles and the largest rise (relative change; an input's shift in standard
+    deviations, either way), and the months with a flag."""
+    changes: dict[str, list[float]] = {}
+    flagged = {"watch": 0, "act": 0}
+    for levels in portfolios:
+        found = {"ok"}
+        for name, figures in levels["against_previous"].items():
+            if figures.get("interval") is not None and figures["change"] is not None:
+                changes.setdefault(name, []).append(figures["change"])
+            found.add(figures["flag"])
+        for name, figures in levels["inputs_against_previous"].items():
+            if figures["shift"] is not None:
+                changes.setdefault(f"input {name}", []).append(abs(figures["shift"]))
+            found.add(figures["flag"])
+        worst = "act" if "act" in found else "watch" if "watch" in found else "ok"
+        if worst != "ok":
+            flagged[worst] += 1
+    return {
+        "months": len(portfolios),
+        "months_with_a_level_flag": flagged,
+        "figures": {
+            name: {
+                "q95": round(float(np.quantile(values, 0.95)), 3),
+                "q99": round(float(np.quantile(values, 0.99)), 3),
+                "largest": round(float(np.max(values)), 3),
+            }
+            for name, values in sorted(changes.items())
+        },
+    }
 
 
 def main() -> None:
@@ -145,12 +195,14 @@ def main() -> None:
                 speed[key] |= {"rows": rows, "rows_per_second": round(rows / speed[key]["seconds"])}
         results["speed"] = speed
     if args.seeds:
-        runs = false_alarms(list(range(1, args.seeds + 1)), args.seed_rows)
+        portfolios: list[dict] = []
+        runs = false_alarms(list(range(1, args.seeds + 1)), args.seed_rows, portfolios)
         results["false_alarms"] = {
             "runs": runs,
             "runs_with_an_act_flag": sum(bool(r["act_flags"]) for r in runs),
             "of": len(runs),
         }
+        results["levels_month_on_month"] = levels_month_on_month(portfolios)
     speed = results["speed"]
     checks = {
         "at_most_20_s_for_1m_rows_scoring": speed["full"]["seconds"] <= 20,

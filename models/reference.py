@@ -116,6 +116,8 @@ class BookProfile:
     tail_edges: dict[str, list[float]] = field(default_factory=dict)
     #: per level score: rows above each of its ``tail_edges``
     tail_counts: dict[str, list[int]] = field(default_factory=dict)
+    #: per numeric input: the values present, their sum and their sum of squares
+    input_moments: dict[str, list[float]] = field(default_factory=dict)
 
     def empty_like(self) -> BookProfile:
         """The same bins and tail edges, nothing counted: what a current book is counted into."""
@@ -138,6 +140,15 @@ class BookProfile:
         variance = (squares - total * total / self.rows) / (self.rows - 1)
         return float(np.sqrt(max(variance, 0.0)))
 
+    def input_level(self, name: str) -> tuple[int, float, float]:
+        """A numeric input's values present, mean and standard deviation (NaN when not kept)."""
+        count, total, squares = self.input_moments.get(name, (0, 0.0, 0.0))
+        count = int(count)
+        if count < 2:
+            return count, float("nan"), float("nan")
+        variance = (squares - total * total / count) / (count - 1)
+        return count, total / count, float(np.sqrt(max(variance, 0.0)))
+
     def tail_shares(self, score: str) -> list[float]:
         """The share of rows above each of the reference's upper quantiles of ``score``."""
         counts = self.tail_counts.get(score)
@@ -156,6 +167,17 @@ class BookProfile:
                 continue
             counts = bins.count(source[name].to_numpy())
             self.counts[name] = self.counts.get(name, 0) + counts
+        for name, bins in self.bins.items():
+            if bins.kind != "numeric" or name in SCORE_COLUMNS or name in self.economy or name not in inputs:
+                continue
+            numbers = pd.to_numeric(inputs[name], errors="coerce").to_numpy(dtype=np.float64)
+            numbers = numbers[np.isfinite(numbers)]
+            count, total, squares = self.input_moments.get(name, [0, 0.0, 0.0])
+            self.input_moments[name] = [
+                count + numbers.size,
+                total + float(numbers.sum()),
+                squares + float(np.square(numbers).sum()),
+            ]
         for score in LEVEL_SCORES:
             if score not in advice:
                 continue
@@ -206,6 +228,7 @@ class BookProfile:
             "moments": self.moments,
             "tail_edges": self.tail_edges,
             "tail_counts": self.tail_counts,
+            "input_moments": self.input_moments,
         }
 
     @classmethod
@@ -229,6 +252,9 @@ class BookProfile:
             },
             tail_counts={
                 name: [int(v) for v in values] for name, values in data.get("tail_counts", {}).items()
+            },
+            input_moments={
+                name: [float(v) for v in values] for name, values in data.get("input_moments", {}).items()
             },
         )
 

@@ -51,7 +51,8 @@ class QuarantineConfig(FrozenConfig):
 
 class PortfolioConfig(FrozenConfig):
     """The book's levels: mean PD, expected defaults, mean churn, the share above the reference's upper
-    quantiles, against the reference and against the previous monitoring run of the same model.
+    quantiles, against the reference and against the previous monitoring run of the same model; and
+    the mean of each numeric input against the previous run's.
 
     A level's relative change is flagged when it crosses a threshold and its interval (from the
     number of rows and the spread of the scores) excludes no change: a small book's noise is not news.
@@ -59,8 +60,13 @@ class PortfolioConfig(FrozenConfig):
 
     against_reference: Levels = Levels(watch=0.25, act=0.50)
     """Relative change of a level from the training reference."""
-    against_previous: Levels = Levels(watch=0.10, act=0.25)
-    """Relative change of a level from the previous run."""
+    against_previous: Levels = Levels(watch=0.10, act=0.30)
+    """Relative change of a level (mean PD, expected defaults, mean churn) from the previous run."""
+    tails_against_previous: Levels = Levels(watch=0.25, act=0.75)
+    """Relative change of the share above a reference quantile from the previous run (a tail moves
+    with the economy more than a mean)."""
+    inputs_against_previous: Levels = Levels(watch=0.15, act=0.30)
+    """Shift of a numeric input's mean from the previous run, in standard deviations (either way)."""
     rows_against_previous: Levels = Levels(watch=0.10, act=0.25)
     """Relative change of the number of rows read from the previous run (facilities missing or added)."""
     confidence: float = Field(default=0.95, gt=0, lt=1)

@@ -405,6 +405,40 @@ def _levels(profile: BookProfile, grades: list[str]) -> dict:
             for score in ("default_probability", "churn_probability")
             if (shares_above := profile.tail_shares(score))
         },
+        "inputs": {
+            name: {"rows": rows, "mean": mean, "spread": spread}
+            for name in profile.input_moments
+            for rows, mean, spread in [profile.input_level(name)]
+        },
+    }
+
+
+def _shift(current: dict, base: dict | None, levels: Levels, confidence: float) -> dict:
+    """How far a numeric input's mean moved from ``base`` (the previous run's), in standard
+    deviations pooled over both books, with its interval and flag.
+
+    The interval is ``shift +- z * sqrt(1/n + 1/m)``, two independent means in that unit: the same
+    facilities month on month make it wider than it needs to be, so a flag is no noise. A shift either
+    way is flagged at the level whose threshold it crosses when its interval excludes no shift: an
+    input's mean barely moves month on month, and when it does, a feed or the book changed. A column
+    constant in both books that changed its value is ``act`` without a shift to show.
+    """
+    if not base or not base.get("rows") or not current["rows"]:
+        return {"base": base.get("mean") if base else None, "shift": None, "interval": None, "flag": "ok"}
+    mean, before = current["mean"], float(base["mean"])
+    spread = float(np.sqrt((current["spread"] ** 2 + float(base["spread"]) ** 2) / 2))
+    if not np.isfinite(spread) or spread == 0:
+        moved = np.isfinite(spread) and mean != before
+        return {"base": before, "shift": None, "interval": None, "flag": "act" if moved else "ok"}
+    shift = (mean - before) / spread
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    margin = z * float(np.sqrt(1 / current["rows"] + 1 / float(base["rows"])))
+    low, high = shift - margin, shift + margin
+    return {
+        "base": before,
+        "shift": shift,
+        "interval": [low, high],
+        "flag": _level(abs(shift), levels) if low > 0 or high < 0 else "ok",
     }
 
 
@@ -428,7 +462,7 @@ def portfolio(
 
     root = np.sqrt(rows) if rows else float("nan")
 
-    def changes(base: dict, levels: Levels) -> dict:
+    def changes(base: dict, levels: Levels, tail_levels: Levels) -> dict:
         found = {
             name: _change(
                 now[name],
@@ -443,12 +477,12 @@ def portfolio(
             for name, share in tails.items():
                 expected = _number(base.get("tail_shares", {}).get(score, {}).get(name))
                 error = float(np.sqrt(share * (1 - share))) / root  # a share's binomial error
-                found[f"{score}_{name}"] = _change(share, expected, error, levels, settings.confidence)
+                found[f"{score}_{name}"] = _change(share, expected, error, tail_levels, settings.confidence)
         return found
 
-    against_previous = None
+    against_previous = inputs_against_previous = None
     if previous is not None:
-        against_previous = changes(previous, settings.against_previous)
+        against_previous = changes(previous, settings.against_previous, settings.tails_against_previous)
         previous_rows = previous.get("rows") or 0
         against_previous["expected_defaults"] = _change(
             now["expected_defaults"],
@@ -457,6 +491,15 @@ def portfolio(
             settings.against_previous,
             settings.confidence,
         )
+        inputs_against_previous = {
+            name: _shift(
+                figures,
+                previous.get("inputs", {}).get(name),
+                settings.inputs_against_previous,
+                settings.confidence,
+            )
+            for name, figures in now["inputs"].items()
+        }
         change = rows / previous_rows - 1 if previous_rows else None
         against_previous["rows"] = {
             "base": previous_rows,
@@ -468,8 +511,9 @@ def portfolio(
         "current": now,
         "reference": then,
         "previous": previous,
-        "against_reference": changes(then, settings.against_reference),
+        "against_reference": changes(then, settings.against_reference, settings.against_reference),
         "against_previous": against_previous,
+        "inputs_against_previous": inputs_against_previous,
         "continuity": continuity(now["snapshot"], previous.get("snapshot") if previous else None),
     }
 
@@ -542,6 +586,17 @@ def flags(report: dict) -> list[dict]:
                     found.append(
                         _flagged(f"portfolio.{side}", name, "change", figures["change"], figures["flag"])
                     )
+        for name, figures in (levels.get("inputs_against_previous") or {}).items():
+            if figures["flag"] != "ok":
+                found.append(
+                    _flagged(
+                        "portfolio.inputs_against_previous",
+                        name,
+                        "mean_shift_sd",
+                        figures["shift"],
+                        figures["flag"],
+                    )
+                )
         kept = levels["continuity"]
         if kept["flag"] != "ok":
             found.append(

@@ -286,7 +286,37 @@ def _portfolio_section(levels: dict, distorted: str) -> list[str]:
             flags,
         ),
         _table(["risk grade", "share", "reference share", "previous run"], grades) if grades else "",
+        *_input_shifts(levels),
         "</section>",
+    ]
+
+
+def _input_shifts(levels: dict) -> list[str]:
+    """The numeric inputs' means against the previous run's, flagged and largest shift first."""
+    shifts = levels.get("inputs_against_previous") or {}
+    moved = sorted(
+        ((name, figures) for name, figures in shifts.items() if figures["base"] is not None),
+        key=lambda item: (item[1]["flag"] == "ok", -abs(item[1]["shift"] or 0.0)),
+    )
+    if not moved:
+        return []
+    now = levels["current"]["inputs"]
+    rows = [
+        [
+            name,
+            now[name]["mean"],
+            figures["base"],
+            "-"
+            if figures["shift"] is None
+            else f"{figures['shift']:+.2f} [{figures['interval'][0]:+.2f}, {figures['interval'][1]:+.2f}]",
+        ]
+        for name, figures in moved
+    ]
+    return [
+        "<p>The mean of each numeric input against the previous run's, in standard deviations pooled "
+        "over both books, flagged either way when it crosses its threshold and its 95% interval "
+        "excludes no shift.</p>",
+        _table(["input", "mean", "previous run", "shift [interval]"], rows, [f["flag"] for _, f in moved]),
     ]
 
 

@@ -124,3 +124,53 @@ def test_the_schema_page_lists_every_column(site):
 
     page = (site / "reference" / "schema" / "index.html").read_text()
     assert all(f"<code>{column.name}</code>" in page for column in SCHEMA)
+
+
+DECISION = re.compile(r"docs/decisions/\d{3}-[\w-]+\.md")
+
+
+def estimator_blocks(text: str) -> list[list[str]]:
+    """The lines of every ``estimator:`` block of a YAML text (comments included)."""
+    lines, blocks = text.splitlines(), []
+    for index, line in enumerate(lines):
+        if line.strip() == "estimator:":
+            indent = len(line) - len(line.lstrip())
+            block = []
+            for inner in lines[index + 1 :]:
+                if inner.strip() and len(inner) - len(inner.lstrip()) <= indent:
+                    break
+                block.append(inner)
+            blocks.append(block)
+    return blocks
+
+
+def test_estimator_settings_are_shown_only_where_measured():
+    """Settings that fit one table underfit another: a shipped configuration gives settings only
+    with the decision record that measured them, the pages show none, and each public table's
+    configured model is at least as good as the best plain model on the same folds."""
+    import json
+
+    measured = json.loads((REPO / "benchmarks" / "results" / "estimators.json").read_text())["public_tables"]
+    for path in sorted((REPO / "configs").glob("*.yaml")):
+        for block in estimator_blocks(path.read_text()):
+            if not any(line.strip().startswith("params:") for line in block):
+                continue
+            records = [found for line in block for found in DECISION.findall(line)]
+            assert records, f"{path.name}: estimator settings without the record that measured them"
+            assert all((REPO / record).is_file() for record in records), records
+        if path.stem in measured:
+            assert measured[path.stem]["configured_at_least_best_plain_minus_0.003"], path.stem
+    for page in [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]:
+        for block in re.findall(r"```ya?ml\n(.*?)```", page.read_text(), flags=re.S):
+            shown = [b for b in estimator_blocks(block) if any("params:" in line for line in b)]
+            assert not shown, f"{page.relative_to(REPO)} shows estimator settings: {shown}"
+
+
+def test_estimator_blocks_are_read_with_their_comments():
+    text = (
+        "models:\n  m:\n    estimator:\n      # measured: docs/decisions/001-x.md\n"
+        "      type: lightgbm\n      params: {a: 1}\n    calibration: none\n"
+    )
+    assert estimator_blocks(text) == [
+        ["      # measured: docs/decisions/001-x.md", "      type: lightgbm", "      params: {a: 1}"]
+    ]

@@ -309,6 +309,17 @@ def print_monitoring_report(console: Console, report: dict, seconds: float) -> N
     worst = max(stable["inputs"], key=lambda entry: entry["psi"], default=None)
     if worst is not None:
         summary.add_row("largest input PSI", f"{worst['name']} {worst['psi']:.3f} ({worst['flag']})")
+    shifts = [
+        (name, f)
+        for name, f in (levels.get("inputs_against_previous") or {}).items()
+        if f["shift"] is not None
+    ]
+    if shifts:
+        name, moved = max(shifts, key=lambda item: abs(item[1]["shift"]))
+        summary.add_row(
+            "largest input mean shift",
+            f"{name} {moved['shift']:+.2f} sd on the previous run ({moved['flag']})",
+        )
     if report.get("backtest"):
         for name, overall in report["backtest"]["overall"].items():
             auc = "-" if overall["auc"] is None else f"{overall['auc']:.4f}"

@@ -88,6 +88,7 @@ def schema() -> str:
     for column in SCHEMA:
         if column.categories:
             allowed = ", ".join(f"`{value}`" for value in column.categories)
+            allowed += f"; another value: {column.unseen_policy}"
         elif column.minimum is not None or column.maximum is not None:
             allowed = f"{_bound(column.minimum)} to {_bound(column.maximum)}"
         else:
@@ -220,6 +221,10 @@ HEADLINES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("scoring the rows itself", "speed.full.seconds", "s"),
             ("runs with an act flag, of 20", "false_alarms.runs_with_an_act_flag", ""),
         ],
+    ),
+    "drift_suite": (
+        "feeds that break the way real feeds break: the verdict expected and obtained",
+        [("cases with their expected level", "met", ""), ("cases", "of", "")],
     ),
     "monitoring_libraries": (
         "input drift of 1,000,000 rows: this project against evidently and nannyml",

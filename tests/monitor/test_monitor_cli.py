@@ -309,12 +309,19 @@ def test_levels_are_compared_with_the_previous_run_and_a_stale_or_wrong_month_is
     )
     report = json.loads((tmp_path / "worse.json").read_text())
     against = report["portfolio"]["against_previous"]
-    assert against["mean_default_probability"]["change"] > 0.25
+    assert against["mean_default_probability"]["change"] > 0.30
     assert against["mean_default_probability"]["flag"] == "act"
     assert against["rows"]["flag"] == "ok"
+    moved = report["portfolio"]["inputs_against_previous"]
+    assert moved["leverage"]["shift"] > 0.30
+    assert moved["leverage"]["flag"] == moved["internal_rating"]["flag"] == "act"
+    assert moved["exposure"]["flag"] == "ok"  # untouched
+    flagged = {(flag["section"], flag["name"]) for flag in report["flags"]}
+    assert ("portfolio.inputs_against_previous", "leverage") in flagged
     assert report["portfolio"]["continuity"]["flag"] == "ok"  # the month after the previous run
     assert second.returncode == 1
     assert "on the previous run" in second.stdout
+    assert "largest input mean shift" in second.stdout
 
     stale = run(
         cli,

@@ -138,6 +138,54 @@ def test_a_level_change_is_flagged_by_its_size_only_when_its_interval_excludes_n
     assert _change(0.0070, 0.0, 0.0001, levels, 0.95)["change"] is None  # no base to compare with
 
 
+def test_an_input_mean_shift_is_flagged_either_way_in_standard_deviations():
+    from crm_modes.monitor.config import Levels
+    from crm_modes.monitor.figures import _shift
+
+    levels = Levels(watch=0.15, act=0.30)
+    base = {"rows": 5000, "mean": 2.77, "spread": 1.3}
+    # leverage 10% higher: +0.277 over a pooled spread of sqrt((1.28^2 + 1.3^2) / 2) = 1.290 is
+    # +0.2147 sd; margin 1.96 * sqrt(2 / 5000) = 0.0392
+    worse = _shift({"rows": 5000, "mean": 3.047, "spread": 1.28}, base, levels, 0.95)
+    assert worse["shift"] == pytest.approx(0.2147, abs=1e-4)
+    assert worse["interval"] == pytest.approx([0.2147 - 0.0392, 0.2147 + 0.0392], abs=1e-3)
+    assert worse["flag"] == "watch"
+    assert (
+        _shift({"rows": 5000, "mean": 2.25, "spread": 1.3}, base, levels, 0.95)["flag"] == "act"
+    )  # -0.40 sd
+    # the same shift over 100 rows a month: [-0.06, +0.49] may be noise
+    small = base | {"rows": 100}
+    assert _shift({"rows": 100, "mean": 3.047, "spread": 1.28}, small, levels, 0.95)["flag"] == "ok"
+    assert (
+        _shift({"rows": 5000, "mean": 3.0, "spread": 1.3}, None, levels, 0.95)["shift"] is None
+    )  # no previous
+    # a column set to one value on every row is measured against the previous run's spread
+    constant = _shift(
+        {"rows": 5000, "mean": 10.0, "spread": 0.0}, {"rows": 5000, "mean": 5.0, "spread": 2.0}, levels, 0.95
+    )
+    assert constant["shift"] == pytest.approx(5 / np.sqrt(2))
+    assert constant["flag"] == "act"
+    # constant in both runs: the same value is no shift, another value is
+    kept = {"rows": 5000, "mean": 0.0, "spread": 0.0}
+    assert _shift(kept, kept, levels, 0.95)["flag"] == "ok"
+    assert _shift(kept | {"mean": 1.0}, kept, levels, 0.95)["flag"] == "act"
+
+
+def test_a_profile_keeps_each_numeric_inputs_level_over_the_values_present():
+    from crm_modes.models.reference import BookProfile
+    from crm_modes.models.stability import Bins
+
+    profile = BookProfile(
+        {"leverage": Bins("numeric", edges=(1.0, 2.0)), "collateral_type": Bins("categorical")}
+    )
+    advice = pd.DataFrame({"recommended_mode": ["basic"] * 3, "alert_level": ["none"] * 3})
+    profile.add(pd.DataFrame({"leverage": [1.0, 3.0, np.nan], "collateral_type": ["none"] * 3}), advice)
+    profile.add(pd.DataFrame({"leverage": [2.0], "collateral_type": ["none"]}), advice.iloc[:1])
+    assert profile.input_level("leverage") == (3, pytest.approx(2.0), pytest.approx(1.0))
+    assert "collateral_type" not in profile.input_moments  # categories have shares, not means
+    assert BookProfile.from_dict(profile.to_dict()).input_moments == profile.input_moments
+
+
 def test_a_book_follows_the_previous_run_by_one_month_end():
     from crm_modes.monitor.figures import continuity
 
