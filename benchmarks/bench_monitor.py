@@ -148,6 +148,10 @@ def levels_month_on_month(portfolios: list[dict]) -> dict:
             if figures["shift"] is not None:
                 changes.setdefault(f"input {name}", []).append(abs(figures["shift"]))
             found.add(figures["flag"])
+        mix = levels["grade_mix_against_previous"]
+        if mix is not None:
+            changes.setdefault("risk grade mix psi", []).append(mix["psi"])
+            found.add(mix["flag"])
         worst = "act" if "act" in found else "watch" if "watch" in found else "ok"
         if worst != "ok":
             flagged[worst] += 1

@@ -480,7 +480,7 @@ def portfolio(
                 found[f"{score}_{name}"] = _change(share, expected, error, tail_levels, settings.confidence)
         return found
 
-    against_previous = inputs_against_previous = None
+    against_previous = inputs_against_previous = grade_mix = None
     if previous is not None:
         against_previous = changes(previous, settings.against_previous, settings.tails_against_previous)
         previous_rows = previous.get("rows") or 0
@@ -500,6 +500,7 @@ def portfolio(
             )
             for name, figures in now["inputs"].items()
         }
+        grade_mix = _grade_mix(now["grade_shares"], previous.get("grade_shares") or {}, config)
         change = rows / previous_rows - 1 if previous_rows else None
         against_previous["rows"] = {
             "base": previous_rows,
@@ -514,8 +515,23 @@ def portfolio(
         "against_reference": changes(then, settings.against_reference, settings.against_reference),
         "against_previous": against_previous,
         "inputs_against_previous": inputs_against_previous,
+        "grade_mix_against_previous": grade_mix,
         "continuity": continuity(now["snapshot"], previous.get("snapshot") if previous else None),
     }
+
+
+def _grade_mix(now: dict[str, float], before: dict[str, float], config: MonitoringConfig) -> dict | None:
+    """The PSI of the share per risk grade against the previous run's (the PD on the master scale
+    month on month), flagged like a score's PSI; None without both mixes."""
+    grades = [grade for grade in now if grade in before]
+    if not grades or len(grades) != len(now):
+        return None
+    value = psi(
+        np.array([before[grade] for grade in grades]),
+        np.array([now[grade] for grade in grades]),
+        floor=config.stability.floor,
+    )
+    return {"psi": value, "flag": _level(value, config.stability.psi)}
 
 
 def _number(value: object) -> float:
@@ -586,6 +602,11 @@ def flags(report: dict) -> list[dict]:
                     found.append(
                         _flagged(f"portfolio.{side}", name, "change", figures["change"], figures["flag"])
                     )
+        mix = levels.get("grade_mix_against_previous")
+        if mix and mix["flag"] != "ok":
+            found.append(
+                _flagged("portfolio.against_previous", "risk grade mix", "psi", mix["psi"], mix["flag"])
+            )
         for name, figures in (levels.get("inputs_against_previous") or {}).items():
             if figures["flag"] != "ok":
                 found.append(

@@ -286,9 +286,19 @@ def _portfolio_section(levels: dict, distorted: str) -> list[str]:
             flags,
         ),
         _table(["risk grade", "share", "reference share", "previous run"], grades) if grades else "",
+        _grade_mix(levels.get("grade_mix_against_previous")),
         *_input_shifts(levels),
         "</section>",
     ]
+
+
+def _grade_mix(mix: dict | None) -> str:
+    if not mix:
+        return ""
+    return (
+        f'<p class="flag-{mix["flag"]}">PSI of the risk grade mix against the previous run: '
+        f"{mix['psi']:.4f} ({mix['flag']})</p>"
+    )
 
 
 def _input_shifts(levels: dict) -> list[str]:

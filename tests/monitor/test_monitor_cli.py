@@ -312,6 +312,7 @@ def test_levels_are_compared_with_the_previous_run_and_a_stale_or_wrong_month_is
     assert against["mean_default_probability"]["change"] > 0.30
     assert against["mean_default_probability"]["flag"] == "act"
     assert against["rows"]["flag"] == "ok"
+    assert report["portfolio"]["grade_mix_against_previous"]["flag"] == "act"  # every client rated worst
     moved = report["portfolio"]["inputs_against_previous"]
     assert moved["leverage"]["shift"] > 0.30
     assert moved["leverage"]["flag"] == moved["internal_rating"]["flag"] == "act"

@@ -171,6 +171,22 @@ def test_an_input_mean_shift_is_flagged_either_way_in_standard_deviations():
     assert _shift(kept | {"mean": 1.0}, kept, levels, 0.95)["flag"] == "act"
 
 
+def test_the_grade_mix_is_compared_with_the_previous_runs_by_its_psi():
+    from crm_modes.monitor.config import MonitoringConfig
+    from crm_modes.monitor.figures import _grade_mix
+
+    config = MonitoringConfig()
+    before = {"1": 0.5, "2": 0.5}
+    # (0.6 - 0.5) ln(0.6 / 0.5) + (0.4 - 0.5) ln(0.4 / 0.5) = 0.0405
+    assert _grade_mix({"1": 0.6, "2": 0.4}, before, config) == {
+        "psi": pytest.approx(0.0405, abs=1e-4),
+        "flag": "ok",
+    }
+    assert _grade_mix({"1": 0.9, "2": 0.1}, before, config)["flag"] == "act"  # 0.55
+    assert _grade_mix({"1": 0.6, "2": 0.4}, {}, config) is None  # no previous mix
+    assert _grade_mix({"1": 0.6, "2": 0.4, "3": 0.0}, before, config) is None  # another master scale
+
+
 def test_a_profile_keeps_each_numeric_inputs_level_over_the_values_present():
     from crm_modes.models.reference import BookProfile
     from crm_modes.models.stability import Bins
