@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python benchmarks/bench_rest_fuzz.py --tracking-uri URI [--max-examples 5000]
 [--seed 1]`` against a store whose ``crm-advisor@champion`` exists. The service is started as a
 user starts it; ``st run`` generates valid and invalid requests for every operation of its
-OpenAPI document (coverage and fuzzing phases). Target: no 5xx in >= 10,000 cases.
+OpenAPI document (coverage and fuzzing phases), with a token holding every scope (the service
+runs with credentials, as a shared one must). Target: no 5xx in >= 10,000 cases.
 The test suite runs a shorter version on every CI run (tests/serve/test_rest_fuzz.py).
 """
 
@@ -18,8 +19,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import yaml
 from _report import save
 from bench_score import BIN, environment, serve
+
+from crm_modes.serve.rest.access import Scope, new_token, token_hash
 
 PORT = 8914
 
@@ -31,10 +35,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        env = environment(args.tracking_uri) | {"CRM_MODES_ADMIN_TOKEN": "bench-token"}
-        process = serve(
-            [str(BIN / "crm-modes"), "serve", "--host", "127.0.0.1"], env, Path(folder), "/ready", PORT
-        )
+        env = environment(args.tracking_uri)
+        token = new_token()
+        credentials = Path(folder) / "credentials.yaml"
+        entry = {"holder": "fuzzer", "scopes": [scope.value for scope in Scope], "hash": token_hash(token)}
+        credentials.write_text(yaml.safe_dump({"credentials": [entry]}))
+        command = [str(BIN / "crm-modes"), "serve", "--host", "127.0.0.1", "--credentials", str(credentials)]
+        process = serve(command, env, Path(folder), "/ready", PORT)
         try:
             started = time.perf_counter()
             result = subprocess.run(
@@ -49,6 +56,8 @@ def main() -> None:
                     "--seed",
                     str(args.seed),
                     "--no-color",
+                    "--header",
+                    f"Authorization: Bearer {token}",
                 ],
                 env=env,
                 cwd=folder,

@@ -35,6 +35,7 @@ import pandas as pd
 from crm_modes.data.category_text import number_labels
 from crm_modes.data.schema import KEY, SCHEMA, Column, Kind, Unseen, required_names
 from crm_modes.shared.errors import InputError
+from crm_modes.shared.text import unstorable_mask
 
 REASON = "quarantine_reason"
 SOURCE_ROW = "source_row"
@@ -336,6 +337,8 @@ def _coerce(
         ok = ok & ~fractional
     if spec.kind is Kind.BINARY:
         checks.append((ok & ~np.isin(numbers, (0.0, 1.0)), "is not 0 or 1"))
+    if spec.kind is Kind.STRING:
+        checks.append((ok & unstorable_mask(parsed), "holds a NUL or a lone surrogate: no store can"))
     if spec.numeric and spec.minimum is not None:
         checks.append((ok & (numbers < spec.minimum), f"is below the minimum {spec.minimum:g}"))
     if spec.numeric and spec.maximum is not None:

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, select, update
 
 from crm_modes.shared.errors import InputError
 from crm_modes.state import lifecycle
-from crm_modes.state.tables import alert_events, alerts, decisions
+from crm_modes.state.tables import access_log, alert_events, alerts, decisions
 
 #: ``status`` filters: ``open`` means any status but resolved.
 STATUSES = ("open", *lifecycle.OPEN, lifecycle.RESOLVED)
@@ -100,3 +100,24 @@ def history(engine: Engine, facility_id: str) -> dict | None:
             "alerts": [dict(row) for row in its_alerts],
             "alert_events": [dict(row) for row in events],
         }
+
+
+def log_access(engine: Engine, holder: str, action: str, subject: str, rows: int) -> None:
+    """Write one read of client data to the access log: who, what, how many rows, when."""
+    with engine.begin() as connection:
+        connection.execute(
+            access_log.insert().values(
+                at=dt.datetime.now(dt.UTC), holder=holder, action=action, subject=subject[:200], rows=rows
+            )
+        )
+
+
+def access_entries(engine: Engine, *, holder: str | None = None, limit: int | None = None) -> list[dict]:
+    """The access log, newest first (optionally one holder's reads only)."""
+    query = select(access_log).order_by(access_log.c.at.desc(), access_log.c.id.desc())
+    if holder is not None:
+        query = query.where(access_log.c.holder == holder)
+    if limit is not None:
+        query = query.limit(limit)
+    with engine.connect() as connection:
+        return [dict(row) for row in connection.execute(query).mappings()]

@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow.dataset as pads
 
 from crm_modes.data.io import iter_chunks
+from crm_modes.shared.text import unstorable_mask
 
 #: Columns a scores file must have to be recorded.
 REQUIRED = (
@@ -70,6 +71,11 @@ def typed(chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     out["facility_id"] = facility
     for name in ("model_version", "alert_level", *_OPTIONAL_TEXT):
         out[name] = chunk[name].astype("string") if name in chunk else pd.NA
+    for name in ("facility_id", "model_version", "alert_level", "alert_codes", *_OPTIONAL_TEXT):
+        if name in chunk:  # refused here, so the store is never asked to hold what it cannot
+            reasons[unstorable_mask(chunk[name]) & reasons.isna().to_numpy()] = (
+                f"{name} holds a NUL or a lone surrogate: no store can"
+            )
     out["alert_codes"] = chunk["alert_codes"].astype("string").fillna("")
     for name in ("default_probability", *_OPTIONAL_FLOAT):
         out[name] = pd.to_numeric(chunk[name], errors="coerce") if name in chunk else float("nan")

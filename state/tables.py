@@ -35,6 +35,8 @@ runs = Table(
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
     Column("status", String(16), nullable=False),
+    Column("holder", String(200)),  # host:pid of the recorder, so the next run can tell it is dead
+    Column("heartbeat_at", DateTime(timezone=True)),
 )
 
 snapshots = Table(
@@ -114,4 +116,15 @@ monitoring_runs = Table(
     Column("status", String(16), nullable=False),
     Column("figures", Text, nullable=False),  # JSON: the report's portfolio.current
     Column("at", DateTime(timezone=True), nullable=False),
+)
+
+access_log = Table(
+    "access_log",
+    metadata,
+    Column("id", Key, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("holder", String(200), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("rows", BigInteger, nullable=False),
 )

@@ -23,6 +23,7 @@ def kinds() -> dict[str, tuple[type[BaseModel], str]]:
     from crm_modes.models.alerts import AlertPolicy
     from crm_modes.models.economics import Economics
     from crm_modes.monitor.config import MonitoringConfig
+    from crm_modes.serve.rest.access import AccessConfig
     from crm_modes.training.config import TrainingConfig
 
     return {
@@ -31,6 +32,7 @@ def kinds() -> dict[str, tuple[type[BaseModel], str]]:
         "monitoring": (MonitoringConfig, "configs/monitoring.yaml"),
         "alert-policy": (AlertPolicy, "configs/alert_policy.yaml"),
         "economics": (Economics, "configs/economics.yaml"),
+        "credentials": (AccessConfig, "configs/credentials.example.yaml"),
     }
 
 

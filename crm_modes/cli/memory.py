@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from crm_modes.cli.app import MaxQuarantined, State, app, console, progress, quarantine_limit
-from crm_modes.cli.tables import alerts_table, history_tables
+from crm_modes.cli.tables import access_table, alerts_table, history_tables
 from crm_modes.shared.errors import InputError
 
 if TYPE_CHECKING:
@@ -154,6 +154,23 @@ def history(
         return
     for table in history_tables(found):
         console.print(table)
+
+
+@app.command("access-log")
+def access_log(
+    holder: Annotated[str | None, typer.Option(help="Only this holder's reads.")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 100,
+    state: State = None,
+) -> None:
+    """Who read client data over REST (histories, alerts), what and when, newest first."""
+    from crm_modes.state.queries import access_entries
+    from crm_modes.state.store import connect
+
+    if output_format not in ("table", "json", "csv"):
+        raise InputError(f"--format must be table, json or csv, got {output_format!r}")
+    found = access_entries(connect(state), holder=holder, limit=limit)
+    _print_rows(found, output_format, access_table)
 
 
 def _print_rows(rows: list[dict], output_format: str, table: Callable[[list[dict]], Table]) -> None:

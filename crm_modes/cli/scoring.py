@@ -207,6 +207,33 @@ def serve(
         int | None,
         typer.Option(min=1, help="Largest request body in bytes (413 above); default: 4 KiB per record."),
     ] = None,
+    header_timeout: Annotated[
+        float,
+        typer.Option(min=0.1, help="Seconds a request's headers may take to arrive (then 408, closed)."),
+    ] = 10.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(min=0.1, help="Seconds a request's body may take after its headers (then 408, closed)."),
+    ] = 60.0,
+    credentials: Annotated[
+        Path | None,
+        typer.Option(
+            help="Credentials file: token hashes with their holders and scopes, JWT settings "
+            "(default: $CRM_MODES_CREDENTIALS). Without one the service is open.",
+        ),
+    ] = None,
+    open_service: Annotated[
+        bool,
+        typer.Option(
+            "--open",
+            help="Serve without credentials on an interface other than the loopback (anyone who "
+            "reaches the port may read client data).",
+        ),
+    ] = False,
+    ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM) to serve HTTPS.")] = None,
+    ssl_keyfile: Annotated[
+        Path | None, typer.Option(help="TLS private key (PEM) of the certificate.")
+    ] = None,
     state: State = None,
 ) -> None:
     """Serve the advisor over REST: scoring, health, version, reload, facility history and alerts."""
@@ -214,28 +241,80 @@ def serve(
     quiet_mlflow()
     import uvicorn
 
+    from crm_modes.serve.rest.access import LOOPBACK, Gatekeeper
     from crm_modes.serve.rest.app import SERVICE_VARIABLE, ServiceSettings, create_app
     from crm_modes.serve.rest.limits import Limits
+    from crm_modes.serve.rest.protocol import GuardedHttp
     from crm_modes.shared.model_loading import resolve
 
+    access = Gatekeeper.from_file(credentials)
+    if access.open and host not in LOOPBACK and not open_service:
+        raise InputError(
+            f"no credentials configured: serving on {host} would let anyone who reaches the port read "
+            "client data; pass --credentials FILE (see `crm-modes credentials new`), or --open to mean it"
+        )
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise InputError("TLS needs both --ssl-certfile and --ssl-keyfile")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    limits = Limits(max_records=max_records, max_body_bytes=max_body_bytes)
+    limits = Limits(
+        max_records=max_records,
+        max_body_bytes=max_body_bytes,
+        header_seconds=header_timeout,
+        body_seconds=body_timeout,
+    )
+    GuardedHttp.configure(limits)
+    scheme = "https" if ssl_certfile else "http"
+    server = {
+        "host": host,
+        "port": port,
+        "log_level": "warning",
+        "http": GuardedHttp,
+        "ssl_certfile": str(ssl_certfile) if ssl_certfile else None,
+        "ssl_keyfile": str(ssl_keyfile) if ssl_keyfile else None,
+    }
+    shown_access = "open to every caller" if access.open else "credentials required"
     if workers == 1:
         with console.status(f"loading {model}"):
-            service = create_app(model, limits=limits, state=state)
-        console.print(f"serving {service.state.served.model.version} on http://{host}:{port}")
-        uvicorn.run(service, host=host, port=port, log_level="warning")
+            service = create_app(model, limits=limits, state=state, access=access)
+        console.print(
+            f"serving {service.state.served.model.version} on {scheme}://{host}:{port} ({shown_access})"
+        )
+        uvicorn.run(service, **server)
         return
     pinned, version = resolve(model)  # every worker starts with this very version
+    given = str(credentials.resolve()) if credentials else None
     with tempfile.TemporaryDirectory(prefix="crm-modes-serve-") as folder:
-        settings = ServiceSettings(model, pinned, limits, state, str(Path(folder) / "reloaded.json"), threads)
-        os.environ[SERVICE_VARIABLE] = settings.to_environment()
-        console.print(f"serving {version} on http://{host}:{port} with {workers} workers")
-        uvicorn.run(
-            "crm_modes.serve.rest.app:app_from_environment",
-            factory=True,
-            workers=workers,
-            host=host,
-            port=port,
-            log_level="warning",
+        settings = ServiceSettings(
+            model, pinned, limits, state, str(Path(folder) / "reloaded.json"), threads, given
         )
+        os.environ[SERVICE_VARIABLE] = settings.to_environment()
+        console.print(
+            f"serving {version} on {scheme}://{host}:{port} with {workers} workers ({shown_access})"
+        )
+        uvicorn.run("crm_modes.serve.rest.app:app_from_environment", factory=True, workers=workers, **server)
+
+
+credentials_app = typer.Typer(help="Tokens for the REST service.", no_args_is_help=True)
+app.add_typer(credentials_app, name="credentials")
+
+
+@credentials_app.command("new")
+def credentials_new(
+    holder: Annotated[str, typer.Option(help="Who will hold the token (shown in the access log).")],
+    scopes: Annotated[str, typer.Option(help="Comma-separated: score, read, acknowledge, admin.")] = "score",
+) -> None:
+    """Make a token: print it once (give it to its holder) and the entry for the credentials file,
+    which holds only its salted hash."""
+    import yaml
+
+    from crm_modes.serve.rest.access import Credential, Scope, new_token, token_hash
+
+    names = [name.strip() for name in scopes.split(",") if name.strip()]
+    unknown = [name for name in names if name not in Scope.__members__]
+    if unknown or not names:
+        raise InputError(f"--scopes: {unknown or 'none given'}; choose from {', '.join(Scope)}")
+    token = new_token()
+    entry = Credential(holder=holder, scopes=tuple(Scope(name) for name in names), hash=token_hash(token))
+    console.print(f"token (shown once; give it to {holder}): {token}", highlight=False, soft_wrap=True)
+    console.print("entry for the credentials file's `credentials:` list:", highlight=False)
+    print(yaml.safe_dump([entry.model_dump(mode="json")], sort_keys=False), end="")

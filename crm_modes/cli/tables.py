@@ -199,6 +199,21 @@ def policy_table(report: dict, model_uri: str) -> Table:
     return table
 
 
+def access_table(rows: list[dict]) -> Table:
+    """Reads of client data from the access log, one line each."""
+    from rich import box
+
+    table = Table(title=f"{len(rows):,} reads, newest first", box=box.SIMPLE_HEAD)
+    for name in ("at", "holder", "action", "subject", "rows"):
+        table.add_column(name, no_wrap=name != "subject", overflow="fold")
+    for row in rows:
+        at = row["at"]
+        table.add_row(
+            f"{at:%Y-%m-%d %H:%M:%S}", row["holder"], row["action"], row["subject"], f"{row['rows']:,}"
+        )
+    return table
+
+
 def alerts_table(rows: list[dict], status: str | None) -> Table:
     """Alerts from the state store, one line each (dates never wrapped)."""
     from rich import box

@@ -17,14 +17,18 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from crm_modes.serve.rest.access import Gatekeeper
 from crm_modes.serve.rest.batcher import Batcher
 from crm_modes.serve.rest.dependencies import StateStore
 from crm_modes.serve.rest.limits import Limits, problem_list
-from crm_modes.serve.rest.middleware import BodyLimit, CatchAll
-from crm_modes.serve.rest.records import json_rows, records_frame
+from crm_modes.serve.rest.middleware import BodyLimit, CatchAll, HeadAsGet
+from crm_modes.serve.rest.records import ScoreRequest, json_rows, records_frame
 from crm_modes.serve.rest.routers import admin, memory, scoring
 from crm_modes.serve.rest.served_model import ServedModel
 from crm_modes.serve.rest.strict_json import StrictJSONRoute
+
+#: Every router of the service (a test checks that each of their routes declares its access).
+ROUTERS = (admin.router, scoring.router, memory.router)
 
 #: The environment variable through which ``crm-modes serve --workers N`` configures each worker.
 SERVICE_VARIABLE = "CRM_MODES_SERVICE"
@@ -42,29 +46,51 @@ def create_app(
     state: str | None = None,
     shared: Path | None = None,
     pinned: str | None = None,
+    access: Gatekeeper | None = None,
 ) -> FastAPI:
     """The service for ``model_uri`` (e.g. ``models:/crm-advisor@champion``).
 
     ``state`` is the state store's URL (see :func:`crm_modes.state.store.state_url`) for the
     history and alert endpoints. ``shared`` is the reload announcement file of a service with
     several workers (:mod:`crm_modes.serve.rest.served_model`); ``pinned`` the version to load at
-    start (default: the current version of ``model_uri``).
+    start (default: the current version of ``model_uri``). ``access``: who may call which route
+    (default: an open service, as on the loopback without credentials).
     """
     limits = limits or Limits()
     app = FastAPI(title="crm-modes advisor", version="1")
     app.router.route_class = StrictJSONRoute
-    for router in (admin.router, scoring.router, memory.router):
+    for router in ROUTERS:
         app.include_router(router)
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, limit=limits.body_bytes)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(CatchAll)  # added last, so outermost: it sees every failure
     app.state.served = ServedModel(model_uri, shared=shared)
     app.state.batcher = Batcher(lambda model, records: json_rows(model.predict(records_frame(records))))
     app.state.limits = limits
     app.state.store = StateStore(state)
+    app.state.access = access or Gatekeeper(None)
+    _document_the_score_request(app)
     if load_at_start:
         app.state.served.load(pinned)
     return app
+
+
+def _document_the_score_request(app: FastAPI) -> None:
+    """Put the scoring request's schema in the OpenAPI document (the route validates it itself, in
+    the thread pool; see :mod:`crm_modes.serve.rest.routers.scoring`)."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            document = generate()
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            request = ScoreRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(request.pop("$defs", {}))
+            schemas["ScoreRequest"] = request
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)
@@ -77,6 +103,7 @@ class ServiceSettings:
     state: str | None
     shared: str
     threads: int
+    credentials: str | None = None
 
     def to_environment(self) -> str:
         return json.dumps(asdict(self))
@@ -99,4 +126,5 @@ def app_from_environment() -> FastAPI:
         state=settings.state,
         shared=Path(settings.shared),
         pinned=settings.pinned_uri,
+        access=Gatekeeper.from_file(settings.credentials),
     )

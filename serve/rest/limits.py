@@ -19,12 +19,22 @@ EXCERPT_CHARS = 80
 MAX_ERRORS = 20
 
 
+#: Bytes a request's headers may take (a 431 above), and the deadlines for headers and body.
+HEADER_BYTES = 64 * 1024
+HEADER_SECONDS = 10.0
+BODY_SECONDS = 60.0
+
+
 @dataclass(frozen=True)
 class Limits:
-    """What one request may be: records, and bytes (by default enough for the most records)."""
+    """What one request may be: records, and bytes (by default enough for the most records); how
+    large its headers may be, and how long its headers and body may take to arrive."""
 
     max_records: int = MAX_RECORDS
     max_body_bytes: int | None = None
+    header_bytes: int = HEADER_BYTES
+    header_seconds: float = HEADER_SECONDS
+    body_seconds: float = BODY_SECONDS
 
     @property
     def body_bytes(self) -> int:
@@ -38,9 +48,11 @@ class Problem(BaseModel):
 
 
 def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
-    """A short, JSON-safe rendering of ``value`` for an error message."""
+    """A short, JSON-safe rendering of ``value`` for an error message (lone surrogates escaped, so
+    that the answer can always be encoded)."""
     text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def problem_list(errors: list[dict[str, Any]]) -> dict[str, Any]:
@@ -63,5 +75,5 @@ def problem_list(errors: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 #: The error answers a route may give, for the OpenAPI document.
-ERRORS = {status: {"model": Problem} for status in (400, 413, 422, 500)}
+ERRORS = {status: {"model": Problem} for status in (400, 401, 403, 413, 422, 500)}
 ADMIN_ERRORS = {status: {"model": Problem} for status in (401, 403, 409, 503)}

@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import json
 import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 log = logging.getLogger(__name__)
+
+#: After a body this large, memory the C allocator holds free is given back to the system.
+TRIM_AFTER_BYTES = 1 << 20
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+def give_back_memory() -> None:
+    """Return the C allocator's free pages to the system (glibc keeps them per thread arena, so a
+    worker that parsed a large body would otherwise keep its peak size)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 class BodyLimit:
@@ -54,7 +79,12 @@ class BodyLimit:
                 return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
             return await receive()
 
-        await self.app(scope, replay, send)
+        try:
+            await self.app(scope, replay, send)
+        finally:
+            if size > TRIM_AFTER_BYTES:
+                chunks.clear()
+                await run_in_threadpool(give_back_memory)
 
     def _too_large(self, what: str) -> str:
         return f"request body too large: {what}; the limit is {self.limit:,} bytes"
@@ -65,6 +95,25 @@ class BodyLimit:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+class HeadAsGet:
+    """ASGI middleware: ``HEAD`` on any ``GET`` route answers its status and headers, no body."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: dict) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 class CatchAll:

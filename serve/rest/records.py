@@ -31,6 +31,13 @@ def _integral(value: object) -> object:
     return value
 
 
+def _date_text(value: object) -> object:
+    """A date is ``YYYY-MM-DD`` text: a number is not a date (pydantic would read 0 as 1970-01-01)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("a date is text, YYYY-MM-DD, not a number")
+    return value
+
+
 def _field(column: Column) -> tuple[Any, Any]:
     """(annotation, default) of one request field, with the schema's rules as constraints."""
     if column.kind is Kind.CATEGORY:
@@ -44,7 +51,7 @@ def _field(column: Column) -> tuple[Any, Any]:
             float, Field(ge=column.minimum, le=column.maximum, allow_inf_nan=False, strict=True)
         ]
     elif column.kind is Kind.DATE:
-        annotation = Annotated[dt.date, Field(ge=EARLIEST_DATE, le=LATEST_DATE)]
+        annotation = Annotated[dt.date, Field(ge=EARLIEST_DATE, le=LATEST_DATE), BeforeValidator(_date_text)]
     else:
         annotation = Annotated[str, Field(min_length=1, max_length=IDENTIFIER_LENGTH)]
     optional = column.nullable or not column.required or column.name in OPTIONAL_FIELDS
@@ -65,7 +72,10 @@ class ScoreRequest(BaseModel):
     """The body of ``POST /v1/score``; a service may be configured to take fewer records."""
 
     model_config = ConfigDict(extra="forbid")
-    records: list[ScoringRecord] = Field(min_length=1, max_length=MAX_RECORDS)  # type: ignore[valid-type]
+    # More than the service takes is a 413 before validation (the scoring route counts first).
+    records: list[ScoringRecord] = Field(  # type: ignore[valid-type]
+        min_length=1, json_schema_extra={"maxItems": MAX_RECORDS}
+    )
 
 
 class ScoreResponse(BaseModel):

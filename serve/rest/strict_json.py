@@ -1,15 +1,29 @@
-"""JSON parsed strictly: no ``NaN`` or ``Infinity``, and no key twice in one object (a 422 naming it)."""
+"""JSON parsed strictly and off the event loop, after the caller is known.
+
+No ``NaN`` or ``Infinity``, no key twice in one object, no NUL or lone surrogate in any string
+(each a 422 naming it). The duplicate check is a set per object, so parsing stays linear in the
+body; parsing runs in the thread pool, so a large body never stalls ``/health``. A route that needs
+a scope checks the caller before it reads the body: an unknown caller costs no parsing.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
+from crm_modes.serve.rest.access import authorize, bearer_token, route_scope
 from crm_modes.serve.rest.limits import excerpt
+from crm_modes.shared.text import text_problem
+
+#: Escapes that may decode to text no store can hold (checked string by string when present).
+_SUSPECT = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
 
 class _StrictJSONError(ValueError):
@@ -21,31 +35,84 @@ def _refuse_constant(name: str) -> float:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    if len(set(keys)) != len(keys):
-        repeated = next(key for key in keys if keys.count(key) > 1)
-        raise _StrictJSONError(f"key {excerpt(repeated, 40)!r} appears twice in one JSON object")
-    return dict(pairs)
+    result = dict(pairs)
+    if len(result) != len(pairs):  # find the repeated key: a set, so linear in the object's size
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _StrictJSONError(f"key '{excerpt(key, 40)}' appears twice in one JSON object")
+            seen.add(key)
+    return result
+
+
+def _unstorable(value: Any) -> str | None:
+    """The first string in ``value`` (keys included) no store can hold, described; else None."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            problem = text_problem(item)
+            if problem:
+                return f"the string '{excerpt(item, 40)}' holds {problem}, which no store can hold"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
+def parse_strict(body: bytes) -> Any:
+    """The JSON document in ``body``, parsed strictly (see the module), or an HTTP 400/422."""
+    try:
+        parsed = json.loads(body, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+    except _StrictJSONError as error:
+        raise HTTPException(status_code=422, detail=str(error)) from None
+    except UnicodeDecodeError as error:  # (a JSONDecodeError goes on: FastAPI's 422 names its place)
+        raise HTTPException(
+            status_code=400, detail=f"the body is not JSON: {excerpt(str(error), 200)}"
+        ) from None
+    except RecursionError:
+        raise HTTPException(status_code=422, detail="the JSON document is nested too deeply") from None
+    if _SUSPECT.search(body):
+        problem = _unstorable(parsed)
+        if problem:
+            raise HTTPException(status_code=422, detail=problem)
+    return parsed
+
+
+def invalid_json(error: json.JSONDecodeError) -> RequestValidationError:
+    """A body that is not JSON, as FastAPI itself answers it (a 422 naming the place)."""
+    return RequestValidationError(
+        [
+            {
+                "type": "json_invalid",
+                "loc": ("body", error.pos),
+                "msg": "JSON decode error",
+                "input": {},
+                "ctx": {"error": error.msg},
+            }
+        ]
+    )
 
 
 class StrictJSONRequest(Request):
-    """A request whose JSON body is parsed strictly (see the module's docstring)."""
+    """A request whose JSON body is parsed strictly, in the thread pool (see the module's docstring)."""
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            body = await self.body()
-            try:
-                self._json = json.loads(body, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
-            except _StrictJSONError as error:
-                raise HTTPException(status_code=422, detail=str(error)) from None
+            self._json = await run_in_threadpool(parse_strict, await self.body())
         return self._json
 
 
 class StrictJSONRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Awaitable[Any]]:
         handler = super().get_route_handler()
+        scope = route_scope(self.dependant.dependencies)
 
         async def strict(request: Request) -> Any:
+            if scope is not None:  # before the body is read
+                authorize(request, scope, bearer_token(request))
             return await handler(StrictJSONRequest(request.scope, request.receive))
 
         return strict

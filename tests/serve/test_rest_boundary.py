@@ -10,7 +10,6 @@ import json
 import logging
 
 from crm_modes.serve.rest.app import create_app
-from crm_modes.serve.rest.auth import token_matches
 from crm_modes.serve.rest.limits import RECORD_BYTES, Limits, excerpt
 from tests.serve.test_rest import records
 
@@ -94,20 +93,39 @@ def test_an_unexpected_failure_is_a_500_with_a_request_id_and_no_internals(caplo
     assert "secret internals" in str(logged[0].exc_info[1])  # the traceback is in the log, not the answer
 
 
-def test_tokens_are_bearer_only_and_compared_as_bytes():
-    assert token_matches("Bearer s3cret", "s3cret")
-    assert not token_matches("s3cret", "s3cret")
-    assert not token_matches("bearer s3cret", "s3cret")
-    assert not token_matches("Bearer ", "s3cret")
-    assert not token_matches(None, "s3cret")
-    assert not token_matches("Bearer é\xff", "s3cret")  # no error on bytes that are not ASCII
-    assert token_matches("Bearer " + "é".encode().decode("latin-1"), "é")  # UTF-8 bytes, as sent
+def test_head_on_a_get_route_answers_its_status_without_a_body():
+    app = create_app("models:/crm-advisor@champion", load_at_start=False)
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "HEAD",
+        "path": "/health",
+        "raw_path": b"/health",
+        "query_string": b"",
+        "headers": [],
+        "root_path": "",
+        "scheme": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+    }
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 200
+    assert dict(sent[0]["headers"])[b"content-length"] == b"15"  # as GET's
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == b""
 
 
 def test_excerpts_are_short():
     assert excerpt("x" * 1_000) == "x" * 77 + "..."
     assert excerpt(float("nan")) == "nan"
     assert len(excerpt([{"a": "b" * 500}] * 100)) == 80
+    assert excerpt("\ud800").encode("utf-8") == b"\\ud800"  # a lone surrogate can always be sent back
 
 
 def test_an_unreachable_state_store_is_a_503_naming_it():

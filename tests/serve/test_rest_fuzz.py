@@ -2,8 +2,9 @@
 
 Generated requests, valid and invalid (wrong types, out-of-range values, missing and
 extra fields, odd unicode, dates pandas cannot hold), go to a real server on 127.0.0.1:
-none may get a 5xx, and every error answer stays small. A longer run is
-``benchmarks/bench_rest_fuzz.py``.
+none may get a 5xx, and every error answer stays small. Credentials are in play: most cases carry a
+token with every scope, the others none, an unknown one, or one without the scope the route needs.
+A longer run is ``benchmarks/bench_rest_fuzz.py``.
 """
 
 import pytest
@@ -14,6 +15,7 @@ schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 
+from tests.serve.credentials import ANONYMOUS, bearer  # noqa: E402
 from tests.serve.test_rest import service  # noqa: E402, F401 - the server under test, this module's own
 
 pytestmark = pytest.mark.integration
@@ -33,11 +35,28 @@ def api_schema(service):  # noqa: F811 - the imported fixture
 FUZZ = {"deadline": None, "suppress_health_check": list(HealthCheck), "derandomize": True, "database": None}
 
 
+#: The credential of each case in turn: (headers, whether a route that needs a scope must refuse it).
+CREDENTIAL_TURNS = [
+    (bearer(), None),
+    (bearer(), None),
+    (bearer(), None),
+    (ANONYMOUS, 401),
+    ({"Authorization": "Bearer crm_unknown"}, 401),
+    (bearer("read"), None),  # 403 where the route needs another scope
+]
+PUBLIC = {"/health", "/ready", "/version"}
+
+
 def check(case) -> None:
-    response = case.call(timeout=60)
     label = f"{case.method} {case.path}"
+    headers, refused = CREDENTIAL_TURNS[sum(calls.values()) % len(CREDENTIAL_TURNS)]
     calls[label] = calls.get(label, 0) + 1
+    response = case.call(timeout=60, headers=headers)
     assert response.status_code < 500, f"{label} answered {response.status_code}: {response.text[:500]}"
+    if refused and case.path not in PUBLIC:
+        assert response.status_code == refused, (
+            f"{label} answered {response.status_code} without a credential"
+        )
     if response.status_code >= 400:
         assert len(response.content) <= MAX_ERROR_BYTES, f"{label}: a {len(response.content)}-byte error"
         assert "detail" in response.json()

@@ -88,12 +88,14 @@ def test_migrations_from_empty_and_from_the_previous_revision(state_url):
             )
         )
     upgrade(engine)
-    assert revision(engine) == "0003"
-    assert {"alerts", "alert_events", "monitoring_runs"} <= set(inspect(engine).get_table_names())
+    assert revision(engine) == "0004"
+    assert {"alerts", "alert_events", "monitoring_runs", "access_log"} <= set(
+        inspect(engine).get_table_names()
+    )
     with engine.connect() as connection:
         assert connection.execute(select(decisions.c.facility_id)).scalars().all() == ["F0"]
     connect(state_url)  # opening an up-to-date store changes nothing
-    assert revision(engine) == "0003"
+    assert revision(engine) == "0004"
 
 
 def test_the_lifecycle_new_ongoing_cooldown_escalated_resolved(state_url, tmp_path):

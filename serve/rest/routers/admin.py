@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
-from crm_modes.serve.rest.auth import token_required
+from crm_modes.serve.rest.access import Scope, requires
 from crm_modes.serve.rest.dependencies import live_model, served
 from crm_modes.serve.rest.limits import ADMIN_ERRORS, Problem, excerpt
 from crm_modes.serve.rest.served_model import ServedModel
@@ -20,17 +20,17 @@ log = logging.getLogger(__name__)
 router = APIRouter(route_class=StrictJSONRoute)  # every body parsed strictly
 
 
-@router.get("/health")
+@router.get("/health", dependencies=[requires(None)])
 def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", responses={503: {"model": Problem}})
+@router.get("/ready", responses={503: {"model": Problem}}, dependencies=[requires(None)])
 def ready(model: Annotated[LoadedModel, Depends(live_model)]) -> dict[str, str]:
     return {"status": "ready", "model_version": model.version}
 
 
-@router.get("/version", responses={503: {"model": Problem}})
+@router.get("/version", responses={503: {"model": Problem}}, dependencies=[requires(None)])
 def version(
     model: Annotated[LoadedModel, Depends(live_model)], service: Annotated[ServedModel, Depends(served)]
 ) -> dict[str, str]:
@@ -42,7 +42,7 @@ def version(
     }
 
 
-@router.post("/admin/reload", responses=ADMIN_ERRORS, dependencies=[Depends(token_required("reload"))])
+@router.post("/admin/reload", responses=ADMIN_ERRORS, dependencies=[requires(Scope.admin)])
 async def reload(service: Annotated[ServedModel, Depends(served)]) -> dict[str, str]:
     """Load the current version of the configured URI and swap it in; requests in flight finish on
     the model they started with, and none is dropped. A reload while one runs is a 409; a reload
