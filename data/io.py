@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from crm_modes.data.schema import SCHEMA, Kind
-from crm_modes.shared.errors import InputError
+from crm_modes.shared.errors import InputError, RefusedError
 
 SUFFIXES = (".csv", ".parquet")
 DEFAULT_CHUNK_ROWS = 100_000
@@ -91,6 +92,64 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True  # another user's process
     return True
+
+
+class OutputBusyError(RefusedError):
+    """Another live job is writing the same output; this one wrote nothing."""
+
+    what = "not written"
+
+
+@contextmanager
+def output_lock(output: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold ``output`` for this job: a second job writing the same path is refused up front.
+
+    The lock is a file beside the output (``.NAME.lock``, created exclusively) naming the host and
+    process; a lock whose process is gone (on this host) is taken over. Raises
+    :class:`OutputBusyError` while another live job holds it.
+    """
+    output = Path(output)
+    lock = output.with_name(f".{output.name}.lock")
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    with writing_to(lock):
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            try:
+                descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = _lock_holder(lock)
+                if holder is None or _holder_alive(holder):
+                    shown = holder or "a job that is starting"
+                    raise OutputBusyError(
+                        f"{output} is being written by another job ({shown}); nothing was written by this "
+                        f"one. If no such job runs, remove {lock}"
+                    ) from None
+                lock.unlink(missing_ok=True)  # its writer is gone: take it over
+                continue
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(me)
+            break
+        else:
+            raise OutputBusyError(f"{output}: other jobs keep taking its lock ({lock}); try again")
+    try:
+        yield
+    finally:
+        if _lock_holder(lock) == me:
+            lock.unlink(missing_ok=True)
+
+
+def _lock_holder(lock: Path) -> str | None:
+    try:
+        return lock.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def _holder_alive(holder: str) -> bool:
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's job: cannot tell, so it holds
+    return _process_alive(int(pid))
 
 
 def table_format(path: str | os.PathLike[str]) -> str:

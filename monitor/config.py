@@ -62,9 +62,12 @@ class PortfolioConfig(FrozenConfig):
     """Relative change of a level from the training reference."""
     against_previous: Levels = Levels(watch=0.10, act=0.30)
     """Relative change of a level (mean PD, expected defaults, mean churn) from the previous run."""
-    tails_against_previous: Levels = Levels(watch=0.25, act=0.75)
-    """Relative change of the share above a reference quantile from the previous run (a tail moves
-    with the economy more than a mean)."""
+    tails_against_previous: Levels = Levels(watch=0.25, act=0.50)
+    """Relative change of the share above the reference's 90th percentile from the previous run (a
+    tail moves with the economy more than a mean)."""
+    far_tail_against_previous: Levels = Levels(watch=0.75, act=3.0)
+    """Relative change of the share above the reference's 99th percentile from the previous run:
+    about one facility in a hundred, which the economy alone can double from one month to the next."""
     inputs_against_previous: Levels = Levels(watch=0.15, act=0.30)
     """Shift of a numeric input's mean from the previous run, in standard deviations (either way)."""
     rows_against_previous: Levels = Levels(watch=0.10, act=0.25)

@@ -462,7 +462,7 @@ def portfolio(
 
     root = np.sqrt(rows) if rows else float("nan")
 
-    def changes(base: dict, levels: Levels, tail_levels: Levels) -> dict:
+    def changes(base: dict, levels: Levels, tail_levels: dict[str, Levels]) -> dict:
         found = {
             name: _change(
                 now[name],
@@ -477,12 +477,18 @@ def portfolio(
             for name, share in tails.items():
                 expected = _number(base.get("tail_shares", {}).get(score, {}).get(name))
                 error = float(np.sqrt(share * (1 - share))) / root  # a share's binomial error
-                found[f"{score}_{name}"] = _change(share, expected, error, tail_levels, settings.confidence)
+                found[f"{score}_{name}"] = _change(
+                    share, expected, error, tail_levels.get(name, levels), settings.confidence
+                )
         return found
 
     against_previous = inputs_against_previous = grade_mix = None
     if previous is not None:
-        against_previous = changes(previous, settings.against_previous, settings.tails_against_previous)
+        tails = {
+            "above_q90": settings.tails_against_previous,
+            "above_q99": settings.far_tail_against_previous,
+        }
+        against_previous = changes(previous, settings.against_previous, tails)
         previous_rows = previous.get("rows") or 0
         against_previous["expected_defaults"] = _change(
             now["expected_defaults"],
@@ -512,7 +518,7 @@ def portfolio(
         "current": now,
         "reference": then,
         "previous": previous,
-        "against_reference": changes(then, settings.against_reference, settings.against_reference),
+        "against_reference": changes(then, settings.against_reference, {}),
         "against_previous": against_previous,
         "inputs_against_previous": inputs_against_previous,
         "grade_mix_against_previous": grade_mix,

@@ -47,6 +47,7 @@ from crm_modes.data.io import (
     TableReadError,
     check_writable,
     iter_chunks,
+    output_lock,
     remove_stale_temporaries,
     synced_replace,
     table_format,
@@ -213,11 +214,28 @@ def score_file(
         QuarantineLimitError: no row passed the gate, or more than ``max_quarantined_share`` of the
             rows were quarantined; the quarantine is written, the output is not.
         TableWriteError: the output, the quarantine or the parts folder cannot be written.
+        OutputBusyError: another live job is writing ``output``.
     """
     source, output = Path(source), Path(output)
     table_format(output)
     if not source.is_file():
         raise TableReadError(f"{source}: no such file")
+    with output_lock(output):
+        return _score_file(
+            model, source, output, quarantine, chunk_rows, max_quarantined_share, unseen_inputs, on_chunk
+        )
+
+
+def _score_file(
+    model: LoadedModel,
+    source: Path,
+    output: Path,
+    quarantine: str | os.PathLike[str] | None,
+    chunk_rows: int,
+    max_quarantined_share: float,
+    unseen_inputs: UnseenInputs,
+    on_chunk: Callable[[int], None] | None,
+) -> ScoreReport:
     quarantine = Path(quarantine) if quarantine else default_quarantine_path(output)
     parts = _parts_folder(output)
     identity = {**_job_identity(source, model.version, chunk_rows), "unseen_inputs": unseen_inputs}

@@ -6,6 +6,12 @@ recorded snapshot is refused unless forced (the lifecycle needs the order); one 
 live recorder stops this one with its name; a claim whose holder is gone (same host and its process
 dead, or no heartbeat for :data:`STALE_SECONDS`) is taken over. Claims are made under an exclusive
 lock (SQLite's write lock, a PostgreSQL advisory lock), so a recorder waits while another records.
+
+Recorders queue in snapshot order: each run registers the snapshots it brings (the ``runs`` table)
+before it claims any, and a snapshot is claimed only when no other live run still brings an
+earlier one. Recorders started together therefore record as if one after another, oldest month
+first, whatever order they reach the store in. A run whose holder is gone is marked ``dead`` by
+the next run that looks.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Literal
 from sqlalchemy import Connection, Engine, select, text, update
 
 from crm_modes.shared.errors import InputError, RefusedError
-from crm_modes.state.tables import snapshots
+from crm_modes.state.tables import runs, snapshots
 
 #: A claim without a heartbeat for this long is taken as left by a recorder that died.
 STALE_SECONDS = 300.0
@@ -83,20 +89,58 @@ def exclusive(engine: Engine) -> Iterator[Connection]:
         connection.commit()
 
 
+def bury_dead_runs(connection: Connection) -> list[str]:
+    """Mark ``dead`` every running run whose holder is gone (or unknown); return their ids."""
+    dead = [
+        row.run_id
+        for row in connection.execute(
+            select(runs.c.run_id, runs.c.holder, runs.c.heartbeat_at, runs.c.started_at).where(
+                runs.c.status == "running"
+            )
+        )
+        if row.holder is None or holder_gone(row.holder, row.heartbeat_at or row.started_at)
+    ]
+    if dead:
+        connection.execute(
+            update(runs).where(runs.c.run_id.in_(dead)).values(status="dead", finished_at=now())
+        )
+    return dead
+
+
+def _earlier_pending(connection: Connection, snapshot: dt.date, run_id: str, recorded: set[dt.date]) -> list:
+    """Other live runs that still bring a snapshot earlier than ``snapshot``."""
+    bury_dead_runs(connection)
+    waiting = []
+    for row in connection.execute(
+        select(runs.c.run_id, runs.c.holder, runs.c.snapshots).where(
+            (runs.c.status == "running") & (runs.c.run_id != run_id)
+        )
+    ):
+        dates = [dt.date.fromisoformat(text) for text in row.snapshots.split(",") if text]
+        if any(date < snapshot and date not in recorded for date in dates):
+            waiting.append(row)
+    return waiting
+
+
 def claim(engine: Engine, snapshot: dt.date, run_id: str, *, force: bool, wait_seconds: float) -> Claim:
     """Claim ``snapshot``: ``"fresh"``, ``"resumed"`` (a dead recorder's), or ``"recorded"`` (skip it).
 
-    One snapshot is recorded at a time, so that alerts move through the snapshots in order:
-    while another live recorder holds a claim, this one waits (up to ``wait_seconds``).
+    One snapshot is recorded at a time, oldest first, so that alerts move through the snapshots in
+    order: while another live recorder holds a claim, or still brings an earlier snapshot, this
+    one waits (up to ``wait_seconds`` without any snapshot being recorded meanwhile).
 
     Raises:
         SnapshotBusyError: a live recorder is recording the same snapshot, or the wait ran out.
         OutOfOrderError: a later snapshot is recorded already (and not ``force``).
     """
-    me, deadline = holder(), time.monotonic() + wait_seconds
+    me, deadline, progress = holder(), time.monotonic() + wait_seconds, -1
     while True:
         with exclusive(engine) as connection:
+            connection.execute(update(runs).where(runs.c.run_id == run_id).values(heartbeat_at=now()))
             rows = {row.snapshot_date: row for row in connection.execute(select(snapshots))}
+            recorded = {date for date, row in rows.items() if row.status == "recorded"}
+            if len(recorded) != progress:  # a snapshot was recorded meanwhile: the wait starts again
+                progress, deadline = len(recorded), time.monotonic() + wait_seconds
             own = rows.get(snapshot)
             if own is not None and own.status == "recorded":
                 return "recorded"
@@ -112,6 +156,7 @@ def claim(engine: Engine, snapshot: dt.date, run_id: str, *, force: bool, wait_s
                 and row.status == "recording"
                 and not holder_gone(row.holder, row.heartbeat_at)
             ]
+            busy += _earlier_pending(connection, snapshot, run_id, recorded)
             if not busy:
                 latest = max((d for d, row in rows.items() if row.status == "recorded"), default=None)
                 if latest is not None and latest > snapshot and not force:
@@ -133,7 +178,9 @@ def claim(engine: Engine, snapshot: dt.date, run_id: str, *, force: bool, wait_s
                 return "resumed"
         if time.monotonic() > deadline:
             raise SnapshotBusyError(
-                f"snapshot {busy[0].snapshot_date} has been recorded by {busy[0].holder} for longer than "
-                f"{wait_seconds:.0f} s; try again when it ends"
+                f"snapshot {snapshot} waited {wait_seconds:.0f} s for run {busy[0].run_id} "
+                f"({busy[0].holder}), which records or brings an earlier snapshot, and no snapshot was "
+                "recorded meanwhile; "
+                "try again when it ends"
             )
         time.sleep(0.5)

@@ -10,7 +10,9 @@ Which recorder records which snapshot, and when, is decided by claims (:mod:`crm
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from crm_modes.data.gate import DEFAULT_MAX_QUARANTINED_SHARE, FileReport, refuse_unusable
 from crm_modes.models.alerts import AlertPolicy, Topic
@@ -37,6 +39,10 @@ from crm_modes.state.score_files import (
 )
 from crm_modes.state.tables import alerts, decisions, runs, snapshots
 from crm_modes.state.writing import insert_decisions
+
+log = logging.getLogger(__name__)
+#: How long a run waits after registering, so that recorders started together queue in snapshot order.
+QUEUE_SECONDS = 5.0
 
 __all__ = ["OutOfOrderError", "RecordReport", "SnapshotBusyError", "record_scores"]
 
@@ -84,10 +90,15 @@ def record_scores(
     force: bool = False,
     chunk_rows: int = 50_000,
     wait_seconds: float = 600.0,
+    queue_seconds: float = QUEUE_SECONDS,
     max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE,
     on_chunk: Callable[[int], None] | None = None,
 ) -> RecordReport:
     """Record the scores at ``source``; return what was recorded, skipped and quarantined.
+
+    The run registers its snapshots, then waits ``queue_seconds`` so that recorders started at
+    the same time all register before any claims, and records in snapshot order with them
+    (:mod:`crm_modes.state.claims`).
 
     Raises:
         InputError: columns are missing, or the policy has no notification topics.
@@ -124,6 +135,8 @@ def record_scores(
     dates = sorted(found.rows_by_date)
     _check_order(engine, dates, force)
     _open_run(engine, source, dates, report)
+    if queue_seconds > 0:
+        time.sleep(queue_seconds)
     in_memory = len(dates) > 1 and report.rows_in <= IN_MEMORY_ROWS
     job = _Job(
         engine,
@@ -140,8 +153,14 @@ def record_scores(
     try:
         for snapshot in dates:
             _record_snapshot(job, snapshot, found.rows_by_date[snapshot])
+    except (OutOfOrderError, SnapshotBusyError):
+        _finish_run(engine, report, "refused")
+        raise
     except BaseException:
-        _finish_run(engine, report, "failed")
+        try:
+            _finish_run(engine, report, "failed")
+        except Exception:  # the store itself failed: the next run marks this one dead
+            log.warning("run %s could not be marked failed in the state store", report.run_id)
         raise
     _finish_run(engine, report, "done")
     return report
@@ -161,7 +180,9 @@ def _check_order(engine: Engine, dates: list[dt.date], force: bool) -> None:
 
 
 def _open_run(engine: Engine, source: Path, dates: list[dt.date], report: RecordReport) -> None:
-    with engine.begin() as connection:
+    """Register the run and the snapshots it brings (recorders queue on them); bury dead runs."""
+    with claims.exclusive(engine) as connection:
+        claims.bury_dead_runs(connection)
         connection.execute(
             runs.insert().values(
                 run_id=report.run_id,
@@ -169,11 +190,13 @@ def _open_run(engine: Engine, source: Path, dates: list[dt.date], report: Record
                 input_hash=input_hash(source),
                 model_versions=",".join(sorted(report.model_versions)),
                 snapshots=",".join(str(d) for d in dates),
-                rows_in=0,
+                rows_in=report.rows_in,
                 rows_recorded=0,
-                rows_quarantined=0,
+                rows_quarantined=report.rows_quarantined,
                 started_at=claims.now(),
                 status="running",
+                holder=claims.holder(),
+                heartbeat_at=claims.now(),
             )
         )
 
@@ -217,7 +240,6 @@ def _record_snapshot(job: _Job, snapshot: dt.date, rows_in_file: int) -> None:
     by_facility: dict[str, list[str]] = defaultdict(list)
     for facility, topic in open_alerts:
         by_facility[facility].append(topic)
-    total = 0
     for rows in snapshot_rows(job.source, snapshot, job.bad, job.chunk_rows, job.kept):
         already = rows["facility_id"].isin(recorded) if recorded else pd.Series(False, index=rows.index)
         report.rows_already += int(already.sum())
@@ -225,21 +247,27 @@ def _record_snapshot(job: _Job, snapshot: dt.date, rows_in_file: int) -> None:
         if rows.empty:
             continue
         with engine.begin() as connection:
+            beat = claims.now()
             connection.execute(
-                update(snapshots)
-                .where(snapshots.c.snapshot_date == snapshot)
-                .values(heartbeat_at=claims.now())
+                update(snapshots).where(snapshots.c.snapshot_date == snapshot).values(heartbeat_at=beat)
+            )
+            # the run's count moves with its rows, so a run killed later still tells the truth
+            connection.execute(
+                update(runs)
+                .where(runs.c.run_id == report.run_id)
+                .values(rows_recorded=runs.c.rows_recorded + len(rows), heartbeat_at=beat)
             )
             insert_decisions(connection, rows, report.run_id)
             apply_lifecycle(connection, rows, snapshot, job.topics, open_alerts, by_facility, report)
-        total += len(rows)
         report.rows_recorded += len(rows)
         if job.on_chunk is not None:
             job.on_chunk(len(rows))
     with engine.begin() as connection:
+        # counted in the store: a resumed snapshot holds the rows of every run that recorded it
+        stored = select(func.count()).select_from(decisions).where(decisions.c.snapshot_date == snapshot)
         connection.execute(
             update(snapshots)
             .where(snapshots.c.snapshot_date == snapshot)
-            .values(status="recorded", recorded_at=claims.now(), rows=snapshots.c.rows + total)
+            .values(status="recorded", recorded_at=claims.now(), rows=stored.scalar_subquery())
         )
     report.recorded.append(snapshot)

@@ -52,11 +52,13 @@ def connect(url: str | None = None, *, migrate: bool = True) -> Engine:
     shown = given if "://" not in given else make_url(given).render_as_string(hide_password=True)
     if not url.startswith(("sqlite:", "postgresql+psycopg:")):
         raise InputError(f"state store {shown!r}: use sqlite:///PATH or postgresql://USER@HOST[:PORT]/DB")
+    # hide_parameters: a failed statement's message names the statement, never the client data
+    # it carried (facility ids, alert rows), so that a fault can be logged and shown safely.
     if url.startswith("sqlite:"):
-        engine = create_engine(url, connect_args={"timeout": 60})
+        engine = create_engine(url, connect_args={"timeout": 60}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_settings)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
     if migrate:
         try:
             upgrade(engine)

@@ -276,30 +276,59 @@ def _versions(components: dict[str, str]) -> str:
     return ", ".join(f"{name} v{version}" for name, version in sorted(components.items())) or "nothing"
 
 
+class RollbackConflictError(RefusedError):
+    """``champion`` or ``previous-champion`` moved between reading them and rolling back."""
+
+    what = "rollback stopped"
+
+
 def rollback(config: TrainingConfig, models: list[str] | None = None) -> list[tuple[str, str, str]]:
     """Put each model's previous champion back; return (name, from version, to version).
 
+    Compare-and-set, as promote: the aliases read first must be unchanged under the registry lock,
+    or nothing moves. The rolled-back version loses ``previous-champion``, so that a second rollback
+    does not undo the first: it comes back only through promote's gates.
+
     Raises:
-        ValueError: a model has no previous champion to go back to.
+        InputError: a model has no previous champion to go back to.
+        RollbackConflictError: another rollback or promote moved an alias meanwhile; nothing moved.
     """
     client = MlflowClient()
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    moves = []
     registered_names = [config.models[name].registered_name for name in models or list(config.models)]
     if config.advisor is not None and models is None:
         registered_names.append(config.advisor.registered_name)
+    read = {name: _champion_and_previous(name) for name in registered_names}  # what the user rolls back
+    for registered, (current, previous) in read.items():  # every model checked before any alias moves
+        if previous is None or current is None:
+            raise InputError(f"{registered} has no {PREVIOUS_CHAMPION!r} version to roll back to")
+    moves = []
     with registry_lock(client):
-        pairs = []
-        for registered in registered_names:  # every model checked before any alias moves
-            previous = version_by_alias(registered, PREVIOUS_CHAMPION)
-            current = version_by_alias(registered, CHAMPION)
-            if previous is None or current is None:
-                raise InputError(f"{registered} has no {PREVIOUS_CHAMPION!r} version to roll back to")
-            pairs.append((registered, str(current.version), str(previous.version)))
-        for registered, current, previous in pairs:
+        for registered, seen in read.items():
+            now = _champion_and_previous(registered)
+            if now != seen:
+                raise RollbackConflictError(
+                    f"{registered}: @champion/@previous-champion moved from {_shown(seen)} to {_shown(now)} "
+                    "since this rollback read them (another rollback or promote ran meanwhile); nothing "
+                    "was changed"
+                )
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        for registered, (current, previous) in read.items():
             set_alias(client, registered, CHAMPION, previous)
-            set_alias(client, registered, PREVIOUS_CHAMPION, current)
-            client.set_model_version_tag(registered, previous, "restored_at", now)
-            client.set_model_version_tag(registered, current, "rolled_back_at", now)
+            client.delete_registered_model_alias(registered, PREVIOUS_CHAMPION)
+            client.set_model_version_tag(registered, previous, "restored_at", at)
+            client.set_model_version_tag(registered, current, "rolled_back_at", at)
             moves.append((registered, current, previous))
     return moves
+
+
+def _champion_and_previous(registered: str) -> tuple[str | None, str | None]:
+    current = version_by_alias(registered, CHAMPION)
+    previous = version_by_alias(registered, PREVIOUS_CHAMPION)
+    return (
+        None if current is None else str(current.version),
+        None if previous is None else str(previous.version),
+    )
+
+
+def _shown(aliases: tuple[str | None, str | None]) -> str:
+    return "/".join("none" if version is None else f"v{version}" for version in aliases)

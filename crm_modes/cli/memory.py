@@ -29,11 +29,12 @@ def record_file(
     annotate: Path | None,
     force: bool = False,
     max_quarantined_share: float | None = None,
+    queue_seconds: float | None = None,
 ) -> RecordReport:
     """Record ``scores`` in the state store, print what happened, optionally annotate a copy."""
     from crm_modes.models.alerts import load_policy
     from crm_modes.state.annotation import annotate as annotate_scores
-    from crm_modes.state.record import record_scores
+    from crm_modes.state.record import QUEUE_SECONDS, record_scores
     from crm_modes.state.store import connect, state_url
 
     policy = load_policy(policy_path)
@@ -50,6 +51,7 @@ def record_file(
             policy,
             force=force,
             max_quarantined_share=quarantine_limit(max_quarantined_share),
+            queue_seconds=QUEUE_SECONDS if queue_seconds is None else queue_seconds,
             on_chunk=shown.advance,
         )
     if annotate is not None:
@@ -85,6 +87,14 @@ def record_command(
     ] = None,
     force: Annotated[bool, typer.Option(help="Record a snapshot older than one already recorded.")] = False,
     max_quarantined_share: MaxQuarantined = None,
+    queue_seconds: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Seconds to wait after registering, so that recorders started together record in "
+            "snapshot order (default 5).",
+        ),
+    ] = None,
 ) -> None:
     """Record scored decisions and move every alert through its lifecycle (idempotent per snapshot)."""
     if not scores.exists():
@@ -92,7 +102,13 @@ def record_command(
     if not policy.exists():
         raise InputError(f"{policy}: no such policy file; pass --policy")
     record_file(
-        scores, state, policy, annotate=output, force=force, max_quarantined_share=max_quarantined_share
+        scores,
+        state,
+        policy,
+        annotate=output,
+        force=force,
+        max_quarantined_share=max_quarantined_share,
+        queue_seconds=queue_seconds,
     )
 
 

@@ -20,7 +20,7 @@ def service_with_memory(cli, advisor_store, state_url, tmp_path):
     for index, codes in enumerate([{"F0": "PD_WATCH", "F1": "DPD_1"}, {"F0": "PD_WARNING"}]):
         path = tmp_path / f"scores-{index}.parquet"
         scores(month(index), codes).to_parquet(path)
-        record_scores(connect(state_url), path, POLICY)
+        record_scores(connect(state_url), path, POLICY, queue_seconds=0)
     command = [cli, "serve", "--host", "127.0.0.1", "--state", state_url]
     server = Server(
         [*command, "--credentials", str(write_credentials(tmp_path))],

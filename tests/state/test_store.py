@@ -19,7 +19,7 @@ from crm_modes.models.alerts import load_policy
 from crm_modes.state import queries
 from crm_modes.state.record import OutOfOrderError, SnapshotBusyError, record_scores
 from crm_modes.state.store import connect, revision, upgrade
-from crm_modes.state.tables import alert_events, alerts, decisions, runs
+from crm_modes.state.tables import alert_events, alerts, decisions, runs, snapshots
 from tests.conftest import REPO
 
 POLICY = load_policy(REPO / "configs" / "alert_policy.yaml")
@@ -58,7 +58,7 @@ def scores(snapshot: dt.date, codes: dict[str, str], facilities: int = 4) -> pd.
 def record(url, tmp_path, frame, **options):
     path = tmp_path / f"scores-{uuid.uuid4().hex[:6]}.parquet"
     frame.to_parquet(path)
-    return record_scores(connect(url), path, POLICY, **options)
+    return record_scores(connect(url), path, POLICY, **({"queue_seconds": 0} | options))
 
 
 def test_migrations_from_empty_and_from_the_previous_revision(state_url):
@@ -157,7 +157,7 @@ def test_alerts_of_one_facility_are_stored_in_the_policys_topic_order_whatever_t
     script = (
         "import sys; from crm_modes.models.alerts import load_policy; "
         "from crm_modes.state.record import record_scores; from crm_modes.state.store import connect; "
-        f"record_scores(connect(sys.argv[1]), {str(path)!r}, load_policy(sys.argv[2]))"
+        f"record_scores(connect(sys.argv[1]), {str(path)!r}, load_policy(sys.argv[2]), queue_seconds=0)"
     )
     orders = []
     for seed in ("1", "2", "3"):
@@ -225,8 +225,6 @@ def test_a_scores_file_that_could_not_be_recorded_stops_before_anything_is_writt
 
 def test_a_snapshot_being_recorded_by_a_live_recorder_stops_the_other(state_url, tmp_path):
     engine = connect(state_url)
-    from crm_modes.state.tables import snapshots
-
     with engine.begin() as connection:  # a live recorder: this test process holds the claim
         connection.execute(
             snapshots.insert().values(
@@ -250,13 +248,13 @@ from crm_modes.state.record import record_scores
 from crm_modes.state.store import connect
 report = record_scores(
     connect(sys.argv[1]), sys.argv[2], load_policy(sys.argv[3]), chunk_rows=int(sys.argv[4]),
-    on_chunk=lambda n: print("chunk", n, flush=True),
+    queue_seconds=float(sys.argv[5]), on_chunk=lambda n: print("chunk", n, flush=True),
 )
 print("recorded", report.rows_recorded, "already", report.rows_already, flush=True)
 """
 
 
-def recorder(url, path, chunk_rows=500):
+def recorder(url, path, chunk_rows=500, queue_seconds=0.0):
     return subprocess.Popen(
         [
             sys.executable,
@@ -266,6 +264,7 @@ def recorder(url, path, chunk_rows=500):
             str(path),
             str(REPO / "configs" / "alert_policy.yaml"),
             str(chunk_rows),
+            str(queue_seconds),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -294,13 +293,19 @@ def test_killed_while_recording_then_rerun_records_every_row_once(state_url, tmp
     with connect(state_url).connect() as connection:
         partial = connection.execute(select(func.count()).select_from(decisions)).scalar_one()
     assert 0 < partial < 6_000
-    rerun = record_scores(connect(state_url), path, POLICY, chunk_rows=500)
+    rerun = record_scores(connect(state_url), path, POLICY, chunk_rows=500, queue_seconds=0)
     assert rerun.rows_already == partial
     assert rerun.rows_already + rerun.rows_recorded == 6_000
     with connect(state_url).connect() as connection:
         assert connection.execute(select(func.count()).select_from(decisions)).scalar_one() == 6_000
         assert connection.execute(select(func.count()).select_from(alerts)).scalar_one() == 2_000
         assert connection.execute(select(func.count()).select_from(alert_events)).scalar_one() == 2_000
+        # the bookkeeping is true too: the killed run is marked dead with what it committed
+        by_status = {row.status: row for row in connection.execute(select(runs))}
+        assert set(by_status) == {"dead", "done"}
+        assert by_status["dead"].rows_recorded == partial
+        assert (by_status["done"].rows_recorded, by_status["done"].rows_in) == (6_000 - partial, 6_000)
+        assert connection.execute(select(snapshots.c.rows, snapshots.c.status)).one() == (6_000, "recorded")
 
 
 def test_two_recorders_at_once(state_url, tmp_path):
@@ -408,7 +413,7 @@ def test_a_parquet_folder_as_spark_writes_it_is_recorded_and_annotated(state_url
     frame.iloc[2:].to_parquet(folder / "part-00001.parquet")
     (folder / "_SUCCESS").touch()
     engine = connect(state_url)
-    report = record_scores(engine, folder, POLICY)
+    report = record_scores(engine, folder, POLICY, queue_seconds=0)
     assert (report.rows_in, report.rows_recorded) == (4, 4)
     annotate(engine, folder, folder, report)
     annotated = pd.read_parquet(folder).set_index("facility_id")

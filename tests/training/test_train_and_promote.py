@@ -226,3 +226,32 @@ def test_a_bundle_from_a_dead_training_run_is_never_promoted(cli, store):
     assert alias(store, "crm-pd", "champion") == "2"  # nothing moved
     with pytest.raises(MlflowException):
         store["client"].get_model_version_by_alias("crm-advisor", "champion")
+
+
+def test_two_rollbacks_at_once_exactly_one_moves_and_a_rollback_is_not_undone_by_another(cli, store):
+    """Compare-and-set, as promote; the last test of the module (it leaves v1 champion again)."""
+    assert (alias(store, "crm-pd", "champion"), alias(store, "crm-pd", "previous-champion")) == ("2", "1")
+    processes = [
+        subprocess.Popen(
+            [cli, "promote", "--config", str(store["lenient"]), "--rollback"],
+            cwd=store["folder"],
+            env=store["env"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outcomes = [(process.wait(timeout=600), *process.communicate()) for process in processes]
+    moved = [outcome for outcome in outcomes if outcome[0] == 0]
+    assert len(moved) == 1, outcomes
+    assert "crm-pd: champion rolled back from v2 to v1" in moved[0][1]
+    other = " ".join(next(outcome for outcome in outcomes if outcome[0] != 0)[2].split())
+    assert ("rollback stopped" in other and "since this rollback read them" in other) or (
+        "has no 'previous-champion' version to roll back to" in other
+    ), other
+    assert alias(store, "crm-pd", "champion") == "1"
+    again = crm(cli, store, "promote", "--config", str(store["lenient"]), "--rollback")
+    assert again.returncode == 2  # v2 comes back only through promote's gates
+    assert "has no 'previous-champion' version to roll back to" in " ".join(again.stderr.split())
+    assert alias(store, "crm-pd", "champion") == "1"

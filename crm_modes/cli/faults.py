@@ -1,0 +1,47 @@
+"""Faults of the environment a command cannot fix (the state store's database failing): one line
+for the user, the traceback in a log file.
+
+The log file is ``$CRM_MODES_LOG_DIR/faults.log``, else ``$XDG_STATE_HOME/crm-modes/faults.log``
+(``~/.local/state/crm-modes/faults.log``). Statements appear there without their parameters (the
+state store's engines hide them), so no client data is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import traceback
+from pathlib import Path
+
+
+def is_store_fault(error: BaseException) -> bool:
+    """Whether ``error`` is the database's (SQLAlchemy's errors, and the drivers' under them)."""
+    return type(error).__module__.split(".")[0] in ("sqlalchemy", "psycopg", "sqlite3")
+
+
+def describe(error: BaseException) -> str:
+    """One line: the driver's error type and the first line of its message, no statement."""
+    cause = getattr(error, "orig", None) or error
+    first = (str(cause).strip().splitlines() or [""])[0]
+    return f"{type(cause).__name__}: {first[:300]}"
+
+
+def log_path() -> Path:
+    folder = os.environ.get("CRM_MODES_LOG_DIR")
+    if folder:
+        return Path(folder) / "faults.log"
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "crm-modes" / "faults.log"
+
+
+def log_fault(error: BaseException) -> str:
+    """Append the traceback of ``error`` to the log file; return where (or why it could not be)."""
+    path = log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as handle:
+            handle.write(f"--- {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC, pid {os.getpid()}\n")
+            handle.write("".join(traceback.format_exception(error)))
+    except OSError as failure:
+        return f"not written: {failure.strerror}"
+    return str(path)
