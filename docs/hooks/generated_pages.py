@@ -194,6 +194,16 @@ HEADLINES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
         "REST fuzzing from the OpenAPI document",
         [("cases", "cases", ""), ("answered 5xx", "server_errors", "")],
     ),
+    "rest_hostile": (
+        "REST under hostile requests: each one's answer, and /health meanwhile",
+        [
+            ("cases", "case_count", ""),
+            ("/health p99", "health.p99_ms", "ms"),
+            ("slowest hostile answer", "slowest_hostile_seconds", "s"),
+            ("worker memory idle", "worker_memory_mib.idle", "MiB"),
+            ("after", "worker_memory_mib.after", "MiB"),
+        ],
+    ),
     "record": (
         "record 1,000,000 decisions in the state store",
         [("SQLite", "sqlite.seconds", "s"), ("PostgreSQL", "postgresql.seconds", "s")],

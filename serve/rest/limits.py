@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
+
+#: A repr that stops after a few items and characters, however large the object.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxstring, _SHORT.maxother = 2, 4, 4, 60, 60
 
 #: Records one request may carry at most (a service may be configured to take fewer).
 MAX_RECORDS = 10_000
@@ -50,7 +55,7 @@ class Problem(BaseModel):
 def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
     """A short, JSON-safe rendering of ``value`` for an error message (lone surrogates escaped, so
     that the answer can always be encoded)."""
-    text = value if isinstance(value, str) else repr(value)
+    text = value if isinstance(value, str) else _SHORT.repr(value)  # bounded: never the whole input
     text = text if len(text) <= limit else text[: limit - 3] + "..."
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import gc
 import json
 import logging
 import uuid
@@ -29,8 +30,10 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 def give_back_memory() -> None:
-    """Return the C allocator's free pages to the system (glibc keeps them per thread arena, so a
-    worker that parsed a large body would otherwise keep its peak size)."""
+    """Free what a large request left in reference cycles (an error's traceback holds the frames
+    that parsed the body), then return the C allocator's free pages to the system (glibc keeps
+    them per thread arena, so a worker that parsed a large body would otherwise keep its peak)."""
+    gc.collect()
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
@@ -58,16 +61,28 @@ class BodyLimit:
             if int(declared) > self.limit:
                 await self._refuse(send, 413, self._too_large(f"{int(declared):,} bytes declared"))
                 return
-        chunks, size = [], 0
+        chunks: list[bytes] = []
+        try:
+            await self._read_and_pass(scope, receive, send, chunks)
+        finally:
+            if sum(map(len, chunks)) > TRIM_AFTER_BYTES:  # refused or answered: give it back
+                chunks.clear()
+                await run_in_threadpool(give_back_memory)
+
+    async def _read_and_pass(
+        self, scope: dict, receive: Callable, send: Callable, chunks: list[bytes]
+    ) -> None:
+        size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
                 return  # the client went away
-            size += len(message.get("body", b""))
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            chunks.append(chunk)
             if size > self.limit:
                 await self._refuse(send, 413, self._too_large(f"more than {self.limit:,} bytes sent"))
                 return
-            chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
         replayed = False
@@ -79,12 +94,7 @@ class BodyLimit:
                 return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
             return await receive()
 
-        try:
-            await self.app(scope, replay, send)
-        finally:
-            if size > TRIM_AFTER_BYTES:
-                chunks.clear()
-                await run_in_threadpool(give_back_memory)
+        await self.app(scope, replay, send)
 
     def _too_large(self, what: str) -> str:
         return f"request body too large: {what}; the limit is {self.limit:,} bytes"

@@ -5,7 +5,8 @@ send half of them and wait, and each such connection costs memory and parser tim
 loop that answers ``/health``. :class:`GuardedHttp` is uvicorn's protocol with three checks:
 
 - headers above :attr:`~crm_modes.serve.rest.limits.Limits.header_bytes` get a 431 and the
-  connection is closed (counted as bytes arrive, before the parser holds them all);
+  connection is closed (counted as bytes arrive, before the parser holds them all, and as the
+  parser reads them, for many small headers that arrive at once);
 - headers not complete within ``header_seconds`` of the connection (or of the request's first
   byte, on a kept-alive connection) get a 408 and the connection is closed;
 - a body not complete within ``body_seconds`` of its headers gets a 408 and is closed.
@@ -42,7 +43,7 @@ class GuardedHttp(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._header_bytes = 0
+        self._header_bytes = self._parsed_bytes = 0
         self._reading_headers = True
         self._refused = False
         self._deadline: asyncio.TimerHandle | None = None
@@ -104,15 +105,27 @@ class GuardedHttp(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._header_bytes = 0
+        self._header_bytes = self._parsed_bytes = 0
         self._reading_headers = True
         if self._deadline is None:  # from the connection, or from this request's first byte
             self._arm(self.limits.header_seconds, "headers")
 
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def _count(self, size: int) -> None:
+        """Count the headers as the parser reads them (many small headers arrive in one read)."""
         if self._refused:
             raise _RefusedError
-        super().on_header(name, value)
+        self._parsed_bytes += size
+        if self._parsed_bytes > self.limits.header_bytes:
+            self._refuse(431, f"request headers above {self.limits.header_bytes:,} bytes")
+            raise _RefusedError
 
     def on_headers_complete(self) -> None:
         self._reading_headers = False

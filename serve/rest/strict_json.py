@@ -68,12 +68,16 @@ def parse_strict(body: bytes) -> Any:
         parsed = json.loads(body, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
     except _StrictJSONError as error:
         raise HTTPException(status_code=422, detail=str(error)) from None
-    except UnicodeDecodeError as error:  # (a JSONDecodeError goes on: FastAPI's 422 names its place)
+    except json.JSONDecodeError:
+        raise  # FastAPI's own 422 names its place
+    except UnicodeDecodeError as error:
         raise HTTPException(
-            status_code=400, detail=f"the body is not JSON: {excerpt(str(error), 200)}"
+            status_code=400, detail=f"the body is not UTF-8: {excerpt(str(error), 200)}"
         ) from None
     except RecursionError:
         raise HTTPException(status_code=422, detail="the JSON document is nested too deeply") from None
+    except ValueError as error:  # e.g. an integer of more digits than Python converts
+        raise HTTPException(status_code=422, detail=f"the body holds {excerpt(str(error), 200)}") from None
     if _SUSPECT.search(body):
         problem = _unstorable(parsed)
         if problem:
@@ -99,13 +103,32 @@ def invalid_json(error: json.JSONDecodeError) -> RequestValidationError:
 class StrictJSONRequest(Request):
     """A request whose JSON body is parsed strictly, in the thread pool (see the module's docstring)."""
 
+    #: The largest body this route takes (None: the service's body limit alone).
+    max_body_bytes: int | None = None
+
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = await run_in_threadpool(parse_strict, await self.body())
+            limit = self.max_body_bytes
+            declared = self.headers.get("content-length", "")
+            if limit is not None and declared.isdigit() and int(declared) > limit:
+                raise HTTPException(
+                    status_code=413, detail=f"this route takes a body of at most {limit:,} bytes"
+                )
+            body = await self.body()
+            if limit is not None and len(body) > limit:
+                raise HTTPException(
+                    status_code=413, detail=f"this route takes a body of at most {limit:,} bytes"
+                )
+            self._json = await run_in_threadpool(parse_strict, body)
         return self._json
 
 
 class StrictJSONRoute(APIRoute):
+    """A route whose body is parsed strictly, after its caller is known."""
+
+    #: The largest body a route of this class takes (None: the service's body limit alone).
+    max_body_bytes: int | None = None
+
     def get_route_handler(self) -> Callable[[Request], Awaitable[Any]]:
         handler = super().get_route_handler()
         scope = route_scope(self.dependant.dependencies)
@@ -113,6 +136,15 @@ class StrictJSONRoute(APIRoute):
         async def strict(request: Request) -> Any:
             if scope is not None:  # before the body is read
                 authorize(request, scope, bearer_token(request))
-            return await handler(StrictJSONRequest(request.scope, request.receive))
+            strict_request = StrictJSONRequest(request.scope, request.receive)
+            strict_request.max_body_bytes = self.max_body_bytes
+            return await handler(strict_request)
 
         return strict
+
+
+class SmallJSONRoute(StrictJSONRoute):
+    """A route whose body is a few fields (an acknowledgement, a reload): 16 KiB at most, so that a
+    large body never reaches validation on the event loop."""
+
+    max_body_bytes = 16 * 1024

@@ -301,3 +301,14 @@ def test_a_job_that_could_use_nothing_or_too_little_stops_naming_the_worst_colum
     )
     assert "exposure 2 (e.g. '1e9')" in str(refused.value)
     refuse_unusable(some, 0.10, "feed.csv")  # at the limit: the job goes on
+
+
+def test_identifiers_no_store_can_hold_are_quarantined_with_the_reason(small_book):
+    book = small_book.head(30).copy().reset_index(drop=True)
+    book["facility_id"] = book["facility_id"].astype(object)
+    book.loc[4, "facility_id"] = "F\x00004"
+    result = validate(book)
+    assert len(result.valid) + len(result.quarantine) == 30
+    assert result.quarantine["quarantine_reason"].tolist() == [
+        "facility_id: 'F\\x00004' holds a NUL or a lone surrogate: no store can"
+    ]

@@ -3,6 +3,7 @@
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 
@@ -390,3 +391,29 @@ def test_a_single_model_of_the_book_scores_with_named_columns(cli, advisor_store
     ]
     assert scores["probability_default_12m"].between(0, 1).all()
     assert pd.read_csv(folder / "pd.quarantine.csv")["source_row"].tolist() == [4]
+
+
+def test_a_second_job_writing_the_same_output_is_refused_up_front(cli, advisor_store):
+    """The first job holds the output (a live process named in the lock): the second writes nothing."""
+    folder = advisor_store["folder"]
+    rows = scoring_rows(50, seed=4)
+    rows.to_parquet(folder / "shared-input.parquet")
+    holder = subprocess.Popen(["sleep", "120"])
+    lock = folder / ".shared-output.parquet.lock"
+    try:
+        lock.write_text(f"{socket.gethostname()}:{holder.pid}")
+        refused = score(
+            cli, advisor_store, "--input", "shared-input.parquet", "--output", "shared-output.parquet"
+        )
+        assert refused.returncode == 1
+        assert "shared-output.parquet is being written by another job" in said(refused)
+        assert f":{holder.pid})" in said(refused)
+        assert not (folder / "shared-output.parquet").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # its holder gone, the lock is taken over and released
+    done = score(cli, advisor_store, "--input", "shared-input.parquet", "--output", "shared-output.parquet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(pd.read_parquet(folder / "shared-output.parquet")) == 50
+    assert not lock.exists()

@@ -13,11 +13,11 @@ from crm_modes.serve.rest.access import Scope, requires
 from crm_modes.serve.rest.dependencies import live_model, served
 from crm_modes.serve.rest.limits import ADMIN_ERRORS, Problem, excerpt
 from crm_modes.serve.rest.served_model import ServedModel
-from crm_modes.serve.rest.strict_json import StrictJSONRoute
+from crm_modes.serve.rest.strict_json import SmallJSONRoute
 from crm_modes.shared.model_loading import LoadedModel
 
 log = logging.getLogger(__name__)
-router = APIRouter(route_class=StrictJSONRoute)  # every body parsed strictly
+router = APIRouter(route_class=SmallJSONRoute)  # every body parsed strictly, and small
 
 
 @router.get("/health", dependencies=[requires(None)])

@@ -15,12 +15,12 @@ from sqlalchemy import Engine
 from crm_modes.serve.rest.access import Principal, Scope, requires
 from crm_modes.serve.rest.dependencies import store
 from crm_modes.serve.rest.limits import ADMIN_ERRORS, IDENTIFIER_LENGTH, Problem, excerpt
-from crm_modes.serve.rest.strict_json import StrictJSONRoute
+from crm_modes.serve.rest.strict_json import SmallJSONRoute
 from crm_modes.shared.errors import InputError
 from crm_modes.shared.text import storable
 from crm_modes.state import queries
 
-router = APIRouter(route_class=StrictJSONRoute)  # every body parsed strictly
+router = APIRouter(route_class=SmallJSONRoute)  # every body parsed strictly, and small
 
 AlertStatus = Literal[queries.STATUSES]  # type: ignore[valid-type]
 FacilityId = Annotated[str, Path(min_length=1, max_length=IDENTIFIER_LENGTH), AfterValidator(storable)]

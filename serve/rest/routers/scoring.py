@@ -12,13 +12,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from crm_modes.serve.rest.access import Scope, requires
 from crm_modes.serve.rest.batcher import Batcher
 from crm_modes.serve.rest.dependencies import batcher, current_model, limits, served
-from crm_modes.serve.rest.limits import ERRORS, Limits, Problem
-from crm_modes.serve.rest.records import OPTIONAL_FIELDS, ScoreRequest, ScoreResponse, duplicate_keys
+from crm_modes.serve.rest.limits import ERRORS, MAX_ERRORS, Limits, Problem
+from crm_modes.serve.rest.records import (
+    OPTIONAL_FIELDS,
+    ScoreRequest,
+    ScoreResponse,
+    ScoringRecord,
+    duplicate_keys,
+)
 from crm_modes.serve.rest.served_model import ServedModel
 from crm_modes.serve.rest.strict_json import StrictJSONRoute, invalid_json
 
@@ -32,10 +38,21 @@ async def _json_body(request: Request) -> Any:
         raise invalid_json(error) from None
 
 
+#: Records validated at a time: each slice holds the GIL for a few milliseconds, so ``/health``
+#: gets its turn between slices while ten thousand records are validated.
+SLICE_RECORDS = 250
+_RECORDS = TypeAdapter(list[ScoringRecord])  # type: ignore[valid-type]
+_FIELDS = len(ScoringRecord.model_fields)
+
+
 def _score_request(
     body: Annotated[Any, Depends(_json_body)], allowed: Annotated[Limits, Depends(limits)]
 ) -> ScoreRequest:
-    """The body as a :class:`ScoreRequest` (run in the thread pool); too many records: 413 unread."""
+    """The body as a :class:`ScoreRequest`, in the thread pool; too many records: 413 unread.
+
+    The envelope is checked first, then the records a slice at a time (the first
+    :data:`~crm_modes.serve.rest.limits.MAX_ERRORS` problems are reported, in order).
+    """
     records = body.get("records") if isinstance(body, dict) else None
     if isinstance(records, list) and len(records) > allowed.max_records:
         raise HTTPException(
@@ -44,11 +61,49 @@ def _score_request(
             f"{allowed.max_records:,}",
         )
     try:
-        return ScoreRequest.model_validate(body)
+        envelope = ScoreRequestBody.model_validate(body)
     except ValidationError as error:
-        raise RequestValidationError(
-            [{**problem, "loc": ("body", *problem["loc"])} for problem in error.errors()]
-        ) from None
+        raise _invalid(error.errors(include_url=False)) from None
+    problems: list[dict] = []
+    validated: list[Any] = []
+    for start in range(0, len(envelope.records), SLICE_RECORDS):
+        part = envelope.records[start : start + SLICE_RECORDS]
+        for offset, record in enumerate(part):  # more keys than fields: refused before validation
+            if isinstance(record, dict) and len(record) > _FIELDS:
+                unknown = [key for key in record if key not in ScoringRecord.model_fields][:5]
+                problems.append(
+                    {
+                        "type": "extra_forbidden",
+                        "loc": ("records", start + offset),
+                        "input": unknown,
+                        "msg": f"{len(record):,} fields; a record has at most {_FIELDS} (unknown: {unknown})",
+                    }
+                )
+        if problems:
+            break
+        try:
+            validated += _RECORDS.validate_python(part)
+        except ValidationError as error:
+            for problem in error.errors(include_url=False):
+                index, *rest = problem["loc"]
+                problems.append({**problem, "loc": ("records", start + int(index), *rest)})
+            if len(problems) >= MAX_ERRORS:
+                break
+    if problems:
+        raise _invalid(problems)
+    return ScoreRequest.model_construct(records=validated)
+
+
+class ScoreRequestBody(BaseModel):
+    """The body around the records: checked first, cheaply (the records are checked a slice at a time)."""
+
+    model_config = ConfigDict(extra="forbid")
+    records: list[Any] = Field(min_length=1)
+
+
+def _invalid(problems: list[dict]) -> RequestValidationError:
+    """The problems as FastAPI's own 422 (their places under ``body``)."""
+    return RequestValidationError([{**problem, "loc": ("body", *problem["loc"])} for problem in problems])
 
 
 #: The request body as the OpenAPI document shows it (the schema is added by the app factory).
