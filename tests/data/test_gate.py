@@ -307,8 +307,10 @@ def test_identifiers_no_store_can_hold_are_quarantined_with_the_reason(small_boo
     book = small_book.head(30).copy().reset_index(drop=True)
     book["facility_id"] = book["facility_id"].astype(object)
     book.loc[4, "facility_id"] = "F\x00004"
+    book.loc[9, "client_id"] = "C\ud800"  # a frame handed to the gate in memory may hold one
     result = validate(book)
     assert len(result.valid) + len(result.quarantine) == 30
     assert result.quarantine["quarantine_reason"].tolist() == [
-        "facility_id: 'F\\x00004' holds a NUL or a lone surrogate: no store can"
+        "facility_id: 'F\\x00004' holds a NUL or a lone surrogate: no store can",
+        "client_id: 'C\\ud800' holds a NUL or a lone surrogate: no store can",
     ]

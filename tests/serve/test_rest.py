@@ -530,3 +530,73 @@ def test_a_number_is_not_a_date(service):
     status, answer = call(service.url + "/v1/score", {"records": [records(1)[0] | {"snapshot_date": 0}]})
     assert status == 422
     assert answer["detail"][0]["msg"] == "Value error, a date is text, YYYY-MM-DD, not a number"
+
+
+def test_the_service_serves_https_with_the_certificate_it_is_given(cli, advisor_store, tmp_path):
+    import datetime as dt
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            cli,
+            "serve",
+            "--port",
+            str(port),
+            "--ssl-certfile",
+            str(tmp_path / "cert.pem"),
+            "--ssl-keyfile",
+            str(tmp_path / "key.pem"),
+        ],
+        cwd=advisor_store["folder"],
+        env=advisor_store["env"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    context = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    f"https://127.0.0.1:{port}/health", context=context, timeout=5
+                ) as answer:
+                    assert json.loads(answer.read()) == {"status": "ok"}
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                assert process.poll() is None, "the service stopped"
+                assert time.monotonic() < deadline, "the service did not come up"
+                time.sleep(0.5)
+        with pytest.raises((urllib.error.URLError, ConnectionError)):  # no plain HTTP on that port
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).read()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
