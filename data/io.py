@@ -11,14 +11,17 @@ path.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -56,14 +59,19 @@ def check_writable(path: str | os.PathLike[str]) -> None:
     with writing_to(path):
         if path.is_dir():
             raise IsADirectoryError(21, "it is a folder")
-        for folder in path.parents:
-            if folder.exists():
-                if not folder.is_dir():
-                    raise NotADirectoryError(20, f"{folder} is a file, not a folder")
-                break
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_parent(path)
         with tempfile.TemporaryFile(dir=path.parent):
             pass
+
+
+def _make_parent(path: Path) -> None:
+    """Make the folder ``path`` goes in, naming a file that stands in the way."""
+    for folder in path.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise NotADirectoryError(20, f"{folder} is a file, not a folder")
+            break
+    path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def remove_stale_temporaries(path: Path) -> list[Path]:
@@ -94,6 +102,9 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+Result = TypeVar("Result")
+
+
 class OutputBusyError(RefusedError):
     """Another live job is writing the same output; this one wrote nothing."""
 
@@ -111,8 +122,8 @@ def output_lock(output: str | os.PathLike[str]) -> Iterator[None]:
     output = Path(output)
     lock = output.with_name(f".{output.name}.lock")
     me = f"{socket.gethostname()}:{os.getpid()}"
-    with writing_to(lock):
-        lock.parent.mkdir(parents=True, exist_ok=True)
+    with writing_to(output):
+        _make_parent(output)
         for _ in range(3):
             try:
                 descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -136,6 +147,18 @@ def output_lock(output: str | os.PathLike[str]) -> Iterator[None]:
     finally:
         if _lock_holder(lock) == me:
             lock.unlink(missing_ok=True)
+
+
+def holds_output(function: Callable[..., Result]) -> Callable[..., Result]:
+    """Run ``function`` holding its ``output`` argument (:func:`output_lock`) from start to end."""
+    signature = inspect.signature(function)
+
+    @functools.wraps(function)
+    def holding(*args: Any, **kwargs: Any) -> Result:
+        with output_lock(signature.bind(*args, **kwargs).arguments["output"]):
+            return function(*args, **kwargs)
+
+    return holding
 
 
 def _lock_holder(lock: Path) -> str | None:

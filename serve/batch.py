@@ -46,8 +46,8 @@ from crm_modes.data.io import (
     AtomicTableWriter,
     TableReadError,
     check_writable,
+    holds_output,
     iter_chunks,
-    output_lock,
     remove_stale_temporaries,
     synced_replace,
     table_format,
@@ -195,6 +195,7 @@ def _most_severe(frame: pd.DataFrame, count: int, levels: tuple[str, ...]) -> pd
     return frame.iloc[ranked]
 
 
+@holds_output
 def score_file(
     model: LoadedModel,
     source: str | os.PathLike[str],
@@ -220,22 +221,6 @@ def score_file(
     table_format(output)
     if not source.is_file():
         raise TableReadError(f"{source}: no such file")
-    with output_lock(output):
-        return _score_file(
-            model, source, output, quarantine, chunk_rows, max_quarantined_share, unseen_inputs, on_chunk
-        )
-
-
-def _score_file(
-    model: LoadedModel,
-    source: Path,
-    output: Path,
-    quarantine: str | os.PathLike[str] | None,
-    chunk_rows: int,
-    max_quarantined_share: float,
-    unseen_inputs: UnseenInputs,
-    on_chunk: Callable[[int], None] | None,
-) -> ScoreReport:
     quarantine = Path(quarantine) if quarantine else default_quarantine_path(output)
     parts = _parts_folder(output)
     identity = {**_job_identity(source, model.version, chunk_rows), "unseen_inputs": unseen_inputs}

@@ -52,9 +52,9 @@ from crm_modes.data.gate import (
 from crm_modes.data.io import (
     AtomicTableWriter,
     TableReadError,
+    holds_output,
     iter_chunks,
     iter_row_group,
-    output_lock,
     replace_folder,
     table_format,
     writing_to,
@@ -351,6 +351,7 @@ def _rejected(quarantine: pd.DataFrame, row_ids: np.ndarray, columns: list[str])
     )
 
 
+@holds_output
 def score_with_spark(
     model_uri: str,
     source: str | os.PathLike[str],
@@ -378,33 +379,6 @@ def score_with_spark(
             quarantined; the quarantine folder is written, the output is not.
         OutputBusyError: another live job is writing ``output``.
     """
-    with output_lock(output):
-        return _score_with_spark(
-            model_uri,
-            source,
-            output,
-            quarantine=quarantine,
-            master=master,
-            task_threads=task_threads,
-            chunk_rows=chunk_rows,
-            max_quarantined_share=max_quarantined_share,
-            unseen_inputs=unseen_inputs,
-        )
-
-
-def _score_with_spark(
-    model_uri: str,
-    source: str | os.PathLike[str],
-    output: str | os.PathLike[str],
-    *,
-    quarantine: str | os.PathLike[str] | None = None,
-    master: str = "local[*]",
-    task_threads: int = 1,
-    chunk_rows: int = BATCH_ROWS,
-    max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE,
-    unseen_inputs: UnseenInputs = "score",
-) -> SparkReport:
-    """:func:`score_with_spark`, with the output held by this job."""
     source, output = Path(source), Path(output)
     quarantine = Path(quarantine) if quarantine else output.with_name(f"{output.stem}.quarantine.parquet")
     for target in (output, quarantine):

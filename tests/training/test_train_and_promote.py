@@ -45,6 +45,22 @@ def crm(cli, store, *args):
     )
 
 
+def twice_at_once(cli, store, *args) -> list[tuple[int, str, str]]:
+    """Run the same command twice at once; (exit code, stdout, stderr) of each."""
+    processes = [
+        subprocess.Popen(
+            [cli, *args],
+            cwd=store["folder"],
+            env=store["env"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    return [(process.wait(timeout=600), *process.communicate()) for process in processes]
+
+
 def alias(store, name, which):
     return str(store["client"].get_model_version_by_alias(name, which).version)
 
@@ -186,18 +202,7 @@ def test_a_promotion_records_the_evidence_it_was_judged_on(store):
 def test_two_promotes_at_once_exactly_one_moves_the_alias(cli, store):
     """After the rollback, v2 is challenger again and v1 champion: two promotes race for it."""
     assert alias(store, "crm-pd", "champion") == "1"
-    processes = [
-        subprocess.Popen(
-            [cli, "promote", "--config", str(store["lenient"])],
-            cwd=store["folder"],
-            env=store["env"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outcomes = [(process.wait(timeout=600), *process.communicate()) for process in processes]
+    outcomes = twice_at_once(cli, store, "promote", "--config", str(store["lenient"]))
     moved = [
         out for code, out, _ in outcomes if code == 0 and "crm-pd v2 is now @champion (replaces v1)" in out
     ]
@@ -231,18 +236,7 @@ def test_a_bundle_from_a_dead_training_run_is_never_promoted(cli, store):
 def test_two_rollbacks_at_once_exactly_one_moves_and_a_rollback_is_not_undone_by_another(cli, store):
     """Compare-and-set, as promote; the last test of the module (it leaves v1 champion again)."""
     assert (alias(store, "crm-pd", "champion"), alias(store, "crm-pd", "previous-champion")) == ("2", "1")
-    processes = [
-        subprocess.Popen(
-            [cli, "promote", "--config", str(store["lenient"]), "--rollback"],
-            cwd=store["folder"],
-            env=store["env"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outcomes = [(process.wait(timeout=600), *process.communicate()) for process in processes]
+    outcomes = twice_at_once(cli, store, "promote", "--config", str(store["lenient"]), "--rollback")
     moved = [outcome for outcome in outcomes if outcome[0] == 0]
     assert len(moved) == 1, outcomes
     assert "crm-pd: champion rolled back from v2 to v1" in moved[0][1]
