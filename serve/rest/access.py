@@ -31,15 +31,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import jwt
+import yaml
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
-from crm_modes.shared.configuration import FrozenConfig, load_yaml_model
+from crm_modes.shared.configuration import FrozenConfig, invalid_file, load_yaml_model
 from crm_modes.shared.errors import InputError
 from crm_modes.shared.text import storable, text_problem
 
-#: The environment variable naming the credentials file (``crm-modes serve --credentials``).
+#: The environment variable with the credentials file's path, or its entries themselves (YAML or
+#: JSON starting with ``credentials:``, ``jwt:`` or ``{``); ``--credentials FILE`` comes first.
 CREDENTIALS_VARIABLE = "CRM_MODES_CREDENTIALS"
 #: The plain shared token of earlier versions; no longer read (a service refuses to start with it).
 RETIRED_TOKEN_VARIABLE = "CRM_MODES_ADMIN_TOKEN"
@@ -169,6 +171,8 @@ class Gatekeeper:
         given = path or os.environ.get(CREDENTIALS_VARIABLE)
         if not given:
             return cls(None)
+        if path is None and given.lstrip().startswith(("{", "credentials:", "jwt:")):
+            return cls(_inline(given))  # the variable holds the entries themselves
         return cls(load_yaml_model(given, AccessConfig), Path(given).resolve().parent)
 
     def principal(self, token: str | None) -> Principal:
@@ -217,6 +221,16 @@ class Gatekeeper:
         granted = claims.get(config.scopes_claim, [])
         names = granted.split() if isinstance(granted, str) else granted if isinstance(granted, list) else []
         return Principal(holder, frozenset(Scope(name) for name in names if name in Scope.__members__))
+
+
+def _inline(text: str) -> AccessConfig:
+    """Credentials given in the environment variable itself (YAML or JSON)."""
+    try:
+        return AccessConfig.model_validate(yaml.safe_load(text))
+    except yaml.YAMLError as error:
+        raise InputError(f"{CREDENTIALS_VARIABLE}: not YAML or JSON ({error})") from None
+    except ValidationError as error:
+        raise invalid_file(f"${CREDENTIALS_VARIABLE}", error) from None
 
 
 def _unauthorized(why: str) -> HTTPException:

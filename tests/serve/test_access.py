@@ -2,6 +2,7 @@
 verified (signature, expiry, audience), and a service without credentials stays on the loopback."""
 
 import datetime as dt
+import json
 import subprocess
 
 import jwt
@@ -121,3 +122,14 @@ def test_a_service_without_credentials_stays_on_the_loopback(cli):
     assert refused.returncode == 2
     assert "no credentials configured" in refused.stderr
     assert "--open" in refused.stderr
+
+
+def test_credentials_may_be_given_in_the_environment_itself(monkeypatch):
+    entry = {"holder": "batch", "scopes": ["score"], "hash": token_hash("crm_env")}
+    monkeypatch.setenv("CRM_MODES_CREDENTIALS", json.dumps({"credentials": [entry]}))
+    assert Gatekeeper.from_file(None).principal("crm_env").holder == "batch"
+    monkeypatch.setenv(
+        "CRM_MODES_CREDENTIALS", "credentials:\n  - holder: x\n    scopes: [score]\n    hash: plain\n"
+    )
+    with pytest.raises(InputError, match=r"\$CRM_MODES_CREDENTIALS: credentials.0.hash"):
+        Gatekeeper.from_file(None)
