@@ -158,3 +158,69 @@ def latest_month(
 
     date, rows = latest_snapshot(source, out)
     console.print(f"wrote {rows:,} rows of snapshot {date} to {out}")
+
+
+@app.command()
+def labels(
+    snapshots: Annotated[Path, typer.Option(help="The bank's monthly panel: .csv or .parquet.")],
+    events: Annotated[Path, typer.Option(help="The bank's events (defaults, exits) with dates.")],
+    contract: Annotated[Path, typer.Option(help="The book contract (e.g. configs/books/example_bank.yaml).")],
+    out: Annotated[Path, typer.Option(help="Where to write the book in the schema: .csv or .parquet.")],
+    macro: Annotated[
+        Path | None,
+        typer.Option(help="The macro series (period, value, published), if the contract names one."),
+    ] = None,
+    quarantine: Annotated[
+        Path | None,
+        typer.Option(help="Panel rows that cannot be used, with reasons (default: beside --out)."),
+    ] = None,
+    max_quarantined_share: MaxQuarantined = None,
+) -> None:
+    """A bank's panel and events as a labelled book: its names, codes, dates and units mapped by the
+    contract, labels built from events, missing context derived, the macro series joined."""
+    from crm_modes.data.bank_book import build_book
+    from crm_modes.data.book_contract import BookContract
+    from crm_modes.data.gate import FileReport, refuse_unusable
+    from crm_modes.data.io import read_table, write_table
+    from crm_modes.shared.configuration import load_yaml_model
+
+    settings = load_yaml_model(contract, BookContract)
+    for path in (snapshots, events, macro):
+        if path is not None and not path.is_file():
+            raise InputError(f"{path}: no such file")
+    quarantine = quarantine or out.with_name(f"{out.stem}.quarantine.csv")
+    events_quarantine = out.with_name(f"{out.stem}.events-quarantine.csv")
+    with console.status("building the book"):
+        built = build_book(
+            read_table(snapshots),
+            read_table(events),
+            settings,
+            read_table(macro) if macro is not None else None,
+        )
+    write_table(built.quarantine, quarantine)
+    write_table(built.events_quarantine, events_quarantine)
+    used = built.rows_in - built.dropped_after_exit
+    report = FileReport(rows_in=used, rows_valid=len(built.book), rows_quarantined=len(built.quarantine))
+    for reason in (
+        built.quarantine["quarantine_reason"].str.split(":").str[0] if len(built.quarantine) else []
+    ):
+        report.reasons[reason] = report.reasons.get(reason, 0) + 1
+    refuse_unusable(report, quarantine_limit(max_quarantined_share), str(snapshots), quarantine=quarantine)
+    write_table(built.book, out)
+    console.print(
+        f"{out}: {len(built.book):,} rows; rows in = in the book + quarantined + after a default or exit: "
+        f"{built.rows_in:,} = {len(built.book):,} + {len(built.quarantine):,} + {built.dropped_after_exit:,}",
+        highlight=False,
+    )
+    console.print(
+        f"events: {built.events_in:,} read, {built.events_used:,} used as a facility's default or exit, "
+        f"{len(built.events_quarantine):,} quarantined -> {events_quarantine}; "
+        + ", ".join(f"{name} {count:,}" for name, count in built.counts.items()),
+        highlight=False,
+    )
+    if built.derived:
+        console.print(
+            f"derived from the panel or the macro series: {', '.join(built.derived)}", highlight=False
+        )
+    if built.absent:
+        console.print(f"the bank does not have: {', '.join(built.absent)}", highlight=False)

@@ -19,6 +19,7 @@ from pydantic_core import PydanticUndefined
 
 def kinds() -> dict[str, tuple[type[BaseModel], str]]:
     """Each kind of configuration file: its model and an example file."""
+    from crm_modes.data.book_contract import BookContract
     from crm_modes.features.config import FeatureConfig
     from crm_modes.models.alerts import AlertPolicy
     from crm_modes.models.economics import Economics
@@ -33,6 +34,7 @@ def kinds() -> dict[str, tuple[type[BaseModel], str]]:
         "alert-policy": (AlertPolicy, "configs/alert_policy.yaml"),
         "economics": (Economics, "configs/economics.yaml"),
         "credentials": (AccessConfig, "configs/credentials.example.yaml"),
+        "book-contract": (BookContract, "configs/books/example_bank.yaml"),
     }
 
 

@@ -204,6 +204,15 @@ HEADLINES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("after", "worker_memory_mib.after", "MiB"),
         ],
     ),
+    "bank_book": (
+        "a bank's panel through its contract: mapping and labels from events",
+        [
+            ("rows", "rows", ""),
+            ("events", "events", ""),
+            ("seconds", "seconds", "s"),
+            ("peak memory", "peak_memory_mib", "MiB"),
+        ],
+    ),
     "record": (
         "record 1,000,000 decisions in the state store",
         [("SQLite", "sqlite.seconds", "s"), ("PostgreSQL", "postgresql.seconds", "s")],
