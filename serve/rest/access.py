@@ -220,7 +220,10 @@ class Gatekeeper:
             raise _unauthorized(f"the token's {config.holder_claim!r} claim is not a usable name")
         granted = claims.get(config.scopes_claim, [])
         names = granted.split() if isinstance(granted, str) else granted if isinstance(granted, list) else []
-        return Principal(holder, frozenset(Scope(name) for name in names if name in Scope.__members__))
+        scopes = frozenset(
+            Scope(name) for name in names if isinstance(name, str) and name in Scope.__members__
+        )
+        return Principal(holder, scopes)
 
 
 def _inline(text: str) -> AccessConfig:

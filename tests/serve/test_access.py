@@ -95,7 +95,9 @@ def test_a_jwt_is_verified_and_its_claims_give_holder_and_scopes(keys, source):
     principal = gatekeeper.principal(sign(keys["private"]))
     assert principal.holder == "ana@bank"
     assert principal.scopes == {Scope.read, Scope.acknowledge}
-    assert gatekeeper.principal(sign(keys["private"], scope=["score", "unknown"])).scopes == {Scope.score}
+    assert gatekeeper.principal(sign(keys["private"], scope=["score", "unknown", {"a": 1}, 3])).scopes == {
+        Scope.score
+    }
     refused = {
         "wrong signature": sign(keys["other"]),
         "expired": sign(keys["private"], exp=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)),
