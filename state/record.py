@@ -135,22 +135,22 @@ def record_scores(
     dates = sorted(found.rows_by_date)
     _check_order(engine, dates, force)
     _open_run(engine, source, dates, report)
-    if queue_seconds > 0:
-        time.sleep(queue_seconds)
-    in_memory = len(dates) > 1 and report.rows_in <= IN_MEMORY_ROWS
-    job = _Job(
-        engine,
-        source,
-        found.bad,
-        load_all(source, found.bad, chunk_rows) if in_memory else None,
-        policy.notifications,
-        force,
-        chunk_rows,
-        wait_seconds,
-        on_chunk,
-        report,
-    )
     try:
+        if queue_seconds > 0:
+            time.sleep(queue_seconds)
+        in_memory = len(dates) > 1 and report.rows_in <= IN_MEMORY_ROWS
+        job = _Job(
+            engine,
+            source,
+            found.bad,
+            load_all(source, found.bad, chunk_rows) if in_memory else None,
+            policy.notifications,
+            force,
+            chunk_rows,
+            wait_seconds,
+            on_chunk,
+            report,
+        )
         for snapshot in dates:
             _record_snapshot(job, snapshot, found.rows_by_date[snapshot])
     except (OutOfOrderError, SnapshotBusyError):
