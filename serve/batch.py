@@ -61,6 +61,7 @@ from crm_modes.models.single_model import profile_path
 from crm_modes.shared.model_loading import LoadedModel
 
 TOP_ALERTS = 10
+PREVIOUS_PD = "previous_default_probability"
 #: Parts are read back once, at assembly, by this program: Arrow IPC files with LZ4 buffers,
 #: faster to write and read than Parquet (docs/decisions/015-fast-scoring-path.md). The format is
 #: part of the job's identity.
@@ -206,8 +207,13 @@ def score_file(
     max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE,
     unseen_inputs: UnseenInputs = "score",
     on_chunk: Callable[[int], None] | None = None,
+    previous_pd: Callable[[pd.DataFrame], pd.Series] | None = None,
 ) -> ScoreReport:
     """Score the table at ``source`` with ``model`` into ``output`` (CSV or Parquet).
+
+    ``previous_pd``: each valid row's PD at the facility's previous snapshot (e.g. from the state
+    store), used where the table has no ``previous_default_probability`` of its own, so that a
+    sharp rise (``PD_RISE``) is seen on a bank's book too.
 
     Raises:
         TableReadError, TableSchemaError: the input cannot be read, misses required columns, or
@@ -251,7 +257,10 @@ def score_file(
             advice = feather.read_table(scored_part).to_pandas()
             resumed += 1
         else:
-            advice = plan.score(result.valid) if len(result.valid) else pd.DataFrame()
+            valid = result.valid
+            if previous_pd is not None and len(valid) and PREVIOUS_PD not in valid:
+                valid = valid.assign(**{PREVIOUS_PD: previous_pd(valid).to_numpy()})
+            advice = plan.score(valid) if len(valid) else pd.DataFrame()
             if len(advice):
                 advice[WARNINGS_COLUMN] = result.input_warnings
             _write_part(advice, scored_part)

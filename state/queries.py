@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from crm_modes.shared.errors import InputError
 from crm_modes.state import lifecycle
@@ -121,3 +121,19 @@ def access_entries(engine: Engine, *, holder: str | None = None, limit: int | No
         query = query.limit(limit)
     with engine.connect() as connection:
         return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def previous_default_probabilities(engine: Engine, snapshot: dt.date) -> dict[str, float]:
+    """Each facility's PD at the latest snapshot recorded before ``snapshot`` (for ``PD_RISE``)."""
+    with engine.connect() as connection:
+        before = connection.execute(
+            select(func.max(decisions.c.snapshot_date)).where(decisions.c.snapshot_date < snapshot)
+        ).scalar_one()
+        if before is None:
+            return {}
+        rows = connection.execute(
+            select(decisions.c.facility_id, decisions.c.default_probability).where(
+                decisions.c.snapshot_date == before
+            )
+        )
+        return {facility: float(pd) for facility, pd in rows if pd is not None}

@@ -6,6 +6,7 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -33,6 +34,8 @@ from crm_modes.cli.tables import print_score_report
 from crm_modes.shared.errors import InputError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from crm_modes.serve.batch import ScoreReport
     from crm_modes.shared.model_loading import LoadedModel
 
@@ -97,7 +100,7 @@ def score(
         )
     else:
         report, loaded = _score_in_process(
-            model, source, output, quarantine, chunk_rows, guard, recording=recording
+            model, source, output, quarantine, chunk_rows, guard, recording=recording, state=state
         )
         print_score_report(console, report, time.perf_counter() - started)
         bundle = loaded.path
@@ -160,6 +163,7 @@ def _score_in_process(
     guard: Guard,
     *,
     recording: bool,
+    state: str | None = None,
 ) -> tuple[ScoreReport, LoadedModel]:
     loaded = load_verified(model)
     from crm_modes.models.advisor import is_advisor
@@ -180,8 +184,29 @@ def _score_in_process(
             max_quarantined_share=guard.max_quarantined_share,
             unseen_inputs=guard.unseen_inputs,
             on_chunk=shown.advance,
+            previous_pd=_previous_pd_from(state) if recording else None,
         )
     return report, loaded
+
+
+def _previous_pd_from(state: str | None) -> Callable[[pd.DataFrame], pd.Series]:
+    """Each row's PD at its facility's previous recorded snapshot, from the state store (NaN: none)."""
+    import pandas as pd
+
+    from crm_modes.state.queries import previous_default_probabilities
+    from crm_modes.state.store import connect
+
+    engine, known = connect(state), {}
+
+    def lookup(rows: pd.DataFrame) -> pd.Series:
+        found = pd.Series(float("nan"), index=rows.index)
+        for snapshot, group in rows.groupby(rows["snapshot_date"].dt.date, sort=False):
+            if snapshot not in known:
+                known[snapshot] = previous_default_probabilities(engine, snapshot)
+            found[group.index] = group["facility_id"].map(known[snapshot]).astype(float)
+        return found
+
+    return lookup
 
 
 @app.command()

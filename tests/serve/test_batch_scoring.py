@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -417,3 +418,39 @@ def test_a_second_job_writing_the_same_output_is_refused_up_front(cli, advisor_s
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(pd.read_parquet(folder / "shared-output.parquet")) == 50
     assert not lock.exists()
+
+
+def test_the_previous_pd_comes_from_the_state_store_when_the_table_has_none(cli, advisor_store, tmp_path):
+    """A bank's book carries no earlier model output: the facility's PD at its previous recorded
+    snapshot is read from the state store, so that a sharp rise (PD_RISE) can be seen."""
+    folder = advisor_store["folder"]
+    book = scoring_rows(3_000, seed=12)
+    months = sorted(book["snapshot_date"].unique())[-2:]
+    for index, month in enumerate(months):
+        book[book["snapshot_date"] == month].to_parquet(folder / f"prev-month-{index}.parquet")
+    state = ["--state", f"sqlite:///{tmp_path / 'state.db'}"]
+    first = score(
+        cli,
+        advisor_store,
+        "--input",
+        "prev-month-0.parquet",
+        "--output",
+        "prev-0.parquet",
+        "--record",
+        *state,
+    )
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = score(
+        cli, advisor_store, "--input", "prev-month-1.parquet", "--output", "prev-1.parquet", *state
+    )
+    assert second.returncode == 0, second.stderr[-2000:]
+    from crm_modes.cli.scoring import _previous_pd_from
+
+    before = pd.read_parquet(folder / "prev-0.parquet").set_index("facility_id")["default_probability"]
+    rows = book[book["snapshot_date"] == months[1]].reset_index(drop=True)
+    found = _previous_pd_from(state[1])(rows).set_axis(rows["facility_id"])  # what the second run used
+    both = found.index.intersection(before.index)
+    assert len(both) > 0.5 * len(found)
+    np.testing.assert_allclose(found.loc[both], before.loc[both])
+    new = found.index.difference(before.index)
+    assert found.loc[new].isna().all()  # no previous snapshot recorded: unknown, never guessed
