@@ -229,7 +229,11 @@ def score_file(
         raise TableReadError(f"{source}: no such file")
     quarantine = Path(quarantine) if quarantine else default_quarantine_path(output)
     parts = _parts_folder(output)
-    identity = {**_job_identity(source, model.version, chunk_rows), "unseen_inputs": unseen_inputs}
+    identity = {
+        **_job_identity(source, model.version, chunk_rows),
+        "unseen_inputs": unseen_inputs,
+        "previous_pd": previous_pd is not None,  # a part scored without it is not reused with it
+    }
     manifest = parts / "job.json"
     for target in (output, quarantine):
         check_writable(target)
