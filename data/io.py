@@ -15,7 +15,6 @@ import functools
 import inspect
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ import pyarrow.parquet as pq
 
 from crm_modes.data.schema import SCHEMA, Kind
 from crm_modes.shared.errors import InputError, RefusedError
+from crm_modes.shared.processes import holder_alive, process_alive, this_process
 
 SUFFIXES = (".csv", ".parquet")
 DEFAULT_CHUNK_ROWS = 100_000
@@ -86,20 +86,10 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
         if not (name.startswith(prefix) and name.endswith(".tmp")):
             continue
         writer = name[len(prefix) : -len(".tmp")].split(".")[0]
-        if writer.isdigit() and not _process_alive(int(writer)):
+        if writer.isdigit() and not process_alive(int(writer)):
             entry.unlink(missing_ok=True)
             removed.append(entry)
     return removed
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
 
 
 Result = TypeVar("Result")
@@ -121,7 +111,7 @@ def output_lock(output: str | os.PathLike[str]) -> Iterator[None]:
     """
     output = Path(output)
     lock = output.with_name(f".{output.name}.lock")
-    me = f"{socket.gethostname()}:{os.getpid()}"
+    me = this_process()
     with writing_to(output):
         _make_parent(output)
         for _ in range(3):
@@ -129,7 +119,7 @@ def output_lock(output: str | os.PathLike[str]) -> Iterator[None]:
                 descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 holder = _lock_holder(lock)
-                if holder is None or _holder_alive(holder):
+                if holder is None or holder_alive(holder) is not False:  # another host's: it holds
                     shown = holder or "a job that is starting"
                     raise OutputBusyError(
                         f"{output} is being written by another job ({shown}); nothing was written by this "
@@ -166,13 +156,6 @@ def _lock_holder(lock: Path) -> str | None:
         return lock.read_text().strip() or None
     except FileNotFoundError:
         return None
-
-
-def _holder_alive(holder: str) -> bool:
-    host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True  # another machine's job: cannot tell, so it holds
-    return _process_alive(int(pid))
 
 
 def table_format(path: str | os.PathLike[str]) -> str:

@@ -17,8 +17,6 @@ the next run that looks.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +25,7 @@ from typing import Literal
 from sqlalchemy import Connection, Engine, select, text, update
 
 from crm_modes.shared.errors import InputError, RefusedError
+from crm_modes.shared.processes import holder_alive, this_process
 from crm_modes.state.tables import runs, snapshots
 
 #: A claim without a heartbeat for this long is taken as left by a recorder that died.
@@ -53,20 +52,14 @@ def now() -> dt.datetime:
 
 def holder() -> str:
     """This recorder, as a claim names it: host and process id."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return this_process()
 
 
 def holder_gone(claimed_by: str, heartbeat: dt.datetime) -> bool:
     """Whether the recorder that holds a claim is dead: its process, on this host, or its heartbeat."""
-    host, _, pid = claimed_by.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
+    alive = holder_alive(claimed_by)
+    if alive is not None:
+        return not alive
     age = now() - (heartbeat if heartbeat.tzinfo else heartbeat.replace(tzinfo=dt.UTC))
     return age.total_seconds() > STALE_SECONDS
 
