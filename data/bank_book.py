@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from crm_modes.data.book_contract import BookContract, map_panel
+from crm_modes.data.book_contract import BookContract, Mapped, map_panel
 from crm_modes.data.book_labels import join_macro, labels_from_events, other_facilities_mode
 from crm_modes.data.gate import REASON, SOURCE_ROW, validate
 from crm_modes.data.schema import SCHEMA, Role
@@ -45,6 +45,39 @@ class BankBook:
         return self.rows_in == len(self.book) + len(self.quarantine) + self.dropped_after_exit
 
 
+def complete(
+    rows: pd.DataFrame, contract: BookContract, macro: pd.DataFrame | None
+) -> tuple[pd.DataFrame, list[str]]:
+    """Mapped rows with the context the bank does not supply: ``other_facilities_mode`` derived from
+    the panel (the client's other facilities at the same snapshot) and the macro series joined point
+    in time; and the names of the columns so added.
+
+    Raises:
+        InputError: the contract names a macro series and none was given, or it has a gap.
+    """
+    rows, derived = rows.copy(), []
+    if "other_facilities_mode" not in rows:
+        rows["other_facilities_mode"] = other_facilities_mode(rows)
+        derived.append("other_facilities_mode")
+    if contract.macro is not None:
+        if macro is None:
+            raise InputError(f"the contract joins {contract.macro.column} from a macro series: pass --macro")
+        rows[contract.macro.column] = join_macro(rows, macro, contract.macro, contract.date_format)
+        derived.append(contract.macro.column)
+    return rows, derived
+
+
+def prepare_panel(panel: pd.DataFrame, contract: BookContract, macro: pd.DataFrame | None) -> Mapped:
+    """A bank's panel to score (no events, no labels): mapped by the contract and completed
+    (:func:`complete`); ``rows`` keep their ``source_row``, rows that cannot be mapped are in the
+    quarantine with theirs and the reason. The scoring gate checks the rows afterwards."""
+    mapped = map_panel(panel, contract)
+    if mapped.rows.empty:
+        return mapped
+    rows, _ = complete(mapped.rows, contract, macro)
+    return Mapped(rows, mapped.quarantine)
+
+
 def build_book(
     panel: pd.DataFrame, events: pd.DataFrame, contract: BookContract, macro: pd.DataFrame | None = None
 ) -> BankBook:
@@ -69,22 +102,11 @@ def build_book(
             contract.absent(),
             {},
         )
-    rows = mapped.rows
-    labelled = labels_from_events(rows, events, contract)
-    rows = labelled.rows
-    derived = []
-    if "other_facilities_mode" not in rows:
-        rows["other_facilities_mode"] = other_facilities_mode(rows)
-        derived.append("other_facilities_mode")
-    if contract.macro is not None:
-        if macro is None:
-            raise InputError(f"the contract joins {contract.macro.column} from a macro series: pass --macro")
-        rows[contract.macro.column] = join_macro(rows, macro, contract.macro, contract.date_format)
-        derived.append(contract.macro.column)
+    labelled = labels_from_events(mapped.rows, events, contract)
+    rows, derived = complete(labelled.rows, contract, macro)
     absent = [name for name in contract.absent() if name not in rows]
-    required = [column.name for column in SCHEMA if column.required and column.name not in absent]
     source_rows = rows.pop(SOURCE_ROW).to_numpy()
-    checked = validate(rows, required=required)
+    checked = validate(rows, required=list(contract.required_columns()))
     gate_quarantine = checked.quarantine.copy()
     if len(gate_quarantine):  # the gate counts rows of what it was given: back to the panel's rows
         gate_quarantine[SOURCE_ROW] = source_rows[gate_quarantine[SOURCE_ROW].to_numpy() - 1]

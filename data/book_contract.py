@@ -38,6 +38,10 @@ CORE = (
     "margin_bps",
     "collateral_coverage",
 )
+#: The columns that identify a row, echoed in outputs under the bank's names.
+IDENTIFIERS = ("client_id", "facility_id", "snapshot_date")
+#: Context a book is given where the bank does not supply it (derived from the panel).
+DERIVED = ("other_facilities_mode",)
 #: Columns in money (converted to millions).
 MONEY = ("annual_revenue", "facility_amount", "exposure")
 #: Columns a contract may map: every schema column but labels and the simulator's oracle.
@@ -90,6 +94,9 @@ class MacroContract(FrozenConfig):
     """The file's column with the value."""
     published: str = "published"
     """The file's column with the date the value was published."""
+    max_age_months: int = Field(default=3, ge=0, le=24)
+    """The oldest month a snapshot may take its value from (months before the snapshot's month): a
+    series that ends earlier is an error, never a stale value carried forward."""
 
 
 class BookContract(FrozenConfig):
@@ -136,6 +143,21 @@ class BookContract(FrozenConfig):
     def absent(self) -> list[str]:
         """Schema columns the bank does not have (mapped to null, or not named at all)."""
         return [name for name in MAPPABLE if not self.columns.get(name)]
+
+    def missing_inputs(self) -> list[str]:
+        """Schema columns a book built under this contract lacks: absent, and neither derived from the
+        panel nor joined from the macro series. No model reads them, no request carries them."""
+        filled = {*DERIVED, *((self.macro.column,) if self.macro is not None else ())}
+        return [name for name in self.absent() if name not in filled]
+
+    def required_columns(self) -> tuple[str, ...]:
+        """The columns a book built under this contract must carry: the schema's, less what it lacks."""
+        missing = set(self.missing_inputs())
+        return tuple(column.name for column in SCHEMA if column.required and column.name not in missing)
+
+    def identifier_names(self) -> dict[str, str]:
+        """Schema identifier -> the bank's column, for outputs written with the bank's names."""
+        return {name: self.columns[name] for name in IDENTIFIERS if self.columns.get(name)}
 
 
 @dataclass

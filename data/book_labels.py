@@ -1,12 +1,13 @@
 """Labels from a bank's events, context derived from its panel, and its macro series, point in time.
 
 - :func:`labels_from_events`: ``default_12m`` and ``churn_12m`` for each snapshot. An event in
-  (snapshot, snapshot + horizon] sets the label; with no such event, a window that runs past the
-  last date the bank has observed gives a null label, never 0. A facility ends at its first
-  default or exit: its rows on or after that date are dropped and counted. Events that cannot be
-  used (a facility not in the panel, a date before its first snapshot or after the last observed
-  date, a second default or exit, a date that does not parse) go to the events' quarantine with
-  the reason.
+  (snapshot, snapshot + horizon] sets the label; a window that runs past the last date the bank has
+  observed gives a null label, never 0, even where an event was seen in it (knowing only the
+  positives of those months would bias whatever is learnt or measured on them). A facility ends at
+  its first default or exit: its rows on or after that date are dropped and counted. Events that
+  cannot be used (a facility not in the panel, a date before its first snapshot or after the last
+  observed date, a second default or exit, a date that does not parse) go to the events' quarantine
+  with the reason.
 - :func:`other_facilities_mode`: the highest mode among the client's other facilities at the same
   snapshot (``none`` when it has none).
 - :func:`join_macro`: the value last published on or before each snapshot; a value published after
@@ -100,7 +101,9 @@ def labels_from_events(rows: pd.DataFrame, events: pd.DataFrame, contract: BookC
     ends_on, ends_as = ends_on[~after].reset_index(drop=True), ends_as[~after].reset_index(drop=True)
     window_end = horizon_end(kept["snapshot_date"], contract.horizon_months)
     in_window = ends_on.notna() & (ends_on > kept["snapshot_date"]) & (ends_on <= window_end)
-    censored = (window_end > observed) & ~in_window
+    # A window the bank has not observed to its end is unknown, even where an event was seen in it:
+    # only its positives would be known, and every rate learnt or measured on those months biased.
+    censored = window_end > observed
     for label, kind in (("default_12m", "default"), ("churn_12m", "churn")):
         values = pd.array((in_window & (ends_as == kind)).astype(int), dtype="Int8")
         values[censored.to_numpy()] = pd.NA
@@ -155,7 +158,8 @@ def join_macro(rows: pd.DataFrame, macro: pd.DataFrame, spec: MacroContract, dat
 
     Raises:
         InputError: a column is missing, a month is missing from the series, a value or date does
-            not parse, or a snapshot has no value published before it.
+            not parse, a snapshot has no value published before it, or the value it would take
+            describes a month more than ``spec.max_age_months`` before it (the series ends too early).
     """
     missing = [name for name in (spec.period, spec.value, spec.published) if name not in macro.columns]
     if missing:
@@ -184,6 +188,15 @@ def join_macro(rows: pd.DataFrame, macro: pd.DataFrame, spec: MacroContract, dat
     if joined["value"].isna().any():
         first = joined.loc[joined["value"].isna(), "snapshot_date"].iloc[0]
         raise InputError(f"no {spec.column} was published on or before the snapshot {first:%Y-%m-%d}")
+    age = joined["snapshot_date"].dt.to_period("M").astype("int64") - joined["period"].astype("int64")
+    stale = age > spec.max_age_months
+    if stale.any():
+        first = joined.loc[stale].iloc[-1]
+        raise InputError(
+            f"the macro series ends too early: the snapshot {first['snapshot_date']:%Y-%m-%d} would take "
+            f"{spec.column} of {first['period']}, {int(age[stale].iloc[-1])} months old (at most "
+            f"{spec.max_age_months}); add the months published since"
+        )
     values = np.empty(len(rows))
     values[joined["position"].to_numpy()] = joined["value"].to_numpy()
     return pd.Series(values, index=rows.index, name=spec.column)

@@ -9,7 +9,8 @@ Run: ``python examples/bank_export.py --rows 200000 --seed 42 --out bank-export`
 - ``events.csv``: one row per default (``DPD90``) or relationship exit
   (``RELATIONSHIP_CLOSED``), dated the month-end after the facility's last snapshot;
 - ``macro.csv``: GDP growth by month (``PERIOD``, ``GDP_GROWTH``, ``PUBLISHED``), published on the
-  15th of the following month, as the panel used it.
+  15th of the following month, as the panel used it;
+- ``month.csv``: the panel's latest month alone, what the bank exports each month to score.
 
 ``configs/books/example_bank.yaml`` is the contract that maps these files back onto the schema:
 ``crm-modes labels --snapshots bank-export/panel.csv --events bank-export/events.csv --macro
@@ -73,10 +74,12 @@ def export(book: pd.DataFrame, folder: Path) -> dict[str, Path]:
             .to_numpy(),
         }
     ).sort_values("PERIOD")
-    paths = {"panel": folder / "panel.csv", "events": folder / "events.csv", "macro": folder / "macro.csv"}
+    paths = {name: folder / f"{name}.csv" for name in ("panel", "events", "macro", "month")}
     panel.to_csv(paths["panel"], index=False)
     events.to_csv(paths["events"], index=False)
     macro.to_csv(paths["macro"], index=False)
+    latest = book["snapshot_date"] == book["snapshot_date"].max()
+    panel[latest.to_numpy()].to_csv(paths["month"], index=False)
     return paths
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -87,6 +88,24 @@ class FeatureConfig(FrozenConfig):
         if clashing:
             raise ValueError(f"ratio names {clashing} are already columns or features; choose new names")
         return self
+
+    def without(self, columns: Iterable[str]) -> FeatureConfig:
+        """This configuration for a table that lacks ``columns``: they, and every domain feature, ratio
+        and transform that reads them, are left out (a bank's book without some readings)."""
+        gone = set(columns)
+        if not gone:
+            return self
+        return self.model_copy(
+            update={
+                "exclude": tuple(dict.fromkeys([*self.exclude, *sorted(gone)])),
+                "numeric": tuple(name for name in self.numeric if name not in gone),
+                "categorical": tuple(name for name in self.categorical if name not in gone),
+                "log_transform": tuple(name for name in self.log_transform if name not in gone),
+                "unclipped": tuple(name for name in self.unclipped if name not in gone),
+                "domain": tuple(name for name in self.domain if not gone & set(DOMAIN_FEATURES[name].inputs)),
+                "ratios": {name: pair for name, pair in self.ratios.items() if not gone & set(pair)},
+            }
+        )
 
     def columns(self, target: str | None) -> tuple[list[str], list[str]]:
         """Numeric and categorical input columns for a model of ``target``, leakage-checked.

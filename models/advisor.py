@@ -82,12 +82,14 @@ POLICY_ARTIFACT = "alert_policy"
 ECONOMICS_ARTIFACT = "economics"
 READINGS_ARTIFACT = "mode_readings"
 REFERENCE_ARTIFACT = "monitoring_reference"
+BOOK_ARTIFACT = "book_contract"
 #: The file each of the bundle's configuration artifacts is logged as.
 ARTIFACT_FILES = {
     POLICY_ARTIFACT: "alert_policy.yaml",
     ECONOMICS_ARTIFACT: "economics.yaml",
     READINGS_ARTIFACT: "mode_readings.json",
     REFERENCE_ARTIFACT: "monitoring_reference.json",
+    BOOK_ARTIFACT: "book_contract.yaml",
 }
 
 

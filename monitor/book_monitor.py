@@ -16,17 +16,19 @@ nothing else.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
 
-from crm_modes.data.gate import FileReport, Gate, TableSchemaError, UnseenInputs
+from crm_modes.data.bank_file import BankInput, read_bank_file
+from crm_modes.data.gate import FileReport, TableSchemaError, UnseenInputs
 from crm_modes.data.io import AtomicTableWriter, iter_chunks
 from crm_modes.data.schema import KEY, input_names
 from crm_modes.models.advisor import OUTPUT_TYPES, POLICY_ARTIFACT, REFERENCE_ARTIFACT, artifact_path
 from crm_modes.models.alerts import load_policy
+from crm_modes.models.bundle_book import scoring_gate
 from crm_modes.models.reference import SLICE_COLUMNS, BookProfile, MonitoringReference, load_reference
 from crm_modes.monitor.config import MonitoringConfig
 from crm_modes.monitor.figures import Outcomes, compute
@@ -87,10 +89,17 @@ class ScoredRows:
     gate or an interrupted job stops the run with the first difference named.
     """
 
-    def __init__(self, path: str | os.PathLike[str], model_version: str, chunk_rows: int) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        model_version: str,
+        chunk_rows: int,
+        names: Mapping[str, str] | None = None,
+    ) -> None:
         self.path = os.fspath(path)
         self.model_version = model_version
-        self._chunks = iter_chunks(path, chunk_rows)
+        renamed = {bank: name for name, bank in (names or {}).items()}  # a bank's names: the schema's
+        self._chunks = (chunk.rename(columns=renamed) for chunk in iter_chunks(path, chunk_rows))
         self._buffer = pd.DataFrame()
         self.taken = 0
 
@@ -170,8 +179,12 @@ def monitor_file(
     unseen_inputs: UnseenInputs = "score",
     chunk_rows: int = 100_000,
     on_chunk: Callable[[int], None] | None = None,
+    bank: BankInput | None = None,
 ) -> dict:
     """Every monitoring figure of the book at ``current`` scored by ``model`` (see the module).
+
+    ``bank``: ``current`` is a bank's own file, read through the book contract of ``model``'s
+    bundle as a scoring job reads it (:mod:`crm_modes.data.bank_file`).
 
     ``scores``: ``crm-modes score``'s output of ``current`` by ``model``, read instead of
     scoring the rows again (:class:`ScoredRows`). ``quarantine``: where the rows the gate kept out
@@ -192,17 +205,27 @@ def monitor_file(
     known = read_outcomes(outcomes) if outcomes is not None else None
     profile = reference.profile.empty_like()
     collected = Outcomes() if known is not None else None
-    gate, checked = Gate(unseen_inputs=unseen_inputs), FileReport()
-    scored = ScoredRows(scores, model.version, chunk_rows) if scores is not None else None
+    gate, checked = scoring_gate(model, unseen_inputs), FileReport()
+    book = read_bank_file(current, bank) if bank is not None else None
+    names = book.names if book is not None else None
+    scored = ScoredRows(scores, model.version, chunk_rows, names) if scores is not None else None
+    chunks = book.chunks(chunk_rows) if book is not None else iter_chunks(current, chunk_rows)
     with AtomicTableWriter(quarantine) if quarantine is not None else nullcontext() as rejected:
-        for chunk in iter_chunks(current, chunk_rows):
+        for chunk in chunks:
             result = gate.check(chunk)
             checked.add(result)
             if rejected is not None and (len(result.quarantine) or rejected.rows_written == 0):
-                rejected.write(result.quarantine.astype({name: "string" for name in chunk.columns}))
+                if book is not None:
+                    rejected.write(book.as_received(result.quarantine))
+                else:
+                    rejected.write(result.quarantine.astype({name: "string" for name in chunk.columns}))
             _count(result.valid, model, scored, profile, known, collected)
             if on_chunk is not None:
                 on_chunk(len(chunk))
+        if book is not None and len(book.unmapped):  # the rows the contract could not map
+            checked.merge(book.unmapped_report())
+            if rejected is not None:
+                rejected.write(book.unmapped)
     if checked.rows_in == 0:
         raise TableSchemaError([f"{current}: the table has a header but no data rows"])
     if scored is not None:

@@ -32,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 
+from crm_modes.data.bank_file import BankInput, read_bank_file
 from crm_modes.data.gate import (
     DEFAULT_MAX_QUARANTINED_SHARE,
     WARNINGS_COLUMN,
@@ -57,6 +58,7 @@ from crm_modes.data.profile import TableProfile, load_profile
 from crm_modes.data.schema import KEY, MODES, input_names
 from crm_modes.models.advisor import POLICY_ARTIFACT, artifact_path, is_advisor
 from crm_modes.models.alerts import load_policy
+from crm_modes.models.bundle_book import scoring_gate
 from crm_modes.models.single_model import profile_path
 from crm_modes.shared.model_loading import LoadedModel
 
@@ -103,6 +105,8 @@ class ScoreReport:
     levels: tuple[str, ...] = ()
     #: what the gate found: problems by column with an example each, new categories scored
     gate: FileReport = field(default_factory=FileReport)
+    #: schema identifier -> the name the output gives it (a bank's, for a bank's bundle)
+    names: dict[str, str] = field(default_factory=dict)
 
     @property
     def reconciles(self) -> bool:
@@ -156,7 +160,7 @@ def scoring_plan(model: LoadedModel, unseen_inputs: UnseenInputs = "score") -> S
             return model.predict(valid[[name for name in input_names() if name in valid.columns]])
 
         policy = load_policy(artifact_path(model.path, POLICY_ARTIFACT))
-        return ScoringPlan(Gate(unseen_inputs=unseen_inputs), advise, policy.levels)
+        return ScoringPlan(scoring_gate(model, unseen_inputs), advise, policy.levels)
     shipped = profile_path(model.path)
     profile = load_profile(shipped).for_scoring() if shipped.exists() else None
     return _single_plan(model, profile, unseen_inputs)
@@ -208,12 +212,18 @@ def score_file(
     unseen_inputs: UnseenInputs = "score",
     on_chunk: Callable[[int], None] | None = None,
     previous_pd: Callable[[pd.DataFrame], pd.Series] | None = None,
+    bank: BankInput | None = None,
 ) -> ScoreReport:
     """Score the table at ``source`` with ``model`` into ``output`` (CSV or Parquet).
 
     ``previous_pd``: each valid row's PD at the facility's previous snapshot (e.g. from the state
     store), used where the table has no ``previous_default_probability`` of its own, so that a
     sharp rise (``PD_RISE``) is seen on a bank's book too.
+
+    ``bank``: the table is a bank's own file, read through the book contract of ``model``'s bundle
+    (:mod:`crm_modes.data.bank_file`): its rows are mapped before the gate, rows it cannot map are
+    quarantined with their reasons, quarantined rows are written as the bank wrote them, and the
+    scores carry the bank's identifier names.
 
     Raises:
         TableReadError, TableSchemaError: the input cannot be read, misses required columns, or
@@ -233,6 +243,7 @@ def score_file(
         **_job_identity(source, model.version, chunk_rows),
         "unseen_inputs": unseen_inputs,
         "previous_pd": previous_pd is not None,  # a part scored without it is not reused with it
+        "bank": bank.identity() if bank is not None else None,
     }
     manifest = parts / "job.json"
     for target in (output, quarantine):
@@ -250,7 +261,9 @@ def score_file(
     resumed = 0
     top = pd.DataFrame()
     index = -1
-    for index, chunk in enumerate(iter_chunks(source, chunk_rows)):
+    book = read_bank_file(source, bank) if bank is not None else None
+    chunks = book.chunks(chunk_rows) if book is not None else iter_chunks(source, chunk_rows)
+    for index, chunk in enumerate(chunks):
         result = gate.check(chunk)  # always: the duplicate-key check needs every earlier chunk
         checked.add(result)
         done = parts / f"{index:06d}.json"
@@ -267,8 +280,13 @@ def score_file(
             advice = plan.score(valid) if len(valid) else pd.DataFrame()
             if len(advice):
                 advice[WARNINGS_COLUMN] = result.input_warnings
+            if book is not None:
+                advice = book.named(advice)
             _write_part(advice, scored_part)
-            rejected = result.quarantine.astype({name: "string" for name in chunk.columns})
+            if book is not None:
+                rejected = book.as_received(result.quarantine)
+            else:
+                rejected = result.quarantine.astype({name: "string" for name in chunk.columns})
             _write_part(rejected, rejected_part)
             counts = _counts_of(advice, len(chunk), len(result.quarantine))
             temporary = done.with_suffix(".tmp")
@@ -285,10 +303,17 @@ def score_file(
         if on_chunk is not None:
             on_chunk(len(chunk))
 
+    quarantine_parts = index + 1
+    if book is not None and len(book.unmapped):  # the rows the contract could not map, last
+        _write_part(book.unmapped, parts / f"{quarantine_parts:06d}.quarantine{PART_SUFFIX}")
+        quarantine_parts += 1
+        unmapped = len(book.unmapped)
+        total.add(ChunkCounts(rows_in=unmapped, rows_quarantined=unmapped))
+        checked.merge(book.unmapped_report())
     if total.rows_in == 0:
         shutil.rmtree(parts)
         raise TableSchemaError([f"{source}: the table has a header but no data rows"])
-    _assemble(parts, index + 1, quarantine, f".quarantine{PART_SUFFIX}")
+    _assemble(parts, quarantine_parts, quarantine, f".quarantine{PART_SUFFIX}")
     try:
         refuse_unusable(checked, max_quarantined_share, str(source), quarantine=quarantine)
     except QuarantineLimitError:
@@ -296,7 +321,10 @@ def score_file(
         raise
     _assemble(parts, index + 1, output, PART_SUFFIX)
     shutil.rmtree(parts)
-    return ScoreReport(model.version, output, quarantine, total, index + 1, resumed, top, levels, checked)
+    names = book.names if book is not None else {}
+    return ScoreReport(
+        model.version, output, quarantine, total, index + 1, resumed, top, levels, checked, names
+    )
 
 
 def _write_part(frame: pd.DataFrame, path: Path) -> None:

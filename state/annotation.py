@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 from crm_modes.data.io import AtomicTableWriter, replace_folder
 from crm_modes.state import lifecycle
 from crm_modes.state.record import RecordReport
-from crm_modes.state.score_files import iter_scores
+from crm_modes.state.score_files import Names, iter_scores
 from crm_modes.state.tables import alert_events
 
 
@@ -42,9 +42,16 @@ def row_statuses(engine: Engine, dates: list[dt.date]) -> pd.DataFrame:
 
 
 def annotate(
-    engine: Engine, source: Path, target: Path, report: RecordReport, chunk_rows: int = 50_000
+    engine: Engine,
+    source: Path,
+    target: Path,
+    report: RecordReport,
+    chunk_rows: int = 50_000,
+    names: Names = None,
 ) -> Path:
     """Copy ``source`` to ``target`` (atomically, may be the same) with two columns added.
+
+    ``names``: the bank's names of the identifiers, where the scores carry them (kept in the copy).
 
     A Parquet folder (the Spark engine's output) becomes a folder with one part file.
     """
@@ -56,11 +63,12 @@ def annotate(
         shutil.rmtree(written, ignore_errors=True)
         written.mkdir(parents=True)
     with AtomicTableWriter(written / "part-00000.parquet" if folder else written) as writer:
-        for chunk in iter_scores(source, chunk_rows):
+        facility, snapshot = (dict(names or {}).get(key, key) for key in ("facility_id", "snapshot_date"))
+        for chunk in iter_scores(source, chunk_rows):  # as written: the copy keeps the file's names
             keys = pd.MultiIndex.from_arrays(
                 [
-                    chunk["facility_id"].astype(str),
-                    pd.to_datetime(chunk["snapshot_date"], errors="coerce").dt.date,
+                    chunk[facility].astype(str),
+                    pd.to_datetime(chunk[snapshot], errors="coerce").dt.date,
                 ]
             )
             found = statuses.reindex(keys)

@@ -31,6 +31,7 @@ from crm_modes.state.claims import OutOfOrderError, SnapshotBusyError
 from crm_modes.state.score_files import (
     IN_MEMORY_ROWS,
     REQUIRED,
+    Names,
     input_hash,
     iter_scores,
     load_all,
@@ -80,6 +81,7 @@ class _Job:
     wait_seconds: float
     on_chunk: Callable[[int], None] | None
     report: RecordReport
+    names: Names = None
 
 
 def record_scores(
@@ -93,8 +95,12 @@ def record_scores(
     queue_seconds: float = QUEUE_SECONDS,
     max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE,
     on_chunk: Callable[[int], None] | None = None,
+    names: Names = None,
 ) -> RecordReport:
     """Record the scores at ``source``; return what was recorded, skipped and quarantined.
+
+    ``names``: the bank's names of the identifiers, where the scores carry them (a bundle trained
+    on a bank's book writes them); the store keeps the schema's.
 
     The run registers its snapshots, then waits ``queue_seconds`` so that recorders started at
     the same time all register before any claims, and records in snapshot order with them
@@ -110,11 +116,11 @@ def record_scores(
     source = Path(source)
     if policy.notifications is None:
         raise InputError("the alert policy has no `notifications` section: the lifecycle needs it")
-    header = next(iter_scores(source, 1))
+    header = next(iter_scores(source, 1, names))
     missing = [name for name in REQUIRED if name not in header.columns]
     if missing:
         raise InputError(f"{source}: missing columns {missing}; is it a `crm-modes score` output?")
-    found = survey(source, chunk_rows)
+    found = survey(source, chunk_rows, names)
     refuse_unusable(
         FileReport(
             rows_in=found.rows_in,
@@ -143,13 +149,14 @@ def record_scores(
             engine,
             source,
             found.bad,
-            load_all(source, found.bad, chunk_rows) if in_memory else None,
+            load_all(source, found.bad, chunk_rows, names) if in_memory else None,
             policy.notifications,
             force,
             chunk_rows,
             wait_seconds,
             on_chunk,
             report,
+            names,
         )
         for snapshot in dates:
             _record_snapshot(job, snapshot, found.rows_by_date[snapshot])
@@ -240,7 +247,7 @@ def _record_snapshot(job: _Job, snapshot: dt.date, rows_in_file: int) -> None:
     by_facility: dict[str, list[str]] = defaultdict(list)
     for facility, topic in open_alerts:
         by_facility[facility].append(topic)
-    for rows in snapshot_rows(job.source, snapshot, job.bad, job.chunk_rows, job.kept):
+    for rows in snapshot_rows(job.source, snapshot, job.bad, job.chunk_rows, job.kept, job.names):
         already = rows["facility_id"].isin(recorded) if recorded else pd.Series(False, index=rows.index)
         report.rows_already += int(already.sum())
         rows = rows[~already]

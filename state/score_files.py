@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +33,8 @@ REQUIRED = (
 )
 _OPTIONAL_TEXT = ("client_id", "committee_mode", "recommended_mode", "assigned_mode", "risk_grade")
 _OPTIONAL_FLOAT = ("value_basic", "value_reactive", "value_responsible", "churn_probability")
+#: Schema identifier -> the bank's column, where a scores file carries a bank's names.
+Names = Mapping[str, str] | None
 #: A file with several snapshots and at most this many rows is read once and kept in memory.
 IN_MEMORY_ROWS = 3_000_000
 
@@ -49,14 +51,20 @@ def input_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def iter_scores(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """The scores at ``path`` in chunks: a CSV or Parquet file, or a folder of Parquet parts."""
+def iter_scores(path: Path, chunk_rows: int, names: Names = None) -> Iterator[pd.DataFrame]:
+    """The scores at ``path`` in chunks: a CSV or Parquet file, or a folder of Parquet parts.
+
+    ``names``: schema identifier -> the bank's column, where the scores carry a bank's names (a
+    bundle trained on a bank's book writes them); the chunks come with the schema's.
+    """
+    renamed = {bank: name for name, bank in (names or {}).items()}
     if path.is_dir():
         dataset = pads.dataset(path, format="parquet")
         for batch in dataset.to_batches(batch_size=chunk_rows):
-            yield batch.to_pandas()
+            yield batch.to_pandas().rename(columns=renamed)
     else:
-        yield from iter_chunks(path, chunk_rows)
+        for chunk in iter_chunks(path, chunk_rows):
+            yield chunk.rename(columns=renamed)
 
 
 def typed(chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
@@ -97,12 +105,12 @@ class Survey:
     model_versions: set[str] = field(default_factory=set)
 
 
-def survey(source: Path, chunk_rows: int) -> Survey:
+def survey(source: Path, chunk_rows: int, names: Names = None) -> Survey:
     """One pass: recordable rows per snapshot, and the positions of rows that cannot be recorded."""
     found = Survey()
     rows_by_date: dict[dt.date, int] = defaultdict(int)
     seen: set[int] = set()
-    for chunk in iter_scores(source, chunk_rows):
+    for chunk in iter_scores(source, chunk_rows, names):
         rows, reasons = typed(chunk)
         keys = pd.util.hash_pandas_object(rows[["facility_id", "snapshot_date"]].astype(str), index=False)
         position = found.rows_in
@@ -124,14 +132,20 @@ def survey(source: Path, chunk_rows: int) -> Survey:
     return found
 
 
-def load_all(source: Path, bad: set[int], chunk_rows: int) -> pd.DataFrame:
+def load_all(source: Path, bad: set[int], chunk_rows: int, names: Names = None) -> pd.DataFrame:
     """Every recordable row of the file, typed, in file order."""
-    rows = pd.concat([typed(chunk)[0] for chunk in iter_scores(source, chunk_rows)], ignore_index=True)
+    chunks = iter_scores(source, chunk_rows, names)
+    rows = pd.concat([typed(chunk)[0] for chunk in chunks], ignore_index=True)
     return rows.drop(index=list(bad)) if bad else rows
 
 
 def snapshot_rows(
-    source: Path, snapshot: dt.date, bad: set[int], chunk_rows: int, kept: pd.DataFrame | None
+    source: Path,
+    snapshot: dt.date,
+    bad: set[int],
+    chunk_rows: int,
+    kept: pd.DataFrame | None,
+    names: Names = None,
 ) -> Iterator[pd.DataFrame]:
     """The recordable rows of ``snapshot``, chunk by chunk (from ``kept`` when the file is in memory)."""
     if kept is not None:
@@ -140,7 +154,7 @@ def snapshot_rows(
             yield rows.iloc[start : start + chunk_rows]
         return
     position = 0
-    for chunk in iter_scores(source, chunk_rows):
+    for chunk in iter_scores(source, chunk_rows, names):
         rows, _ = typed(chunk)
         keep = (rows["snapshot_date"] == snapshot).to_numpy(copy=True)
         if bad:

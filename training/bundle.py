@@ -17,6 +17,7 @@ from crm_modes.data.schema import input_names
 from crm_modes.models.advisor import (
     ARTIFACT_FILES,
     ARTIFACTS,
+    BOOK_ARTIFACT,
     ECONOMICS_ARTIFACT,
     OUTPUT_TYPES,
     PASS_THROUGH,
@@ -70,6 +71,7 @@ def log_advisor(
     readings: ModeReadings | None = None,
     reference_rows: pd.DataFrame | None = None,
     development: dict[str, dict[str, float]] | None = None,
+    book: Path | None = None,
 ) -> ModelVersion:
     """Log the bundle (models from code, skops artifacts) and register it as challenger.
 
@@ -77,6 +79,9 @@ def log_advisor(
     evaluation rows): what monitoring compares a scored book against, shipped as the artifact
     ``monitoring_reference.json`` and verified like every other file (:func:`monitoring_reference`),
     scored as the loaded bundle scores (:meth:`Advisor.as_loaded`).
+
+    ``book``: a bank's book contract, shipped as ``book_contract.yaml``: whoever scores with the
+    bundle reads the bank's names, codes and units through it (:mod:`crm_modes.data.bank_file`).
     """
     identity = f"{registered_name} (" + ", ".join(f"{k} v{v}" for k, v in component_versions.items()) + ")"
     policy = load_policy(policy_path)
@@ -93,7 +98,9 @@ def log_advisor(
             name: str(save_pipeline(pipelines[name], Path(folder) / f"{name}.skops")) for name in ARTIFACTS
         }
         # Each under its own file name, whatever the configuration's files are called.
-        for artifact, source in ((POLICY_ARTIFACT, policy_path), (ECONOMICS_ARTIFACT, economics_path)):
+        copied = [(POLICY_ARTIFACT, policy_path), (ECONOMICS_ARTIFACT, economics_path)]
+        copied += [(BOOK_ARTIFACT, book)] if book is not None else []
+        for artifact, source in copied:
             artifacts[artifact] = str(shutil.copy(source, Path(folder) / ARTIFACT_FILES[artifact]))
         for artifact, saved in ((READINGS_ARTIFACT, readings), (REFERENCE_ARTIFACT, reference)):
             if saved is not None:

@@ -17,9 +17,10 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from crm_modes.data.book_contract import BookContract
 from crm_modes.data.generator import HISTORY_MONTHS
 from crm_modes.features.config import FeatureConfig, load_feature_config
-from crm_modes.shared.configuration import FrozenConfig, invalid_file
+from crm_modes.shared.configuration import FrozenConfig, invalid_file, load_yaml_model
 from crm_modes.shared.errors import InputError
 
 ModelKind = Literal["binary", "multiclass"]
@@ -57,12 +58,23 @@ class DataConfig(FrozenConfig):
     """
     max_quarantined_share: float = Field(default=0.05, ge=0, le=1)
     """More quarantined rows than this share stops the job: a wrong file is not "cleaned" into nothing."""
+    book: str | None = None
+    """A bank's own book: its book contract (e.g. ``configs/books/example_bank.yaml``), under which
+    ``crm-modes labels`` wrote ``path``. The inputs the bank does not have are left out of every model,
+    the signature, the reasons and the monitoring reference; scoring reads the bank's names and codes.
+    """
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
         if (self.generate_rows is None) == (self.path is None):
             raise ValueError("set exactly one of data.generate_rows and data.path")
+        if self.book is not None and (self.path is None or self.layout != "book"):
+            raise ValueError("data.book needs data.path (the book `crm-modes labels` wrote) and layout: book")
         return self
+
+    def book_contract(self) -> BookContract | None:
+        """The bank's book contract (``book``), or None for the project's own book."""
+        return None if self.book is None else load_yaml_model(self.book, BookContract)
 
 
 class SplitConfig(FrozenConfig):
@@ -282,6 +294,9 @@ class MlflowConfig(FrozenConfig):
 class TrainingConfig(FrozenConfig):
     """Everything one ``crm-modes train`` needs."""
 
+    base: str | None = None
+    """Another training configuration this one starts from (relative to this file): its sections are
+    merged key by key, this file's keys winning; ``null`` clears a key (e.g. ``data.generate_rows``)."""
     data: DataConfig
     """Where the table comes from, and how its rows are checked."""
     split: SplitConfig = Field(default_factory=SplitConfig)
@@ -331,36 +346,83 @@ def load_training_config(path: str | os.PathLike[str]) -> TrainingConfig:
     """Parse the training configuration at ``path``.
 
     The ``features`` entry is either a path to a feature configuration file or the
-    feature configuration itself. Errors name the file and the offending key.
+    feature configuration itself. A ``base`` names another configuration this one starts from:
+    its sections are merged key by key, this file's keys winning (``null`` clears one). Errors
+    name the file and the offending key.
     """
     path = Path(path)
+    raw, text = _resolved(path, ())
+    try:
+        config = TrainingConfig.model_validate({**raw, "source_path": path.resolve(), "source_text": text})
+    except ValidationError as error:
+        raise invalid_file(path, error) from None
+    return on_book(config)
+
+
+def _resolved(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], str]:
+    """The configuration at ``path`` with its paths resolved and its ``base`` merged in, and the text
+    of every file read (the base's after this one's)."""
     if not path.exists():
         raise InputError(f"{path}: no such configuration file")
+    if path.resolve() in seen:
+        raise InputError(f"{path}: its base configurations form a cycle")
     text = path.read_text()
     raw = yaml.safe_load(text) or {}
     if not isinstance(raw, dict):
         raise InputError(f"{path}: expected a mapping at the top level")
-    base = path.parent
+    folder = path.parent
     raw = dict(raw)
     features = raw.get("features")
     if isinstance(features, str):
-        raw["features"] = load_feature_config(base / expand(features))
+        raw["features"] = load_feature_config(folder / expand(features))
     data = dict(raw.get("data") or {})
-    for key in ("path", "profile", "quarantine"):
+    for key in ("path", "profile", "quarantine", "book"):
         if isinstance(data.get(key), str):
-            data[key] = str((base / expand(data[key])).resolve())
+            data[key] = str((folder / expand(data[key])).resolve())
     raw["data"] = data
     advisor = raw.get("advisor")
     if isinstance(advisor, dict):
         raw["advisor"] = {
             **advisor,
             **{
-                key: (base / expand(advisor[key])).resolve()
+                key: (folder / expand(advisor[key])).resolve()
                 for key in ("policy", "economics")
                 if isinstance(advisor.get(key), str)
             },
         }
-    try:
-        return TrainingConfig.model_validate({**raw, "source_path": path.resolve(), "source_text": text})
-    except ValidationError as error:
-        raise invalid_file(path, error) from None
+    base = raw.get("base")
+    if not isinstance(base, str):
+        return raw, text
+    base_path = (folder / expand(base)).resolve()
+    inherited, base_text = _resolved(base_path, (*seen, path.resolve()))
+    merged = _merged(inherited, raw)
+    merged["base"] = str(base_path)
+    return merged, f"{text}\n# --- {base_path.name} (base) ---\n{base_text}"
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over``'s keys over ``base``'s, mappings merged key by key."""
+    merged = dict(base)
+    for key, value in over.items():
+        below = merged.get(key)
+        merged[key] = _merged(below, value) if isinstance(below, dict) and isinstance(value, dict) else value
+    return merged
+
+
+def on_book(config: TrainingConfig) -> TrainingConfig:
+    """``config`` for the book its ``data.book`` contract describes (unchanged without a contract)."""
+    contract = config.data.book_contract()
+    return config if contract is None else without_inputs(config, contract.missing_inputs())
+
+
+def without_inputs(config: TrainingConfig, missing: list[str]) -> TrainingConfig:
+    """``config`` for a book that lacks the inputs ``missing``: they leave the features (with every
+    domain feature and ratio that reads them) and the readings the mode moves."""
+    update: dict[str, object] = {"features": config.features.without(missing)}
+    readings = config.advisor.mode_readings if config.advisor is not None else None
+    if readings is not None:
+        kept = [name for name in readings.inputs if name not in missing]
+        update["advisor"] = config.advisor.model_copy(
+            update={"mode_readings": readings.model_copy(update={"inputs": kept}) if kept else None}
+        )
+    return config.model_copy(update=update)

@@ -122,7 +122,10 @@ def load_training_table(config: TrainingConfig) -> TrainingTable:
         gate = Gate()
     else:
         raw, description = read_table(data.path), data.path
-        if data.layout == "book":
+        contract = data.book_contract()
+        if contract is not None:  # a bank's book lacks the inputs the bank does not have
+            gate = Gate(required=contract.required_columns())
+        elif data.layout == "book":
             gate = Gate()
         else:
             profile = configured_profile(config, raw)

@@ -255,6 +255,7 @@ def train(config: TrainingConfig, *, progress: Progress | None = None) -> Traini
                     readings=advisor_readings(config, data.table, fit_rows),
                     reference_rows=data.table[fit_rows["default"]],
                     development=development_figures(outcomes),
+                    book=Path(config.data.book) if config.data.book else None,
                 )
             advisor_version = str(version.version)
         registered = {outcome.registered_name: outcome.version for outcome in outcomes}

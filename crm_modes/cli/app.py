@@ -59,6 +59,12 @@ Threads = Annotated[
 
 
 #: The guard of every job that reads a table (crm_modes.data.gate.refuse_unusable).
+Macro = Annotated[
+    Path | None,
+    typer.Option(
+        help="A bank's macro series (period, value, published), for a bundle whose book contract joins one."
+    ),
+]
 MaxQuarantined = Annotated[
     float | None,
     typer.Option(

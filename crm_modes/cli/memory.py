@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -30,8 +30,11 @@ def record_file(
     force: bool = False,
     max_quarantined_share: float | None = None,
     queue_seconds: float | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> RecordReport:
-    """Record ``scores`` in the state store, print what happened, optionally annotate a copy."""
+    """Record ``scores`` in the state store, print what happened, optionally annotate a copy.
+
+    ``names``: schema identifier -> the bank's column, where the scores carry a bank's names."""
     from crm_modes.models.alerts import load_policy
     from crm_modes.state.annotation import annotate as annotate_scores
     from crm_modes.state.record import QUEUE_SECONDS, record_scores
@@ -53,9 +56,10 @@ def record_file(
             max_quarantined_share=quarantine_limit(max_quarantined_share),
             queue_seconds=QUEUE_SECONDS if queue_seconds is None else queue_seconds,
             on_chunk=shown.advance,
+            names=names,
         )
     if annotate is not None:
-        annotate_scores(engine, scores, annotate, report)
+        annotate_scores(engine, scores, annotate, report, names=names)
     console.print(
         f"recorded run {report.run_id} in {state_url(state).split('@')[-1]}: "
         f"{report.rows_recorded:,} decisions, {report.notifications:,} notifications "
@@ -95,12 +99,22 @@ def record_command(
             "snapshot order (default 5).",
         ),
     ] = None,
+    contract: Annotated[
+        Path | None,
+        typer.Option(help="The book contract, where the scores carry a bank's identifier names."),
+    ] = None,
 ) -> None:
     """Record scored decisions and move every alert through its lifecycle (idempotent per snapshot)."""
     if not scores.exists():
         raise InputError(f"{scores}: no such file or folder")
     if not policy.exists():
         raise InputError(f"{policy}: no such policy file; pass --policy")
+    names = None
+    if contract is not None:
+        from crm_modes.data.book_contract import BookContract
+        from crm_modes.shared.configuration import load_yaml_model
+
+        names = load_yaml_model(contract, BookContract).identifier_names()
     record_file(
         scores,
         state,
@@ -109,6 +123,7 @@ def record_command(
         force=force,
         max_quarantined_share=max_quarantined_share,
         queue_seconds=queue_seconds,
+        names=names,
     )
 
 

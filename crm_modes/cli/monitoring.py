@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from crm_modes.cli.app import (
+    Macro,
     MaxQuarantined,
     Threads,
     UnseenCategories,
@@ -82,9 +83,13 @@ def monitor(
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read at a time; bounds memory.")] = 100_000,
     max_quarantined_share: MaxQuarantined = None,
     unseen_categories: UnseenCategories = UnseenChoice.score,
+    macro: Macro = None,
     threads: Threads = None,
 ) -> None:
     """Stability, levels, backtest and slices of a book against the model's training reference.
+
+    A bundle trained on a bank's book reads the bank's own file through its book contract, as
+    `crm-modes score` does (with the macro series of ``--macro`` where it joins one).
 
     Exit code 1 when any figure crosses an "act" threshold (too few rows to judge is one), 2 for bad
     input or a book that could (almost) not be read (after the report is written), 0 otherwise.
@@ -92,6 +97,7 @@ def monitor(
     configure_threads(threads)
     with model_stack():
         from crm_modes.data.io import atomic_text
+        from crm_modes.models.bundle_book import bank_input
         from crm_modes.monitor.book_monitor import json_safe, monitor_file
         from crm_modes.monitor.config import load_monitoring_config
         from crm_modes.monitor.html import render
@@ -115,6 +121,7 @@ def monitor(
             unseen_inputs=unseen_categories.value,
             chunk_rows=chunk_rows,
             on_chunk=shown.advance,
+            bank=bank_input(loaded.path, macro),
         )
     report = json_safe(report)
     page = render(report, settings.model_dump())

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from crm_modes.cli.app import (
+    Macro,
     MaxQuarantined,
     State,
     Threads,
@@ -79,9 +80,13 @@ def score(
     ] = False,
     max_quarantined_share: MaxQuarantined = None,
     unseen_categories: UnseenCategories = UnseenChoice.score,
+    macro: Macro = None,
     threads: Threads = None,
 ) -> None:
     """Score a table with the advisor: scores, alerts and reasons, every row reconciled.
+
+    A bundle trained on a bank's book reads the bank's own file through its book contract: the
+    bank's names, codes, dates and units, with the macro series of ``--macro`` where it joins one.
 
     A table that could (almost) not be used stops with exit code 2 before any output is written:
     only its quarantine, with the reasons.
@@ -95,22 +100,47 @@ def score(
     guard = Guard(quarantine_limit(max_quarantined_share), unseen_categories.value)
     started = time.perf_counter()
     if engine == "spark":
+        _refuse_bank_bundle_on_spark(model)
         bundle = _score_on_spark(
             model, source, output, quarantine, spark_master, spark_task_threads, chunk_rows, guard
         )
     else:
         report, loaded = _score_in_process(
-            model, source, output, quarantine, chunk_rows, guard, recording=recording, state=state
+            model,
+            source,
+            output,
+            quarantine,
+            chunk_rows,
+            guard,
+            recording=recording,
+            state=state,
+            macro=macro,
         )
         print_score_report(console, report, time.perf_counter() - started)
         bundle = loaded.path
     if recording:
+        from crm_modes.models.bundle_book import bundle_contract
+
+        contract = bundle_contract(bundle)
         record_file(
             output,
             state,
             policy or artifact_path(bundle, POLICY_ARTIFACT),
             annotate=output,
             max_quarantined_share=guard.max_quarantined_share,
+            names=contract.identifier_names() if contract is not None else None,
+        )
+
+
+def _refuse_bank_bundle_on_spark(model: str) -> None:
+    """A bank's bundle maps the bank's file on one machine: the Spark engine does not read it yet."""
+    from crm_modes.models.bundle_book import bundle_contract
+    from crm_modes.shared.model_loading import fetch
+
+    if bundle_contract(fetch(model).path) is not None:
+        raise InputError(
+            f"{model} reads a bank's own file through its book contract, which the Spark engine does not "
+            "do: score it with --engine inprocess, or score on Spark the book `crm-modes labels` wrote"
         )
 
 
@@ -164,9 +194,11 @@ def _score_in_process(
     *,
     recording: bool,
     state: str | None = None,
+    macro: Path | None = None,
 ) -> tuple[ScoreReport, LoadedModel]:
     loaded = load_verified(model)
     from crm_modes.models.advisor import is_advisor
+    from crm_modes.models.bundle_book import bank_input
     from crm_modes.serve.batch import score_file
 
     if recording and not is_advisor(loaded.path):
@@ -185,6 +217,7 @@ def _score_in_process(
             unseen_inputs=guard.unseen_inputs,
             on_chunk=shown.advance,
             previous_pd=_previous_pd_from(state) if recording else None,
+            bank=bank_input(loaded.path, macro),
         )
     return report, loaded
 
@@ -260,8 +293,12 @@ def serve(
         Path | None, typer.Option(help="TLS private key (PEM) of the certificate.")
     ] = None,
     state: State = None,
+    macro: Macro = None,
 ) -> None:
-    """Serve the advisor over REST: scoring, health, version, reload, facility history and alerts."""
+    """Serve the advisor over REST: scoring, health, version, reload, facility history and alerts.
+
+    A bundle trained on a bank's book takes records in the bank's names, codes, dates and units
+    (its book contract), with the macro series of ``--macro`` where it joins one."""
     configure_threads(threads)
     quiet_mlflow()
     import uvicorn
@@ -300,7 +337,9 @@ def serve(
     shown_access = "open to every caller" if access.open else "credentials required"
     if workers == 1:
         with console.status(f"loading {model}"):
-            service = create_app(model, limits=limits, state=state, access=access)
+            service = create_app(
+                model, limits=limits, state=state, access=access, macro=str(macro) if macro else None
+            )
         console.print(
             f"serving {service.state.served.model.version} on {scheme}://{host}:{port} ({shown_access})"
         )
@@ -310,7 +349,14 @@ def serve(
     given = str(credentials.resolve()) if credentials else None
     with tempfile.TemporaryDirectory(prefix="crm-modes-serve-") as folder:
         settings = ServiceSettings(
-            model, pinned, limits, state, str(Path(folder) / "reloaded.json"), threads, given
+            model,
+            pinned,
+            limits,
+            state,
+            str(Path(folder) / "reloaded.json"),
+            threads,
+            given,
+            str(macro.resolve()) if macro else None,
         )
         os.environ[SERVICE_VARIABLE] = settings.to_environment()
         console.print(

@@ -156,16 +156,17 @@ def print_score_report(console: Console, report: ScoreReport, seconds: float) ->
     )
     if len(report.top_alerts):
         console.print(f"[bold]{len(report.top_alerts)} most severe alerts[/]")
-        for rank, row in enumerate(report.top_alerts.itertuples(), start=1):
+        facility = report.names.get("facility_id", "facility_id")
+        for rank, row in enumerate(report.top_alerts.to_dict("records"), start=1):
             console.print(
-                f"{rank:>2}. {getattr(row, 'facility_id', '')} {row.alert_level.upper()} [{row.alert_codes}] "
-                f"PD {row.default_probability:.1%}, churn {row.churn_probability:.1%}, "
-                f"grade {row.risk_grade}",
+                f"{rank:>2}. {row.get(facility, '')} {row['alert_level'].upper()} [{row['alert_codes']}] "
+                f"PD {row['default_probability']:.1%}, churn {row['churn_probability']:.1%}, "
+                f"grade {row['risk_grade']}",
                 highlight=False,
             )
-            console.print(f"    action: {row.recommended_action}", highlight=False)
-            if row.alert_reasons:
-                console.print(f"    reasons: {row.alert_reasons}", highlight=False)
+            console.print(f"    action: {row['recommended_action']}", highlight=False)
+            if row["alert_reasons"]:
+                console.print(f"    reasons: {row['alert_reasons']}", highlight=False)
 
 
 def policy_table(report: dict, model_uri: str) -> Table:

@@ -213,6 +213,16 @@ HEADLINES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("peak memory", "peak_memory_mib", "MiB"),
         ],
     ),
+    "bank_round_trip": (
+        "a bank's export built back and trained: against the native book with the same information",
+        [
+            ("value captured, bank", "bank_book.value_captured", ""),
+            ("native", "native_book_same_information.value_captured", ""),
+            ("PD AUC, bank", "bank_book.default_auc", ""),
+            ("native", "native_book_same_information.default_auc", ""),
+            ("within targets", "within_targets", ""),
+        ],
+    ),
     "record": (
         "record 1,000,000 decisions in the state store",
         [("SQLite", "sqlite.seconds", "s"), ("PostgreSQL", "postgresql.seconds", "s")],

@@ -17,7 +17,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from crm_modes.models.bundle_book import bank_input
 from crm_modes.serve.rest.access import Gatekeeper
+from crm_modes.serve.rest.bank_records import BankDialect
 from crm_modes.serve.rest.batcher import Batcher
 from crm_modes.serve.rest.dependencies import StateStore
 from crm_modes.serve.rest.limits import Limits, problem_list
@@ -26,6 +28,7 @@ from crm_modes.serve.rest.records import ScoreRequest, json_rows, records_frame
 from crm_modes.serve.rest.routers import admin, memory, scoring
 from crm_modes.serve.rest.served_model import ServedModel
 from crm_modes.serve.rest.strict_json import StrictJSONRoute
+from crm_modes.shared.errors import InputError
 
 #: Every router of the service (a test checks that each of their routes declares its access).
 ROUTERS = (admin.router, scoring.router, memory.router)
@@ -47,6 +50,7 @@ def create_app(
     shared: Path | None = None,
     pinned: str | None = None,
     access: Gatekeeper | None = None,
+    macro: str | None = None,
 ) -> FastAPI:
     """The service for ``model_uri`` (e.g. ``models:/crm-advisor@champion``).
 
@@ -54,7 +58,10 @@ def create_app(
     history and alert endpoints. ``shared`` is the reload announcement file of a service with
     several workers (:mod:`crm_modes.serve.rest.served_model`); ``pinned`` the version to load at
     start (default: the current version of ``model_uri``). ``access``: who may call which route
-    (default: an open service, as on the loopback without credentials).
+    (default: an open service, as on the loopback without credentials). A bundle trained on a
+    bank's book takes the bank's records (:mod:`crm_modes.serve.rest.bank_records`), with the
+    macro series at ``macro`` where its contract joins one; every later version the service
+    loads must read the same book.
     """
     limits = limits or Limits()
     app = FastAPI(title="crm-modes advisor", version="1")
@@ -70,9 +77,16 @@ def create_app(
     app.state.limits = limits
     app.state.store = StateStore(state)
     app.state.access = access or Gatekeeper(None)
-    _document_the_score_request(app)
+    app.state.dialect = None
     if load_at_start:
-        app.state.served.load(pinned)
+        loaded = app.state.served.load(pinned)
+        bank = bank_input(loaded.path, macro)
+        if bank is not None:
+            app.state.dialect = BankDialect.of(bank.contract, bank.macro)
+            app.state.served.contract = bank.contract  # a reload must keep to it
+    elif macro is not None:
+        raise InputError("a macro series is for a bundle trained on a bank's book, loaded at start")
+    _document_the_score_request(app)
     return app
 
 
@@ -85,7 +99,9 @@ def _document_the_score_request(app: FastAPI) -> None:
         if app.openapi_schema is None:
             document = generate()
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
-            request = ScoreRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            dialect = app.state.dialect
+            model = dialect.request if dialect is not None else ScoreRequest
+            request = model.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.update(request.pop("$defs", {}))
             schemas["ScoreRequest"] = request
         return app.openapi_schema  # type: ignore[return-value]
@@ -104,6 +120,7 @@ class ServiceSettings:
     shared: str
     threads: int
     credentials: str | None = None
+    macro: str | None = None
 
     def to_environment(self) -> str:
         return json.dumps(asdict(self))
@@ -127,4 +144,5 @@ def app_from_environment() -> FastAPI:
         shared=Path(settings.shared),
         pinned=settings.pinned_uri,
         access=Gatekeeper.from_file(settings.credentials),
+        macro=settings.macro,
     )

@@ -8,6 +8,7 @@ import functools
 from fastapi import HTTPException, Request
 from sqlalchemy import Engine
 
+from crm_modes.serve.rest.bank_records import BankDialect
 from crm_modes.serve.rest.batcher import Batcher
 from crm_modes.serve.rest.limits import Limits, excerpt
 from crm_modes.serve.rest.served_model import ServedModel
@@ -61,3 +62,8 @@ def limits(request: Request) -> Limits:
 
 def batcher(request: Request) -> Batcher:
     return request.app.state.batcher
+
+
+def dialect(request: Request) -> BankDialect | None:
+    """How the service takes records: a bank's (its bundle reads a bank's book), or the schema's."""
+    return request.app.state.dialect

@@ -8,6 +8,7 @@ and the problem. Identifiers are optional and echoed back when given.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from typing import Annotated, Any, Literal
 
@@ -24,7 +25,7 @@ OPTIONAL_FIELDS = ("client_id", "facility_id", "snapshot_date")
 EARLIEST_DATE, LATEST_DATE = dt.date(1900, 1, 1), dt.date(2261, 12, 31)
 
 
-def _integral(value: object) -> object:
+def integral(value: object) -> object:
     """JSON writers may send 3.0 for 3; booleans and text are not integers."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -44,7 +45,7 @@ def _field(column: Column) -> tuple[Any, Any]:
         annotation: Any = Literal[column.categories]  # type: ignore[valid-type]
     elif column.kind is Kind.INT:
         annotation = Annotated[
-            int, Field(ge=column.minimum, le=column.maximum, strict=True), BeforeValidator(_integral)
+            int, Field(ge=column.minimum, le=column.maximum, strict=True), BeforeValidator(integral)
         ]
     elif column.kind in (Kind.FLOAT, Kind.BINARY):
         annotation = Annotated[
@@ -60,12 +61,22 @@ def _field(column: Column) -> tuple[Any, Any]:
     return annotation, Field(description=column.description)
 
 
-ScoringRecord: type[BaseModel] = create_model(
-    "ScoringRecord",
-    __config__=ConfigDict(extra="forbid"),
-    __doc__="One client facility at a snapshot; fields and rules come from the schema.",
-    **{column.name: _field(column) for column in SCHEMA if column.name in input_names()},
-)
+@functools.cache
+def scoring_record(missing: tuple[str, ...] = ()) -> type[BaseModel]:
+    """The request record of the schema's inputs, less ``missing`` (the inputs a bank's book lacks)."""
+    return create_model(
+        "ScoringRecord",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__="One client facility at a snapshot; fields and rules come from the schema.",
+        **{
+            column.name: _field(column)
+            for column in SCHEMA
+            if column.name in input_names() and column.name not in missing
+        },
+    )
+
+
+ScoringRecord: type[BaseModel] = scoring_record()
 
 
 class ScoreRequest(BaseModel):

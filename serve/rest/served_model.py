@@ -17,7 +17,10 @@ import os
 import threading
 from pathlib import Path
 
+from crm_modes.data.book_contract import BookContract
+from crm_modes.models.bundle_book import bundle_contract
 from crm_modes.shared.collector_pause import long_lived
+from crm_modes.shared.errors import InputError
 from crm_modes.shared.model_loading import LoadedModel, load_model
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,9 @@ class ServedModel:
         self.model: LoadedModel | None = None
         self.reload_lock = threading.Lock()
         self._seen: tuple[int, int] | None = None  # (inode, mtime) of the announcement last read
+        #: the book contract of the bundle loaded at start (None: the schema's book); the requests
+        #: the service takes follow it, so every version it loads later must ship the same one
+        self.contract: BookContract | None = None
 
     def load(self, uri: str | None = None) -> LoadedModel:
         """Load ``uri`` (default: the current version of :attr:`uri`) and swap it in."""
@@ -45,7 +51,8 @@ class ServedModel:
 
     def load_locked(self, uri: str | None = None) -> LoadedModel:
         """:meth:`load` for a caller that already holds ``reload_lock``; announced to the other workers."""
-        fresh = self.model = _loaded(uri or self.uri)
+        fresh = self._same_book(_loaded(uri or self.uri))
+        self.model = fresh
         if self.shared is not None and uri is None:
             self._announce(fresh)
         return fresh
@@ -80,13 +87,26 @@ class ServedModel:
 
     def _load_announced(self, pinned: str) -> None:
         try:
-            self.model = _loaded(pinned)
+            self.model = self._same_book(_loaded(pinned))
             log.info("worker %d now serves %s, as announced", os.getpid(), self.model.version)
         except Exception:
             before = self.model.version if self.model else "none"
             log.exception("loading the announced %s failed; still serving %s", pinned, before)
         finally:
             self.reload_lock.release()
+
+    def _same_book(self, model: LoadedModel) -> LoadedModel:
+        """``model``, if it reads the book the service's requests follow.
+
+        Raises:
+            InputError: it ships another book contract (or none where the first one did).
+        """
+        if self.model is not None and bundle_contract(model.path) != self.contract:
+            raise InputError(
+                f"{model.version} reads another book than the one this service's requests follow "
+                "(its book contract differs): start a new service for it"
+            )
+        return model
 
 
 def _loaded(uri: str) -> LoadedModel:

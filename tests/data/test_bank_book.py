@@ -58,7 +58,7 @@ def test_labels_from_events_equal_the_generators_where_both_are_known(exported):
         "digital_logins_prev_90d",
         "previous_default_probability",
     ]
-    assert built.derived == ["other_facilities_mode", "gdp_growth"]
+    assert built.derived == ["gdp_growth"]  # the export carries other_facilities_mode
 
 
 def panel(rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
@@ -114,6 +114,7 @@ def test_month_ends_and_an_event_exactly_at_the_horizon_by_hand():
                 ("C3", "F3", "30.04.2024", "P"),  # window ends after the last date observed: null
                 ("C4", "F4", "31.01.2024", "B"),
                 ("C4", "F4", "29.02.2024", "B"),  # on the exit date: dropped
+                ("C5", "F5", "30.04.2024", "R"),  # a default seen, but in a window not observed to its end
             ]
         ),
         spec,
@@ -121,7 +122,12 @@ def test_month_ends_and_an_event_exactly_at_the_horizon_by_hand():
     labelled = labels_from_events(
         mapped.rows,
         events(
-            [("F1", "28.02.2025", "DPD90"), ("F2", "01.02.2025", "DPD90"), ("F4", "29.02.2024", "CLOSED")]
+            [
+                ("F1", "28.02.2025", "DPD90"),
+                ("F2", "01.02.2025", "DPD90"),
+                ("F4", "29.02.2024", "CLOSED"),
+                ("F5", "31.01.2025", "DPD90"),
+            ]
         ),
         spec,
     )
@@ -137,6 +143,7 @@ def test_month_ends_and_an_event_exactly_at_the_horizon_by_hand():
         ("F3", "2024-03-31"): (0, 0),
         ("F3", "2024-04-30"): (na, na),
         ("F4", "2024-01-31"): (0, 1),
+        ("F5", "2024-04-30"): (na, na),  # only the positives of such months would be known: null
     }
     assert labelled.dropped_after_exit == 1
 
@@ -211,6 +218,12 @@ def test_the_macro_value_published_after_a_snapshot_is_never_used_and_a_gap_is_a
     assert join_macro(rows, macro, spec, "%d.%m.%Y").tolist() == [2.0, 3.0, 2.0]
     with pytest.raises(InputError, match=r"the macro series misses \['2023-12'\]"):
         join_macro(rows, macro.drop(index=1), spec, "%d.%m.%Y")
+    # a series that ends long before a snapshot is an error, never a stale value carried forward
+    later = pd.DataFrame({"snapshot_date": pd.to_datetime(["2024-01-31", "2024-04-30"])})
+    assert join_macro(later, macro, spec, "%d.%m.%Y").tolist() == [2.0, 3.0]  # 3 months old: allowed
+    late = pd.DataFrame({"snapshot_date": pd.to_datetime(["2024-05-31"])})
+    with pytest.raises(InputError, match="the macro series ends too early: the snapshot 2024-05-31"):
+        join_macro(late, macro, spec, "%d.%m.%Y")
     with pytest.raises(InputError, match="no gdp_growth was published on or before the snapshot 2023-12-10"):
         join_macro(pd.DataFrame({"snapshot_date": pd.to_datetime(["2023-12-10"])}), macro, spec, "%d.%m.%Y")
 

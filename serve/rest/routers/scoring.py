@@ -7,6 +7,7 @@ must not wait for them. The request model is still the OpenAPI document's reques
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Annotated, Any
 
@@ -15,8 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from crm_modes.serve.rest.access import Scope, requires
+from crm_modes.serve.rest.bank_records import BankDialect
 from crm_modes.serve.rest.batcher import Batcher
-from crm_modes.serve.rest.dependencies import batcher, current_model, limits, served
+from crm_modes.serve.rest.dependencies import batcher, current_model, dialect, limits, served
 from crm_modes.serve.rest.limits import ERRORS, MAX_ERRORS, Limits, Problem
 from crm_modes.serve.rest.records import (
     OPTIONAL_FIELDS,
@@ -42,17 +44,29 @@ async def _json_body(request: Request) -> Any:
 #: gets its turn between slices while ten thousand records are validated.
 SLICE_RECORDS = 250
 _RECORDS = TypeAdapter(list[ScoringRecord])  # type: ignore[valid-type]
-_FIELDS = len(ScoringRecord.model_fields)
+
+
+@functools.lru_cache(maxsize=4)
+def _bank_records(record: type[BaseModel]) -> TypeAdapter:
+    """A list of a bank's records, validated as one (built once per record model)."""
+    return TypeAdapter(list[record])  # type: ignore[valid-type]
 
 
 def _score_request(
-    body: Annotated[Any, Depends(_json_body)], allowed: Annotated[Limits, Depends(limits)]
+    body: Annotated[Any, Depends(_json_body)],
+    allowed: Annotated[Limits, Depends(limits)],
+    bank: Annotated[BankDialect | None, Depends(dialect)],
 ) -> ScoreRequest:
     """The body as a :class:`ScoreRequest`, in the thread pool; too many records: 413 unread.
 
     The envelope is checked first, then the records a slice at a time (the first
-    :data:`~crm_modes.serve.rest.limits.MAX_ERRORS` problems are reported, in order).
+    :data:`~crm_modes.serve.rest.limits.MAX_ERRORS` problems are reported, in order). A service
+    whose bundle reads a bank's book takes the bank's records and maps them onto the schema's
+    (:mod:`crm_modes.serve.rest.bank_records`).
     """
+    record = bank.record if bank is not None else ScoringRecord
+    adapter = _bank_records(record) if bank is not None else _RECORDS
+    fields = len(record.model_fields)
     records = body.get("records") if isinstance(body, dict) else None
     if isinstance(records, list) and len(records) > allowed.max_records:
         raise HTTPException(
@@ -68,27 +82,34 @@ def _score_request(
     validated: list[Any] = []
     for start in range(0, len(envelope.records), SLICE_RECORDS):
         part = envelope.records[start : start + SLICE_RECORDS]
-        for offset, record in enumerate(part):  # more keys than fields: refused before validation
-            if isinstance(record, dict) and len(record) > _FIELDS:
-                unknown = [key for key in record if key not in ScoringRecord.model_fields][:5]
+        for offset, given in enumerate(part):  # more keys than fields: refused before validation
+            if isinstance(given, dict) and len(given) > fields:
+                unknown = [key for key in given if key not in record.model_fields][:5]
                 problems.append(
                     {
                         "type": "extra_forbidden",
                         "loc": ("records", start + offset),
                         "input": unknown,
-                        "msg": f"{len(record):,} fields; a record has at most {_FIELDS} (unknown: {unknown})",
+                        "msg": f"{len(given):,} fields; a record has at most {fields} (unknown: {unknown})",
                     }
                 )
         if problems:
             break
         try:
-            validated += _RECORDS.validate_python(part)
+            checked = adapter.validate_python(part)
         except ValidationError as error:
             for problem in error.errors(include_url=False):
                 index, *rest = problem["loc"]
                 problems.append({**problem, "loc": ("records", start + int(index), *rest)})
             if len(problems) >= MAX_ERRORS:
                 break
+            continue
+        if bank is not None:
+            checked, wrong = bank.to_schema(checked, first=start)
+            problems += wrong
+            if len(problems) >= MAX_ERRORS:
+                break
+        validated += checked
     if problems:
         raise _invalid(problems)
     return ScoreRequest.model_construct(records=validated)
@@ -126,6 +147,7 @@ def score(
     request: Annotated[ScoreRequest, Depends(_score_request)],
     scorer: Annotated[Batcher, Depends(batcher)],
     service: Annotated[ServedModel, Depends(served)],
+    bank: Annotated[BankDialect | None, Depends(dialect)],
 ) -> ScoreResponse:
     """Score the records; the request keeps the model it started with even if a reload swaps it."""
     records = request.records  # type: ignore[attr-defined]
@@ -137,4 +159,6 @@ def score(
     unsent = [name for name in OPTIONAL_FIELDS if all(getattr(r, name) is None for r in records)]
     if unsent:  # as if scored alone: an identifier the request never sent is not answered
         scores = [{key: value for key, value in row.items() if key not in unsent} for row in scores]
+    if bank is not None:
+        scores = bank.named(scores)
     return ScoreResponse(model_version=model.version, scores=scores)
