@@ -35,7 +35,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from crm_modes.data.bank_file import BankFile, BankInput, read_bank_file
 from crm_modes.data.gate import (
     DEFAULT_MAX_QUARANTINED_SHARE,
     REASON,
@@ -57,6 +59,7 @@ from crm_modes.data.io import (
     iter_row_group,
     replace_folder,
     table_format,
+    write_table,
     writing_to,
 )
 from crm_modes.data.schema import KEY, SCHEMA, Kind, input_names
@@ -233,10 +236,13 @@ def task_environment(task_threads: int) -> dict[str, str]:
     return settings
 
 
-def advice_schema(columns: list[str]) -> pa.Schema:
-    """The scored output's columns and types: the identifiers the input has, then the advice."""
-    declared = {column.name: column for column in SCHEMA}
-    passed = [(name, _ARROW[declared[name].kind]) for name in PASS_THROUGH if name in columns]
+def advice_schema(columns: list[str], names: dict[str, str] | None = None) -> pa.Schema:
+    """The scored output's columns and types: the identifiers the input has (under ``names``, where
+    given), then the advice."""
+    declared, names = {column.name: column for column in SCHEMA}, names or {}
+    passed = [
+        (names.get(name, name), _ARROW[declared[name].kind]) for name in PASS_THROUGH if name in columns
+    ]
     advice = [(name, _ARROW[kind]) for name, kind in OUTPUT_TYPES.items()]
     return pa.schema([*passed, *advice, (WARNINGS_COLUMN, pa.string())])
 
@@ -300,6 +306,8 @@ class PieceScorer:
     output: str
     quarantine: str
     unseen_inputs: UnseenInputs = "score"
+    #: schema identifier -> the name the output gives it (a bank's, for a bank's bundle)
+    names: tuple[tuple[str, str], ...] = ()
 
     def __call__(self, numbers: Iterator[int]) -> Iterator[dict[str, Any]]:
         for index in numbers:
@@ -319,7 +327,8 @@ class PieceScorer:
             AtomicTableWriter(Path(self.output) / part) as scored,
             AtomicTableWriter(Path(self.quarantine) / part) as rejected,
         ):
-            scored.write(advice_schema(list(self.columns)).empty_table())
+            names = dict(self.names)
+            scored.write(advice_schema(list(self.columns), names).empty_table())
             rejected.write(QUARANTINE_SCHEMA.empty_table())
             first = piece.first_id
             for frame in piece.frames(self.chunk_rows, list(self.columns)):
@@ -333,7 +342,7 @@ class PieceScorer:
                     valid = model_input(result.valid[[n for n in self.columns if n in result.valid]])
                     advice = model.predict(valid, params={"model_version": self.version})
                     advice[WARNINGS_COLUMN] = result.input_warnings
-                    scored.write(advice)
+                    scored.write(advice.rename(columns=names))
                 if len(result.quarantine):
                     rejected.write(_rejected(result.quarantine, row_ids, list(frame.columns)))
                 checked.add(result)
@@ -363,8 +372,14 @@ def score_with_spark(
     chunk_rows: int = BATCH_ROWS,
     max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE,
     unseen_inputs: UnseenInputs = "score",
+    bank: BankInput | None = None,
 ) -> SparkReport:
     """Score ``source`` (Parquet or CSV, a file or a folder) on Spark into the Parquet folder ``output``.
+
+    ``bank``: ``source`` is a bank's own file, read through the book contract of the bundle
+    (:mod:`crm_modes.data.bank_file`). It is mapped on the driver into a staging Parquet file the
+    tasks read; rows it cannot map join the quarantine, quarantined rows carry the bank's row
+    (``_row_id``, 0-based) and values, and the output names the identifiers as the bank does.
 
     Rejected rows go to the Parquet folder ``quarantine`` (default ``<output>.quarantine.parquet``)
     with their reasons and raw values. Each task's thread pools use ``task_threads`` threads (see
@@ -396,13 +411,18 @@ def score_with_spark(
         with writing_to(folder):
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
+    book = read_bank_file(source, bank) if bank is not None else None
+    if book is not None:  # the tasks read the mapped rows, staged beside the output
+        source = staging[output].with_name(f".{output.stem}.bank-rows.parquet")
+        write_table(_staged(book.rows), source)
     try:
         spark = spark_session(master, task_threads=task_threads)
         session_ready = time.perf_counter()
         pieces, received = plan_pieces(
             source, tasks=2 * spark.sparkContext.defaultParallelism, chunk_rows=chunk_rows
         )
-        missing = [name for name in Gate().required if name not in received]
+        required = bank.contract.required_columns() if bank is not None else Gate().required
+        missing = [name for name in required if name not in received]
         if missing:
             raise TableSchemaError([f"missing required columns {missing}"])
         if not pieces:
@@ -422,6 +442,7 @@ def score_with_spark(
             output=str(staging[output]),
             quarantine=str(staging[quarantine]),
             unseen_inputs=unseen_inputs,
+            names=tuple(book.names.items()) if book is not None else (),
         )
         counts = (
             spark.sparkContext.parallelize(range(len(pieces)), len(pieces)).mapPartitions(scorer).collect()
@@ -432,6 +453,9 @@ def score_with_spark(
         checked = FileReport()
         for row in counts:
             checked.merge(FileReport.from_dict(row["gate"]))
+        if book is not None:
+            _as_the_bank_wrote(book, staging[quarantine])
+            checked.merge(book.unmapped_report())
         if checked.rows_in == 0:
             raise TableSchemaError([f"{source}: the table has a header but no data rows"])
         _publish(staging[quarantine], quarantine)  # the quarantine is kept whatever follows
@@ -440,6 +464,8 @@ def score_with_spark(
     finally:
         for folder in staging.values():
             shutil.rmtree(folder, ignore_errors=True)
+        if book is not None:
+            source.unlink(missing_ok=True)
     return SparkReport(
         version,
         checked.rows_in,
@@ -451,6 +477,35 @@ def score_with_spark(
         len(pieces),
         checked,
     )
+
+
+def _staged(rows: pd.DataFrame) -> pd.DataFrame:
+    """A bank's mapped rows as the staging file holds them: text where a column mixes types (the
+    gate reads it as it reads a CSV file), numbers and dates as they are."""
+    return rows.astype({name: "string" for name in rows.columns if rows[name].dtype == object})
+
+
+def _as_the_bank_wrote(book: BankFile, folder: Path) -> None:
+    """Rewrite the quarantine parts in ``folder`` with the bank's rows and values, and add the rows
+    the contract could not map (``_row_id``: the bank's 0-based row)."""
+    columns = list(book.raw.columns)
+
+    def raw(rows: np.ndarray) -> list[str]:
+        return [json.dumps(r, default=str) for r in book.raw.iloc[rows][columns].to_dict("records")]
+
+    for part in sorted(folder.glob("part-*.parquet")):
+        rejected = pq.read_table(part).to_pandas()
+        if rejected.empty:
+            continue
+        rows = book.source_rows[rejected[ROW_ID].to_numpy()] - 1
+        fixed = pd.DataFrame({ROW_ID: rows, REASON: rejected[REASON].to_numpy(), RAW: raw(rows)})
+        with AtomicTableWriter(part) as writer:
+            writer.write(pa.Table.from_pandas(fixed, schema=QUARANTINE_SCHEMA, preserve_index=False))
+    if len(book.unmapped):
+        rows = book.unmapped[SOURCE_ROW].to_numpy(dtype=np.int64) - 1
+        unmapped = pd.DataFrame({ROW_ID: rows, REASON: book.unmapped[REASON].to_numpy(), RAW: raw(rows)})
+        with AtomicTableWriter(folder / "part-unmapped.parquet") as writer:
+            writer.write(pa.Table.from_pandas(unmapped, schema=QUARANTINE_SCHEMA, preserve_index=False))
 
 
 def _publish(folder: Path, target: Path) -> None:

@@ -188,23 +188,38 @@ def test_a_bad_month_is_quarantined_row_by_row_with_the_banks_row_numbers(walked
     assert "FACILITY_NO" in quarantine.columns
 
 
-def test_a_month_without_its_macro_series_or_on_spark_is_a_clear_error(walked, cli, tmp_path):
+def test_a_month_without_its_macro_series_is_a_clear_error(walked, cli, tmp_path):
     folder = walked["folder"]
-    base = [cli, "score", "--model", "models:/crm-advisor@champion", "--output", str(tmp_path / "s.csv")]
-    month = ["--input", str(folder / "bank-export" / "month.csv")]
-    missing = subprocess.run([*base, *month], env=walked["env"], capture_output=True, text=True, timeout=600)
+    command = [cli, "score", "--model", "models:/crm-advisor@champion", "--output", str(tmp_path / "s.csv")]
+    command += ["--input", str(folder / "bank-export" / "month.csv")]
+    missing = subprocess.run(command, env=walked["env"], capture_output=True, text=True, timeout=600)
     assert missing.returncode == 2
     assert "pass --macro" in missing.stderr + missing.stdout
-    spark = subprocess.run(
-        [*base, *month, "--engine", "spark", "--macro", str(folder / "bank-export" / "macro.csv")],
-        env=walked["env"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert spark.returncode == 2
-    assert "Spark engine does not" in spark.stderr + spark.stdout
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_spark_scores_the_banks_month_as_the_in_process_engine_does(walked, cli, tmp_path):
+    folder = walked["folder"]
+    month = pd.read_csv(folder / "bank-export" / "month.csv", dtype=str)
+    bad = month.copy()
+    bad.loc[1, "SERVICE_MODE"] = "Z"
+    bad.loc[3, "MARGIN_BPS"] = "-5"
+    bad.to_csv(tmp_path / "month.csv", index=False)
+    command = [cli, "score", "--model", "models:/crm-advisor@champion", "--engine", "spark"]
+    command += ["--input", str(tmp_path / "month.csv"), "--output", str(tmp_path / "spark.parquet")]
+    command += ["--macro", str(folder / "bank-export" / "macro.csv")]
+    result = subprocess.run(command, env=walked["env"], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    scored = pd.read_parquet(tmp_path / "spark.parquet")
+    quarantine = pd.read_parquet(tmp_path / "spark.quarantine.parquet").sort_values("_row_id")
+    assert len(scored) + len(quarantine) == len(bad)
+    assert quarantine["_row_id"].tolist() == [1, 3]  # the bank's rows (0-based, as the engine counts)
+    assert "SERVICE_MODE: code 'Z'" in quarantine["quarantine_reason"].iloc[0]
+    assert json.loads(quarantine["raw_values"].iloc[0])["SERVICE_MODE"] == "Z"  # as the bank wrote it
+    assert {"CUST_ID", "FACILITY_NO", "AS_OF"} <= set(scored.columns)
+    batch = pd.read_csv(folder / "scores.csv", dtype={"FACILITY_NO": str}).set_index("FACILITY_NO")
+    expected = batch.loc[scored["FACILITY_NO"], "default_probability"].to_numpy()
+    assert scored["default_probability"].to_numpy() == pytest.approx(expected, rel=1e-9)
 
 
 def _post(url: str, body: object) -> tuple[int, dict]:
@@ -279,3 +294,29 @@ def test_the_service_takes_the_banks_records_and_answers_with_its_names(walked, 
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_service_keeps_to_its_book_when_a_version_reads_another(walked, tmp_path):
+    import shutil
+
+    from crm_modes.models.advisor import BOOK_ARTIFACT, artifact_path
+    from crm_modes.models.bundle_book import bundle_contract
+    from crm_modes.serve.rest.served_model import ServedModel
+    from crm_modes.shared.errors import InputError
+    from crm_modes.shared.model_loading import LoadedModel
+
+    bundle = champion(walked)
+    service = ServedModel("models:/crm-advisor@champion")
+    service.model = LoadedModel("models:/crm-advisor/1", "crm-advisor v1", None, bundle)
+    service.contract = bundle_contract(bundle)
+    same = LoadedModel("models:/crm-advisor/2", "crm-advisor v2", None, bundle)
+    assert service._same_book(same) is same
+    other = tmp_path / "other"
+    shutil.copytree(bundle, other)
+    contract = artifact_path(other, BOOK_ARTIFACT)
+    contract.write_text(contract.read_text().replace("%d.%m.%Y", "%Y-%m-%d"))
+    with pytest.raises(InputError, match="reads another book"):
+        service._same_book(LoadedModel("models:/crm-advisor/3", "crm-advisor v3", None, other))
+    contract.unlink()  # a bundle of the schema's own book
+    with pytest.raises(InputError, match="reads another book"):
+        service._same_book(LoadedModel("models:/crm-advisor/4", "crm-advisor v4", None, other))

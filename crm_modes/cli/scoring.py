@@ -100,9 +100,8 @@ def score(
     guard = Guard(quarantine_limit(max_quarantined_share), unseen_categories.value)
     started = time.perf_counter()
     if engine == "spark":
-        _refuse_bank_bundle_on_spark(model)
         bundle = _score_on_spark(
-            model, source, output, quarantine, spark_master, spark_task_threads, chunk_rows, guard
+            model, source, output, quarantine, spark_master, spark_task_threads, chunk_rows, guard, macro
         )
     else:
         report, loaded = _score_in_process(
@@ -132,18 +131,6 @@ def score(
         )
 
 
-def _refuse_bank_bundle_on_spark(model: str) -> None:
-    """A bank's bundle maps the bank's file on one machine: the Spark engine does not read it yet."""
-    from crm_modes.models.bundle_book import bundle_contract
-    from crm_modes.shared.model_loading import fetch
-
-    if bundle_contract(fetch(model).path) is not None:
-        raise InputError(
-            f"{model} reads a bank's own file through its book contract, which the Spark engine does not "
-            "do: score it with --engine inprocess, or score on Spark the book `crm-modes labels` wrote"
-        )
-
-
 def _score_on_spark(
     model: str,
     source: Path,
@@ -153,11 +140,14 @@ def _score_on_spark(
     task_threads: int,
     chunk_rows: int,
     guard: Guard,
+    macro: Path | None = None,
 ) -> Path:
     """Score on Spark, print the reconciled summary; return the verified copy of the bundle."""
+    from crm_modes.models.bundle_book import bank_input
     from crm_modes.serve.spark import score_with_spark
     from crm_modes.shared.model_loading import fetch
 
+    bank = bank_input(fetch(model).path, macro)
     started = time.perf_counter()
     with console.status(f"scoring on Spark ({master})"):
         report = score_with_spark(
@@ -170,6 +160,7 @@ def _score_on_spark(
             chunk_rows=chunk_rows,
             max_quarantined_share=guard.max_quarantined_share,
             unseen_inputs=guard.unseen_inputs,
+            bank=bank,
         )
     console.print(
         f"scored {report.rows_scored:,} rows with {report.model_version} on Spark "
