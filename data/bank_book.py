@@ -21,6 +21,7 @@ import pandas as pd
 from crm_modes.data.book_contract import BookContract, Mapped, map_panel
 from crm_modes.data.book_labels import join_macro, labels_from_events, other_facilities_mode
 from crm_modes.data.gate import REASON, SOURCE_ROW, validate
+from crm_modes.data.profile import TableProfile, infer_profile
 from crm_modes.data.schema import SCHEMA, Role
 from crm_modes.shared.errors import InputError
 
@@ -76,6 +77,18 @@ def prepare_panel(panel: pd.DataFrame, contract: BookContract, macro: pd.DataFra
         return mapped
     rows, _ = complete(mapped.rows, contract, macro)
     return Mapped(rows, mapped.quarantine)
+
+
+def infer_book_profile(
+    book: pd.DataFrame, contract: BookContract, *, source: str, margin: float
+) -> TableProfile:
+    """What each input of a bank's book may hold, inferred from the book ``crm-modes labels`` wrote
+    (robust ranges, the categories the bank uses), to review and commit: the gate of the bank's
+    book and of every month scored with its bundle narrows the schema's declarations to it."""
+    numeric, categorical = contract.profiled_inputs()
+    present = [name for name in [*numeric, *categorical] if name in book.columns]
+    uses = dict.fromkeys(present, "feature")
+    return infer_profile(book, uses, numeric=set(numeric), source=source, margin=margin)  # type: ignore[arg-type]
 
 
 def build_book(

@@ -47,6 +47,8 @@ MONEY = ("annual_revenue", "facility_amount", "exposure")
 #: Columns a contract may map: every schema column but labels and the simulator's oracle.
 MAPPABLE = tuple(column.name for column in SCHEMA if column.role not in (Role.LABEL, Role.ORACLE))
 _BY_NAME = {column.name: column for column in SCHEMA}
+#: The roles of the inputs a bank's profile describes (not identifiers, dates or labels).
+INPUT_ROLES = (Role.CLIENT, Role.FACILITY, Role.BEHAVIOUR, Role.ECONOMY, Role.CONTEXT)
 _MONEY_FACTOR = {"units": 1e-6, "thousands": 1e-3, "millions": 1.0}
 
 
@@ -154,6 +156,14 @@ class BookContract(FrozenConfig):
         """The columns a book built under this contract must carry: the schema's, less what it lacks."""
         missing = set(self.missing_inputs())
         return tuple(column.name for column in SCHEMA if column.required and column.name not in missing)
+
+    def profiled_inputs(self) -> tuple[list[str], list[str]]:
+        """The model inputs a book built under this contract carries, to profile on the bank's own
+        panel: (numeric, categorical) schema columns."""
+        missing = set(self.missing_inputs())
+        inputs = [c for c in SCHEMA if c.role in INPUT_ROLES and c.name not in missing and c.name in MAPPABLE]
+        numeric = [c.name for c in inputs if c.numeric]
+        return numeric, [c.name for c in inputs if c.kind is Kind.CATEGORY]
 
     def identifier_names(self) -> dict[str, str]:
         """Schema identifier -> the bank's column, for outputs written with the bank's names."""

@@ -138,6 +138,26 @@ class TableProfile:
                 table[column.name] = pd.to_numeric(table[column.name].astype(str)).astype("int64")
         return table
 
+    def tightening(self, columns: tuple[Column, ...]) -> tuple[Column, ...]:
+        """``columns`` (the schema's declarations) narrowed to this profile of a bank's book: ranges
+        within both, categories the bank has used (others are scored with a warning or quarantined,
+        by the column's policy), nulls only where both allow them. Columns it lacks are unchanged."""
+        profiled = {column.name: column for column in self.columns}
+        narrowed = []
+        for column in columns:
+            seen = profiled.get(column.name)
+            if seen is None:
+                narrowed.append(column)
+                continue
+            change: dict[str, Any] = {"nullable": column.nullable and seen.nullable}
+            if seen.kind == "numeric":
+                change["minimum"] = _tighter(column.minimum, seen.minimum, max)
+                change["maximum"] = _tighter(column.maximum, seen.maximum, min)
+            elif seen.categories and column.categories:
+                change["categories"] = tuple(c for c in column.categories if c in seen.categories)
+            narrowed.append(replace(column, **change))
+        return tuple(narrowed)
+
     def constrained(self, constraints: dict[str, dict[str, Any]]) -> TableProfile:
         """The profile with hand-declared ``constraints`` (column -> fields) over the inferred ones.
 
@@ -183,6 +203,12 @@ class TableProfile:
         path = Path(path)
         path.write_text(self.to_yaml())
         return path
+
+
+def _tighter(declared: float | None, seen: float | None, pick: Any) -> float | None:
+    """The narrower of two bounds (None: no bound)."""
+    bounds = [bound for bound in (declared, seen) if bound is not None]
+    return pick(bounds) if bounds else None
 
 
 def load_profile(path: str | os.PathLike[str]) -> TableProfile:

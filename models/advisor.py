@@ -83,6 +83,7 @@ ECONOMICS_ARTIFACT = "economics"
 READINGS_ARTIFACT = "mode_readings"
 REFERENCE_ARTIFACT = "monitoring_reference"
 BOOK_ARTIFACT = "book_contract"
+BOOK_PROFILE_ARTIFACT = "book_profile"
 #: The file each of the bundle's configuration artifacts is logged as.
 ARTIFACT_FILES = {
     POLICY_ARTIFACT: "alert_policy.yaml",
@@ -90,6 +91,7 @@ ARTIFACT_FILES = {
     READINGS_ARTIFACT: "mode_readings.json",
     REFERENCE_ARTIFACT: "monitoring_reference.json",
     BOOK_ARTIFACT: "book_contract.yaml",
+    BOOK_PROFILE_ARTIFACT: "book_profile.yaml",
 }
 
 

@@ -1,8 +1,9 @@
 """The book contract an advisor bundle ships, and what it changes for whoever scores with it.
 
 A bundle trained on a bank's book ships the bank's book contract (``book_contract.yaml``,
-verified with the bundle's other files): its rows are read through it
-(:mod:`crm_modes.data.bank_file`), and its gate does not ask for the inputs the bank lacks.
+verified with the bundle's other files), and perhaps the bank's reviewed profile of its book
+(``book_profile.yaml``): its rows are read through the contract (:mod:`crm_modes.data.bank_file`),
+and its gate does not ask for the inputs the bank lacks and narrows the schema to the profile.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from crm_modes.data.bank_file import BankInput
 from crm_modes.data.book_contract import BookContract
 from crm_modes.data.gate import Gate, UnseenInputs
 from crm_modes.data.io import read_table
-from crm_modes.models.advisor import BOOK_ARTIFACT, artifact_path
+from crm_modes.data.profile import load_profile
+from crm_modes.data.schema import SCHEMA
+from crm_modes.models.advisor import BOOK_ARTIFACT, BOOK_PROFILE_ARTIFACT, artifact_path
 from crm_modes.shared.configuration import load_yaml_model
 from crm_modes.shared.errors import InputError
-from crm_modes.shared.model_loading import LoadedModel
 
 
 def bundle_contract(model_root: Path) -> BookContract | None:
@@ -26,12 +28,16 @@ def bundle_contract(model_root: Path) -> BookContract | None:
     return load_yaml_model(path, BookContract) if path.exists() else None
 
 
-def scoring_gate(model: LoadedModel, unseen_inputs: UnseenInputs = "score") -> Gate:
-    """The gate of an advisor's rows: the schema's, less the inputs a bank's bundle was built without."""
-    contract = bundle_contract(model.path)
+def scoring_gate(model_root: Path, unseen_inputs: UnseenInputs = "score") -> Gate:
+    """The gate of the rows of the advisor bundle at ``model_root``: the schema's; for a bank's
+    bundle, less the inputs the bank lacks and narrowed to the bank's reviewed profile of its book
+    where the bundle ships one."""
+    contract = bundle_contract(model_root)
     if contract is None:
         return Gate(unseen_inputs=unseen_inputs)
-    return Gate(required=contract.required_columns(), unseen_inputs=unseen_inputs)
+    profile = artifact_path(model_root, BOOK_PROFILE_ARTIFACT)
+    columns = load_profile(profile).tightening(SCHEMA) if profile.exists() else SCHEMA
+    return Gate(required=contract.required_columns(), columns=columns, unseen_inputs=unseen_inputs)
 
 
 def bank_input(model_root: Path, macro: str | os.PathLike[str] | None) -> BankInput | None:

@@ -205,7 +205,7 @@ def monitor_file(
     known = read_outcomes(outcomes) if outcomes is not None else None
     profile = reference.profile.empty_like()
     collected = Outcomes() if known is not None else None
-    gate, checked = scoring_gate(model, unseen_inputs), FileReport()
+    gate, checked = scoring_gate(model.path, unseen_inputs), FileReport()
     book = read_bank_file(current, bank) if bank is not None else None
     names = book.names if book is not None else None
     scored = ScoredRows(scores, model.version, chunk_rows, names) if scores is not None else None

@@ -160,7 +160,7 @@ def scoring_plan(model: LoadedModel, unseen_inputs: UnseenInputs = "score") -> S
             return model.predict(valid[[name for name in input_names() if name in valid.columns]])
 
         policy = load_policy(artifact_path(model.path, POLICY_ARTIFACT))
-        return ScoringPlan(scoring_gate(model, unseen_inputs), advise, policy.levels)
+        return ScoringPlan(scoring_gate(model.path, unseen_inputs), advise, policy.levels)
     shipped = profile_path(model.path)
     profile = load_profile(shipped).for_scoring() if shipped.exists() else None
     return _single_plan(model, profile, unseen_inputs)

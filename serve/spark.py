@@ -62,8 +62,9 @@ from crm_modes.data.io import (
     write_table,
     writing_to,
 )
-from crm_modes.data.schema import KEY, SCHEMA, Kind, input_names
+from crm_modes.data.schema import KEY, SCHEMA, Column, Kind, input_names
 from crm_modes.models.advisor import OUTPUT_TYPES, PASS_THROUGH, is_advisor
+from crm_modes.models.bundle_book import scoring_gate
 from crm_modes.shared.collector_pause import long_lived
 from crm_modes.shared.errors import InputError
 from crm_modes.shared.integrity import MANIFEST_FILE, sha256_of, verify
@@ -308,6 +309,8 @@ class PieceScorer:
     unseen_inputs: UnseenInputs = "score"
     #: schema identifier -> the name the output gives it (a bank's, for a bank's bundle)
     names: tuple[tuple[str, str], ...] = ()
+    #: what each column may hold (the schema's; a bank's bundle narrows it to the bank's profile)
+    declarations: tuple[Column, ...] = SCHEMA
 
     def __call__(self, numbers: Iterator[int]) -> Iterator[dict[str, Any]]:
         for index in numbers:
@@ -336,7 +339,8 @@ class PieceScorer:
                 at = np.minimum(np.searchsorted(repeated, row_ids), max(len(repeated) - 1, 0))
                 seen = repeated[at] == row_ids if len(repeated) else np.zeros(len(row_ids), dtype=bool)
                 # a gate of its own per chunk (the table's required columns were checked)
-                result = Gate(required=(), unseen_inputs=self.unseen_inputs).check(frame, repeated=seen)
+                gate = Gate(required=(), columns=self.declarations, unseen_inputs=self.unseen_inputs)
+                result = gate.check(frame, repeated=seen)
                 if len(result.valid):  # the model loads once a row needs it (not for a rejected table)
                     model = _worker_model(self.model_name, self.manifest_digest, self.version)
                     valid = model_input(result.valid[[n for n in self.columns if n in result.valid]])
@@ -421,8 +425,8 @@ def score_with_spark(
         pieces, received = plan_pieces(
             source, tasks=2 * spark.sparkContext.defaultParallelism, chunk_rows=chunk_rows
         )
-        required = bank.contract.required_columns() if bank is not None else Gate().required
-        missing = [name for name in required if name not in received]
+        gate = scoring_gate(verified, unseen_inputs)
+        missing = [name for name in gate.required if name not in received]
         if missing:
             raise TableSchemaError([f"missing required columns {missing}"])
         if not pieces:
@@ -443,6 +447,7 @@ def score_with_spark(
             quarantine=str(staging[quarantine]),
             unseen_inputs=unseen_inputs,
             names=tuple(book.names.items()) if book is not None else (),
+            declarations=gate.columns,
         )
         counts = (
             spark.sparkContext.parallelize(range(len(pieces)), len(pieces)).mapPartitions(scorer).collect()

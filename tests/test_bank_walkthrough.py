@@ -12,11 +12,11 @@ decisions in the state store, and a monitoring report over the bank's month.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -47,6 +47,7 @@ def walked(tmp_path_factory, cli):
         MLFLOW_TRACKING_URI=f"sqlite:///{folder / 'mlflow.db'}",
         CRM_MODES_BOOK=str(folder / "book.parquet"),
         CRM_MODES_BOOK_QUARANTINE=str(folder / "book.training-quarantine.csv"),
+        CRM_MODES_BOOK_PROFILE=str(folder / "book.profile.yaml"),
     )
     outputs = {}
     for line in walkthrough_commands():
@@ -65,6 +66,7 @@ def test_the_guide_lists_the_steps_from_raw_files_to_a_monitored_month():
     assert steps == [
         "examples/bank_export.py",
         "labels",
+        "profile",
         "train",
         "promote",
         "score",
@@ -73,16 +75,35 @@ def test_the_guide_lists_the_steps_from_raw_files_to_a_monitored_month():
     ]
 
 
+@contextmanager
+def walked_registry(walked):
+    """This process talks to the walk-through's registry meanwhile (another test may have set another)."""
+    import mlflow
+
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(walked["env"]["MLFLOW_TRACKING_URI"])
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)
+
+
 def champion(walked) -> Path:
     """The verified copy of the promoted bundle."""
-    os.environ["MLFLOW_TRACKING_URI"] = walked["env"]["MLFLOW_TRACKING_URI"]
     from crm_modes.shared.model_loading import fetch
 
-    return fetch("models:/crm-advisor@champion").path
+    with walked_registry(walked):
+        return fetch("models:/crm-advisor@champion").path
 
 
 def test_the_inputs_the_bank_lacks_are_in_no_model_signature_reading_or_reference(walked):
-    from crm_modes.models.advisor import BOOK_ARTIFACT, READINGS_ARTIFACT, REFERENCE_ARTIFACT, artifact_path
+    from crm_modes.models.advisor import (
+        BOOK_ARTIFACT,
+        BOOK_PROFILE_ARTIFACT,
+        READINGS_ARTIFACT,
+        REFERENCE_ARTIFACT,
+        artifact_path,
+    )
     from crm_modes.models.serialization import load_pipeline
 
     bundle = champion(walked)
@@ -103,6 +124,7 @@ def test_the_inputs_the_bank_lacks_are_in_no_model_signature_reading_or_referenc
     assert "complaints_12m" in reference
     assert not any(absent in reference for absent in ABSENT)
     assert artifact_path(bundle, BOOK_ARTIFACT).exists()
+    assert artifact_path(bundle, BOOK_PROFILE_ARTIFACT).exists()  # the reviewed profile, shipped
 
 
 def test_the_month_is_scored_under_the_banks_names_as_the_schemas_rows_are(walked):
@@ -111,10 +133,12 @@ def test_the_month_is_scored_under_the_banks_names_as_the_schemas_rows_are(walke
     month = pd.read_csv(folder / "bank-export" / "month.csv", dtype=str)
     assert {"CUST_ID", "FACILITY_NO", "AS_OF"} <= set(scores.columns)
     assert not {"client_id", "facility_id", "snapshot_date"} & set(scores.columns)
-    assert len(scores) == len(month)  # a clean month: every row scored
-    assert (
-        "rows in = scored + quarantined: {0:,} = {0:,} + 0".format(len(month)) in walked["outputs"]["score"]
-    )
+    quarantine = pd.read_csv(folder / "scores.quarantine.csv", dtype=str)
+    assert len(scores) + len(quarantine) == len(month)  # every row of the bank's month accounted for
+    assert len(quarantine) <= 0.001 * len(month)  # a month like the others: what the profile keeps out
+    assert all("above the maximum" in reason for reason in quarantine["quarantine_reason"])
+    counts = f"rows in = scored + quarantined: {len(month):,} = {len(scores):,} + {len(quarantine):,}"
+    assert counts in walked["outputs"]["score"]
 
     # The same facilities in the schema's names (the book `labels` wrote), scored by the same bundle.
     from crm_modes.shared.model_loading import load_model
@@ -123,7 +147,12 @@ def test_the_month_is_scored_under_the_banks_names_as_the_schemas_rows_are(walke
     rows = book[book["snapshot_date"] == book["snapshot_date"].max()].reset_index(drop=True)
     from crm_modes.data.schema import input_names
 
-    native = load_model("models:/crm-advisor@champion").predict(rows[[c for c in input_names() if c in rows]])
+    rows = rows[rows["facility_id"].isin(scores["FACILITY_NO"])].reset_index(drop=True)
+    with walked_registry(walked):
+        native = load_model("models:/crm-advisor@champion").predict(
+            rows[[c for c in input_names() if c in rows]]
+        )
+    assert len(native) == len(scores)
     mine = scores.set_index("FACILITY_NO").loc[native["facility_id"].astype(str)]
     for column in ("default_probability", "churn_probability", "value_responsible"):
         assert mine[column].to_numpy() == pytest.approx(native[column].to_numpy(), rel=1e-9, abs=1e-12)
@@ -136,15 +165,17 @@ def test_the_decisions_are_remembered_and_the_month_is_monitored(walked):
 
     folder = walked["folder"]
     month = pd.read_csv(folder / "bank-export" / "month.csv", dtype=str)
+    scores = pd.read_csv(folder / "scores.csv", dtype={"FACILITY_NO": str})
     engine = create_engine(f"sqlite:///{folder / 'crm_state.db'}")
     with engine.connect() as connection:
         recorded = connection.execute(text("select count(*), count(distinct facility_id) from decisions"))
-        assert tuple(recorded.one()) == (len(month), len(month))
+        assert tuple(recorded.one()) == (len(scores), len(scores))
         ids = {row[0] for row in connection.execute(text("select facility_id from decisions"))}
-    assert ids == set(month["FACILITY_NO"])
+    assert ids == set(scores["FACILITY_NO"])
     report = json.loads((folder / "monitoring.json").read_text())
-    assert report["rows_in"] == report["rows_scored"] == len(month)
-    assert report["rows_quarantined"] == 0
+    assert report["rows_in"] == len(month)
+    assert report["rows_scored"] == len(scores)
+    assert report["rows_quarantined"] == len(month) - len(scores)
     assert not any(absent in json.dumps(report.get("stability", {})) for absent in ABSENT)
     assert "value policy" in walked["outputs"]["policy-report"].lower()
 
@@ -156,6 +187,7 @@ def test_a_bad_month_is_quarantined_row_by_row_with_the_banks_row_numbers(walked
     bad.loc[1, "SERVICE_MODE"] = "Z"  # a code the contract does not map
     bad.loc[2, "AS_OF"] = "31.02.2024"  # an impossible date
     bad.loc[3, "MARGIN_BPS"] = "-5"  # out of the schema's range: the gate refuses it
+    bad.loc[4, "LEVERAGE"] = "30"  # within the schema's range, far outside the bank's own profile
     bad.to_csv(tmp_path / "month.csv", index=False)
     result = subprocess.run(
         [
@@ -179,11 +211,14 @@ def test_a_bad_month_is_quarantined_row_by_row_with_the_banks_row_numbers(walked
     scored = pd.read_parquet(tmp_path / "scores.parquet")
     quarantine = pd.read_parquet(tmp_path / "scores.quarantine.parquet").sort_values("source_row")
     assert len(scored) + len(quarantine) == len(bad)
-    assert quarantine["source_row"].tolist() == [2, 3, 4]  # the bank's rows, counted from 1
+    quarantine = quarantine[quarantine["source_row"] <= 10]  # (the clean month's own are further on)
+    assert quarantine["source_row"].tolist() == [2, 3, 4, 5]  # the bank's rows, counted from 1
     reasons = quarantine["quarantine_reason"].tolist()
     assert "SERVICE_MODE: code 'Z'" in reasons[0]
     assert "AS_OF: '31.02.2024' is not a date" in reasons[1]
     assert "margin_bps" in reasons[2]
+    assert "leverage" in reasons[3]
+    assert "above the maximum" in reasons[3]
     assert quarantine["SERVICE_MODE"].tolist()[0] == "Z"  # as the bank wrote it
     assert "FACILITY_NO" in quarantine.columns
 
@@ -213,6 +248,7 @@ def test_spark_scores_the_banks_month_as_the_in_process_engine_does(walked, cli,
     scored = pd.read_parquet(tmp_path / "spark.parquet")
     quarantine = pd.read_parquet(tmp_path / "spark.quarantine.parquet").sort_values("_row_id")
     assert len(scored) + len(quarantine) == len(bad)
+    quarantine = quarantine[quarantine["_row_id"] < 10]  # (the clean month's own are further on)
     assert quarantine["_row_id"].tolist() == [1, 3]  # the bank's rows (0-based, as the engine counts)
     assert "SERVICE_MODE: code 'Z'" in quarantine["quarantine_reason"].iloc[0]
     assert json.loads(quarantine["raw_values"].iloc[0])["SERVICE_MODE"] == "Z"  # as the bank wrote it

@@ -18,6 +18,7 @@ from crm_modes.models.advisor import (
     ARTIFACT_FILES,
     ARTIFACTS,
     BOOK_ARTIFACT,
+    BOOK_PROFILE_ARTIFACT,
     ECONOMICS_ARTIFACT,
     OUTPUT_TYPES,
     PASS_THROUGH,
@@ -72,6 +73,7 @@ def log_advisor(
     reference_rows: pd.DataFrame | None = None,
     development: dict[str, dict[str, float]] | None = None,
     book: Path | None = None,
+    book_profile: Path | None = None,
 ) -> ModelVersion:
     """Log the bundle (models from code, skops artifacts) and register it as challenger.
 
@@ -82,6 +84,8 @@ def log_advisor(
 
     ``book``: a bank's book contract, shipped as ``book_contract.yaml``: whoever scores with the
     bundle reads the bank's names, codes and units through it (:mod:`crm_modes.data.bank_file`).
+    ``book_profile``: the bank's reviewed profile of its book, shipped as ``book_profile.yaml``:
+    every month scored with the bundle is checked against it.
     """
     identity = f"{registered_name} (" + ", ".join(f"{k} v{v}" for k, v in component_versions.items()) + ")"
     policy = load_policy(policy_path)
@@ -100,6 +104,7 @@ def log_advisor(
         # Each under its own file name, whatever the configuration's files are called.
         copied = [(POLICY_ARTIFACT, policy_path), (ECONOMICS_ARTIFACT, economics_path)]
         copied += [(BOOK_ARTIFACT, book)] if book is not None else []
+        copied += [(BOOK_PROFILE_ARTIFACT, book_profile)] if book_profile is not None else []
         for artifact, source in copied:
             artifacts[artifact] = str(shutil.copy(source, Path(folder) / ARTIFACT_FILES[artifact]))
         for artifact, saved in ((READINGS_ARTIFACT, readings), (REFERENCE_ARTIFACT, reference)):

@@ -22,6 +22,7 @@ from crm_modes.data.gate import SOURCE_ROW, FileReport, Gate, QuarantineLimitErr
 from crm_modes.data.generator import generate_book
 from crm_modes.data.io import read_table, write_table
 from crm_modes.data.profile import TableProfile, Use, infer_profile, load_profile
+from crm_modes.data.schema import SCHEMA, Column
 from crm_modes.shared.errors import InputError
 from crm_modes.training.config import TrainingConfig
 
@@ -124,7 +125,7 @@ def load_training_table(config: TrainingConfig) -> TrainingTable:
         raw, description = read_table(data.path), data.path
         contract = data.book_contract()
         if contract is not None:  # a bank's book lacks the inputs the bank does not have
-            gate = Gate(required=contract.required_columns())
+            gate = Gate(required=contract.required_columns(), columns=book_declarations(config))
         elif data.layout == "book":
             gate = Gate()
         else:
@@ -156,6 +157,19 @@ def load_training_table(config: TrainingConfig) -> TrainingTable:
         problems=dict(report.reasons),
         profile=profile,
     )
+
+
+def book_declarations(config: TrainingConfig) -> tuple[Column, ...]:
+    """What a bank's book is checked against: the schema, narrowed to the bank's reviewed profile
+    (``data.profile``, written by ``crm-modes profile``) where there is one."""
+    if config.data.profile is None:
+        log.warning(
+            "%s: no profile of the bank's book (data.profile): its rows are checked against the schema "
+            "only; run `crm-modes profile --config ...` and review it",
+            config.data.path,
+        )
+        return SCHEMA
+    return load_profile(config.data.profile).tightening(SCHEMA)
 
 
 def write_rejected(quarantine: pd.DataFrame, target: Path) -> Path:

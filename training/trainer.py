@@ -192,6 +192,11 @@ def _log_model_run(
     )
 
 
+def book_profile(config: TrainingConfig) -> Path | None:
+    """The reviewed profile of a bank's book the bundle ships (None: the project's book, or none)."""
+    return Path(config.data.profile) if config.data.book and config.data.profile else None
+
+
 def advisor_readings(
     config: TrainingConfig, table: pd.DataFrame, fit_rows: dict[str, np.ndarray]
 ) -> ModeReadings | None:
@@ -256,6 +261,9 @@ def train(config: TrainingConfig, *, progress: Progress | None = None) -> Traini
                     reference_rows=data.table[fit_rows["default"]],
                     development=development_figures(outcomes),
                     book=Path(config.data.book) if config.data.book else None,
+                    book_profile=Path(config.data.profile)
+                    if config.data.book and config.data.profile
+                    else None,
                 )
             advisor_version = str(version.version)
         registered = {outcome.registered_name: outcome.version for outcome in outcomes}

@@ -110,7 +110,9 @@ def validate(
 
 @app.command()
 def profile(
-    config: Annotated[Path, typer.Option(help="Training configuration of a table of one's own.")],
+    config: Annotated[
+        Path, typer.Option(help="Training configuration of a table of one's own, or of a bank's book.")
+    ],
     out: Annotated[Path, typer.Option(help="Where to write the profile (YAML) to review and commit.")],
     margin: Annotated[
         float,
@@ -118,29 +120,43 @@ def profile(
     ] = 0.1,
     threads: Threads = None,
 ) -> None:
-    """Infer what each configured column of the table may hold: kind, range, categories, nullability."""
+    """Infer what each configured column of the table (or each input of a bank's book) may hold: kind,
+    range, categories, nullability."""
     configure_threads(threads)
     from crm_modes.data.io import atomic_text, read_table
     from crm_modes.data.profile import infer_profile
     from crm_modes.training.data_source import binary_targets, profile_uses
 
     settings = training_config(config)
-    if settings.data.path is None or settings.data.layout == "book":
-        raise InputError(f"{config}: profiles are for tables of one's own (data.path with layout: own)")
-    uses, numeric = profile_uses(settings)
+    contract = settings.data.book_contract()
+    if settings.data.path is None or (settings.data.layout == "book" and contract is None):
+        raise InputError(
+            f"{config}: profiles are for tables of one's own (data.path with layout: own) and for a "
+            "bank's book (data.path with data.book)"
+        )
     table = read_table(settings.data.path)
-    found = infer_profile(
-        table,
-        uses,
-        numeric=numeric,
-        source=Path(settings.data.path).name,
-        margin=margin,
-        binary_targets=binary_targets(settings),
-    )
+    source = Path(settings.data.path).name
+    if contract is not None:  # the inputs of a bank's book, as `crm-modes labels` wrote it
+        from crm_modes.data.bank_book import infer_book_profile
+
+        found = infer_book_profile(table, contract, source=source, margin=margin)
+    else:
+        uses, numeric = profile_uses(settings)
+        found = infer_profile(
+            table,
+            uses,
+            numeric=numeric,
+            source=source,
+            margin=margin,
+            binary_targets=binary_targets(settings),
+        )
     atomic_text(out, found.to_yaml())
     console.print(f"profiled {len(found.columns)} columns of {found.rows:,} rows -> {out}")
     for note in found.notes:
         console.print(f"  note: {note}", highlight=False)
+    if settings.data.profile is not None and Path(settings.data.profile).resolve() == out.resolve():
+        console.print(f"Review it: data.profile of {config} reads it")
+        return
     # The key is read relative to the configuration file, so the hint says the path that way.
     relative = os.path.relpath(out.resolve(), config.resolve().parent)
     console.print(f"Review it, then set data.profile: {relative} in {config}")
