@@ -102,7 +102,8 @@ def labels_from_events(rows: pd.DataFrame, events: pd.DataFrame, contract: BookC
     window_end = horizon_end(kept["snapshot_date"], contract.horizon_months)
     in_window = ends_on.notna() & (ends_on > kept["snapshot_date"]) & (ends_on <= window_end)
     # A window the bank has not observed to its end is unknown, even where an event was seen in it:
-    # only its positives would be known, and every rate learnt or measured on those months biased.
+    # only its positives would be known, and every rate learnt or measured on those months biased
+    # (docs/decisions/021-labels-unknown-until-the-window-closes.md).
     censored = window_end > observed
     for label, kind in (("default_12m", "default"), ("churn_12m", "churn")):
         values = pd.array((in_window & (ends_as == kind)).astype(int), dtype="Int8")
