@@ -156,6 +156,17 @@ def test_the_month_is_scored_under_the_banks_names_as_the_schemas_rows_are(walke
     mine = scores.set_index("FACILITY_NO").loc[native["facility_id"].astype(str)]
     for column in ("default_probability", "churn_probability", "value_responsible"):
         assert mine[column].to_numpy() == pytest.approx(native[column].to_numpy(), rel=1e-9, abs=1e-12)
+    from crm_modes.data.schema import SCHEMA
+    from crm_modes.features.domain import DOMAIN_FEATURES
+
+    reasons = " ".join(scores["alert_reasons"].fillna("")) + " ".join(scores["recommendation_reason"])
+    unread = [column.description for column in SCHEMA if column.name in ABSENT]
+    unread += [
+        DOMAIN_FEATURES[name].description for name in ("contacts_per_tenure_year", "engagement_decline")
+    ]
+    for text in [*ABSENT, *unread]:
+        assert text not in reasons  # a reading the bank lacks is never a reason
+    assert reasons.strip()  # (and there are reasons)
     for column in ("recommended_mode", "alert_codes", "risk_grade"):
         assert mine[column].fillna("").astype(str).tolist() == native[column].fillna("").astype(str).tolist()
 
