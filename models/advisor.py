@@ -74,6 +74,8 @@ OUTPUT_TYPES: dict[str, str] = {
     "alert_reasons": "string",
     "recommended_action": "string",
     "mode_change": "string",
+    "assigned_mode": "string",
+    "assigned_propensity": "double",
     "model_version": "string",
 }
 ARTIFACTS = ("mode", "churn", "default")
@@ -265,6 +267,11 @@ class Advisor:
             MODE_NAMES[mode_today] + " -> " + MODE_NAMES[recommended],
             "",
         )
+        # The mode applied and the probability the logging policy (as the committee model reads
+        # it) gave it: what an off-policy evaluation of recorded decisions needs later.
+        applied = np.maximum(given, 0)
+        output["assigned_mode"] = np.where(mode_given, MODE_NAMES[applied], None)
+        output["assigned_propensity"] = np.where(mode_given, probabilities[rows, applied], np.nan)
         output["model_version"] = np.full(n, model_version or self.model_version, dtype=object)
         return pd.DataFrame(output, copy=False)  # the arrays are this call's own
 

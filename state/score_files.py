@@ -32,7 +32,13 @@ REQUIRED = (
     "default_probability",
 )
 _OPTIONAL_TEXT = ("client_id", "committee_mode", "recommended_mode", "assigned_mode", "risk_grade")
-_OPTIONAL_FLOAT = ("value_basic", "value_reactive", "value_responsible", "churn_probability")
+_OPTIONAL_FLOAT = (
+    "value_basic",
+    "value_reactive",
+    "value_responsible",
+    "churn_probability",
+    "assigned_propensity",
+)
 #: Schema identifier -> the bank's column, where a scores file carries a bank's names.
 Names = Mapping[str, str] | None
 #: A file with several snapshots and at most this many rows is read once and kept in memory.

@@ -63,6 +63,9 @@ decisions = Table(
     Column("committee_mode", String(16)),
     Column("recommended_mode", String(16)),
     Column("assigned_mode", String(16)),
+    # the probability the logging policy (the committee model) gave the mode applied: for the
+    # bank's own off-policy evaluation of its recorded decisions
+    Column("assigned_propensity", Float),
     Column("value_basic", Float),
     Column("value_reactive", Float),
     Column("value_responsible", Float),

@@ -182,6 +182,14 @@ def test_the_decisions_are_remembered_and_the_month_is_monitored(walked):
         recorded = connection.execute(text("select count(*), count(distinct facility_id) from decisions"))
         assert tuple(recorded.one()) == (len(scores), len(scores))
         ids = {row[0] for row in connection.execute(text("select facility_id from decisions"))}
+        propensities = connection.execute(
+            text(
+                "select count(assigned_propensity), min(assigned_propensity), max(assigned_propensity) "
+                "from decisions"
+            )
+        ).one()
+    assert propensities[0] == len(scores)  # each decision with the probability its mode was given
+    assert 0 < propensities[1] <= propensities[2] <= 1
     assert ids == set(scores["FACILITY_NO"])
     report = json.loads((folder / "monitoring.json").read_text())
     assert report["rows_in"] == len(month)

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
+from crm_modes.data.schema import MODES
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -116,6 +118,19 @@ def doubly_robust(
         weight=weight,
         clipped=clipped,
     )
+
+
+def mode_weights(logged: np.ndarray, propensity: np.ndarray, floor: float) -> dict[str, float]:
+    """Per mode, the mean over every row of ``1[a = m] / p(m | x)`` (propensities clipped at
+    ``floor``): 1 for each mode when the propensities are right, below 1 where the model gives the
+    mode applied too much probability, above where too little. The check of the propensities
+    behind every inverse-probability weight.
+    """
+    weights = {}
+    for index, mode in enumerate(MODES):
+        applied = logged == index
+        weights[mode] = float(np.sum(applied / np.maximum(propensity[:, index], floor)) / len(logged))
+    return weights
 
 
 def cluster_bootstrap(

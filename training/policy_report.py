@@ -28,7 +28,7 @@ from crm_modes.models.advisor import PROBABILITY_COLUMNS, VALUE_COLUMNS
 from crm_modes.models.economics import Economics, choose_modes, policy_value, value_parts
 from crm_modes.shared.errors import InputError
 from crm_modes.training.config import EstimatorConfig, TrainingConfig, ValueGateConfig
-from crm_modes.training.off_policy import cluster_bootstrap, doubly_robust
+from crm_modes.training.off_policy import cluster_bootstrap, doubly_robust, mode_weights
 
 COMMITTEE = "oracle_policy_mode"
 LABELS = ("default_12m", "churn_12m")
@@ -169,6 +169,7 @@ def policy_report(
     report["dr_gain"] = estimates["gain"].as_dict()
     report["dr_clipped_rows"] = {name: part.clipped for name, part in parts.items()}
     report["dr_mean_weight"] = {name: part.mean_weight for name, part in parts.items()}
+    report["mean_weight_by_mode"] = mode_weights(logged, propensity, gate.propensity_floor)
     report["dr_settings"] = gate.model_dump()
     report["dr_true_value"] = report["policies"].get("value_policy")
     if truth is not None:

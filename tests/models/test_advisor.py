@@ -66,6 +66,18 @@ def test_mode_change_is_reported_when_the_input_says_todays_mode(fitted_advisor,
     assert not unknown["alert_codes"].str.contains("MODE_UPGRADE").any()
 
 
+def test_each_decision_carries_the_mode_applied_and_its_propensity(fitted_advisor, rows):
+    advice = fitted_advisor.advise(rows)
+    given = rows["assigned_mode"].astype(str).to_numpy()
+    assert (advice["assigned_mode"].to_numpy() == given).all()
+    chosen = np.array([advice[f"probability_{mode}"].iloc[i] for i, mode in enumerate(given)])
+    np.testing.assert_allclose(advice["assigned_propensity"].to_numpy(), chosen)
+    assert advice["assigned_propensity"].between(0, 1).all()
+    unknown = fitted_advisor.advise(rows.drop(columns=["assigned_mode"]))
+    assert unknown["assigned_mode"].isna().all()
+    assert unknown["assigned_propensity"].isna().all()
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     batch=st.lists(valid_rows(), min_size=2, max_size=6, unique_by=lambda r: r["facility_id"]),

@@ -88,14 +88,30 @@ def test_migrations_from_empty_and_from_the_previous_revision(state_url):
             )
         )
     upgrade(engine)
-    assert revision(engine) == "0004"
+    assert revision(engine) == "0005"
     assert {"alerts", "alert_events", "monitoring_runs", "access_log"} <= set(
         inspect(engine).get_table_names()
     )
+    assert "assigned_propensity" in {column["name"] for column in inspect(engine).get_columns("decisions")}
     with engine.connect() as connection:
         assert connection.execute(select(decisions.c.facility_id)).scalars().all() == ["F0"]
     connect(state_url)  # opening an up-to-date store changes nothing
-    assert revision(engine) == "0004"
+    assert revision(engine) == "0005"
+
+
+def test_each_decision_remembers_the_mode_applied_and_its_propensity(state_url, tmp_path):
+    frame = scores(month(0), {}).assign(assigned_propensity=[0.9, 0.05, None, 0.5])
+    record(state_url, tmp_path, frame)
+    with connect(state_url).connect() as connection:
+        kept = connection.execute(
+            select(decisions.c.facility_id, decisions.c.assigned_mode, decisions.c.assigned_propensity)
+        ).all()
+    assert sorted(kept) == [
+        ("F0", "reactive", 0.9),
+        ("F1", "reactive", 0.05),
+        ("F2", "reactive", None),
+        ("F3", "reactive", 0.5),
+    ]
 
 
 def test_the_lifecycle_new_ongoing_cooldown_escalated_resolved(state_url, tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from crm_modes.training.off_policy import DoublyRobust, cluster_bootstrap, doubly_robust
+from crm_modes.training.off_policy import DoublyRobust, cluster_bootstrap, doubly_robust, mode_weights
 
 
 def test_doubly_robust_parts_worked_by_hand():
@@ -74,6 +74,23 @@ def test_cluster_bootstrap_resamples_whole_groups_and_pairs_the_draws():
 
 
 @pytest.mark.integration
+def test_mean_weight_per_mode_is_one_for_right_propensities_and_not_for_wrong_ones():
+    rng = np.random.default_rng(0)
+    n = 200_000
+    truth = rng.dirichlet([4.0, 2.0, 1.0], size=n)  # each row's real chances of each mode
+    logged = (rng.random(n)[:, None] > truth.cumsum(axis=1)).sum(axis=1)
+    right = mode_weights(logged, truth, floor=0.001)
+    assert set(right) == {"basic", "reactive", "responsible"}
+    assert all(abs(weight - 1.0) < 0.03 for weight in right.values())
+    sharpened = truth**3 / (truth**3).sum(axis=1, keepdims=True)  # overconfident, as an imitator is
+    overconfident = mode_weights(logged, sharpened, floor=0.001)
+    assert overconfident["responsible"] > 5  # its deviations declared near impossible: huge weights
+    flattened = truth**0.3 / (truth**0.3).sum(axis=1, keepdims=True)  # too unsure
+    unsure = mode_weights(logged, flattened, floor=0.001)
+    assert unsure["basic"] > 1.2
+    assert unsure["responsible"] < 0.6
+
+
 def test_policy_report_prints_logs_and_writes_every_figure(cli, advisor_store):
     folder = advisor_store["folder"]
     result = subprocess.run(
@@ -108,6 +125,8 @@ def test_policy_report_prints_logs_and_writes_every_figure(cli, advisor_store):
     low, high = report["dr_interval"]
     assert low <= report["dr_estimate"] <= high
     assert sum(sum(row.values()) for row in report["switch_matrix"].values()) == report["rows"]
+    assert set(report["mean_weight_by_mode"]) == {"basic", "reactive", "responsible"}
+    assert "mean weight per mode applied" in result.stdout
 
 
 @pytest.mark.integration
