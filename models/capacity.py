@@ -1,0 +1,196 @@
+"""The mode of each facility within the bank's capacity: responsible slots and moves per run.
+
+Responsible mode needs relationship managers' time, and a bank has only so many; nor can it move
+a whole book in one month. :func:`allocate` chooses one mode per facility to maximise the book's
+total value (each facility's value in each mode, less the switching cost of leaving today's mode)
+under two bounds:
+
+- ``responsible``: at most this many facilities in responsible mode;
+- ``moves``: at most this many facilities leave today's mode.
+
+With one bound, the allocation is exact by sorting: each facility's gain from the bounded
+choice (a responsible slot, or a move) over its best choice without it; the largest positive
+gains take the slots, and the price of the bound is the gain of the best facility left out (0
+when the bound does not bind). With both bounds it is an assignment problem with two side
+constraints, solved exactly as a mixed-integer linear programme by HiGHS
+(:func:`scipy.optimize.milp`), its linear relaxation (:func:`scipy.optimize.linprog`) pricing the
+bounds; that solver takes seconds for ten thousand facilities, so it is for small books. The
+moves are listed in the order to make them: most valuable first.
+
+A facility moves only where its gain beats the uncertainty of that gain (against the winner's
+curse): with ``uncertainty`` (one standard error per facility and mode) and ``confidence`` k,
+leaving today's mode is valued at ``value - k * uncertainty``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from scipy.optimize import LinearConstraint, linprog, milp
+
+from crm_modes.data.schema import MODES
+
+RESPONSIBLE = MODES.index("responsible")
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """One mode per facility within the bounds, what it is worth, and the price of the bounds."""
+
+    #: the chosen mode of each facility (index into ``MODES``)
+    modes: np.ndarray
+    #: the total value of the book so served (switching costs deducted)
+    value: float
+    #: the facilities that leave today's mode, most valuable move first
+    order: np.ndarray
+    #: what one more responsible slot would add to the total value (0: the bound does not bind)
+    responsible_price: float
+    #: what one more move per run would add (0: the bound does not bind)
+    move_price: float
+
+
+def _net_values(
+    values: np.ndarray,
+    current: np.ndarray,
+    switching_cost: float,
+    uncertainty: np.ndarray | None,
+    confidence: float,
+) -> np.ndarray:
+    """Each facility's value in each mode, less the switching cost (and ``confidence`` standard
+    errors) wherever the mode is not today's; a facility with no mode today pays neither."""
+    net = np.array(values, dtype=np.float64)
+    known = current >= 0
+    leaving = np.ones_like(net, dtype=bool)
+    leaving[np.flatnonzero(known), current[known]] = False
+    leaving[~known] = False
+    penalty = switching_cost + (confidence * uncertainty if uncertainty is not None else 0.0)
+    return np.where(leaving, net - penalty, net)
+
+
+def allocate(
+    values: np.ndarray,
+    current: np.ndarray,
+    *,
+    switching_cost: float = 0.0,
+    responsible: int | None = None,
+    moves: int | None = None,
+    uncertainty: np.ndarray | None = None,
+    confidence: float = 0.0,
+) -> Allocation:
+    """The allocation of highest total value within the bounds (see the module).
+
+    Args:
+        values: shape (n, modes), each facility's 12-month value in each mode.
+        current: today's mode of each facility (index into ``MODES``; -1: none yet, no move).
+        responsible: at most this many in responsible mode (None: no bound).
+        moves: at most this many facilities leave today's mode (None: no bound).
+        uncertainty: shape (n, modes), the standard error of each value (None: none).
+        confidence: standard errors a move's gain must beat.
+
+    Raises:
+        ValueError: the bounds cannot all hold (more facilities must leave responsible mode than
+            the moves allowed).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    current = np.asarray(current, dtype=np.int64)
+    n, k = values.shape
+    net = _net_values(values, current, switching_cost, uncertainty, confidence)
+    if n == 0:
+        return Allocation(np.empty(0, np.int64), 0.0, np.empty(0, np.int64), 0.0, 0.0)
+    if responsible is None or moves is None:
+        return _one_bound(net, current, responsible, moves)
+    leaving = int((current == RESPONSIBLE).sum()) - max(responsible, 0)
+    if leaving > max(moves, 0):
+        raise ValueError(
+            f"{leaving:,} facilities must leave responsible mode to meet its bound of {responsible:,}, "
+            f"more than the {moves:,} moves a run allows"
+        )
+    cost = -net.ravel()  # milp minimises
+    rows = np.repeat(np.arange(n), k)
+    one_each = sparse.csr_array((np.ones(n * k), (rows, np.arange(n * k))), shape=(n, n * k))
+    constraints = [LinearConstraint(one_each, 1, 1)]
+    named: list[str] = []
+    if responsible is not None:
+        column = np.arange(n) * k + RESPONSIBLE
+        slots = sparse.csr_array((np.ones(n), (np.zeros(n, np.int64), column)), shape=(1, n * k))
+        constraints.append(LinearConstraint(slots, -np.inf, max(responsible, 0)))
+        named.append("responsible")
+    if moves is not None:
+        leaving = np.ones((n, k))
+        known = current >= 0
+        leaving[np.flatnonzero(known), current[known]] = 0.0
+        leaving[~known] = 0.0
+        moved = sparse.csr_array(leaving.reshape(1, -1))
+        constraints.append(LinearConstraint(moved, -np.inf, max(moves, 0)))
+        named.append("moves")
+    solved = milp(cost, integrality=np.ones(n * k), bounds=(0, 1), constraints=constraints)
+    if solved.x is None:
+        raise ValueError(f"no allocation satisfies the bounds: {solved.message}")
+    chosen = solved.x.reshape(n, k).argmax(axis=1)
+    prices = _prices(cost, constraints, named)
+    return _allocation(net, current, chosen, prices.get("responsible", 0.0), prices.get("moves", 0.0))
+
+
+def _allocation(
+    net: np.ndarray, current: np.ndarray, chosen: np.ndarray, responsible_price: float, move_price: float
+) -> Allocation:
+    """The allocation of ``chosen`` modes: its value, and its moves, most valuable first."""
+    moved_rows = np.flatnonzero((current >= 0) & (chosen != current))
+    gains = net[moved_rows, chosen[moved_rows]] - net[moved_rows, current[moved_rows]]
+    order = moved_rows[np.argsort(-gains, kind="stable")]
+    total = float(net[np.arange(len(net)), chosen].sum())
+    return Allocation(chosen, total, order, responsible_price, move_price)
+
+
+def _one_bound(
+    net: np.ndarray, current: np.ndarray, responsible: int | None, moves: int | None
+) -> Allocation:
+    """At most one bound: exact by sorting the gains the bounded choice brings (see the module)."""
+    n = len(net)
+    rows = np.arange(n)
+    if responsible is None and moves is None:
+        return _allocation(net, current, net.argmax(axis=1), 0.0, 0.0)
+    if responsible is not None:
+        others = net.copy()
+        others[:, RESPONSIBLE] = -np.inf
+        fallback = others.argmax(axis=1)  # each facility's best mode without a slot
+        gains = net[:, RESPONSIBLE] - net[rows, fallback]
+        limit, name = max(responsible, 0), "responsible"
+    else:
+        known = current >= 0
+        fallback = np.where(known, current, net.argmax(axis=1))  # staying put, or no mode yet
+        gains = np.where(known, net.max(axis=1) - net[rows, fallback], -np.inf)
+        limit, name = max(moves or 0, 0), "moves"
+    ranked = np.argsort(-gains, kind="stable")
+    taking = ranked[:limit][gains[ranked[:limit]] > 0]
+    chosen = fallback.copy()
+    chosen[taking] = RESPONSIBLE if name == "responsible" else net[taking].argmax(axis=1)
+    left = ranked[limit:]
+    price = float(max(gains[left[0]], 0.0)) if len(left) and np.isfinite(gains[left[0]]) else 0.0
+    return _allocation(
+        net, current, chosen, price if name == "responsible" else 0.0, price if name == "moves" else 0.0
+    )
+
+
+def _prices(cost: np.ndarray, constraints: list[LinearConstraint], named: list[str]) -> dict[str, float]:
+    """The dual values of the bounds in the linear relaxation: value per unit of each bound."""
+    if not named:
+        return {}
+    equality = constraints[0]
+    bounded = sparse.vstack([constraint.A for constraint in constraints[1:]])
+    limits = np.concatenate([np.atleast_1d(constraint.ub) for constraint in constraints[1:]]).astype(float)
+    relaxed = linprog(
+        cost,
+        A_ub=bounded,
+        b_ub=limits,
+        A_eq=equality.A,
+        b_eq=np.ones(equality.A.shape[0]),
+        bounds=(0, 1),
+        method="highs",
+    )
+    if relaxed.status != 0:
+        return dict.fromkeys(named, 0.0)
+    # a marginal is d(cost)/d(bound): the value of one more unit is its negative
+    return {name: float(-marginal) for name, marginal in zip(named, relaxed.ineqlin.marginals, strict=True)}

@@ -1,0 +1,89 @@
+"""The allocation within capacity: equal to brute force on small books, its edges, and its prices."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from crm_modes.models.capacity import RESPONSIBLE, allocate
+
+
+def brute_force(values, current, *, switching_cost=0.0, responsible=None, moves=None):
+    """Every assignment of modes tried: the best total value within the bounds, or None."""
+    n, k = values.shape
+    best = None
+    for modes in itertools.product(range(k), repeat=n):
+        modes = np.array(modes)
+        moved = (current >= 0) & (modes != current)
+        if responsible is not None and (modes == RESPONSIBLE).sum() > responsible:
+            continue
+        if moves is not None and moved.sum() > moves:
+            continue
+        total = values[np.arange(n), modes].sum() - switching_cost * moved.sum()
+        best = total if best is None else max(best, total)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_allocation_equals_brute_force_on_small_books(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 7))
+    values = rng.normal(size=(n, 3)).round(2)
+    current = rng.integers(-1, 3, size=n)
+    responsible = int(rng.integers(0, n + 1)) if seed % 3 else None
+    moves = int(rng.integers(0, n + 1)) if seed % 2 else None
+    switching = float(rng.choice([0.0, 0.1, 0.5]))
+    expected = brute_force(values, current, switching_cost=switching, responsible=responsible, moves=moves)
+    found = allocate(values, current, switching_cost=switching, responsible=responsible, moves=moves)
+    assert found.value == pytest.approx(expected, abs=1e-9)
+    if responsible is not None:
+        assert (found.modes == RESPONSIBLE).sum() <= responsible
+    moved = (current >= 0) & (found.modes != current)
+    if moves is not None:
+        assert moved.sum() <= moves
+    assert sorted(found.order) == sorted(np.flatnonzero(moved))
+
+
+def test_a_cap_of_zero_a_cap_above_the_book_and_no_facility():
+    values = np.array([[0.0, 1.0, 3.0], [0.0, 2.0, 2.5], [1.0, 0.0, 0.5]])
+    current = np.array([0, 0, 2])
+    none = allocate(values, current, responsible=0)
+    assert not (none.modes == RESPONSIBLE).any()
+    assert none.responsible_price > 0  # a slot would be worth something
+    free = allocate(values, current, responsible=10)
+    assert free.modes.tolist() == [2, 2, 0]  # each its best mode: the bound does not bind
+    assert free.responsible_price == pytest.approx(0.0)
+    empty = allocate(np.empty((0, 3)), np.empty(0, np.int64), responsible=3)
+    assert (empty.modes.size, empty.value) == (0, 0.0)
+
+
+def test_the_price_of_a_slot_is_what_one_more_adds_and_moves_come_most_valuable_first():
+    values = np.array([[0.0, 0.0, 5.0], [0.0, 0.0, 3.0], [0.0, 0.0, 2.0], [0.0, 0.0, 1.0]])
+    current = np.zeros(4, dtype=np.int64)  # all basic today
+    two = allocate(values, current, responsible=2)
+    three = allocate(values, current, responsible=3)
+    assert two.modes.tolist() == [2, 2, 0, 0]
+    assert two.order.tolist() == [0, 1]  # the larger gain first
+    assert two.responsible_price == pytest.approx(three.value - two.value)  # = 2, the next best gain
+    paced = allocate(values, current, moves=1)
+    assert paced.modes.tolist() == [2, 0, 0, 0]
+    assert paced.move_price == pytest.approx(3.0)
+
+
+def test_a_gain_within_its_uncertainty_does_not_move_the_facility():
+    values = np.array([[1.0, 0.0, 1.3], [1.0, 0.0, 3.0]])
+    current = np.array([0, 0])
+    uncertainty = np.full((2, 3), 0.2)
+    bold = allocate(values, current)
+    careful = allocate(values, current, uncertainty=uncertainty, confidence=2.0)
+    assert bold.modes.tolist() == [2, 2]
+    assert careful.modes.tolist() == [0, 2]  # 0.3 is within two standard errors of 0.2; 2.0 is not
+
+
+def test_bounds_that_cannot_both_hold_are_a_clear_error():
+    values = np.zeros((4, 3))
+    current = np.full(4, RESPONSIBLE)
+    refused = r"3 facilities must leave responsible mode .* more than the 2 moves"
+    with pytest.raises(ValueError, match=refused):
+        allocate(values, current, responsible=1, moves=2)
+    assert (allocate(values, current, responsible=1, moves=3).modes == RESPONSIBLE).sum() == 1
