@@ -99,7 +99,5 @@ def read_bank_file(source: str | os.PathLike[str], bank: BankInput) -> BankFile:
     raw = read_table(source)
     mapped = prepare_panel(raw, bank.contract, bank.macro)
     rows = mapped.rows.reset_index(drop=True)
-    source_rows = (
-        rows.pop(SOURCE_ROW).to_numpy(dtype=np.int64) if SOURCE_ROW in rows else np.empty(0, np.int64)
-    )
+    source_rows = rows.pop(SOURCE_ROW).to_numpy(dtype=np.int64)  # map_panel numbers every row
     return BankFile(rows, source_rows, raw, mapped.quarantine, bank.contract.identifier_names())

@@ -24,7 +24,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from crm_modes.data.gate import REASON, SOURCE_ROW
-from crm_modes.data.schema import SCHEMA, Kind, Role
+from crm_modes.data.schema import FEATURE_ROLES, SCHEMA, Kind, Role
 from crm_modes.shared.configuration import FrozenConfig
 from crm_modes.shared.errors import InputError
 
@@ -47,8 +47,6 @@ MONEY = ("annual_revenue", "facility_amount", "exposure")
 #: Columns a contract may map: every schema column but labels and the simulator's oracle.
 MAPPABLE = tuple(column.name for column in SCHEMA if column.role not in (Role.LABEL, Role.ORACLE))
 _BY_NAME = {column.name: column for column in SCHEMA}
-#: The roles of the inputs a bank's profile describes (not identifiers, dates or labels).
-INPUT_ROLES = (Role.CLIENT, Role.FACILITY, Role.BEHAVIOUR, Role.ECONOMY, Role.CONTEXT)
 _MONEY_FACTOR = {"units": 1e-6, "thousands": 1e-3, "millions": 1.0}
 
 
@@ -161,7 +159,7 @@ class BookContract(FrozenConfig):
         """The model inputs a book built under this contract carries, to profile on the bank's own
         panel: (numeric, categorical) schema columns."""
         missing = set(self.missing_inputs())
-        inputs = [c for c in SCHEMA if c.role in INPUT_ROLES and c.name not in missing and c.name in MAPPABLE]
+        inputs = [c for c in SCHEMA if c.role in FEATURE_ROLES and c.name not in missing]
         numeric = [c.name for c in inputs if c.numeric]
         return numeric, [c.name for c in inputs if c.kind is Kind.CATEGORY]
 

@@ -49,6 +49,8 @@ Unseen = Literal["quarantine", "score", "count"]
 REQUIRED_ROLES = frozenset({Role.ID, Role.DATE, Role.CLIENT, Role.FACILITY, Role.BEHAVIOUR, Role.ECONOMY})
 #: Roles that can never become a model input.
 NEVER_FEATURE_ROLES = frozenset({Role.ID, Role.DATE, Role.ORACLE})
+#: Roles whose columns can feed a model (a model's own label is removed separately).
+FEATURE_ROLES = (Role.CLIENT, Role.FACILITY, Role.BEHAVIOUR, Role.ECONOMY, Role.CONTEXT)
 
 MODES: tuple[str, ...] = ("basic", "reactive", "responsible")
 SEGMENTS: tuple[str, ...] = ("sme", "mid_corporate", "large_corporate", "multinational")

@@ -10,13 +10,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, model_validator
 
-from crm_modes.data.schema import NEVER_FEATURE_ROLES, SCHEMA, Kind, Role
+from crm_modes.data.schema import FEATURE_ROLES, NEVER_FEATURE_ROLES, SCHEMA, Kind, Role
 from crm_modes.features.domain import DOMAIN_FEATURES
 from crm_modes.shared.configuration import FrozenConfig
 from crm_modes.shared.errors import InputError
 
-#: Roles whose columns can feed a model (the model's own label is removed separately).
-FEATURE_ROLES = (Role.CLIENT, Role.FACILITY, Role.BEHAVIOUR, Role.ECONOMY, Role.CONTEXT)
 ORACLE_PREFIX = "oracle_"
 
 

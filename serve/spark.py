@@ -37,7 +37,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from crm_modes.data.bank_file import BankFile, BankInput, read_bank_file
+from crm_modes.data.bank_file import BankFile, read_bank_file
 from crm_modes.data.gate import (
     DEFAULT_MAX_QUARANTINED_SHARE,
     REASON,
@@ -64,7 +64,7 @@ from crm_modes.data.io import (
 )
 from crm_modes.data.schema import KEY, SCHEMA, Column, Kind, input_names
 from crm_modes.models.advisor import OUTPUT_TYPES, PASS_THROUGH, is_advisor
-from crm_modes.models.bundle_book import scoring_gate
+from crm_modes.models.bundle_book import bank_input, scoring_gate
 from crm_modes.shared.collector_pause import long_lived
 from crm_modes.shared.errors import InputError
 from crm_modes.shared.integrity import MANIFEST_FILE, sha256_of, verify
@@ -376,14 +376,15 @@ def score_with_spark(
     chunk_rows: int = BATCH_ROWS,
     max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE,
     unseen_inputs: UnseenInputs = "score",
-    bank: BankInput | None = None,
+    macro: str | os.PathLike[str] | None = None,
 ) -> SparkReport:
     """Score ``source`` (Parquet or CSV, a file or a folder) on Spark into the Parquet folder ``output``.
 
-    ``bank``: ``source`` is a bank's own file, read through the book contract of the bundle
-    (:mod:`crm_modes.data.bank_file`). It is mapped on the driver into a staging Parquet file the
-    tasks read; rows it cannot map join the quarantine, quarantined rows carry the bank's row
-    (``_row_id``, 0-based) and values, and the output names the identifiers as the bank does.
+    A bundle trained on a bank's book reads ``source`` as the bank's own file, through its book
+    contract and the macro series at ``macro`` (:mod:`crm_modes.data.bank_file`). It is mapped on the
+    driver into a staging Parquet file the tasks read; rows it cannot map join the quarantine,
+    quarantined rows carry the bank's row (``_row_id``, 0-based) and values, and the output names the
+    identifiers as the bank does.
 
     Rejected rows go to the Parquet folder ``quarantine`` (default ``<output>.quarantine.parquet``)
     with their reasons and raw values. Each task's thread pools use ``task_threads`` threads (see
@@ -393,7 +394,8 @@ def score_with_spark(
         TableReadError: the input cannot be read.
         TableSchemaError: required columns are missing, the table has no rows, or a column cannot
             be read at all.
-        InputError: an output is not a ``.parquet`` path, or the model is not the advisor bundle.
+        InputError: an output is not a ``.parquet`` path, the model is not the advisor bundle, or
+            a bank's bundle's macro series is missing or does not fit.
         QuarantineLimitError: no row passed the gate, or more than ``max_quarantined_share`` were
             quarantined; the quarantine folder is written, the output is not.
         OutputBusyError: another live job is writing ``output``.
@@ -410,16 +412,19 @@ def score_with_spark(
             f"{model_uri} is a single model, not the advisor bundle: the Spark engine scores the advisor; "
             "score single models with --engine inprocess"
         )
+    # A bank's file is mapped before anything is written: a wrong file or macro series is named first.
+    bank = bank_input(verified, macro)
+    book = read_bank_file(source, bank) if bank is not None else None
     staging = {target: target.with_name(f".{target.name}.writing") for target in (output, quarantine)}
     for folder in staging.values():  # before Spark starts: a folder that cannot be made is named now
         with writing_to(folder):
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
-    book = read_bank_file(source, bank) if bank is not None else None
     if book is not None:  # the tasks read the mapped rows, staged beside the output
         source = staging[output].with_name(f".{output.stem}.bank-rows.parquet")
-        write_table(_staged(book.rows), source)
     try:
+        if book is not None:
+            write_table(_staged(book.rows), source)
         spark = spark_session(master, task_threads=task_threads)
         session_ready = time.perf_counter()
         pieces, received = plan_pieces(
@@ -495,22 +500,19 @@ def _as_the_bank_wrote(book: BankFile, folder: Path) -> None:
     the contract could not map (``_row_id``: the bank's 0-based row)."""
     columns = list(book.raw.columns)
 
-    def raw(rows: np.ndarray) -> list[str]:
-        return [json.dumps(r, default=str) for r in book.raw.iloc[rows][columns].to_dict("records")]
+    def write(rows: np.ndarray, reasons: np.ndarray, part: Path) -> None:
+        values = [json.dumps(r, default=str) for r in book.raw.iloc[rows][columns].to_dict("records")]
+        fixed = pd.DataFrame({ROW_ID: rows, REASON: reasons, RAW: values})
+        with AtomicTableWriter(part) as writer:
+            writer.write(pa.Table.from_pandas(fixed, schema=QUARANTINE_SCHEMA, preserve_index=False))
 
     for part in sorted(folder.glob("part-*.parquet")):
         rejected = pq.read_table(part).to_pandas()
-        if rejected.empty:
-            continue
-        rows = book.source_rows[rejected[ROW_ID].to_numpy()] - 1
-        fixed = pd.DataFrame({ROW_ID: rows, REASON: rejected[REASON].to_numpy(), RAW: raw(rows)})
-        with AtomicTableWriter(part) as writer:
-            writer.write(pa.Table.from_pandas(fixed, schema=QUARANTINE_SCHEMA, preserve_index=False))
+        if len(rejected):
+            write(book.source_rows[rejected[ROW_ID].to_numpy()] - 1, rejected[REASON].to_numpy(), part)
     if len(book.unmapped):
         rows = book.unmapped[SOURCE_ROW].to_numpy(dtype=np.int64) - 1
-        unmapped = pd.DataFrame({ROW_ID: rows, REASON: book.unmapped[REASON].to_numpy(), RAW: raw(rows)})
-        with AtomicTableWriter(folder / "part-unmapped.parquet") as writer:
-            writer.write(pa.Table.from_pandas(unmapped, schema=QUARANTINE_SCHEMA, preserve_index=False))
+        write(rows, book.unmapped[REASON].to_numpy(), folder / "part-unmapped.parquet")
 
 
 def _publish(folder: Path, target: Path) -> None:

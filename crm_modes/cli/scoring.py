@@ -143,11 +143,9 @@ def _score_on_spark(
     macro: Path | None = None,
 ) -> Path:
     """Score on Spark, print the reconciled summary; return the verified copy of the bundle."""
-    from crm_modes.models.bundle_book import bank_input
     from crm_modes.serve.spark import score_with_spark
     from crm_modes.shared.model_loading import fetch
 
-    bank = bank_input(fetch(model).path, macro)
     started = time.perf_counter()
     with console.status(f"scoring on Spark ({master})"):
         report = score_with_spark(
@@ -160,7 +158,7 @@ def _score_on_spark(
             chunk_rows=chunk_rows,
             max_quarantined_share=guard.max_quarantined_share,
             unseen_inputs=guard.unseen_inputs,
-            bank=bank,
+            macro=macro,
         )
     console.print(
         f"scored {report.rows_scored:,} rows with {report.model_version} on Spark "
