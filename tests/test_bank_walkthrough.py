@@ -375,3 +375,45 @@ def test_a_service_keeps_to_its_book_when_a_version_reads_another(walked, tmp_pa
     contract.unlink()  # a bundle of the schema's own book
     with pytest.raises(InputError, match="reads another book"):
         service._same_book(LoadedModel("models:/crm-advisor/4", "crm-advisor v4", None, other))
+
+
+def test_record_reads_the_banks_names_through_the_contract(walked, cli, tmp_path):
+    from sqlalchemy import create_engine, text
+
+    folder = walked["folder"]
+    state = f"sqlite:///{tmp_path / 'state.db'}"
+    contract = str(REPO / "configs" / "books" / "example_bank.yaml")
+    base = [cli, "record", str(folder / "scores.csv"), "--state", state, "--queue-seconds", "0"]
+    without = subprocess.run(base, env=walked["env"], capture_output=True, text=True, timeout=600)
+    assert without.returncode == 2  # the bank's names are not the schema's: said, nothing recorded
+    assert "missing columns" in without.stderr + without.stdout
+    result = subprocess.run(
+        [*base, "--contract", contract], env=walked["env"], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    scores = pd.read_csv(folder / "scores.csv", dtype={"FACILITY_NO": str})
+    with create_engine(state).connect() as connection:
+        ids = {row[0] for row in connection.execute(text("select facility_id from decisions"))}
+    assert ids == set(scores["FACILITY_NO"])
+
+
+def test_a_month_that_cannot_be_read_stops_the_job_with_nothing_written(walked, cli, tmp_path):
+    folder = walked["folder"]
+    month = pd.read_csv(folder / "bank-export" / "month.csv", dtype=str)
+    macro = str(folder / "bank-export" / "macro.csv")
+    cases = {
+        "codes.csv": month.assign(SERVICE_MODE="Z"),  # every row's mode unmapped: nothing to score
+        "column.csv": month.drop(columns=["EXPOSURE_AMT"]),  # a column the contract names is gone
+    }
+    for name, frame in cases.items():
+        frame.to_csv(tmp_path / name, index=False)
+        output = tmp_path / f"scores-{name}"
+        command = [cli, "score", "--model", "models:/crm-advisor@champion", "--macro", macro]
+        command += ["--input", str(tmp_path / name), "--output", str(output)]
+        result = subprocess.run(command, env=walked["env"], capture_output=True, text=True, timeout=600)
+        assert result.returncode == 2, (name, result.stdout[-2000:])
+        assert not output.exists()
+        said = result.stderr + result.stdout
+        assert ("SERVICE_MODE" in said) if name == "codes.csv" else ("EXPOSURE_AMT" in said)
+    quarantine = pd.read_csv(tmp_path / "scores-codes.quarantine.csv", dtype=str)
+    assert len(quarantine) == len(month)  # every row kept aside with its reason, none lost
