@@ -230,22 +230,30 @@ class ValueGateConfig(FrozenConfig):
     """Bootstrap resamples (of clients) for the interval of the gain."""
     seed: int = 0
     """Seed of the bootstrap and of the cross-fitting."""
-    propensity_type: Literal["hist_gradient_boosting", "lightgbm", "logistic_regression"] = (
-        "hist_gradient_boosting"
-    )
-    """The cross-fitted propensity model: the committee model's features, its own estimator (more strongly
-    regularized than the committee model, so that its probabilities stay honest).
+    propensity_type: Literal["hist_gradient_boosting", "lightgbm", "logistic_regression"] = "lightgbm"
+    """The cross-fitted propensity model: the committee model's features less the readings the mode moves,
+    its own estimator (more strongly regularized than the committee model, so that its probabilities stay
+    honest).
     """
     propensity_params: dict[str, Any] = Field(
         default_factory=lambda: {
-            "max_iter": 100,
+            "n_estimators": 60,
             "learning_rate": 0.1,
-            "max_leaf_nodes": 31,
-            "min_samples_leaf": 500,
-            "l2_regularization": 1.0,
+            "num_leaves": 31,
+            "min_child_samples": 500,
+            "reg_lambda": 1.0,
         }
     )
     """Parameters of the propensity model's estimator."""
+    outcome_folds: int = Field(default=3, ge=1)
+    """Folds (by client) of the evaluation rows: the doubly robust estimate's churn and PD models are refit
+    on the other folds for each, so no row is valued by a model that saw it or chose its policy (1: the
+    bundle's own values, which grade their own homework).
+    """
+    propensity_calibration: Literal["isotonic", "none"] = "isotonic"
+    """How the cross-fitted propensities are recalibrated, per mode and out of fold, so that each mode's
+    mean inverse-propensity weight is near one (``none``: as the model gives them).
+    """
 
 
 class ModeReadingsConfig(FrozenConfig):

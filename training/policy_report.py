@@ -18,7 +18,9 @@ Values are totals over the evaluation rows, in millions, over each row's 12 mont
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -28,7 +30,16 @@ from crm_modes.models.advisor import PROBABILITY_COLUMNS, VALUE_COLUMNS
 from crm_modes.models.economics import Economics, choose_modes, policy_value, value_parts
 from crm_modes.shared.errors import InputError
 from crm_modes.training.config import EstimatorConfig, TrainingConfig, ValueGateConfig
-from crm_modes.training.off_policy import cluster_bootstrap, doubly_robust, mode_weights
+from crm_modes.training.off_policy import (
+    calibrate_out_of_fold,
+    cluster_bootstrap,
+    doubly_robust,
+    mode_weights,
+)
+
+if TYPE_CHECKING:
+    from crm_modes.models.advisor import Advisor
+    from crm_modes.shared.model_loading import LoadedModel
 
 COMMITTEE = "oracle_policy_mode"
 LABELS = ("default_12m", "churn_12m")
@@ -77,6 +88,7 @@ def policy_report(
     gate: ValueGateConfig,
     *,
     propensity: np.ndarray | None = None,
+    outcome: np.ndarray | None = None,
 ) -> dict[str, object]:
     """Every figure of the report, as plain data (see the module docstring).
 
@@ -89,6 +101,8 @@ def policy_report(
         propensity: ``p(mode | x)`` of each row, shape (n, modes); default: the bundle's
             committee probabilities (right only for facilities its committee model never saw,
             see :func:`cross_fitted_propensity`).
+        outcome: ``mu(x, mode)`` of each row for the doubly robust estimate, shape (n, modes);
+            default: the bundle's own values (see :func:`cross_fitted_values` for why not).
 
     Raises:
         ValueError: naming what the rows lack.
@@ -106,7 +120,9 @@ def policy_report(
     recommended = mode_index(advice["recommended_mode"])
     imitation = mode_index(advice["committee_mode"])
     committee = mode_index(rows[COMMITTEE]) if COMMITTEE in rows else imitation
-    outcome = advice[list(VALUE_COLUMNS)].to_numpy(dtype=float)
+    outcome_model = "cross-fitted on the evaluation rows" if outcome is not None else "the bundle's values"
+    if outcome is None:
+        outcome = advice[list(VALUE_COLUMNS)].to_numpy(dtype=float)
     if propensity is None:
         propensity = advice[list(PROBABILITY_COLUMNS)].to_numpy(dtype=float)
     realised = realised_values(rows, logged, economics)
@@ -170,6 +186,7 @@ def policy_report(
     report["dr_clipped_rows"] = {name: part.clipped for name, part in parts.items()}
     report["dr_mean_weight"] = {name: part.mean_weight for name, part in parts.items()}
     report["mean_weight_by_mode"] = mode_weights(logged, propensity, gate.propensity_floor)
+    report["dr_outcome_model"] = outcome_model
     report["dr_settings"] = gate.model_dump()
     report["dr_true_value"] = report["policies"].get("value_policy")
     if truth is not None:
@@ -241,7 +258,7 @@ def evaluation_rows(config: TrainingConfig, table: pd.DataFrame) -> pd.DataFrame
 
 
 def cross_fitted_propensity(config: TrainingConfig, rows: pd.DataFrame, *, folds: int = 5) -> np.ndarray:
-    """The committee model's features, refit out of fold by client: ``p(mode | x)`` of each row.
+    """``p(mode | x)`` of each row: a propensity model refit out of fold by client, calibrated out of fold.
 
     A committee model that has seen a facility recognises it: on the evaluation rows of the
     default book (all from facilities it trained on) it gives a deviating assignment a mean
@@ -250,6 +267,16 @@ def cross_fitted_propensity(config: TrainingConfig, rows: pd.DataFrame, *, folds
     that never saw its facility (cross-fitting, as in double machine learning); its estimator
     (``advisor.value_gate.propensity_type`` and ``propensity_params``) is more regularized than the
     committee model, so that a deviating assignment is not declared impossible.
+
+    Two more things make the probabilities honest (docs/decisions/022-calibrated-propensities.md):
+
+    - the readings the mode itself moves (``advisor.mode_readings.inputs``: RM contacts, complaints)
+      are left out: they follow the assignment, so a model that reads them recognises a deviating
+      facility by its contacts and gives its mode too much probability;
+    - the probabilities are recalibrated per mode by isotonic regression fitted on the other folds
+      (:func:`~crm_modes.training.off_policy.calibrate_out_of_fold`;
+      ``advisor.value_gate.propensity_calibration``), so that the mean inverse-propensity weight of
+      each mode is near one.
     """
     from sklearn.model_selection import GroupKFold
 
@@ -265,33 +292,83 @@ def cross_fitted_propensity(config: TrainingConfig, rows: pd.DataFrame, *, folds
             "tuning": model.tuning.model_copy(update={"enabled": False}),
         }
     )
+    readings = config.advisor.mode_readings
+    features = config.features.without(readings.inputs if readings is not None else ())
     groups = rows[GROUP_COLUMN].to_numpy() if GROUP_COLUMN in rows else np.arange(len(rows))
     propensity = np.zeros((len(rows), len(MODES)))
-    for fit_rows, held_rows in GroupKFold(folds).split(rows, groups=groups):
-        fitted = fit_model("propensity", model, config.features, rows.iloc[fit_rows], rows.iloc[:0])
+    fold_of_row = np.zeros(len(rows), dtype=np.intp)
+    for fold, (fit_rows, held_rows) in enumerate(GroupKFold(folds).split(rows, groups=groups)):
+        fold_of_row[held_rows] = fold
+        fitted = fit_model("propensity", model, features, rows.iloc[fit_rows], rows.iloc[:0])
         probabilities = fitted.pipeline.predict_proba(rows.iloc[held_rows])
         classes = [str(label) for label in fitted.pipeline.classes_]
         for index, mode in enumerate(MODES):
             if mode in classes:
                 propensity[held_rows, index] = probabilities[:, classes.index(mode)]
+    if gate.propensity_calibration == "isotonic":
+        propensity = calibrate_out_of_fold(propensity, mode_index(rows["assigned_mode"]), fold_of_row)
     return propensity
+
+
+def cross_fitted_values(
+    config: TrainingConfig, advisor: Advisor, rows: pd.DataFrame, *, folds: int
+) -> np.ndarray:
+    """Each row's value in each mode, shape (n, modes), from churn and PD models refit out of fold.
+
+    The bundle's own values chose the value policy: scoring that policy with them too would grade
+    its own homework (the mode a row was moved to is, more often than not, one whose value the
+    bundle's models overstate). Here the evaluation rows are split by client into ``folds``; each
+    fold's values come from churn and PD models of the configured kind fitted on the other folds'
+    rows, in the bundle's advisor otherwise (its committee model, mode readings and economics). No
+    row's value comes from a model that saw that row, or that chose its policy.
+    """
+    from sklearn.model_selection import GroupKFold
+
+    from crm_modes.models import sklearn_adapter
+    from crm_modes.training.fit import fit_model
+
+    groups = rows[GROUP_COLUMN].to_numpy() if GROUP_COLUMN in rows else np.arange(len(rows))
+    inputs = [name for name in input_names() if name in rows]
+    values = np.zeros((len(rows), len(MODES)))
+    for fit_rows, held_rows in GroupKFold(folds).split(rows, groups=groups):
+        refit = {}
+        for name in ("churn", "default"):
+            model = config.models[name]
+            model = model.model_copy(
+                update={
+                    "baseline": False,
+                    "calibration": "none",  # a logistic fit on rows of the same months is calibrated by it
+                    "tuning": model.tuning.model_copy(update={"enabled": False}),
+                }
+            )
+            fitted = fit_model(name, model, config.features, rows.iloc[fit_rows], rows.iloc[:0])
+            refit[name] = sklearn_adapter.install(fitted.pipeline)
+        advice = replace(advisor, **refit).advise(rows.iloc[held_rows][inputs])
+        values[held_rows] = advice[list(VALUE_COLUMNS)].to_numpy(dtype=float)
+    return values
 
 
 def judge_bundle(config: TrainingConfig, model_uri: str, table: pd.DataFrame) -> dict[str, object]:
     """The full policy report of the bundle at ``model_uri`` on the configuration's evaluation rows."""
+    from crm_modes.shared.model_loading import load_model
+
     rows = evaluation_rows(config, table)
-    advice, economics = bundle_advice(model_uri, rows)
+    model = load_model(model_uri)
+    advice, economics = bundle_advice(model, rows)
     propensity = cross_fitted_propensity(config, rows)
-    return policy_report(rows, advice, economics, config.advisor.value_gate, propensity=propensity)
+    gate = config.advisor.value_gate
+    outcome = None
+    if gate.outcome_folds > 1:
+        advisor = model.pyfunc.unwrap_python_model().advisor
+        outcome = cross_fitted_values(config, advisor, rows, folds=gate.outcome_folds)
+    return policy_report(rows, advice, economics, gate, propensity=propensity, outcome=outcome)
 
 
-def bundle_advice(model_uri: str, rows: pd.DataFrame) -> tuple[pd.DataFrame, Economics]:
+def bundle_advice(model: LoadedModel, rows: pd.DataFrame) -> tuple[pd.DataFrame, Economics]:
     """The bundle's output for ``rows`` through its own pyfunc ``predict``, and the economics it carries."""
     from crm_modes.models.advisor import ECONOMICS_ARTIFACT, artifact_path
     from crm_modes.models.economics import load_economics
-    from crm_modes.shared.model_loading import load_model
 
-    model = load_model(model_uri)
     advice = model.predict(rows[[name for name in input_names() if name in rows]])
     return advice, load_economics(artifact_path(model.path, ECONOMICS_ARTIFACT))
 

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 import yaml
 
-from crm_modes.training.off_policy import DoublyRobust, cluster_bootstrap, doubly_robust, mode_weights
+from crm_modes.training.off_policy import (
+    DoublyRobust,
+    calibrate_out_of_fold,
+    cluster_bootstrap,
+    doubly_robust,
+    mode_weights,
+)
 
 
 def test_doubly_robust_parts_worked_by_hand():
@@ -91,6 +97,26 @@ def test_mean_weight_per_mode_is_one_for_right_propensities_and_not_for_wrong_on
     assert unsure["responsible"] < 0.6
 
 
+@pytest.mark.integration
+def test_out_of_fold_isotonic_calibration_brings_every_mode_weight_to_one():
+    rng = np.random.default_rng(1)
+    n = 120_000
+    truth = rng.dirichlet([4.0, 2.0, 1.0], size=n)
+    logged = (rng.random(n)[:, None] > truth.cumsum(axis=1)).sum(axis=1)
+    sharpened = truth**3 / (truth**3).sum(axis=1, keepdims=True)  # an imitator's overconfidence
+    folds = rng.integers(0, 5, n)
+    calibrated = calibrate_out_of_fold(sharpened, logged, folds)
+    np.testing.assert_allclose(calibrated.sum(axis=1), 1.0)
+    assert (calibrated > 0).all()
+    before = mode_weights(logged, sharpened, floor=0.001)
+    after = mode_weights(logged, calibrated, floor=0.001)
+    assert before["responsible"] > 5
+    assert all(0.9 <= weight <= 1.1 for weight in after.values()), after
+    # out of fold: a row's own mode never calibrates its probability (one fold: nothing to learn from)
+    alone = calibrate_out_of_fold(sharpened, logged, np.zeros(n, dtype=int))
+    np.testing.assert_allclose(alone, sharpened, atol=1e-5)
+
+
 def test_policy_report_prints_logs_and_writes_every_figure(cli, advisor_store):
     folder = advisor_store["folder"]
     result = subprocess.run(
@@ -122,6 +148,8 @@ def test_policy_report_prints_logs_and_writes_every_figure(cli, advisor_store):
     )
     assert report["value_captured"] == pytest.approx(captured)
     assert report["dr_true_value"] == policies["value_policy"]
+    assert report["dr_outcome_model"] == "cross-fitted on the evaluation rows"
+    assert set(report["mean_weight_by_mode"]) == {"basic", "reactive", "responsible"}
     low, high = report["dr_interval"]
     assert low <= report["dr_estimate"] <= high
     assert sum(sum(row.values()) for row in report["switch_matrix"].values()) == report["rows"]
@@ -198,3 +226,44 @@ def test_cross_fitted_propensities_do_not_recognise_deviating_assignments(book_5
     # 7% of assignments deviate at random: an honest propensity gives them little weight
     assert honest[deviating].mean() < 0.3
     assert recognised[deviating].mean() > 0.6
+    # calibrated out of fold: every mode's weight nearer one than the model's own probabilities give
+    # (within [0.9, 1.1] on the default book's 60,000 evaluation rows: benchmarks/bench_value_policy.py;
+    # this book's 7,000 rows leave more noise)
+    gate = config.advisor.value_gate
+    uncalibrated = config.model_copy(
+        update={
+            "advisor": config.advisor.model_copy(
+                update={"value_gate": gate.model_copy(update={"propensity_calibration": "none"})}
+            )
+        }
+    )
+    calibrated = mode_weights(assigned, propensity, floor=gate.propensity_floor)
+    raw = mode_weights(assigned, cross_fitted_propensity(uncalibrated, rows), floor=gate.propensity_floor)
+    worst = max(abs(weight - 1.0) for weight in calibrated.values())
+    assert worst < 0.3, calibrated
+    assert worst < max(abs(weight - 1.0) for weight in raw.values()) / 2, (calibrated, raw)
+
+
+def test_cross_fitted_values_of_a_row_never_come_from_a_model_that_saw_its_outcome(book_50k, fitted_advisor):
+    from crm_modes.data.gate import validate
+    from crm_modes.training.config import load_training_config
+    from crm_modes.training.policy_report import cross_fitted_values, evaluation_rows
+    from tests.conftest import REPO
+
+    config = load_training_config(REPO / "configs" / "train.yaml")
+    rows = evaluation_rows(config, validate(book_50k).valid)
+    values = cross_fitted_values(config, fitted_advisor, rows, folds=3)
+    assert values.shape == (len(rows), 3)
+    assert np.isfinite(values).all()
+    # every outcome of one client flipped: that client's values stay (its models never saw them),
+    # the other folds' values move (their models did)
+    client = rows["client_id"].iloc[0]
+    own = (rows["client_id"] == client).to_numpy()
+    flipped = rows.copy()
+    for label in ("default_12m", "churn_12m"):
+        flipped.loc[own, label] = 1.0 - flipped.loc[own, label]
+    again = cross_fitted_values(config, fitted_advisor, flipped, folds=3)
+    np.testing.assert_allclose(again[own], values[own])
+    assert not np.allclose(again[~own], values[~own])
+    bundle = fitted_advisor.advise(rows)[["value_basic", "value_reactive", "value_responsible"]]
+    assert not np.allclose(values, bundle.to_numpy())
