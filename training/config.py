@@ -7,6 +7,7 @@ table through, for example, ``${CRM_MODES_DATASETS:-../shared/datasets}``.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -279,6 +280,28 @@ class ModeReadingsConfig(FrozenConfig):
         return self
 
 
+class CapacityConfig(FrozenConfig):
+    """The bank's capacity for the value policy (models/capacity.py): responsible slots and moves per run.
+
+    Each bound is a share of the facilities judged together (a count follows from it); leave one out
+    for no bound. The allocation maximises the book's total value within them, orders the moves most
+    valuable first and prices each bound (what one more slot, or one more move, would add). With both
+    bounds it is solved as an integer programme, which takes seconds for ten thousand facilities.
+    """
+
+    responsible_share: float | None = Field(default=None, ge=0, le=1)
+    """At most this share of the facilities in responsible mode."""
+    moves_share: float | None = Field(default=None, ge=0, le=1)
+    """At most this share of the facilities leave today's mode in one run."""
+
+    def bounds(self, facilities: int) -> tuple[int | None, int | None]:
+        """The responsible slots and the moves, as counts, for ``facilities`` judged together."""
+        return tuple(
+            None if share is None else math.floor(share * facilities + 1e-9)
+            for share in (self.responsible_share, self.moves_share)
+        )
+
+
 class AdvisorConfig(FrozenConfig):
     """The advisor bundle: the mode, churn and default models, the economics and the alert policy."""
 
@@ -292,6 +315,8 @@ class AdvisorConfig(FrozenConfig):
     """When ``promote`` accepts the bundle's value policy."""
     mode_readings: ModeReadingsConfig | None = None
     """None: a counterfactual row differs from the row only in its mode."""
+    capacity: CapacityConfig | None = None
+    """The bank's capacity for the value policy (None: none); the policy report judges it within that."""
 
 
 class MlflowConfig(FrozenConfig):

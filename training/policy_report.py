@@ -29,7 +29,7 @@ from crm_modes.data.schema import MODES, input_names
 from crm_modes.models.advisor import PROBABILITY_COLUMNS, VALUE_COLUMNS
 from crm_modes.models.economics import Economics, choose_modes, policy_value, value_parts
 from crm_modes.shared.errors import InputError
-from crm_modes.training.config import EstimatorConfig, TrainingConfig, ValueGateConfig
+from crm_modes.training.config import CapacityConfig, EstimatorConfig, TrainingConfig, ValueGateConfig
 from crm_modes.training.off_policy import (
     calibrate_out_of_fold,
     cluster_bootstrap,
@@ -89,6 +89,7 @@ def policy_report(
     *,
     propensity: np.ndarray | None = None,
     outcome: np.ndarray | None = None,
+    capacity: CapacityConfig | None = None,
 ) -> dict[str, object]:
     """Every figure of the report, as plain data (see the module docstring).
 
@@ -103,6 +104,8 @@ def policy_report(
             see :func:`cross_fitted_propensity`).
         outcome: ``mu(x, mode)`` of each row for the doubly robust estimate, shape (n, modes);
             default: the bundle's own values (see :func:`cross_fitted_values` for why not).
+        capacity: the bank's capacity; the report then also judges the value policy within it
+            against the oracle-best policy within the same bounds (:func:`capacity_figures`).
 
     Raises:
         ValueError: naming what the rows lack.
@@ -157,6 +160,11 @@ def policy_report(
     else:
         report["policies"] = {}
         report["value_captured"] = None
+    if capacity is not None:
+        bundle_values = advice[list(VALUE_COLUMNS)].to_numpy(dtype=float)
+        report["capacity"] = capacity_figures(
+            bundle_values, truth, logged, committee, switching, capacity, rows.get("facility_id")
+        )
 
     parts = {
         name: doubly_robust(
@@ -196,6 +204,62 @@ def policy_report(
             estimates["value_policy"].lower <= true_value <= estimates["value_policy"].upper
         )
     return report
+
+
+def capacity_figures(
+    values: np.ndarray,
+    truth: np.ndarray | None,
+    logged: np.ndarray,
+    committee: np.ndarray,
+    switching_cost: float,
+    capacity: CapacityConfig,
+    facility: pd.Series | None,
+    *,
+    first: int = 10,
+) -> dict[str, object]:
+    """The value policy within the bank's capacity (:func:`crm_modes.models.capacity.allocate`).
+
+    The bundle's values allocate the modes within the bounds (the rows judged together, each a
+    facility in a month); the bounds are priced in the bundle's values, millions per slot or move.
+    With the truth, the allocation is valued and compared with the oracle-best allocation within
+    the same bounds: ``value_captured`` is then ``(V_capped - V_committee) / (V_best_capped -
+    V_committee)``.
+    """
+    from crm_modes.models.capacity import allocate
+
+    responsible, moves = capacity.bounds(len(logged))
+    chosen = allocate(values, logged, switching_cost=switching_cost, responsible=responsible, moves=moves)
+    figures: dict[str, object] = {
+        "responsible_slots": responsible,
+        "moves_allowed": moves,
+        "responsible_price": chosen.responsible_price,
+        "move_price": chosen.move_price,
+        "share_switched": float((chosen.modes != logged).mean()) if len(logged) else 0.0,
+        "mix": _mix(chosen.modes),
+        "first_moves": _first_facilities(chosen.order, facility, first),
+    }
+    if truth is not None:
+        best = allocate(truth, logged, switching_cost=switching_cost, responsible=responsible, moves=moves)
+        values_true = {
+            name: float(policy_value(truth, modes, logged, switching_cost).sum())
+            for name, modes in (
+                ("committee", committee),
+                ("value_policy", chosen.modes),
+                ("oracle_best", best.modes),
+            )
+        }
+        gain = values_true["oracle_best"] - values_true["committee"]
+        figures["policies"] = values_true
+        figures["value_captured"] = (
+            (values_true["value_policy"] - values_true["committee"]) / gain if gain else None
+        )
+    return figures
+
+
+def _first_facilities(order: np.ndarray, facility: pd.Series | None, count: int) -> list[object]:
+    """The first ``count`` distinct facilities of the rows ``order`` lists (a facility has a row a month)."""
+    names = facility.to_numpy()[order] if facility is not None else order
+    return [name.item() if isinstance(name, np.generic) else name for name in pd.unique(names)[:count]]
 
 
 def gate_failures(report: dict[str, object], gate: ValueGateConfig) -> list[str]:
@@ -361,7 +425,15 @@ def judge_bundle(config: TrainingConfig, model_uri: str, table: pd.DataFrame) ->
     if gate.outcome_folds > 1:
         advisor = model.pyfunc.unwrap_python_model().advisor
         outcome = cross_fitted_values(config, advisor, rows, folds=gate.outcome_folds)
-    return policy_report(rows, advice, economics, gate, propensity=propensity, outcome=outcome)
+    return policy_report(
+        rows,
+        advice,
+        economics,
+        gate,
+        propensity=propensity,
+        outcome=outcome,
+        capacity=config.advisor.capacity,
+    )
 
 
 def bundle_advice(model: LoadedModel, rows: pd.DataFrame) -> tuple[pd.DataFrame, Economics]:

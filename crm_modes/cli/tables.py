@@ -199,6 +199,26 @@ def policy_table(report: dict, model_uri: str) -> Table:
     for committee_mode, counts in report["switch_matrix"].items():
         moves = ", ".join(f"{mode} {count:,}" for mode, count in counts.items())
         table.add_row(f"  committee {committee_mode} ->", moves)
+    capacity = report.get("capacity")
+    if capacity is not None:
+        bounds = ", ".join(
+            f"{name} {count:,}"
+            for name, count in (
+                ("responsible slots", capacity["responsible_slots"]),
+                ("moves", capacity["moves_allowed"]),
+            )
+            if count is not None
+        )
+        table.add_row("within capacity", bounds or "no bound")
+        table.add_row(
+            "  price of one more (millions)",
+            f"responsible slot {capacity['responsible_price']:,.3f}, move {capacity['move_price']:,.3f}",
+        )
+        if capacity.get("value_captured") is not None:
+            table.add_row("  value captured within it", f"{capacity['value_captured']:.3f}")
+        table.add_row("  facilities switched", f"{capacity['share_switched']:.1%}")
+        mix = ", ".join(f"{mode} {share:.1%}" for mode, share in capacity["mix"].items())
+        table.add_row("  mix", mix)
     return table
 
 

@@ -119,8 +119,12 @@ def test_out_of_fold_isotonic_calibration_brings_every_mode_weight_to_one():
 
 def test_policy_report_prints_logs_and_writes_every_figure(cli, advisor_store):
     folder = advisor_store["folder"]
+    capped = folder / "capped.yaml"  # the trained configuration, and the bank's capacity
+    capped.write_text(
+        f"base: {advisor_store['config'].name}\nadvisor:\n  capacity:\n    responsible_share: 0.15\n"
+    )
     result = subprocess.run(
-        [cli, "policy-report", "--config", str(advisor_store["config"]), "--json", "report.json"],
+        [cli, "policy-report", "--config", str(capped), "--json", "report.json"],
         cwd=folder,
         env=advisor_store["env"],
         capture_output=True,
@@ -149,6 +153,11 @@ def test_policy_report_prints_logs_and_writes_every_figure(cli, advisor_store):
     assert report["value_captured"] == pytest.approx(captured)
     assert report["dr_true_value"] == policies["value_policy"]
     assert report["dr_outcome_model"] == "cross-fitted on the evaluation rows"
+    assert "price of one more" in result.stdout
+    capacity = report["capacity"]
+    assert capacity["mix"]["responsible"] <= 0.15
+    assert capacity["responsible_slots"] == int(0.15 * report["rows"])
+    assert capacity["policies"]["oracle_best"] >= capacity["policies"]["value_policy"] - 1e-6
     assert set(report["mean_weight_by_mode"]) == {"basic", "reactive", "responsible"}
     low, high = report["dr_interval"]
     assert low <= report["dr_estimate"] <= high
@@ -267,3 +276,41 @@ def test_cross_fitted_values_of_a_row_never_come_from_a_model_that_saw_its_outco
     assert not np.allclose(again[~own], values[~own])
     bundle = fitted_advisor.advise(rows)[["value_basic", "value_reactive", "value_responsible"]]
     assert not np.allclose(values, bundle.to_numpy())
+
+
+def test_capacity_figures_allocate_within_the_bounds_and_judge_against_the_best_within_them():
+    import pandas as pd
+
+    from crm_modes.training.config import CapacityConfig
+    from crm_modes.training.policy_report import capacity_figures
+
+    rng = np.random.default_rng(3)
+    n = 400
+    truth = rng.normal(10.0, 1.0, size=(n, 3))
+    truth[:, 2] += rng.normal(0.5, 1.0, n)  # responsible often worth more: the cap binds
+    estimate = truth + rng.normal(0.0, 0.5, size=(n, 3))
+    logged = rng.integers(0, 3, n)
+    committee = logged.copy()
+    facility = pd.Series([f"F{row // 4}" for row in range(n)])  # four monthly rows per facility
+    capped = capacity_figures(
+        estimate, truth, logged, committee, 0.1, CapacityConfig(responsible_share=0.25), facility
+    )
+    assert capped["responsible_slots"] == 100
+    assert capped["mix"]["responsible"] <= 0.25
+    assert capped["responsible_price"] > 0  # the bound binds: one more slot is worth something
+    assert len(capped["first_moves"]) == len(set(capped["first_moves"])) == 10
+    assert 0 < capped["value_captured"] <= 1
+    exact = capacity_figures(
+        truth, truth, logged, committee, 0.1, CapacityConfig(responsible_share=0.25), None
+    )
+    assert exact["value_captured"] == pytest.approx(1.0)  # the truth allocated is the best within the cap
+    none = capacity_figures(
+        estimate, truth, logged, committee, 0.1, CapacityConfig(responsible_share=0.0), None
+    )
+    assert none["mix"]["responsible"] == 0.0
+    above = capacity_figures(
+        estimate, truth, logged, committee, 0.1, CapacityConfig(responsible_share=1.0), None
+    )
+    assert above["responsible_price"] == 0.0  # a cap above the book does not bind
+    assert CapacityConfig(responsible_share=0.3, moves_share=0.1).bounds(1_001) == (300, 100)
+    assert CapacityConfig().bounds(50) == (None, None)
