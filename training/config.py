@@ -184,6 +184,22 @@ class ModelConfig(FrozenConfig):
             raise ValueError("calibration_folds needs calibration: isotonic or sigmoid")
         return self
 
+    @model_validator(mode="after")
+    def _mode_effect_order_needs_a_logistic_model(self) -> ModelConfig:
+        order = self.mode_effect_order
+        if order is None:
+            return self
+        from crm_modes.data.schema import MODES
+        if self.kind != "binary" or self.estimator.type != "logistic_regression":
+            raise ValueError("mode_effect_order needs a binary model with estimator logistic_regression")
+        if self.calibration_folds is not None:
+            raise ValueError("mode_effect_order cannot be combined with calibration_folds")
+        if len(set(order)) != len(order) or len(order) < 2 or not set(order) <= set(MODES):
+            raise ValueError(
+                f"mode_effect_order must name at least two distinct modes of {list(MODES)}, got {order}"
+            )
+        return self
+
     kind: ModelKind
     """``binary`` (probability of an event) or ``multiclass`` (one probability per class)."""
     target: str
@@ -210,6 +226,13 @@ class ModelConfig(FrozenConfig):
     """
     gates: GateConfig = Field(default_factory=GateConfig)
     """What a challenger must reach before ``promote`` makes it champion."""
+    mode_effect_order: list[str] | None = None
+    """Modes from the highest effect on the event's log-odds to the lowest (e.g. ``[basic, reactive,
+    responsible]``: more attention never raises default risk). The fitted effects of ``assigned_mode``
+    are constrained to that order: adjacent modes whose estimates break it are pooled, with one shared
+    effect, and the model is refit (docs/decisions/023-mode-effects-in-the-domain-order.md). ``null``:
+    unconstrained.
+    """
     tuning: TuningConfig = Field(default_factory=TuningConfig)
     """An optional parameter search."""
 

@@ -18,6 +18,7 @@ from crm_modes.features.config import FeatureConfig
 from crm_modes.models.estimators import flavor_of, make_estimator
 from crm_modes.shared.errors import InputError
 from crm_modes.training.config import ModelConfig
+from crm_modes.training.mode_effects import OrderedEffects, order_mode_effects
 
 CALIBRATION_METHODS = ("isotonic", "sigmoid")
 #: What every model is compared with, on the same features and rows.
@@ -40,6 +41,8 @@ class FittedModel:
     tuned_params: dict[str, object] = field(default_factory=dict)
     #: Training rows the baseline was fitted on (:func:`baseline_sample`).
     baseline_rows: int = 0
+    #: The mode effects as fitted and as kept in the configured order (None: unconstrained).
+    mode_effects: OrderedEffects | None = None
 
 
 def binary_target(values: pd.Series, config: ModelConfig) -> np.ndarray:
@@ -83,13 +86,19 @@ def fit_model(
     tuned: dict[str, object] = {}
     if config.tuning.enabled:
         tuned = tune(config, features, train)
-    pipeline = _fit_pipeline(
-        config, features, train, config.estimator.type, {**config.estimator.params, **tuned}
+    pipeline, effects = _fit_pipeline(
+        config,
+        features,
+        train,
+        config.estimator.type,
+        {**config.estimator.params, **tuned},
+        # a logistic model's effects only (the configuration refuses the order with another estimator)
+        mode_effect_order=config.mode_effect_order if config.estimator.type == BASELINE_TYPE else None,
     )
     baseline, baseline_train = None, train.iloc[:0]
     if config.baseline and config.estimator.type != BASELINE_TYPE:  # a model is not its own baseline
         baseline_train = baseline_sample(train, config)
-        baseline = _fit_pipeline(config, features, baseline_train, BASELINE_TYPE, BASELINE_PARAMS)
+        baseline, _ = _fit_pipeline(config, features, baseline_train, BASELINE_TYPE, BASELINE_PARAMS)
     fitted = FittedModel(
         name,
         config,
@@ -98,6 +107,7 @@ def fit_model(
         baseline=baseline,
         tuned_params=tuned,
         baseline_rows=len(baseline_train),
+        mode_effects=effects,
     )
     if config.kind == "multiclass" or config.calibration == "none":
         return fitted
@@ -200,8 +210,14 @@ def baseline_sample(train: pd.DataFrame, config: ModelConfig) -> pd.DataFrame:
 
 
 def _fit_pipeline(
-    config: ModelConfig, features: FeatureConfig, train: pd.DataFrame, kind: str, params: dict
-) -> Pipeline:
+    config: ModelConfig,
+    features: FeatureConfig,
+    train: pd.DataFrame,
+    kind: str,
+    params: dict,
+    *,
+    mode_effect_order: list[str] | None = None,
+) -> tuple[Pipeline, OrderedEffects | None]:
     flavor = flavor_of(kind)
     feature_pipeline = build_feature_pipeline(features, target=config.target, flavor=flavor)
     categorical = categorical_outputs(features, target=config.target) if flavor == "tree" else None
@@ -210,7 +226,8 @@ def _fit_pipeline(
     y = binary_target(y, config) if config.kind == "binary" else y.astype(str).to_numpy()
     X = feature_pipeline.fit_transform(train)
     estimator.fit(X, y)
-    return Pipeline([("features", feature_pipeline), ("model", estimator)])
+    effects = order_mode_effects(estimator, X, y, mode_effect_order) if mode_effect_order else None
+    return Pipeline([("features", feature_pipeline), ("model", estimator)]), effects
 
 
 def _compare_calibrations(estimator: object, X: pd.DataFrame, y: np.ndarray) -> dict[str, float]:

@@ -136,6 +136,13 @@ def _log_model_run(
             {f"baseline_{k}": v for k, v in scalar_metrics(evaluation.baseline_metrics).items()}
         )
         mlflow.log_metrics({f"oracle_{k}": v for k, v in scalar_metrics(evaluation.oracle_metrics).items()})
+        if fitted.mode_effects is not None:  # log-odds of each mode as fitted and as kept in the order
+            effects = fitted.mode_effects
+            mlflow.log_metrics(
+                {f"mode_effect_fitted_{mode}": value for mode, value in effects.fitted.items()}
+            )
+            mlflow.log_metrics({f"mode_effect_{mode}": value for mode, value in effects.kept.items()})
+            mlflow.log_param("mode_effects_pooled", ", ".join(effects.pooled) or "none")
         ranked = importance(fitted, table[split.evaluation])
         with tempfile.TemporaryDirectory() as folder:
             folder_path = Path(folder)
