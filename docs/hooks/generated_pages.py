@@ -288,11 +288,16 @@ HEADLINES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
         [("best C, seed 42", "best_forward_C_by_seed.42", ""), ("seed 7", "best_forward_C_by_seed.7", "")],
     ),
     "value_policy": (
-        "the value policy against the counterfactual truth",
+        "the value policy against the counterfactual truth: five books, three economics",
         [
-            ("value captured", "report.value_captured", ""),
-            ("doubly robust error", "report.dr_relative_error", ""),
-            ("share switched", "report.share_switched", ""),
+            ("value captured, mean", "summary.value_captured_mean", ""),
+            ("lowest", "summary.value_captured_min", ""),
+            (
+                "within the committee's responsible share, default book",
+                "summary.value_captured_within_cap_default_book",
+                "",
+            ),
+            ("gain intervals covering the truth (of 5)", "summary.seeds_interval_covers_true_gain", ""),
         ],
     ),
 }
