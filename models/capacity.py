@@ -31,6 +31,7 @@ from scipy import sparse
 from scipy.optimize import LinearConstraint, linprog, milp
 
 from crm_modes.data.schema import MODES
+from crm_modes.shared.errors import InputError
 
 RESPONSIBLE = MODES.index("responsible")
 
@@ -90,7 +91,7 @@ def allocate(
         confidence: standard errors a move's gain must beat.
 
     Raises:
-        ValueError: the bounds cannot all hold (more facilities must leave responsible mode than
+        InputError: the bounds cannot all hold (more facilities must leave responsible mode than
             the moves allowed).
     """
     values = np.asarray(values, dtype=np.float64)
@@ -103,7 +104,7 @@ def allocate(
         return _one_bound(net, current, responsible, moves)
     leaving = int((current == RESPONSIBLE).sum()) - max(responsible, 0)
     if leaving > max(moves, 0):
-        raise ValueError(
+        raise InputError(
             f"{leaving:,} facilities must leave responsible mode to meet its bound of {responsible:,}, "
             f"more than the {moves:,} moves a run allows"
         )
@@ -127,7 +128,7 @@ def allocate(
         named.append("moves")
     solved = milp(cost, integrality=np.ones(n * k), bounds=(0, 1), constraints=constraints)
     if solved.x is None:
-        raise ValueError(f"no allocation satisfies the bounds: {solved.message}")
+        raise InputError(f"no allocation satisfies the bounds: {solved.message}")
     chosen = solved.x.reshape(n, k).argmax(axis=1)
     prices = _prices(cost, constraints, named)
     return _allocation(net, current, chosen, prices.get("responsible", 0.0), prices.get("moves", 0.0))
@@ -194,3 +195,19 @@ def _prices(cost: np.ndarray, constraints: list[LinearConstraint], named: list[s
         return dict.fromkeys(named, 0.0)
     # a marginal is d(cost)/d(bound): the value of one more unit is its negative
     return {name: float(-marginal) for name, marginal in zip(named, relaxed.ineqlin.marginals, strict=True)}
+
+
+def move_list(
+    allocation: Allocation,
+    values: np.ndarray,
+    current: np.ndarray,
+    *,
+    switching_cost: float = 0.0,
+) -> dict[str, np.ndarray]:
+    """The moves of ``allocation`` in the order to make them: for each, its row, today's mode, the
+    allocated mode and its gain (value in the allocated mode less today's, less the switching cost)."""
+    rows = allocation.order
+    today = current[rows]
+    allocated = allocation.modes[rows]
+    gain = values[rows, allocated] - values[rows, today] - switching_cost
+    return {"row": rows, "mode_today": today, "mode_allocated": allocated, "gain": gain}

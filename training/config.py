@@ -190,6 +190,7 @@ class ModelConfig(FrozenConfig):
         if order is None:
             return self
         from crm_modes.data.schema import MODES
+
         if self.kind != "binary" or self.estimator.type != "logistic_regression":
             raise ValueError("mode_effect_order needs a binary model with estimator logistic_regression")
         if self.calibration_folds is not None:

@@ -14,10 +14,9 @@ in its self-normalized form: the weights of the rows that follow the policy are 
 average one over all rows, as they do in expectation when the propensities are right. The
 plain form (``n / sum w`` left out) is unbiased when either the outcome model or the
 propensities are right, but a committee that rarely deviates makes the propensities of
-exactly the informative rows small and hard to estimate; on the default book estimated
-propensities made the weights average 1.96 and put the plain estimate 20% above the truth,
-the self-normalized one 8% (``benchmarks/results/value_policy.json``). The mean weight is
-reported as a diagnostic. Propensities below a floor are clipped there (the count is
+exactly the informative rows small and hard to estimate, and a weight that errs shifts the plain
+estimate by all its rows' residuals. The mean weight, overall and per mode (:func:`mode_weights`),
+is reported as a diagnostic. Propensities below a floor are clipped there (the count is
 reported). A policy that moves a facility away from the mode it is in pays the switching
 cost, known exactly, so it is subtracted as it is.
 

@@ -29,6 +29,7 @@ from crm_modes.cli.app import (
     quarantine_limit,
     quiet_mlflow,
     row_count,
+    training_config,
 )
 from crm_modes.cli.memory import record_file
 from crm_modes.cli.tables import print_score_report
@@ -378,3 +379,84 @@ def credentials_new(
     console.print(f"token (shown once; give it to {holder}): {token}", highlight=False, soft_wrap=True)
     console.print("entry for the credentials file's `credentials:` list:", highlight=False)
     print(yaml.safe_dump([entry.model_dump(mode="json")], sort_keys=False), end="")
+
+
+@app.command()
+def allocate(
+    scores: Annotated[Path, typer.Option(help="A scored month (the output of `score`): values per mode.")],
+    config: Annotated[Path, typer.Option(help="Training configuration: advisor.capacity and its economics.")],
+    output: Annotated[Path, typer.Option(help="CSV of the moves to make, most valuable first.")],
+    responsible_share: Annotated[
+        float | None,
+        typer.Option(help="At most this share in responsible mode (default: the configuration's)."),
+    ] = None,
+    moves_share: Annotated[
+        float | None,
+        typer.Option(help="At most this share of the facilities moved (default: the configuration's)."),
+    ] = None,
+    id_column: Annotated[
+        str, typer.Option(help="The column that names a facility in the scores.")
+    ] = "facility_id",
+) -> None:
+    """The recommended modes of a scored month within the bank's capacity, and the moves in order.
+
+    Allocates the modes of highest total value within at most ``responsible_share`` of the
+    facilities in responsible mode and ``moves_share`` of them leaving today's mode, prices each
+    bound (what one more slot or move would add) and writes the moves, most valuable first.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from crm_modes.data.io import read_table
+    from crm_modes.data.schema import MODES
+    from crm_modes.models.advisor import VALUE_COLUMNS
+    from crm_modes.models.capacity import allocate as allocate_modes
+    from crm_modes.models.capacity import move_list
+    from crm_modes.models.economics import load_economics
+    from crm_modes.training.config import CapacityConfig
+
+    settings = training_config(config)
+    if settings.advisor is None:
+        raise InputError(f"{config}: has no advisor section (its economics and capacity)")
+    capacity = settings.advisor.capacity or CapacityConfig()
+    overrides = {"responsible_share": responsible_share, "moves_share": moves_share}
+    capacity = CapacityConfig(
+        **{**capacity.model_dump(), **{key: value for key, value in overrides.items() if value is not None}}
+    )
+    table = read_table(scores)
+    missing = [name for name in (id_column, *VALUE_COLUMNS, "assigned_mode") if name not in table]
+    if missing:
+        raise InputError(f"{scores}: missing columns {missing}; allocate reads the output of `score`")
+    values = table[list(VALUE_COLUMNS)].to_numpy(dtype=float)
+    unreadable = int((~np.isfinite(values)).any(axis=1).sum())
+    if unreadable:
+        raise InputError(f"{scores}: {unreadable:,} rows without a finite value in every mode")
+    current = pd.Index(MODES).get_indexer(table["assigned_mode"].astype("string").fillna(""))
+    economics = load_economics(settings.advisor.economics)
+    responsible, moves = capacity.bounds(len(table))
+    allocation = allocate_modes(
+        values, current, switching_cost=economics.switching_cost, responsible=responsible, moves=moves
+    )
+    moved = move_list(allocation, values, current, switching_cost=economics.switching_cost)
+    names = np.asarray(MODES, dtype=object)
+    pd.DataFrame(
+        {
+            "rank": np.arange(1, len(moved["row"]) + 1),
+            id_column: table[id_column].to_numpy()[moved["row"]],
+            "mode_today": names[moved["mode_today"]],
+            "mode_allocated": names[moved["mode_allocated"]],
+            "gain": moved["gain"],
+        }
+    ).to_csv(output, index=False)
+    bounds = ", ".join(
+        f"{label} {count:,}"
+        for label, count in (("responsible slots", responsible), ("moves", moves))
+        if count is not None
+    )
+    console.print(
+        f"{len(table):,} facilities within {bounds or 'no bound'}: {len(moved['row']):,} to move, "
+        f"{(allocation.modes == MODES.index('responsible')).sum():,} in responsible mode, "
+        f"gain {moved['gain'].sum():,.2f}m; one more responsible slot is worth "
+        f"{allocation.responsible_price:,.3f}m, one more move {allocation.move_price:,.3f}m"
+    )
+    console.print(f"wrote {output}")

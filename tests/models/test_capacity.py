@@ -87,3 +87,74 @@ def test_bounds_that_cannot_both_hold_are_a_clear_error():
     with pytest.raises(ValueError, match=refused):
         allocate(values, current, responsible=1, moves=2)
     assert (allocate(values, current, responsible=1, moves=3).modes == RESPONSIBLE).sum() == 1
+
+
+def test_the_move_list_names_each_move_its_modes_and_its_gain_most_valuable_first():
+    from crm_modes.models.capacity import move_list
+
+    values = np.array([[1.0, 2.0, 5.0], [4.0, 1.0, 0.0], [1.0, 3.0, 2.5], [0.0, 0.0, 9.0]])
+    current = np.array([0, 0, 1, 2])
+    allocation = allocate(values, current, switching_cost=0.5, responsible=1)
+    moves = move_list(allocation, values, current, switching_cost=0.5)
+    assert moves["row"].tolist() == allocation.order.tolist()
+    # facility 3 keeps the one slot (9 in responsible); facility 0 takes reactive, its best without a slot
+    assert moves["row"].tolist() == [0]
+    assert moves["mode_today"].tolist() == [0]
+    assert moves["mode_allocated"].tolist() == [1]
+    assert moves["gain"].tolist() == [2.0 - 1.0 - 0.5]
+
+
+def test_allocate_writes_the_moves_of_a_scored_month_within_the_cap(cli, tmp_path):
+    import subprocess
+
+    import pandas as pd
+
+    from tests.conftest import REPO
+
+    rng = np.random.default_rng(0)
+    n = 500
+    values = rng.normal(1.0, 0.5, size=(n, 3))
+    values[:, 2] += 0.4  # responsible often best: the cap binds
+    scores = pd.DataFrame(
+        {
+            "facility_id": [f"F{row:04d}" for row in range(n)],
+            "value_basic": values[:, 0],
+            "value_reactive": values[:, 1],
+            "value_responsible": values[:, 2],
+            "assigned_mode": rng.choice(["basic", "reactive", "responsible"], n),
+        }
+    )
+    scores.to_parquet(tmp_path / "scores.parquet")
+    command = [
+        cli,
+        "allocate",
+        "--scores",
+        "scores.parquet",
+        "--config",
+        str(REPO / "configs" / "train.yaml"),
+    ]
+    result = subprocess.run(
+        [*command, "--output", "moves.csv", "--responsible-share", "0.1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "one more responsible slot is worth" in result.stdout
+    moves = pd.read_csv(tmp_path / "moves.csv")
+    assert moves["rank"].tolist() == list(range(1, len(moves) + 1))
+    assert moves["gain"].is_monotonic_decreasing
+    # a move that loses value is one the cap forces: a facility leaving responsible mode
+    assert (moves.loc[moves["gain"] <= 0, "mode_today"] == "responsible").all()
+    kept = scores.set_index("facility_id")["assigned_mode"].to_dict()
+    final = {**kept, **dict(zip(moves["facility_id"], moves["mode_allocated"], strict=True))}
+    assert sum(mode == "responsible" for mode in final.values()) <= 50
+    assert (moves["mode_today"] == moves["facility_id"].map(kept)).all()
+
+    scores.drop(columns="value_reactive").to_parquet(tmp_path / "scores.parquet")
+    broken = subprocess.run(
+        [*command, "--output", "moves.csv"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert broken.returncode == 2
+    assert "value_reactive" in broken.stdout + broken.stderr
