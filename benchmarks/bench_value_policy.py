@@ -83,6 +83,7 @@ def judge_seed(seed: int, folder: Path) -> list[dict[str, object]]:
     import mlflow
 
     from crm_modes.data.schema import MODES, input_names
+    from crm_modes.models.advisor import bundle_advisor
     from crm_modes.shared.model_loading import load_model
     from crm_modes.training.config import CapacityConfig, load_training_config
     from crm_modes.training.data_source import load_training_table
@@ -113,11 +114,8 @@ def judge_seed(seed: int, folder: Path) -> list[dict[str, object]]:
     config = load_training_config(config_path)
     rows = evaluation_rows(config, load_training_table(config).table)
     inputs = [name for name in input_names() if name in rows]
-    advisor = (
-        load_model(f"models:/{config.advisor.registered_name}@challenger")
-        .pyfunc.unwrap_python_model()
-        .advisor
-    )
+    loaded = load_model(f"models:/{config.advisor.registered_name}@challenger")
+    advisor = bundle_advisor(loaded.path, model_version=loaded.version)
     propensity = cross_fitted_propensity(config, rows)
     gate = config.advisor.value_gate
     logged = mode_index(rows["assigned_mode"])

@@ -18,6 +18,7 @@ from the model's artifacts (skops, reviewed trusted types) in ``load_context``.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -357,22 +358,38 @@ def _column(rows: Columns, name: str) -> np.ndarray:
     return rows.number(name) if name in rows else np.full(len(rows), np.nan)
 
 
+def advisor_from_files(files: Mapping[str, str], *, model_version: str = "crm-advisor") -> Advisor:
+    """The advisor from its artifact files (``files``: artifact name -> path), as the pyfunc loads it.
+
+    Loaded copies only (never saved again) get the in-memory fast paths.
+    """
+    pipelines = {name: sklearn_adapter.install(load_pipeline(files[name])) for name in ARTIFACTS}
+    readings_path = files.get(READINGS_ARTIFACT)
+    return Advisor(
+        **pipelines,
+        policy=load_policy(files[POLICY_ARTIFACT]),
+        economics=load_economics(files[ECONOMICS_ARTIFACT]),
+        model_version=model_version,
+        readings=load_mode_readings(readings_path) if readings_path else None,
+    )
+
+
+def bundle_advisor(model_root: Path, *, model_version: str = "crm-advisor") -> Advisor:
+    """The advisor of the verified copy of a registered bundle at ``model_root``, loaded from its files
+    (for what needs its parts, e.g. the policy report's refits; scoring goes through the pyfunc)."""
+    files = {name: str(model_root / "artifacts" / f"{name}.skops") for name in ARTIFACTS}
+    for artifact in (POLICY_ARTIFACT, ECONOMICS_ARTIFACT, READINGS_ARTIFACT):
+        if artifact_path(model_root, artifact).exists():
+            files[artifact] = str(artifact_path(model_root, artifact))
+    return advisor_from_files(files, model_version=model_version)
+
+
 class AdvisorModel(mlflow.pyfunc.PythonModel):
     """MLflow shell: load the pipelines and policy from artifacts; delegate to :class:`Advisor`."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        # Loaded copies only (never saved again) get the in-memory fast paths.
-        pipelines = {
-            name: sklearn_adapter.install(load_pipeline(context.artifacts[name])) for name in ARTIFACTS
-        }
-        policy = load_policy(context.artifacts[POLICY_ARTIFACT])
-        economics = load_economics(context.artifacts[ECONOMICS_ARTIFACT])
         version = (context.model_config or {}).get("model_version", "crm-advisor")
-        readings_path = context.artifacts.get(READINGS_ARTIFACT)
-        readings = load_mode_readings(readings_path) if readings_path else None
-        self.advisor = Advisor(
-            **pipelines, policy=policy, economics=economics, model_version=version, readings=readings
-        )
+        self.advisor = advisor_from_files(context.artifacts, model_version=version)
 
     def predict(
         self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame, params: dict | None = None

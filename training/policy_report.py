@@ -414,6 +414,7 @@ def cross_fitted_values(
 
 def judge_bundle(config: TrainingConfig, model_uri: str, table: pd.DataFrame) -> dict[str, object]:
     """The full policy report of the bundle at ``model_uri`` on the configuration's evaluation rows."""
+    from crm_modes.models.advisor import bundle_advisor
     from crm_modes.shared.model_loading import load_model
 
     rows = evaluation_rows(config, table)
@@ -423,7 +424,7 @@ def judge_bundle(config: TrainingConfig, model_uri: str, table: pd.DataFrame) ->
     gate = config.advisor.value_gate
     outcome = None
     if gate.outcome_folds > 1:
-        advisor = model.pyfunc.unwrap_python_model().advisor
+        advisor = bundle_advisor(model.path, model_version=model.version)
         outcome = cross_fitted_values(config, advisor, rows, folds=gate.outcome_folds)
     return policy_report(
         rows,
