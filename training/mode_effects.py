@@ -28,7 +28,8 @@ MODE_FEATURE = "assigned_mode={}"
 
 @dataclass(frozen=True)
 class OrderedEffects:
-    """What the constraint did: each mode's log-odds coefficient as fitted and as kept."""
+    """What the constraint did: each mode's effect on the log-odds as fitted and as kept (coefficient
+    times the column's step; one constant apart from the effect against any reference mode)."""
 
     fitted: dict[str, float]
     kept: dict[str, float]
@@ -39,7 +40,11 @@ class OrderedEffects:
 def order_mode_effects(
     estimator: LogisticRegression, X: pd.DataFrame, y: np.ndarray, order: Sequence[str]
 ) -> OrderedEffects:
-    """Constrain the fitted ``estimator``'s mode coefficients to ``order`` (highest first), in place.
+    """Constrain the fitted ``estimator``'s mode effects to ``order`` (highest first), in place.
+
+    A mode's column may be scaled (the linear features standardize every column), so its effect on
+    the log-odds is its coefficient times the column's step, the difference between its value for a
+    row in that mode and for a row in another: the effects compared, reported and pooled are those.
 
     Args:
         estimator: a binary logistic regression fitted on ``X`` and ``y``.
@@ -48,45 +53,63 @@ def order_mode_effects(
         order: modes from the highest effect on the log-odds to the lowest.
 
     Raises:
-        InputError: ``X`` has no column for a mode of ``order``.
+        InputError: ``X`` has no column for a mode of ``order``, or one that never takes two values.
     """
     names = list(X.columns)
     missing = [mode for mode in order if MODE_FEATURE.format(mode) not in names]
     if missing:
         raise InputError(f"mode_effect_order names modes the model does not read: {missing}")
     column = {mode: names.index(MODE_FEATURE.format(mode)) for mode in order}
-    fitted = {mode: float(estimator.coef_[0, column[mode]]) for mode in order}
+    step = {}
+    for mode, index in column.items():
+        values = X.iloc[:, index].to_numpy(dtype=np.float64)
+        step[mode] = float(values.max() - values.min()) if len(values) else 0.0
+    flat = [mode for mode, size in step.items() if not size > 0]
+    if flat:
+        raise InputError(
+            f"mode_effect_order: no training row is served in {flat}, so no effect can be ordered"
+        )
+
+    def effect(mode: str) -> float:
+        return float(estimator.coef_[0, column[mode]]) * step[mode]
+
+    fitted = {mode: effect(mode) for mode in order}
     groups: list[list[str]] = [[mode] for mode in order]
     matrix: np.ndarray | None = None
     while True:
-        effects = [float(estimator.coef_[0, column[group[0]]]) for group in groups]
+        effects = [effect(group[0]) for group in groups]
         violation = next((i for i in range(len(groups) - 1) if effects[i] < effects[i + 1]), None)
         if violation is None:
             break
         groups[violation : violation + 2] = [groups[violation] + groups[violation + 1]]
         if matrix is None:
             matrix = X.to_numpy(dtype=np.float64)
-        _refit_pooled(estimator, matrix, y, [[column[mode] for mode in group] for group in groups])
+        pooled = [[(column[mode], step[mode]) for mode in group] for group in groups]
+        _refit_pooled(estimator, matrix, y, pooled)
     return OrderedEffects(
         fitted=fitted,
-        kept={mode: float(estimator.coef_[0, column[mode]]) for mode in order},
+        kept={mode: effect(mode) for mode in order},
         pooled=["+".join(group) for group in groups if len(group) > 1],
     )
 
 
 def _refit_pooled(
-    estimator: LogisticRegression, matrix: np.ndarray, y: np.ndarray, groups: list[list[int]]
+    estimator: LogisticRegression, matrix: np.ndarray, y: np.ndarray, groups: list[list[tuple[int, float]]]
 ) -> None:
-    """Refit with each group of mode columns summed into one (one shared coefficient); write the
-    coefficients back, each pooled column taking its group's."""
+    """Refit with each group of mode columns (index, step) merged into one column, ``sum(x / step)``,
+    so that its modes share one effect; write the coefficients back, ``effect / step`` for each."""
     pooled = [group for group in groups if len(group) > 1]
-    dropped = sorted(index for group in pooled for index in group)
-    kept = [index for index in range(matrix.shape[1]) if index not in set(dropped)]
-    merged = np.column_stack([matrix[:, kept], *(matrix[:, group].sum(axis=1) for group in pooled)])
+    dropped = {index for group in pooled for index, _ in group}
+    kept = [index for index in range(matrix.shape[1]) if index not in dropped]
+    merged = np.column_stack(
+        [matrix[:, kept], *(sum(matrix[:, index] / step for index, step in group) for group in pooled)]
+    )
     refit = clone(estimator).fit(merged, y)
     coef = np.empty(matrix.shape[1])
     coef[kept] = refit.coef_[0, : len(kept)]
     for offset, group in enumerate(pooled):
-        coef[group] = refit.coef_[0, len(kept) + offset]
+        shared = refit.coef_[0, len(kept) + offset]
+        for index, step in group:
+            coef[index] = shared / step
     estimator.coef_ = coef[None, :]
     estimator.intercept_ = refit.intercept_.copy()

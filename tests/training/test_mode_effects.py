@@ -45,6 +45,36 @@ def test_effects_out_of_order_are_pooled_and_the_model_refit():
     assert unconstrained <= constrained < unconstrained + 0.01
 
 
+def test_on_standardized_columns_the_effects_are_ordered_on_the_log_odds_scale():
+    # a mode's column scaled by 1 / std (as the linear features do): its effect is coefficient x step
+    X, y = book({"basic": 0.3, "reactive": -0.2, "responsible": 0.1})
+    scaled = X.copy()
+    for name in ORDER:
+        column = f"assigned_mode={name}"
+        scaled[column] = (X[column] - X[column].mean()) / X[column].std()
+    model = LogisticRegression(C=1.0, max_iter=1000).fit(scaled, y)
+    effects = order_mode_effects(model, scaled, y, ORDER)
+    assert effects.pooled == ["reactive+responsible"]
+    rows = scaled.iloc[:200]
+    chances = {
+        name: model.predict_proba(
+            rows.assign(
+                **{
+                    f"assigned_mode={other}": scaled[f"assigned_mode={other}"].max()
+                    if other == name
+                    else scaled[f"assigned_mode={other}"].min()
+                    for other in ORDER
+                }
+            )
+        )[:, 1]
+        for name in ORDER
+    }
+    # a row's chance is the same in the pooled modes, and higher in basic
+    np.testing.assert_allclose(chances["reactive"], chances["responsible"], rtol=1e-12)
+    assert (chances["basic"] > chances["reactive"]).all()
+    assert effects.kept["reactive"] == pytest.approx(effects.kept["responsible"])
+
+
 def test_effects_already_in_order_are_left_as_fitted():
     X, y = book({"basic": 0.4, "reactive": 0.0, "responsible": -0.5})
     model = LogisticRegression(C=1.0, max_iter=1000).fit(X, y)
@@ -105,3 +135,8 @@ def test_the_default_configuration_keeps_the_pd_and_churn_effects_in_order(book_
         fitted = fit_model(name, model, config.features, table[fit_rows], table[calibration_rows])
         kept = fitted.mode_effects.kept
         assert kept["basic"] >= kept["reactive"] >= kept["responsible"], (name, fitted.mode_effects)
+        # every row's chance, in each mode: never higher for more attention
+        rows = table[split.evaluation].head(500)
+        chances = [fitted.pipeline.predict_proba(rows.assign(assigned_mode=mode))[:, 1] for mode in ORDER]
+        assert (chances[0] >= chances[1] - 1e-12).all(), name
+        assert (chances[1] >= chances[2] - 1e-12).all(), name
