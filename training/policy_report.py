@@ -466,6 +466,15 @@ def log_report(report: dict[str, object], experiment: str, model_uri: str) -> st
             metrics["value_captured"] = report["value_captured"]
             metrics["dr_relative_error"] = report["dr_relative_error"]
             metrics.update({f"value_{name}": value for name, value in report["policies"].items()})
+        metrics.update(
+            {f"mean_weight_{mode}": weight for mode, weight in report["mean_weight_by_mode"].items()}
+        )
+        capacity = report.get("capacity")
+        if capacity is not None:
+            metrics["capacity_responsible_price"] = capacity["responsible_price"]
+            metrics["capacity_move_price"] = capacity["move_price"]
+            if capacity.get("value_captured") is not None:
+                metrics["capacity_value_captured"] = capacity["value_captured"]
         mlflow.log_metrics(metrics)
         path = Path(folder) / "policy_report.json"
         path.write_text(json.dumps(report, indent=2))
