@@ -205,9 +205,12 @@ def recommendation_reasons(parts: ValueParts, recommended: np.ndarray, reference
     saved_margin = parts.margin_at_risk[rows, reference] - parts.margin_at_risk[rows, recommended]
     extra_cost = parts.servicing[rows, recommended] - parts.servicing[rows, reference]
     names = np.asarray(MODES, dtype=object)
-    loss_verb = np.where(saved_loss >= 0, "saves", "adds")
-    margin_verb = np.where(saved_margin >= 0, "saves", "adds")
-    cost_word = np.where(extra_cost >= 0, "more", "less")
+    # the direction of an amount shown as 0.00m is not the rounding noise's: two modes whose effects
+    # are pooled differ by a few 1e-17 that a batch and a single row compute differently
+    shown = 0.005
+    loss_verb = np.where(saved_loss > -shown, "saves", "adds")
+    margin_verb = np.where(saved_margin > -shown, "saves", "adds")
+    cost_word = np.where(extra_cost > -shown, "more", "less")
     return [
         f"{r} over {o}: {lv} {sl:.2f}m expected loss and {mv} {sm:.2f}m margin at risk "
         f"on {e:.1f}m exposure; costs {ec:.2f}m a year {cw}"

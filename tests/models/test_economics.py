@@ -53,6 +53,24 @@ def test_value_formula_on_a_hand_made_row():
     )
 
 
+def test_an_amount_shown_as_zero_takes_no_direction_from_rounding_noise():
+    # basic and reactive with one pooled PD effect: their expected losses differ by float noise only
+    tiny = 1e-17
+    reasons = []
+    for noise in (tiny, -tiny):
+        parts = value_parts(
+            np.array([[0.02, 0.02 + noise, 0.01]]),
+            np.array([[0.20, 0.12, 0.06]]),
+            exposure=np.array([1.0]),
+            margin_bps=np.array([200.0]),
+            collateral_coverage=np.array([0.5]),
+            economics=ECONOMICS,
+        )
+        reasons.append(recommendation_reasons(parts, np.array([0]), np.array([1]))[0])
+    assert reasons[0] == reasons[1]
+    assert "saves 0.00m expected loss" in reasons[0]
+
+
 def test_a_row_just_below_the_switching_threshold_keeps_its_mode():
     switching = 0.01
     values = np.array(
