@@ -89,7 +89,7 @@ def judge_seed(seed: int, folder: Path) -> list[dict[str, object]]:
     from crm_modes.training.data_source import load_training_table
     from crm_modes.training.off_policy import cluster_bootstrap, doubly_robust
     from crm_modes.training.policy_report import (
-        GROUP_COLUMN,
+        client_groups,
         cross_fitted_propensity,
         cross_fitted_values,
         evaluation_rows,
@@ -134,27 +134,22 @@ def judge_seed(seed: int, folder: Path) -> list[dict[str, object]]:
         report = policy_report(
             rows, advice, economics, gate, propensity=propensity, outcome=outcome, capacity=capacity
         )
-        all_basic = doubly_robust(
-            outcome,
-            logged,
-            realised_values(rows, logged, economics),
-            propensity,
-            np.zeros(len(rows), dtype=np.int64),
-            switching_cost=economics.switching_cost,
-            propensity_floor=gate.propensity_floor,
-        )
-        committee = doubly_robust(
-            outcome,
-            logged,
-            realised_values(rows, logged, economics),
-            propensity,
-            mode_index(rows["oracle_policy_mode"]),
-            switching_cost=economics.switching_cost,
-            propensity_floor=gate.propensity_floor,
+        realised = realised_values(rows, logged, economics)
+        all_basic, committee = (
+            doubly_robust(
+                outcome,
+                logged,
+                realised,
+                propensity,
+                policy,
+                switching_cost=economics.switching_cost,
+                propensity_floor=gate.propensity_floor,
+            )
+            for policy in (np.zeros(len(rows), dtype=np.int64), mode_index(rows["oracle_policy_mode"]))
         )
         bad = cluster_bootstrap(
             {"all_basic": all_basic, "committee": committee},
-            rows[GROUP_COLUMN].to_numpy(),
+            client_groups(rows),
             resamples=gate.bootstrap,
             confidence=gate.confidence,
             seed=gate.seed,

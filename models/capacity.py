@@ -62,12 +62,18 @@ def _net_values(
     """Each facility's value in each mode, less the switching cost (and ``confidence`` standard
     errors) wherever the mode is not today's; a facility with no mode today pays neither."""
     net = np.array(values, dtype=np.float64)
+    penalty = switching_cost + (confidence * uncertainty if uncertainty is not None else 0.0)
+    return np.where(_leaving(current, net.shape[1]), net - penalty, net)
+
+
+def _leaving(current: np.ndarray, modes: int) -> np.ndarray:
+    """Shape (n, modes): whether serving each facility in each mode leaves today's mode (never for a
+    facility with no mode today)."""
     known = current >= 0
-    leaving = np.ones_like(net, dtype=bool)
+    leaving = np.ones((len(current), modes), dtype=bool)
     leaving[np.flatnonzero(known), current[known]] = False
     leaving[~known] = False
-    penalty = switching_cost + (confidence * uncertainty if uncertainty is not None else 0.0)
-    return np.where(leaving, net - penalty, net)
+    return leaving
 
 
 def allocate(
@@ -111,27 +117,20 @@ def allocate(
     cost = -net.ravel()  # milp minimises
     rows = np.repeat(np.arange(n), k)
     one_each = sparse.csr_array((np.ones(n * k), (rows, np.arange(n * k))), shape=(n, n * k))
-    constraints = [LinearConstraint(one_each, 1, 1)]
-    named: list[str] = []
-    if responsible is not None:
-        column = np.arange(n) * k + RESPONSIBLE
-        slots = sparse.csr_array((np.ones(n), (np.zeros(n, np.int64), column)), shape=(1, n * k))
-        constraints.append(LinearConstraint(slots, -np.inf, max(responsible, 0)))
-        named.append("responsible")
-    if moves is not None:
-        leaving = np.ones((n, k))
-        known = current >= 0
-        leaving[np.flatnonzero(known), current[known]] = 0.0
-        leaving[~known] = 0.0
-        moved = sparse.csr_array(leaving.reshape(1, -1))
-        constraints.append(LinearConstraint(moved, -np.inf, max(moves, 0)))
-        named.append("moves")
+    column = np.arange(n) * k + RESPONSIBLE
+    slots = sparse.csr_array((np.ones(n), (np.zeros(n, np.int64), column)), shape=(1, n * k))
+    moved = sparse.csr_array(_leaving(current, k).reshape(1, -1).astype(np.float64))
+    constraints = [
+        LinearConstraint(one_each, 1, 1),
+        LinearConstraint(slots, -np.inf, max(responsible, 0)),
+        LinearConstraint(moved, -np.inf, max(moves, 0)),
+    ]
     solved = milp(cost, integrality=np.ones(n * k), bounds=(0, 1), constraints=constraints)
     if solved.x is None:
         raise InputError(f"no allocation satisfies the bounds: {solved.message}")
     chosen = solved.x.reshape(n, k).argmax(axis=1)
-    prices = _prices(cost, constraints, named)
-    return _allocation(net, current, chosen, prices.get("responsible", 0.0), prices.get("moves", 0.0))
+    responsible_price, move_price = _prices(cost, constraints)
+    return _allocation(net, current, chosen, responsible_price, move_price)
 
 
 def _allocation(
@@ -175,26 +174,24 @@ def _one_bound(
     )
 
 
-def _prices(cost: np.ndarray, constraints: list[LinearConstraint], named: list[str]) -> dict[str, float]:
-    """The dual values of the bounds in the linear relaxation: value per unit of each bound."""
-    if not named:
-        return {}
-    equality = constraints[0]
-    bounded = sparse.vstack([constraint.A for constraint in constraints[1:]])
-    limits = np.concatenate([np.atleast_1d(constraint.ub) for constraint in constraints[1:]]).astype(float)
+def _prices(cost: np.ndarray, constraints: list[LinearConstraint]) -> tuple[float, float]:
+    """The dual values of the two bounds (responsible slots, moves) in the linear relaxation: what one
+    more unit of each adds to the total value."""
+    equality, *bounds = constraints
     relaxed = linprog(
         cost,
-        A_ub=bounded,
-        b_ub=limits,
+        A_ub=sparse.vstack([bound.A for bound in bounds]),
+        b_ub=np.concatenate([np.atleast_1d(bound.ub) for bound in bounds]).astype(np.float64),
         A_eq=equality.A,
         b_eq=np.ones(equality.A.shape[0]),
         bounds=(0, 1),
         method="highs",
     )
     if relaxed.status != 0:
-        return dict.fromkeys(named, 0.0)
+        return 0.0, 0.0
     # a marginal is d(cost)/d(bound): the value of one more unit is its negative
-    return {name: float(-marginal) for name, marginal in zip(named, relaxed.ineqlin.marginals, strict=True)}
+    responsible, moves = (float(-marginal) for marginal in relaxed.ineqlin.marginals)
+    return responsible, moves
 
 
 def move_list(

@@ -29,7 +29,13 @@ from crm_modes.data.schema import MODES, input_names
 from crm_modes.models.advisor import PROBABILITY_COLUMNS, VALUE_COLUMNS
 from crm_modes.models.economics import Economics, choose_modes, policy_value, value_parts
 from crm_modes.shared.errors import InputError
-from crm_modes.training.config import CapacityConfig, EstimatorConfig, TrainingConfig, ValueGateConfig
+from crm_modes.training.config import (
+    CapacityConfig,
+    EstimatorConfig,
+    ModelConfig,
+    TrainingConfig,
+    ValueGateConfig,
+)
 from crm_modes.training.off_policy import (
     calibrate_out_of_fold,
     cluster_bootstrap,
@@ -123,9 +129,10 @@ def policy_report(
     recommended = mode_index(advice["recommended_mode"])
     imitation = mode_index(advice["committee_mode"])
     committee = mode_index(rows[COMMITTEE]) if COMMITTEE in rows else imitation
+    bundle_values = advice[list(VALUE_COLUMNS)].to_numpy(dtype=float)
     outcome_model = "cross-fitted on the evaluation rows" if outcome is not None else "the bundle's values"
     if outcome is None:
-        outcome = advice[list(VALUE_COLUMNS)].to_numpy(dtype=float)
+        outcome = bundle_values
     if propensity is None:
         propensity = advice[list(PROBABILITY_COLUMNS)].to_numpy(dtype=float)
     realised = realised_values(rows, logged, economics)
@@ -161,7 +168,6 @@ def policy_report(
         report["policies"] = {}
         report["value_captured"] = None
     if capacity is not None:
-        bundle_values = advice[list(VALUE_COLUMNS)].to_numpy(dtype=float)
         report["capacity"] = capacity_figures(
             bundle_values, truth, logged, committee, switching, capacity, rows.get("facility_id")
         )
@@ -178,7 +184,7 @@ def policy_report(
         )
         for name, chosen in (("value_policy", recommended), ("committee", committee))
     }
-    groups = rows[GROUP_COLUMN].to_numpy() if GROUP_COLUMN in rows else np.arange(n)
+    groups = client_groups(rows)
     estimates = cluster_bootstrap(
         parts,
         groups,
@@ -321,6 +327,19 @@ def evaluation_rows(config: TrainingConfig, table: pd.DataFrame) -> pd.DataFrame
     return rows[rows[list(LABELS)].notna().all(axis=1)].reset_index(drop=True)
 
 
+def client_groups(rows: pd.DataFrame) -> np.ndarray:
+    """The client of each row, what folds and bootstrap resamples keep together (each row its own
+    group where the rows do not say)."""
+    return rows[GROUP_COLUMN].to_numpy() if GROUP_COLUMN in rows else np.arange(len(rows))
+
+
+def refit_settings(model: ModelConfig, **update: object) -> ModelConfig:
+    """``model`` as the report refits it out of fold: no baseline, no parameter search, ``update``."""
+    return model.model_copy(
+        update={"baseline": False, "tuning": model.tuning.model_copy(update={"enabled": False}), **update}
+    )
+
+
 def cross_fitted_propensity(config: TrainingConfig, rows: pd.DataFrame, *, folds: int = 5) -> np.ndarray:
     """``p(mode | x)`` of each row: a propensity model refit out of fold by client, calibrated out of fold.
 
@@ -346,19 +365,12 @@ def cross_fitted_propensity(config: TrainingConfig, rows: pd.DataFrame, *, folds
 
     from crm_modes.training.fit import fit_model
 
-    model = config.models["mode"]
     gate = config.advisor.value_gate
     estimator = EstimatorConfig(type=gate.propensity_type, params=gate.propensity_params)
-    model = model.model_copy(
-        update={
-            "baseline": False,
-            "estimator": estimator,
-            "tuning": model.tuning.model_copy(update={"enabled": False}),
-        }
-    )
+    model = refit_settings(config.models["mode"], estimator=estimator)
     readings = config.advisor.mode_readings
     features = config.features.without(readings.inputs if readings is not None else ())
-    groups = rows[GROUP_COLUMN].to_numpy() if GROUP_COLUMN in rows else np.arange(len(rows))
+    groups = client_groups(rows)
     propensity = np.zeros((len(rows), len(MODES)))
     fold_of_row = np.zeros(len(rows), dtype=np.intp)
     for fold, (fit_rows, held_rows) in enumerate(GroupKFold(folds).split(rows, groups=groups)):
@@ -391,20 +403,14 @@ def cross_fitted_values(
     from crm_modes.models import sklearn_adapter
     from crm_modes.training.fit import fit_model
 
-    groups = rows[GROUP_COLUMN].to_numpy() if GROUP_COLUMN in rows else np.arange(len(rows))
+    groups = client_groups(rows)
     inputs = [name for name in input_names() if name in rows]
     values = np.zeros((len(rows), len(MODES)))
     for fit_rows, held_rows in GroupKFold(folds).split(rows, groups=groups):
         refit = {}
         for name in ("churn", "default"):
-            model = config.models[name]
-            model = model.model_copy(
-                update={
-                    "baseline": False,
-                    "calibration": "none",  # a logistic fit on rows of the same months is calibrated by it
-                    "tuning": model.tuning.model_copy(update={"enabled": False}),
-                }
-            )
+            # a logistic fit on rows of the same months is calibrated by it
+            model = refit_settings(config.models[name], calibration="none")
             fitted = fit_model(name, model, config.features, rows.iloc[fit_rows], rows.iloc[:0])
             refit[name] = sklearn_adapter.install(fitted.pipeline)
         advice = replace(advisor, **refit).advise(rows.iloc[held_rows][inputs])

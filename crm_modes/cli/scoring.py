@@ -414,6 +414,7 @@ def allocate(
     from crm_modes.models.capacity import move_list
     from crm_modes.models.economics import load_economics
     from crm_modes.training.config import CapacityConfig
+    from crm_modes.training.policy_report import mode_index
 
     settings = training_config(config)
     if settings.advisor is None:
@@ -431,7 +432,7 @@ def allocate(
     unreadable = int((~np.isfinite(values)).any(axis=1).sum())
     if unreadable:
         raise InputError(f"{scores}: {unreadable:,} rows without a finite value in every mode")
-    current = pd.Index(MODES).get_indexer(table["assigned_mode"].astype("string").fillna(""))
+    current = mode_index(table["assigned_mode"])
     economics = load_economics(settings.advisor.economics)
     responsible, moves = capacity.bounds(len(table))
     allocation = allocate_modes(
