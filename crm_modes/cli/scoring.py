@@ -388,11 +388,17 @@ def allocate(
     output: Annotated[Path, typer.Option(help="CSV of the moves to make, most valuable first.")],
     responsible_share: Annotated[
         float | None,
-        typer.Option(help="At most this share in responsible mode (default: the configuration's)."),
+        typer.Option(
+            min=0.0, max=1.0, help="At most this share in responsible mode (default: the configuration's)."
+        ),
     ] = None,
     moves_share: Annotated[
         float | None,
-        typer.Option(help="At most this share of the facilities moved (default: the configuration's)."),
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="At most this share of the facilities moved (default: the configuration's).",
+        ),
     ] = None,
     id_column: Annotated[
         str, typer.Option(help="The column that names a facility in the scores.")
@@ -402,12 +408,14 @@ def allocate(
 
     Allocates the modes of highest total value within at most ``responsible_share`` of the
     facilities in responsible mode and ``moves_share`` of them leaving today's mode, prices each
-    bound (what one more slot or move would add) and writes the moves, most valuable first.
+    bound (what one more slot or move would add) and writes the moves, most valuable first. A
+    facility the scores give no mode today is placed in its allocated mode and listed after the
+    moves, without a gain.
     """
     import numpy as np
     import pandas as pd
 
-    from crm_modes.data.io import read_table
+    from crm_modes.data.io import check_writable, read_table, writing_to
     from crm_modes.data.schema import MODES
     from crm_modes.models.advisor import VALUE_COLUMNS
     from crm_modes.models.capacity import allocate as allocate_modes
@@ -424,6 +432,7 @@ def allocate(
     capacity = CapacityConfig(
         **{**capacity.model_dump(), **{key: value for key, value in overrides.items() if value is not None}}
     )
+    check_writable(output)
     table = read_table(scores)
     missing = [name for name in (id_column, *VALUE_COLUMNS, "assigned_mode") if name not in table]
     if missing:
@@ -433,22 +442,29 @@ def allocate(
     if unreadable:
         raise InputError(f"{scores}: {unreadable:,} rows without a finite value in every mode")
     current = mode_index(table["assigned_mode"])
+    stated = table["assigned_mode"].notna().to_numpy()
+    unknown = sorted(set(table["assigned_mode"][stated & (current < 0)].astype(str)))
+    if unknown:
+        raise InputError(f"{scores}: assigned_mode holds values that are not modes: {unknown[:5]}")
     economics = load_economics(settings.advisor.economics)
     responsible, moves = capacity.bounds(len(table))
     allocation = allocate_modes(
         values, current, switching_cost=economics.switching_cost, responsible=responsible, moves=moves
     )
     moved = move_list(allocation, values, current, switching_cost=economics.switching_cost)
+    placed = np.flatnonzero(current < 0)  # no mode today: placed, not moved
+    rows = np.concatenate([moved["row"], placed])
     names = np.asarray(MODES, dtype=object)
-    pd.DataFrame(
-        {
-            "rank": np.arange(1, len(moved["row"]) + 1),
-            id_column: table[id_column].to_numpy()[moved["row"]],
-            "mode_today": names[moved["mode_today"]],
-            "mode_allocated": names[moved["mode_allocated"]],
-            "gain": moved["gain"],
-        }
-    ).to_csv(output, index=False)
+    with writing_to(output):
+        pd.DataFrame(
+            {
+                "rank": np.arange(1, len(rows) + 1),
+                id_column: table[id_column].to_numpy()[rows],
+                "mode_today": np.concatenate([names[moved["mode_today"]], np.full(len(placed), None)]),
+                "mode_allocated": names[allocation.modes[rows]],
+                "gain": np.concatenate([moved["gain"], np.full(len(placed), np.nan)]),
+            }
+        ).to_csv(output, index=False)
     bounds = ", ".join(
         f"{label} {count:,}"
         for label, count in (("responsible slots", responsible), ("moves", moves))
@@ -456,6 +472,7 @@ def allocate(
     )
     console.print(
         f"{len(table):,} facilities within {bounds or 'no bound'}: {len(moved['row']):,} to move, "
+        f"{len(placed):,} without a mode today placed, "
         f"{(allocation.modes == MODES.index('responsible')).sum():,} in responsible mode, "
         f"gain {moved['gain'].sum():,.2f}m; one more responsible slot is worth "
         f"{allocation.responsible_price:,.3f}m, one more move {allocation.move_price:,.3f}m"

@@ -158,3 +158,49 @@ def test_allocate_writes_the_moves_of_a_scored_month_within_the_cap(cli, tmp_pat
     )
     assert broken.returncode == 2
     assert "value_reactive" in broken.stdout + broken.stderr
+
+
+def test_allocate_places_facilities_without_a_mode_today_and_refuses_bad_input(cli, tmp_path):
+    import subprocess
+
+    import pandas as pd
+
+    from tests.conftest import REPO
+
+    n = 40
+    rng = np.random.default_rng(1)
+    scores = pd.DataFrame(
+        {
+            "facility_id": [f"F{row:03d}" for row in range(n)],
+            "value_basic": rng.normal(1.0, 0.5, n),
+            "value_reactive": rng.normal(1.0, 0.5, n),
+            "value_responsible": rng.normal(1.4, 0.5, n),
+            "assigned_mode": [None] * 5 + list(rng.choice(["basic", "reactive"], n - 5)),
+        }
+    )
+    config = str(REPO / "configs" / "train.yaml")
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        scores.to_parquet(tmp_path / "scores.parquet")
+        command = [cli, "allocate", "--scores", "scores.parquet", "--config", config, "--output", "moves.csv"]
+        return subprocess.run([*command, *extra], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    result = run("--responsible-share", "0.2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "5 without a mode today placed" in result.stdout
+    listed = pd.read_csv(tmp_path / "moves.csv")
+    placed = listed[listed["mode_today"].isna()]
+    assert placed["facility_id"].tolist() == [f"F{row:03d}" for row in range(5)]  # after the moves
+    assert placed["gain"].isna().all()
+    assert placed.index.min() == len(listed) - 5
+    assert listed["mode_allocated"].isin(["basic", "reactive", "responsible"]).all()
+
+    too_much = run("--responsible-share", "1.5")
+    assert too_much.returncode == 2
+    assert "responsible-share" in too_much.stderr
+
+    scores.loc[7, "assigned_mode"] = "premium"
+    wrong = run()
+    assert wrong.returncode == 2
+    assert "premium" in wrong.stdout + wrong.stderr
+    assert "Traceback" not in wrong.stderr
