@@ -12,11 +12,17 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+import numpy as np
 import yaml
 from pydantic import Field, ValidationError, model_validator
 from pydantic.json_schema import SkipJsonSchema
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from crm_modes.models.capacity import Budget
 
 from crm_modes.data.book_contract import BookContract
 from crm_modes.data.generator import HISTORY_MONTHS
@@ -305,25 +311,101 @@ class ModeReadingsConfig(FrozenConfig):
 
 
 class CapacityConfig(FrozenConfig):
-    """The bank's capacity for the value policy (models/capacity.py): responsible slots and moves per run.
+    """The bank's capacity for the value policy (models/capacity.py): responsible slots, RM hours and
+    moves per run.
 
-    Each bound is a share of the facilities judged together (a count follows from it); leave one out
-    for no bound. The allocation maximises the book's total value within them, orders the moves most
-    valuable first and prices each bound (what one more slot, or one more move, would add). With both
-    bounds it is solved as an integer programme, which takes seconds for ten thousand facilities.
+    Each bound is a share of the facilities judged together, or hours per facility (a count follows
+    from it); leave one out for no bound. With ``per`` the responsible share and the RM hours apply
+    within each value of that column (each region's or segment's team its own capacity); the moves
+    are book-wide. The allocation maximises the book's total value within them, orders the moves
+    most valuable first and prices each bound (what one more slot, hour or move would add). One
+    bound is solved by its price in a fraction of a second for a whole book; several together as an
+    integer programme, which takes seconds for ten thousand facilities.
     """
 
     responsible_share: float | None = Field(default=None, ge=0, le=1)
-    """At most this share of the facilities in responsible mode."""
+    """At most this share of the facilities in responsible mode (in each group with ``per``)."""
+    responsible_shares: dict[str, float] = Field(default_factory=dict)
+    """With ``per``: the share of some groups, in place of ``responsible_share`` there."""
+    rm_hours_per_facility: float | None = Field(default=None, ge=0)
+    """Relationship managers' hours a month, on average per facility judged (in each group with
+    ``per``): the hours the modes may use together."""
+    hours_by_mode: dict[str, float] | None = None
+    """The hours a month a facility needs in each mode (every mode); with ``rm_hours_per_facility``."""
+    per: str | None = None
+    """A column whose values each have their own capacity, e.g. ``region`` or ``segment``."""
     moves_share: float | None = Field(default=None, ge=0, le=1)
     """At most this share of the facilities leave today's mode in one run."""
 
+    @model_validator(mode="after")
+    def _consistent(self) -> CapacityConfig:
+        from crm_modes.data.schema import MODES, SCHEMA
+
+        if self.responsible_shares and self.per is None:
+            raise ValueError("responsible_shares needs per: the column whose groups they name")
+        outside = {name: share for name, share in self.responsible_shares.items() if not 0 <= share <= 1}
+        if outside:
+            raise ValueError(f"responsible_shares must lie in [0, 1]: {outside}")
+        known = {column.name: column.categories for column in SCHEMA}.get(self.per or "", ())
+        unknown = sorted(set(self.responsible_shares) - set(known)) if known else []
+        if unknown:
+            raise ValueError(f"responsible_shares names {unknown}, not values of {self.per}: {list(known)}")
+        if (self.rm_hours_per_facility is None) != (self.hours_by_mode is None):
+            raise ValueError("rm_hours_per_facility and hours_by_mode come together")
+        if self.hours_by_mode is not None:
+            if set(self.hours_by_mode) != set(MODES):
+                raise ValueError(
+                    f"hours_by_mode needs every mode {list(MODES)}: got {sorted(self.hours_by_mode)}"
+                )
+            negative = {mode: hours for mode, hours in self.hours_by_mode.items() if hours < 0}
+            if negative:
+                raise ValueError(f"hours_by_mode may not be negative: {negative}")
+        return self
+
     def bounds(self, facilities: int) -> tuple[int | None, int | None]:
-        """The responsible slots and the moves, as counts, for ``facilities`` judged together."""
+        """The book-wide responsible slots and the moves, as counts, for ``facilities`` judged together."""
         return tuple(
             None if share is None else math.floor(share * facilities + 1e-9)
             for share in (self.responsible_share, self.moves_share)
         )
+
+    def budgets(self, current: np.ndarray, table: pd.DataFrame | None = None) -> list[Budget]:
+        """The bounds as budgets (:class:`crm_modes.models.capacity.Budget`) for the facilities judged
+        together: their modes today ``current`` and, with ``per``, their rows ``table``.
+
+        Raises:
+            InputError: ``per`` is set and ``table`` lacks that column.
+        """
+        import pandas as pd
+
+        from crm_modes.models.capacity import moves_per_run, responsible_slots, rm_hours
+
+        n = len(current)
+        group, labels = None, ("book",)
+        if self.per is not None:
+            if table is None or self.per not in table:
+                raise InputError(
+                    f"capacity per {self.per!r}: the facilities judged have no column {self.per!r}"
+                )
+            codes, names = pd.factorize(table[self.per].astype("string").fillna("(none)"), sort=True)
+            group, labels = codes.astype(np.int64), tuple(str(name) for name in names)
+        counts = np.bincount(group, minlength=len(labels)) if group is not None else np.array([n])
+        budgets = []
+        if self.responsible_share is not None or self.responsible_shares:
+            shares = np.array(
+                [self.responsible_shares.get(label, self.responsible_share) for label in labels], dtype=object
+            )
+            bounded = np.array([share is not None for share in shares])
+            slots = np.where(
+                bounded, np.floor(np.where(bounded, shares, 0).astype(float) * counts + 1e-9), counts
+            )
+            budgets.append(responsible_slots(slots, group, labels))
+        if self.rm_hours_per_facility is not None and self.hours_by_mode is not None:
+            budgets.append(rm_hours(self.hours_by_mode, self.rm_hours_per_facility * counts, group, labels))
+        _, moves = self.bounds(n)
+        if moves is not None:
+            budgets.append(moves_per_run(moves, current))
+        return budgets
 
 
 class AdvisorConfig(FrozenConfig):

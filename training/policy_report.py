@@ -45,6 +45,7 @@ from crm_modes.training.off_policy import (
 
 if TYPE_CHECKING:
     from crm_modes.models.advisor import Advisor
+    from crm_modes.models.capacity import Budget
     from crm_modes.shared.model_loading import LoadedModel
 
 COMMITTEE = "oracle_policy_mode"
@@ -169,7 +170,7 @@ def policy_report(
         report["value_captured"] = None
     if capacity is not None:
         report["capacity"] = capacity_figures(
-            bundle_values, truth, logged, committee, switching, capacity, rows.get("facility_id")
+            bundle_values, truth, logged, committee, switching, capacity, rows
         )
 
     parts = {
@@ -219,7 +220,7 @@ def capacity_figures(
     committee: np.ndarray,
     switching_cost: float,
     capacity: CapacityConfig,
-    facility: pd.Series | None,
+    rows: pd.DataFrame,
     *,
     first: int = 10,
 ) -> dict[str, object]:
@@ -233,19 +234,23 @@ def capacity_figures(
     """
     from crm_modes.models.capacity import allocate
 
-    responsible, moves = capacity.bounds(len(logged))
-    chosen = allocate(values, logged, switching_cost=switching_cost, responsible=responsible, moves=moves)
+    budgets = {budget.name: budget for budget in capacity.budgets(logged, rows)}
+    chosen = allocate(values, logged, switching_cost=switching_cost, budgets=list(budgets.values()))
     figures: dict[str, object] = {
-        "responsible_slots": responsible,
-        "moves_allowed": moves,
+        "responsible_slots": _total(budgets.get("responsible")),
+        "moves_allowed": _total(budgets.get("moves")),
+        "bounds": {name: _by_group(budget, budget.limit) for name, budget in budgets.items()},
+        "prices": {name: _by_group(budget, chosen.prices[name]) for name, budget in budgets.items()},
         "responsible_price": chosen.responsible_price,
         "move_price": chosen.move_price,
+        "hours_price": chosen.price("rm_hours"),
+        "gap": chosen.gap,
         "share_switched": float((chosen.modes != logged).mean()) if len(logged) else 0.0,
         "mix": _mix(chosen.modes),
-        "first_moves": _first_facilities(chosen.order, facility, first),
+        "first_moves": _first_facilities(chosen.order, rows.get("facility_id"), first),
     }
     if truth is not None:
-        best = allocate(truth, logged, switching_cost=switching_cost, responsible=responsible, moves=moves)
+        best = allocate(truth, logged, switching_cost=switching_cost, budgets=list(budgets.values()))
         values_true = {
             name: float(policy_value(truth, modes, logged, switching_cost).sum())
             for name, modes in (
@@ -260,6 +265,16 @@ def capacity_figures(
             (values_true["value_policy"] - values_true["committee"]) / gain if gain else None
         )
     return figures
+
+
+def _total(budget: Budget | None) -> int | None:
+    """All the units a budget allows, over its groups (None: no such bound)."""
+    return None if budget is None else int(budget.limit.sum())
+
+
+def _by_group(budget: Budget, figures: np.ndarray) -> dict[str, float]:
+    """A budget's figures (limits or prices) by the name of its group."""
+    return dict(zip(budget.labels, np.asarray(figures, dtype=float).tolist(), strict=True))
 
 
 def _first_facilities(order: np.ndarray, facility: pd.Series | None, count: int) -> list[object]:
@@ -479,6 +494,7 @@ def log_report(report: dict[str, object], experiment: str, model_uri: str) -> st
         if capacity is not None:
             metrics["capacity_responsible_price"] = capacity["responsible_price"]
             metrics["capacity_move_price"] = capacity["move_price"]
+            metrics["capacity_hours_price"] = capacity["hours_price"]
             if capacity.get("value_captured") is not None:
                 metrics["capacity_value_captured"] = capacity["value_captured"]
         mlflow.log_metrics(metrics)

@@ -400,16 +400,23 @@ def allocate(
             help="At most this share of the facilities moved (default: the configuration's).",
         ),
     ] = None,
+    book: Annotated[
+        Path | None,
+        typer.Option(
+            help="The table that was scored, for the column capacity.per names when the scores lack it "
+            "(joined on --id-column)."
+        ),
+    ] = None,
     id_column: Annotated[
         str, typer.Option(help="The column that names a facility in the scores.")
     ] = "facility_id",
 ) -> None:
     """The recommended modes of a scored month within the bank's capacity, and the moves in order.
 
-    Allocates the modes of highest total value within at most ``responsible_share`` of the
-    facilities in responsible mode and ``moves_share`` of them leaving today's mode, prices each
-    bound (what one more slot or move would add) and writes the moves, most valuable first. A
-    facility the scores give no mode today is placed in its allocated mode and listed after the
+    Allocates the modes of highest total value within the configuration's capacity (responsible
+    slots and RM hours, book-wide or per group of ``capacity.per``; moves per run), prices each
+    bound (what one more slot, hour or move would add) and writes the moves, most valuable first.
+    A facility the scores give no mode today is placed in its allocated mode and listed after the
     moves, without a gain.
     """
     import numpy as np
@@ -437,6 +444,8 @@ def allocate(
     missing = [name for name in (id_column, *VALUE_COLUMNS, "assigned_mode") if name not in table]
     if missing:
         raise InputError(f"{scores}: missing columns {missing}; allocate reads the output of `score`")
+    if capacity.per is not None and capacity.per not in table:
+        table = _with_book_column(table, book, capacity.per, id_column)
     values = table[list(VALUE_COLUMNS)].to_numpy(dtype=float)
     unreadable = int((~np.isfinite(values)).any(axis=1).sum())
     if unreadable:
@@ -447,34 +456,63 @@ def allocate(
     if unknown:
         raise InputError(f"{scores}: assigned_mode holds values that are not modes: {unknown[:5]}")
     economics = load_economics(settings.advisor.economics)
-    responsible, moves = capacity.bounds(len(table))
-    allocation = allocate_modes(
-        values, current, switching_cost=economics.switching_cost, responsible=responsible, moves=moves
-    )
+    budgets = capacity.budgets(current, table)
+    allocation = allocate_modes(values, current, switching_cost=economics.switching_cost, budgets=budgets)
     moved = move_list(allocation, values, current, switching_cost=economics.switching_cost)
     placed = np.flatnonzero(current < 0)  # no mode today: placed, not moved
     rows = np.concatenate([moved["row"], placed])
     names = np.asarray(MODES, dtype=object)
+    columns = {
+        "rank": np.arange(1, len(rows) + 1),
+        id_column: table[id_column].to_numpy()[rows],
+        **({capacity.per: table[capacity.per].to_numpy()[rows]} if capacity.per else {}),
+        "mode_today": np.concatenate([names[moved["mode_today"]], np.full(len(placed), None)]),
+        "mode_allocated": names[allocation.modes[rows]],
+        "gain": np.concatenate([moved["gain"], np.full(len(placed), np.nan)]),
+    }
     with writing_to(output):
-        pd.DataFrame(
-            {
-                "rank": np.arange(1, len(rows) + 1),
-                id_column: table[id_column].to_numpy()[rows],
-                "mode_today": np.concatenate([names[moved["mode_today"]], np.full(len(placed), None)]),
-                "mode_allocated": names[allocation.modes[rows]],
-                "gain": np.concatenate([moved["gain"], np.full(len(placed), np.nan)]),
-            }
-        ).to_csv(output, index=False)
-    bounds = ", ".join(
-        f"{label} {count:,}"
-        for label, count in (("responsible slots", responsible), ("moves", moves))
-        if count is not None
-    )
+        pd.DataFrame(columns).to_csv(output, index=False)
     console.print(
-        f"{len(table):,} facilities within {bounds or 'no bound'}: {len(moved['row']):,} to move, "
+        f"{len(table):,} facilities: {len(moved['row']):,} to move, "
         f"{len(placed):,} without a mode today placed, "
         f"{(allocation.modes == MODES.index('responsible')).sum():,} in responsible mode, "
-        f"gain {moved['gain'].sum():,.2f}m; one more responsible slot is worth "
-        f"{allocation.responsible_price:,.3f}m, one more move {allocation.move_price:,.3f}m"
+        f"gain {moved['gain'].sum():,.2f}m"
     )
+    for budget in budgets:
+        prices = allocation.prices[budget.name]
+        for label, limit, price in zip(budget.labels, budget.limit, prices, strict=True):
+            where = "" if label == "book" else f" in {label}"
+            console.print(
+                f"  {budget.name}{where}: at most {limit:,.1f}; one more is worth {price:,.3f}m",
+                highlight=False,
+            )
+    if allocation.gap:
+        console.print(
+            f"  the best allocation within these bounds is worth at most {allocation.gap:,.3f}m more"
+        )
     console.print(f"wrote {output}")
+
+
+def _with_book_column(table: pd.DataFrame, book: Path | None, column: str, id_column: str) -> pd.DataFrame:
+    """The scores with the book's ``column``, joined on ``id_column`` (the capacity's groups).
+
+    Raises:
+        InputError: no book, the book lacks either column, or a scored facility is not in it.
+    """
+    from crm_modes.data.io import read_table
+
+    if book is None:
+        raise InputError(
+            f"capacity per {column!r}: the scores have no column {column!r}; "
+            "pass --book, the table that was scored"
+        )
+    source = read_table(book)
+    absent = [name for name in (id_column, column) if name not in source]
+    if absent:
+        raise InputError(f"{book}: missing columns {absent}")
+    groups = source.drop_duplicates(id_column, keep="last").set_index(id_column)[column]
+    joined = table[id_column].map(groups)
+    unmatched = int((~table[id_column].isin(groups.index)).sum())
+    if unmatched:
+        raise InputError(f"{book}: {unmatched:,} scored facilities are not in it (joined on {id_column})")
+    return table.assign(**{column: joined.to_numpy()})

@@ -201,25 +201,34 @@ def policy_table(report: dict, model_uri: str) -> Table:
         table.add_row(f"  committee {committee_mode} ->", moves)
     capacity = report.get("capacity")
     if capacity is not None:
-        bounds = ", ".join(
-            f"{name} {count:,}"
-            for name, count in (
-                ("responsible slots", capacity["responsible_slots"]),
-                ("moves", capacity["moves_allowed"]),
-            )
-            if count is not None
-        )
-        table.add_row("within capacity", bounds or "no bound")
-        table.add_row(
-            "  price of one more (millions)",
-            f"responsible slot {capacity['responsible_price']:,.3f}, move {capacity['move_price']:,.3f}",
-        )
+        if not capacity["bounds"]:
+            table.add_row("within capacity", "no bound")
+        for name, limits in capacity["bounds"].items():
+            table.add_row(f"within {CAPACITY_BOUNDS.get(name, name)}", _by_group(limits, "{:,.0f}"))
+            table.add_row("  one more is worth (millions)", _by_group(capacity["prices"][name], "{:,.3f}"))
+        if capacity.get("gap"):
+            table.add_row("  at most below the best (millions)", f"{capacity['gap']:,.3f}")
         if capacity.get("value_captured") is not None:
             table.add_row("  value captured within it", f"{capacity['value_captured']:.3f}")
         table.add_row("  facilities switched", f"{capacity['share_switched']:.1%}")
         mix = ", ".join(f"{mode} {share:.1%}" for mode, share in capacity["mix"].items())
         table.add_row("  mix", mix)
     return table
+
+
+#: What each capacity bound limits, in the policy report's table.
+CAPACITY_BOUNDS = {
+    "responsible": "responsible slots",
+    "rm_hours": "RM hours a month",
+    "moves": "moves this run",
+}
+
+
+def _by_group(figures: dict[str, float], form: str) -> str:
+    """A bound's figures by group: one figure for a book-wide bound, ``group figure`` pairs otherwise."""
+    if list(figures) == ["book"]:
+        return form.format(figures["book"])
+    return ", ".join(f"{group} {form.format(figure)}" for group, figure in figures.items())
 
 
 def access_table(rows: list[dict]) -> Table:

@@ -153,7 +153,8 @@ def test_policy_report_prints_logs_and_writes_every_figure(cli, advisor_store):
     assert report["value_captured"] == pytest.approx(captured)
     assert report["dr_true_value"] == policies["value_policy"]
     assert report["dr_outcome_model"] == "cross-fitted on the evaluation rows"
-    assert "price of one more" in result.stdout
+    assert "within responsible slots" in result.stdout
+    assert "one more is worth" in result.stdout
     capacity = report["capacity"]
     assert capacity["mix"]["responsible"] <= 0.15
     assert capacity["responsible_slots"] == int(0.15 * report["rows"])
@@ -295,9 +296,14 @@ def test_capacity_figures_allocate_within_the_bounds_and_judge_against_the_best_
     estimate = truth + rng.normal(0.0, 0.5, size=(n, 3))
     logged = rng.integers(0, 3, n)
     committee = logged.copy()
-    facility = pd.Series([f"F{row // 4}" for row in range(n)])  # four monthly rows per facility
+    rows = pd.DataFrame(
+        {
+            "facility_id": [f"F{row // 4}" for row in range(n)],  # four monthly rows per facility
+            "region": rng.choice(["north", "south"], n),
+        }
+    )
     capped = capacity_figures(
-        estimate, truth, logged, committee, 0.1, CapacityConfig(responsible_share=0.25), facility
+        estimate, truth, logged, committee, 0.1, CapacityConfig(responsible_share=0.25), rows
     )
     assert capped["responsible_slots"] == 100
     assert capped["mix"]["responsible"] <= 0.25
@@ -305,16 +311,67 @@ def test_capacity_figures_allocate_within_the_bounds_and_judge_against_the_best_
     assert len(capped["first_moves"]) == len(set(capped["first_moves"])) == 10
     assert 0 < capped["value_captured"] <= 1
     exact = capacity_figures(
-        truth, truth, logged, committee, 0.1, CapacityConfig(responsible_share=0.25), None
+        truth, truth, logged, committee, 0.1, CapacityConfig(responsible_share=0.25), rows
     )
     assert exact["value_captured"] == pytest.approx(1.0)  # the truth allocated is the best within the cap
     none = capacity_figures(
-        estimate, truth, logged, committee, 0.1, CapacityConfig(responsible_share=0.0), None
+        estimate, truth, logged, committee, 0.1, CapacityConfig(responsible_share=0.0), rows
     )
     assert none["mix"]["responsible"] == 0.0
     above = capacity_figures(
-        estimate, truth, logged, committee, 0.1, CapacityConfig(responsible_share=1.0), None
+        estimate, truth, logged, committee, 0.1, CapacityConfig(responsible_share=1.0), rows
     )
     assert above["responsible_price"] == 0.0  # a cap above the book does not bind
     assert CapacityConfig(responsible_share=0.3, moves_share=0.1).bounds(1_001) == (300, 100)
     assert CapacityConfig().bounds(50) == (None, None)
+    # each region its own team: its share of its own facilities, priced on its own
+    north = (rows["region"] == "north").to_numpy()
+    regional = CapacityConfig(per="region", responsible_share=0.25, responsible_shares={"north": 0.1})
+    split = capacity_figures(estimate, truth, logged, committee, 0.1, regional, rows)
+    assert split["bounds"]["responsible"] == {
+        "north": float(int(0.1 * north.sum())),
+        "south": float(int(0.25 * (~north).sum())),
+    }
+    assert set(split["prices"]["responsible"]) == {"north", "south"}
+    assert split["prices"]["responsible"]["north"] > 0
+    assert split["value_captured"] <= 1 + 1e-9
+    # RM hours: the modes' hours within the hours a month, and the exact best within them for the truth
+    hours = CapacityConfig(
+        rm_hours_per_facility=2.0, hours_by_mode={"basic": 0.5, "reactive": 2.0, "responsible": 6.0}
+    )
+    timed = capacity_figures(truth, truth, logged, committee, 0.1, hours, rows)
+    shares = timed["mix"]
+    assert 0.5 * shares["basic"] + 2.0 * shares["reactive"] + 6.0 * shares["responsible"] <= 2.0 + 1e-9
+    assert timed["hours_price"] > 0
+    assert timed["bounds"]["rm_hours"] == {"book": 2.0 * n}
+    assert timed["value_captured"] >= 1 - timed["gap"] / (
+        timed["policies"]["oracle_best"] - timed["policies"]["committee"]
+    )
+    with pytest.raises(ValueError, match="no column 'segment'"):
+        capacity_figures(estimate, truth, logged, committee, 0.1, CapacityConfig(per="segment"), rows)
+
+
+@pytest.mark.parametrize(
+    ("settings", "refused"),
+    [
+        ({"responsible_shares": {"north": 0.1}}, "needs per"),
+        ({"per": "region", "responsible_shares": {"nord": 0.1}}, "names \\['nord'\\], not values of region"),
+        ({"per": "region", "responsible_shares": {"north": 1.5}}, "must lie in \\[0, 1\\]"),
+        ({"rm_hours_per_facility": 2.0}, "come together"),
+        ({"rm_hours_per_facility": 2.0, "hours_by_mode": {"basic": 1.0}}, "needs every mode"),
+        (
+            {
+                "rm_hours_per_facility": 2.0,
+                "hours_by_mode": {"basic": -1.0, "reactive": 1.0, "responsible": 2.0},
+            },
+            "may not be negative",
+        ),
+    ],
+)
+def test_a_capacity_that_cannot_mean_anything_is_refused_naming_why(settings, refused):
+    from pydantic import ValidationError
+
+    from crm_modes.training.config import CapacityConfig
+
+    with pytest.raises(ValidationError, match=refused):
+        CapacityConfig(**settings)
