@@ -13,7 +13,11 @@ what the policy report computes (training/policy_report.py), plus:
 - the value policy within a responsible-mode cap at the committee's own share, against the
   oracle-best allocation within the same cap;
 - the doubly robust gain's lower bound of a deliberately bad policy (all basic), which a value
-  gate must refuse.
+  gate must refuse;
+- the value policy within each region's own committee share of responsible mode, and within the
+  committee's own RM hours in each region (basic 0.5, reactive 2, responsible 6 hours a month);
+- value captured and the share switched when a move must beat 0.5, 1 or 2 standard errors of its
+  gain (``move_confidence``).
 
     .venv/bin/python benchmarks/bench_value_policy.py [--seeds 42 7]
 """
@@ -38,6 +42,8 @@ from _report import save
 REPO = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).with_name("crm-modes")
 SEEDS = (42, 7, 11, 3, 2026)
+CONFIDENCES = (0.5, 1.0, 2.0)
+HOURS = {"basic": 0.5, "reactive": 2.0, "responsible": 6.0}
 TARGETS = {
     "value_captured_mean_at_least": 0.90,
     "value_captured_each_at_least": 0.85,
@@ -84,11 +90,13 @@ def judge_seed(seed: int, folder: Path) -> list[dict[str, object]]:
 
     from crm_modes.data.schema import MODES, input_names
     from crm_modes.models.advisor import bundle_advisor
+    from crm_modes.models.economics import policy_value
     from crm_modes.shared.model_loading import load_model
     from crm_modes.training.config import CapacityConfig, load_training_config
     from crm_modes.training.data_source import load_training_table
     from crm_modes.training.off_policy import cluster_bootstrap, doubly_robust
     from crm_modes.training.policy_report import (
+        capacity_figures,
         client_groups,
         cross_fitted_propensity,
         cross_fitted_values,
@@ -96,6 +104,7 @@ def judge_seed(seed: int, folder: Path) -> list[dict[str, object]]:
         mode_index,
         policy_report,
         realised_values,
+        true_values,
     )
 
     config_path = folder / f"train_{seed}.yaml"
@@ -121,6 +130,18 @@ def judge_seed(seed: int, folder: Path) -> list[dict[str, object]]:
     logged = mode_index(rows["assigned_mode"])
     committee_share = float((mode_index(rows["oracle_policy_mode"]) == MODES.index("responsible")).mean())
     capacity = CapacityConfig(responsible_share=committee_share)
+    responsible = mode_index(rows["oracle_policy_mode"]) == MODES.index("responsible")
+    by_region = CapacityConfig(
+        per="region",
+        responsible_shares={
+            str(region): float(share)
+            for region, share in responsible.groupby(rows["region"].to_numpy()).mean().items()
+        },
+    )
+    committee_hours = float(
+        np.array([HOURS[mode] for mode in MODES])[mode_index(rows["oracle_policy_mode"])].mean()
+    )
+    hours = CapacityConfig(per="region", rm_hours_per_facility=committee_hours, hours_by_mode=HOURS)
     predicted = advisor.counterfactual(rows[inputs])
     truth_pd = rows[[f"oracle_default_probability_{mode}" for mode in MODES]].to_numpy()
     truth_churn = rows[[f"oracle_churn_probability_{mode}" for mode in MODES]].to_numpy()
@@ -157,6 +178,25 @@ def judge_seed(seed: int, folder: Path) -> list[dict[str, object]]:
         )["gain"]
         true_gain = report["true_gain"]
         gain = report["dr_gain"]
+        truth = true_values(rows, economics)
+        bundle_values = advice[[f"value_{mode}" for mode in MODES]].to_numpy()
+        committee_modes = mode_index(rows["oracle_policy_mode"])
+        teams = {
+            name: capacity_figures(
+                bundle_values, truth, logged, committee_modes, economics.switching_cost, bounds, rows
+            )
+            for name, bounds in (("responsible_by_region", by_region), ("rm_hours_by_region", hours))
+        }
+        careful = {}
+        for confidence in CONFIDENCES:
+            cautious = replace(priced, economics=economics.model_copy(update={"move_confidence": confidence}))
+            chosen = mode_index(cautious.advise(rows[inputs])["recommended_mode"])
+            worth = float(policy_value(truth, chosen, logged, economics.switching_cost).sum())
+            best, base = report["policies"]["oracle_best"], report["policies"]["committee"]
+            careful[str(confidence)] = {
+                "value_captured": (worth - base) / (best - base),
+                "share_switched": float((chosen != logged).mean()),
+            }
         results.append(
             {
                 "seed": seed,
@@ -176,6 +216,11 @@ def judge_seed(seed: int, folder: Path) -> list[dict[str, object]]:
                     key: report["capacity"][key]
                     for key in ("responsible_slots", "responsible_price", "value_captured", "share_switched")
                 },
+                "capacity_by_region": {
+                    name: {key: figures[key] for key in ("value_captured", "share_switched", "gap")}
+                    for name, figures in teams.items()
+                },
+                "move_confidence": careful,
                 "effects_pd": average_effects(predicted.default, truth_pd),
                 "effects_churn": average_effects(predicted.churn, truth_churn),
                 "pd_calibration_in_the_large": float(predicted.default[applied].mean() / observed_pd - 1),
@@ -223,6 +268,14 @@ def summary(runs: list[dict[str, object]]) -> dict[str, object]:
         )
         if any(run["seed"] == SEEDS[0] for run in default_economics)
         else None,
+        "value_captured_by_move_confidence": {
+            confidence: float(np.mean([run["move_confidence"][confidence]["value_captured"] for run in runs]))
+            for confidence in runs[0]["move_confidence"]
+        },
+        "value_captured_within_team_capacity_min": {
+            name: float(min(run["capacity_by_region"][name]["value_captured"] for run in runs))
+            for name in runs[0]["capacity_by_region"]
+        },
         "checks": {
             "value_captured_mean": float(np.mean(captured)) >= TARGETS["value_captured_mean_at_least"],
             "value_captured_each": float(np.min(captured)) >= TARGETS["value_captured_each_at_least"],

@@ -31,7 +31,7 @@ from crm_modes.data.schema import KEY, MODES
 from crm_modes.features import fast
 from crm_modes.features.columns import Columns, Labels
 from crm_modes.features.entrance import UnusedColumnsWarning
-from crm_modes.models import sklearn_adapter
+from crm_modes.models import gain_uncertainty, sklearn_adapter
 from crm_modes.models.alerts import (
     PREDICTIVE_CHURN,
     PREDICTIVE_PD,
@@ -50,20 +50,25 @@ from crm_modes.models.economics import (
     load_economics,
     recommendation_reasons,
     value_parts,
+    value_slopes,
 )
 from crm_modes.models.mode_readings import ModeReadings, load_mode_readings, mode_index
 from crm_modes.models.reasons import top_reasons
 from crm_modes.models.serialization import load_pipeline
+from crm_modes.shared.errors import InputError
 
 #: Identifier columns passed through to the output, in order.
 PASS_THROUGH = ("client_id", *KEY)
 PROBABILITY_COLUMNS = tuple(f"probability_{mode}" for mode in MODES)
 VALUE_COLUMNS = tuple(f"value_{mode}" for mode in MODES)
+#: The standard error of each mode's value less today's (economics.move_confidence > 0; else NaN).
+GAIN_ERROR_COLUMNS = tuple(f"gain_error_{mode}" for mode in MODES)
 #: Every output column after the identifiers, in order, with its MLflow type.
 OUTPUT_TYPES: dict[str, str] = {
     "recommended_mode": "string",
     "recommendation_reason": "string",
     **dict.fromkeys(VALUE_COLUMNS, "double"),
+    **dict.fromkeys(GAIN_ERROR_COLUMNS, "double"),
     "committee_mode": "string",
     **dict.fromkeys(PROBABILITY_COLUMNS, "double"),
     "churn_probability": "double",
@@ -226,7 +231,11 @@ class Advisor:
                 economics=self.economics,
             )
             values = parts.values()
-            recommended = choose_modes(values, given, self.economics.switching_cost)
+            confidence = self.economics.move_confidence
+            uncertainty = self.gain_errors(frame, given) if confidence > 0 else None
+            recommended = choose_modes(
+                values, given, self.economics.switching_cost, uncertainty=uncertainty, confidence=confidence
+            )
             mode_today = np.where(mode_given, given, recommended)
             churn = predicted.churn[rows, mode_today]
             default = predicted.default[rows, mode_today]
@@ -252,6 +261,8 @@ class Advisor:
         )
         for index, column in enumerate(VALUE_COLUMNS):
             output[column] = values[:, index]
+        for index, column in enumerate(GAIN_ERROR_COLUMNS):
+            output[column] = uncertainty[:, index] if uncertainty is not None else np.full(n, np.nan)
         output["committee_mode"] = MODE_NAMES[committee]
         for index, column in enumerate(PROBABILITY_COLUMNS):
             output[column] = probabilities[:, index]
@@ -276,6 +287,34 @@ class Advisor:
         output["model_version"] = np.full(n, model_version or self.model_version, dtype=object)
         return pd.DataFrame(output, copy=False)  # the arrays are this call's own
 
+    def gain_errors(self, frame: pd.DataFrame, mode_today: np.ndarray) -> np.ndarray:
+        """The standard error of each mode's value less today's, shape (rows, modes), through the
+        churn and PD models' coefficients (:mod:`crm_modes.models.gain_uncertainty`), in chunks.
+
+        Raises:
+            InputError: an outcome model carries no coefficient covariance (not logistic).
+        """
+        whole = Columns(frame)
+        default_slope, churn_slope = value_slopes(
+            exposure=_column(whole, "exposure"),
+            margin_bps=_column(whole, "margin_bps"),
+            collateral_coverage=_column(whole, "collateral_coverage"),
+            economics=self.economics,
+        )
+        errors = np.zeros((len(frame), len(MODES)))
+        for start in range(0, len(frame), gain_uncertainty.CHUNK_ROWS):
+            chunk = slice(start, start + gain_uncertainty.CHUNK_ROWS)
+            columns = Columns(frame.iloc[chunk].reset_index(drop=True))
+            models = [
+                (self.churn, self._variants("churn", columns), churn_slope[chunk]),
+                (self.default, self._variants("default", columns), default_slope[chunk]),
+            ]
+            try:
+                errors[chunk] = gain_uncertainty.gain_standard_errors(models, mode_today[chunk])
+            except ValueError as error:
+                raise InputError(f"economics.move_confidence: {error}") from error
+        return errors
+
     def _reasons(self, columns: Columns, mode_today: np.ndarray, alerts: Alerts) -> list[str]:
         """Reasons for predictive alerts only, so the quiet majority costs nothing: the rows whose
         alert fired are explained in the mode applied today. When every row fired (one record that
@@ -295,6 +334,28 @@ class Advisor:
                 entry = f"{label} up because: {text}"
                 reasons[row] = f"{reasons[row]} | {entry}" if reasons[row] else entry
         return reasons
+
+
+def scored_gain_errors(scores: pd.DataFrame, confidence: float) -> np.ndarray | None:
+    """The gain errors of a scored table (:data:`GAIN_ERROR_COLUMNS`) where a move must beat them
+    (``confidence`` > 0), else None.
+
+    Raises:
+        InputError: the scores lack them, or a row's are not finite (scored with no confidence).
+    """
+    if confidence <= 0:
+        return None
+    missing = [name for name in GAIN_ERROR_COLUMNS if name not in scores]
+    if missing:
+        raise InputError(f"move_confidence {confidence}: the scores lack {missing}")
+    errors = scores[list(GAIN_ERROR_COLUMNS)].to_numpy(dtype=np.float64)
+    unknown = int((~np.isfinite(errors)).any(axis=1).sum())
+    if unknown:
+        raise InputError(
+            f"move_confidence {confidence}: {unknown:,} rows have no gain errors; "
+            "score with a bundle whose economics set move_confidence"
+        )
+    return errors
 
 
 def _stacked_matrix(features: Pipeline, variants: list[Columns]) -> np.ndarray:

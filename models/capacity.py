@@ -38,6 +38,7 @@ from scipy import sparse
 from scipy.optimize import LinearConstraint, linprog, milp
 
 from crm_modes.data.schema import MODES
+from crm_modes.models.economics import leaving, net_values
 from crm_modes.shared.errors import InputError
 
 RESPONSIBLE = MODES.index("responsible")
@@ -97,7 +98,7 @@ def rm_hours(
 def moves_per_run(limit: int, current: np.ndarray) -> Budget:
     """At most ``limit`` facilities leave today's mode."""
     current = np.asarray(current, dtype=np.int64)
-    return Budget("moves", _leaving(current, len(MODES)).astype(np.float64), np.array([float(limit)]))
+    return Budget("moves", leaving(current, len(MODES)).astype(np.float64), np.array([float(limit)]))
 
 
 @dataclass(frozen=True)
@@ -129,30 +130,6 @@ class Allocation:
     def move_price(self) -> float:
         """What one more move per run would add."""
         return self.price("moves")
-
-
-def _net_values(
-    values: np.ndarray,
-    current: np.ndarray,
-    switching_cost: float,
-    uncertainty: np.ndarray | None,
-    confidence: float,
-) -> np.ndarray:
-    """Each facility's value in each mode, less the switching cost (and ``confidence`` standard
-    errors) wherever the mode is not today's; a facility with no mode today pays neither."""
-    net = np.array(values, dtype=np.float64)
-    penalty = switching_cost + (confidence * uncertainty if uncertainty is not None else 0.0)
-    return np.where(_leaving(current, net.shape[1]), net - penalty, net)
-
-
-def _leaving(current: np.ndarray, modes: int) -> np.ndarray:
-    """Shape (n, modes): whether serving each facility in each mode leaves today's mode (never for a
-    facility with no mode today)."""
-    known = current >= 0
-    leaving = np.ones((len(current), modes), dtype=bool)
-    leaving[np.flatnonzero(known), current[known]] = False
-    leaving[~known] = False
-    return leaving
 
 
 def allocate(
@@ -187,7 +164,7 @@ def allocate(
     values = np.asarray(values, dtype=np.float64)
     current = np.asarray(current, dtype=np.int64)
     n = len(values)
-    net = _net_values(values, current, switching_cost, uncertainty, confidence)
+    net = net_values(values, current, switching_cost, uncertainty, confidence)
     every = list(budgets)
     if responsible is not None:
         every.append(responsible_slots(max(responsible, 0)))
@@ -196,10 +173,10 @@ def allocate(
     if n == 0:
         return Allocation(np.empty(0, np.int64), 0.0, np.empty(0, np.int64))
     if responsible is not None and moves is not None:
-        leaving = int((current == RESPONSIBLE).sum()) - max(responsible, 0)
-        if leaving > max(moves, 0):
+        forced = int((current == RESPONSIBLE).sum()) - max(responsible, 0)
+        if forced > max(moves, 0):
             raise InputError(
-                f"{leaving:,} facilities must leave responsible mode to meet its bound of {responsible:,}, "
+                f"{forced:,} facilities must leave responsible mode to meet its bound of {responsible:,}, "
                 f"more than the {moves:,} moves a run allows"
             )
     if not every:

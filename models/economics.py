@@ -80,6 +80,9 @@ class Economics(FrozenConfig):
     """Further years of margin lost when a client leaves."""
     switching_cost: float = Field(ge=0)
     """One-off cost of moving a facility to another mode, millions."""
+    move_confidence: float = Field(default=0.0, ge=0)
+    """Standard errors of its gain a move must beat besides the switching cost (0: the estimate
+    alone decides); needs logistic churn and PD models (models/gain_uncertainty.py)."""
 
     @model_validator(mode="after")
     def _every_mode(self) -> Economics:
@@ -156,21 +159,71 @@ def value_parts(
     )
 
 
-def choose_modes(values: np.ndarray, mode_today: np.ndarray, switching_cost: float) -> np.ndarray:
-    """Index of the mode of highest value; a facility leaves today's mode only when the gain pays the switch.
+def value_slopes(
+    *, exposure: np.ndarray, margin_bps: np.ndarray, collateral_coverage: np.ndarray, economics: Economics
+) -> tuple[np.ndarray, np.ndarray]:
+    """How each facility's value in each mode moves with its default and with its churn probability
+    (the value is linear in both): two arrays of shape (n, modes), millions per unit of probability."""
+    n = len(exposure)
+    zero, one = np.zeros((n, len(MODES))), np.ones((n, len(MODES)))
+    terms = {"exposure": exposure, "margin_bps": margin_bps, "collateral_coverage": collateral_coverage}
+    base = value_parts(zero, zero, economics=economics, **terms).values()
+    by_default = value_parts(one, zero, economics=economics, **terms).values() - base
+    by_churn = value_parts(zero, one, economics=economics, **terms).values() - base
+    return by_default, by_churn
+
+
+def choose_modes(
+    values: np.ndarray,
+    mode_today: np.ndarray,
+    switching_cost: float,
+    *,
+    uncertainty: np.ndarray | None = None,
+    confidence: float = 0.0,
+) -> np.ndarray:
+    """The mode of highest value per facility, moving only where the gain beats the switching cost
+    (and ``confidence`` standard errors of the gain).
 
     Args:
-        values: shape (n, modes), from :meth:`ValueParts.values`.
-        mode_today: index into :data:`MODES` of the mode applied today, -1 where unknown
-            (then the best mode is chosen with no switching cost).
+        values: shape (n, modes).
+        mode_today: today's mode of each facility (index into MODES; -1 where unknown: then the
+            best mode is chosen with no switching cost).
         switching_cost: one-off cost (millions) of moving a facility to another mode.
+        uncertainty: shape (n, modes), the standard error of each mode's gain over today's.
+        confidence: standard errors a move's gain must beat.
     """
-    best = values.argmax(axis=1)
+    net = net_values(values, mode_today, switching_cost, uncertainty, confidence)
     known = mode_today >= 0
     rows = np.arange(values.shape[0])
-    today_value = values[rows, np.where(known, mode_today, best)]
-    gain = values[rows, best] - today_value
-    return np.where(known & (gain <= switching_cost), mode_today, best)
+    moving = net.copy()
+    moving[rows[known], mode_today[known]] = -np.inf
+    best_move = moving.argmax(axis=1)
+    stays = known & (net[rows, best_move] <= values[rows, np.where(known, mode_today, 0)])
+    return np.where(known, np.where(stays, mode_today, best_move), values.argmax(axis=1))
+
+
+def net_values(
+    values: np.ndarray,
+    mode_today: np.ndarray,
+    switching_cost: float,
+    uncertainty: np.ndarray | None = None,
+    confidence: float = 0.0,
+) -> np.ndarray:
+    """Each facility's value in each mode, less the switching cost (and ``confidence`` standard
+    errors) wherever the mode is not today's; a facility with no mode today pays neither."""
+    net = np.array(values, dtype=np.float64)
+    penalty = switching_cost + (confidence * uncertainty if uncertainty is not None else 0.0)
+    return np.where(leaving(mode_today, net.shape[1]), net - penalty, net)
+
+
+def leaving(mode_today: np.ndarray, modes: int) -> np.ndarray:
+    """Shape (n, modes): whether serving each facility in each mode leaves today's mode (never for a
+    facility with no mode today)."""
+    known = mode_today >= 0
+    moves = np.ones((len(mode_today), modes), dtype=bool)
+    moves[np.flatnonzero(known), mode_today[known]] = False
+    moves[~known] = False
+    return moves
 
 
 def policy_value(

@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline
 from crm_modes.features.builder import build_feature_pipeline, categorical_outputs
 from crm_modes.features.config import FeatureConfig
 from crm_modes.models.estimators import flavor_of, make_estimator
+from crm_modes.models.gain_uncertainty import attach_covariance
 from crm_modes.shared.errors import InputError
 from crm_modes.training.config import ModelConfig
 from crm_modes.training.mode_effects import OrderedEffects, order_mode_effects
@@ -94,6 +95,8 @@ def fit_model(
         {**config.estimator.params, **tuned},
         # a logistic model's effects only (the configuration refuses the order with another estimator)
         mode_effect_order=config.mode_effect_order if config.estimator.type == BASELINE_TYPE else None,
+        # a binary logistic model carries its coefficients' covariance: a gain's standard error
+        covariance=config.estimator.type == BASELINE_TYPE and config.kind == "binary",
     )
     baseline, baseline_train = None, train.iloc[:0]
     if config.baseline and config.estimator.type != BASELINE_TYPE:  # a model is not its own baseline
@@ -217,6 +220,7 @@ def _fit_pipeline(
     params: dict,
     *,
     mode_effect_order: list[str] | None = None,
+    covariance: bool = False,
 ) -> tuple[Pipeline, OrderedEffects | None]:
     flavor = flavor_of(kind)
     feature_pipeline = build_feature_pipeline(features, target=config.target, flavor=flavor)
@@ -227,6 +231,8 @@ def _fit_pipeline(
     X = feature_pipeline.fit_transform(train)
     estimator.fit(X, y)
     effects = order_mode_effects(estimator, X, y, mode_effect_order) if mode_effect_order else None
+    if covariance:
+        attach_covariance(estimator, X, effects.transform if effects else None)
     return Pipeline([("features", feature_pipeline), ("model", estimator)]), effects
 
 

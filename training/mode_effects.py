@@ -35,6 +35,9 @@ class OrderedEffects:
     kept: dict[str, float]
     #: modes that share one effect, e.g. ``["reactive+responsible"]`` (empty: the fit kept the order)
     pooled: list[str]
+    #: features x parameters: the coefficients as a function of those the model was last fitted in
+    #: (each pooled group's one shared parameter); None when nothing was pooled
+    transform: np.ndarray | None = None
 
 
 def order_mode_effects(
@@ -86,11 +89,26 @@ def order_mode_effects(
             matrix = X.to_numpy(dtype=np.float64)
         pooled = [[(column[mode], step[mode]) for mode in group] for group in groups]
         _refit_pooled(estimator, matrix, y, pooled)
+    merged = [[(column[mode], step[mode]) for mode in group] for group in groups if len(group) > 1]
     return OrderedEffects(
         fitted=fitted,
         kept={mode: effect(mode) for mode in order},
         pooled=["+".join(group) for group in groups if len(group) > 1],
+        transform=_pooling(len(names), merged) if merged else None,
     )
+
+
+def _pooling(features: int, merged: list[list[tuple[int, float]]]) -> np.ndarray:
+    """Features x parameters: each column not pooled its own parameter, each pooled group one,
+    ``coefficient = parameter / step`` (as :func:`_refit_pooled` writes them back)."""
+    dropped = {index for group in merged for index, _ in group}
+    kept = [index for index in range(features) if index not in dropped]
+    transform = np.zeros((features, len(kept) + len(merged)))
+    transform[kept, np.arange(len(kept))] = 1.0
+    for offset, group in enumerate(merged):
+        for index, step in group:
+            transform[index, len(kept) + offset] = 1.0 / step
+    return transform
 
 
 def _refit_pooled(

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from crm_modes.data.schema import MODES, input_names
-from crm_modes.models.advisor import PROBABILITY_COLUMNS, VALUE_COLUMNS
+from crm_modes.models.advisor import PROBABILITY_COLUMNS, VALUE_COLUMNS, scored_gain_errors
 from crm_modes.models.economics import Economics, choose_modes, policy_value, value_parts
 from crm_modes.shared.errors import InputError
 from crm_modes.training.config import (
@@ -170,7 +170,15 @@ def policy_report(
         report["value_captured"] = None
     if capacity is not None:
         report["capacity"] = capacity_figures(
-            bundle_values, truth, logged, committee, switching, capacity, rows
+            bundle_values,
+            truth,
+            logged,
+            committee,
+            switching,
+            capacity,
+            rows,
+            uncertainty=scored_gain_errors(advice, economics.move_confidence),
+            confidence=economics.move_confidence,
         )
 
     parts = {
@@ -222,6 +230,8 @@ def capacity_figures(
     capacity: CapacityConfig,
     rows: pd.DataFrame,
     *,
+    uncertainty: np.ndarray | None = None,
+    confidence: float = 0.0,
     first: int = 10,
 ) -> dict[str, object]:
     """The value policy within the bank's capacity (:func:`crm_modes.models.capacity.allocate`).
@@ -230,12 +240,20 @@ def capacity_figures(
     facility in a month); the bounds are priced in the bundle's values, millions per slot or move.
     With the truth, the allocation is valued and compared with the oracle-best allocation within
     the same bounds: ``value_captured`` is then ``(V_capped - V_committee) / (V_best_capped -
-    V_committee)``.
+    V_committee)``. With ``uncertainty`` a move must beat ``confidence`` standard errors of its gain
+    (the oracle's best knows its values).
     """
     from crm_modes.models.capacity import allocate
 
     budgets = {budget.name: budget for budget in capacity.budgets(logged, rows)}
-    chosen = allocate(values, logged, switching_cost=switching_cost, budgets=list(budgets.values()))
+    chosen = allocate(
+        values,
+        logged,
+        switching_cost=switching_cost,
+        budgets=list(budgets.values()),
+        uncertainty=uncertainty,
+        confidence=confidence,
+    )
     figures: dict[str, object] = {
         "responsible_slots": _total(budgets.get("responsible")),
         "moves_allowed": _total(budgets.get("moves")),

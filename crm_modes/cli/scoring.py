@@ -416,7 +416,8 @@ def allocate(
     Allocates the modes of highest total value within the configuration's capacity (responsible
     slots and RM hours, book-wide or per group of ``capacity.per``; moves per run), prices each
     bound (what one more slot, hour or move would add) and writes the moves, most valuable first.
-    A facility the scores give no mode today is placed in its allocated mode and listed after the
+    With the economics' ``move_confidence`` k, a move must beat k standard errors of its gain (the
+    scores' ``gain_error_<mode>``). A facility the scores give no mode today is placed in its allocated mode and listed after the
     moves, without a gain.
     """
     import numpy as np
@@ -424,7 +425,7 @@ def allocate(
 
     from crm_modes.data.io import check_writable, read_table, writing_to
     from crm_modes.data.schema import MODES
-    from crm_modes.models.advisor import VALUE_COLUMNS
+    from crm_modes.models.advisor import VALUE_COLUMNS, scored_gain_errors
     from crm_modes.models.capacity import allocate as allocate_modes
     from crm_modes.models.capacity import move_list
     from crm_modes.models.economics import load_economics
@@ -457,7 +458,14 @@ def allocate(
         raise InputError(f"{scores}: assigned_mode holds values that are not modes: {unknown[:5]}")
     economics = load_economics(settings.advisor.economics)
     budgets = capacity.budgets(current, table)
-    allocation = allocate_modes(values, current, switching_cost=economics.switching_cost, budgets=budgets)
+    allocation = allocate_modes(
+        values,
+        current,
+        switching_cost=economics.switching_cost,
+        budgets=budgets,
+        uncertainty=scored_gain_errors(table, economics.move_confidence),
+        confidence=economics.move_confidence,
+    )
     moved = move_list(allocation, values, current, switching_cost=economics.switching_cost)
     placed = np.flatnonzero(current < 0)  # no mode today: placed, not moved
     rows = np.concatenate([moved["row"], placed])

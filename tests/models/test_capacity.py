@@ -379,3 +379,53 @@ def test_allocate_holds_each_regions_hours_with_the_region_read_from_the_book(cl
     )
     assert short.returncode == 2
     assert "1 scored facilities are not in it" in short.stdout + short.stderr
+
+
+def test_allocate_moves_only_where_the_gain_beats_its_standard_errors(cli, tmp_path):
+    import subprocess
+
+    import pandas as pd
+
+    from tests.conftest import REPO
+
+    rng = np.random.default_rng(4)
+    n = 200
+    scores = pd.DataFrame(
+        {
+            "facility_id": [f"F{row:03d}" for row in range(n)],
+            "value_basic": np.zeros(n),
+            "value_reactive": rng.normal(0.0, 0.05, n),
+            "value_responsible": rng.normal(0.05, 0.05, n),
+            "assigned_mode": ["basic"] * n,
+            "gain_error_basic": np.zeros(n),
+            "gain_error_reactive": rng.uniform(0.0, 0.03, n),
+            "gain_error_responsible": rng.uniform(0.0, 0.03, n),
+        }
+    )
+    scores.to_parquet(tmp_path / "scores.parquet")
+    economics = (REPO / "configs" / "economics.yaml").read_text()
+    (tmp_path / "careful.yaml").write_text(economics + "move_confidence: 2.0\n")
+    (tmp_path / "train.yaml").write_text(
+        f"base: {REPO / 'configs' / 'train.yaml'}\nadvisor:\n  economics: careful.yaml\n"
+    )
+    command = [cli, "allocate", "--scores", "scores.parquet", "--output", "moves.csv"]
+
+    def moves(config: str) -> pd.DataFrame:
+        result = subprocess.run(
+            [*command, "--config", config], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        return pd.read_csv(tmp_path / "moves.csv").merge(scores, on="facility_id")
+
+    bold = moves(str(REPO / "configs" / "train.yaml"))
+    careful = moves("train.yaml")
+    assert 0 < len(careful) < len(bold)
+    error = careful.apply(lambda row: row[f"gain_error_{row['mode_allocated']}"], axis=1)
+    assert (careful["gain"] > 2.0 * error).all()
+
+    scores.assign(gain_error_reactive=np.nan).to_parquet(tmp_path / "scores.parquet")
+    unestimated = subprocess.run(
+        [*command, "--config", "train.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert unestimated.returncode == 2
+    assert "rows have no gain errors" in unestimated.stdout + unestimated.stderr
