@@ -35,6 +35,7 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import save
@@ -135,7 +136,7 @@ def judge_seed(seed: int, folder: Path) -> list[dict[str, object]]:
         per="region",
         responsible_shares={
             str(region): float(share)
-            for region, share in responsible.groupby(rows["region"].to_numpy()).mean().items()
+            for region, share in pd.Series(responsible).groupby(rows["region"].to_numpy()).mean().items()
         },
     )
     committee_hours = float(
@@ -272,6 +273,9 @@ def summary(runs: list[dict[str, object]]) -> dict[str, object]:
             confidence: float(np.mean([run["move_confidence"][confidence]["value_captured"] for run in runs]))
             for confidence in runs[0]["move_confidence"]
         },
+        "value_captured_beating_one_standard_error": float(
+            np.mean([run["move_confidence"]["1.0"]["value_captured"] for run in runs])
+        ),
         "value_captured_within_team_capacity_min": {
             name: float(min(run["capacity_by_region"][name]["value_captured"] for run in runs))
             for name in runs[0]["capacity_by_region"]

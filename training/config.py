@@ -19,16 +19,16 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from crm_modes.models.capacity import Budget
-
 from crm_modes.data.book_contract import BookContract
 from crm_modes.data.generator import HISTORY_MONTHS
 from crm_modes.features.config import FeatureConfig, load_feature_config
 from crm_modes.shared.configuration import FrozenConfig, invalid_file, load_yaml_model
 from crm_modes.shared.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from crm_modes.models.capacity import Budget
 
 ModelKind = Literal["binary", "multiclass"]
 
@@ -392,14 +392,12 @@ class CapacityConfig(FrozenConfig):
         counts = np.bincount(group, minlength=len(labels)) if group is not None else np.array([n])
         budgets = []
         if self.responsible_share is not None or self.responsible_shares:
-            shares = np.array(
-                [self.responsible_shares.get(label, self.responsible_share) for label in labels], dtype=object
-            )
-            bounded = np.array([share is not None for share in shares])
-            slots = np.where(
-                bounded, np.floor(np.where(bounded, shares, 0).astype(float) * counts + 1e-9), counts
-            )
-            budgets.append(responsible_slots(slots, group, labels))
+            shares = [self.responsible_shares.get(label, self.responsible_share) for label in labels]
+            slots = [
+                count if share is None else math.floor(share * count + 1e-9)  # no share: no bound there
+                for share, count in zip(shares, counts.tolist(), strict=True)
+            ]
+            budgets.append(responsible_slots(np.array(slots), group, labels))
         if self.rm_hours_per_facility is not None and self.hours_by_mode is not None:
             budgets.append(rm_hours(self.hours_by_mode, self.rm_hours_per_facility * counts, group, labels))
         _, moves = self.bounds(n)

@@ -298,6 +298,21 @@ HEADLINES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
                 "",
             ),
             ("gain intervals covering the truth (of 5)", "summary.seeds_interval_covers_true_gain", ""),
+            (
+                "lowest within each region's committee share",
+                "summary.value_captured_within_team_capacity_min.responsible_by_region",
+                "",
+            ),
+            (
+                "lowest within each region's committee RM hours",
+                "summary.value_captured_within_team_capacity_min.rm_hours_by_region",
+                "",
+            ),
+            (
+                "a move beating 1 standard error, mean",
+                "summary.value_captured_beating_one_standard_error",
+                "",
+            ),
         ],
     ),
 }

@@ -347,6 +347,14 @@ def test_capacity_figures_allocate_within_the_bounds_and_judge_against_the_best_
     assert timed["value_captured"] >= 1 - timed["gap"] / (
         timed["policies"]["oracle_best"] - timed["policies"]["committee"]
     )
+    # a move must beat two standard errors of its gain: fewer moves, none within its uncertainty
+    errors = np.full((n, 3), 0.4)
+    errors[np.arange(n), logged] = 0.0
+    careful = capacity_figures(
+        estimate, truth, logged, committee, 0.1, CapacityConfig(), rows, uncertainty=errors, confidence=2.0
+    )
+    bold = capacity_figures(estimate, truth, logged, committee, 0.1, CapacityConfig(), rows)
+    assert 0 < careful["share_switched"] < bold["share_switched"]
     with pytest.raises(ValueError, match="no column 'segment'"):
         capacity_figures(estimate, truth, logged, committee, 0.1, CapacityConfig(per="segment"), rows)
 
