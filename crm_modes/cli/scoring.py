@@ -417,8 +417,8 @@ def allocate(
     slots and RM hours, book-wide or per group of ``capacity.per``; moves per run), prices each
     bound (what one more slot, hour or move would add) and writes the moves, most valuable first.
     With the economics' ``move_confidence`` k, a move must beat k standard errors of its gain (the
-    scores' ``gain_error_<mode>``). A facility the scores give no mode today is placed in its allocated mode and listed after the
-    moves, without a gain.
+    scores' ``gain_error_<mode>``). A facility the scores give no mode today is placed in its
+    allocated mode and listed after the moves, without a gain.
     """
     import numpy as np
     import pandas as pd
