@@ -9,9 +9,14 @@ state store's engines hide them), so no client data is written.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import traceback
 from pathlib import Path
+
+#: The database drivers whose own warnings (a copy they could not end on a lost connection, say)
+#: belong with the fault's traceback, not on the user's screen beside its one line.
+DRIVER_LOGGERS = ("psycopg",)
 
 
 def is_store_fault(error: BaseException) -> bool:
@@ -45,3 +50,27 @@ def log_fault(error: BaseException) -> str:
     except OSError as failure:
         return f"not written: {failure.strerror}"
     return str(path)
+
+
+class _FaultLogHandler(logging.Handler):
+    """Appends a record to the fault log (:func:`log_path`), opened for each record: rare, and only
+    when something already went wrong."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        path = log_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as handle:
+                handle.write(f"--- {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC, pid {os.getpid()}\n")
+                handle.write(self.format(record) + "\n")
+        except OSError:
+            pass  # the fault's own line still reaches the user
+
+
+def drivers_to_fault_log() -> None:
+    """Send the database drivers' warnings to the fault log instead of the screen."""
+    for name in DRIVER_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(handler, _FaultLogHandler) for handler in logger.handlers):
+            logger.addHandler(_FaultLogHandler(logging.WARNING))
+        logger.propagate = False

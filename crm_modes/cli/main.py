@@ -19,7 +19,7 @@ from __future__ import annotations
 # Imported for their commands, which register themselves on the application.
 from crm_modes.cli import book, memory, modelling, monitoring, scoring, system  # noqa: F401
 from crm_modes.cli.app import app, errors
-from crm_modes.cli.faults import describe, is_store_fault, log_fault
+from crm_modes.cli.faults import describe, drivers_to_fault_log, is_store_fault, log_fault
 from crm_modes.shared.errors import InputError, RefusedError
 
 EXIT_REFUSED = 1
@@ -28,6 +28,7 @@ EXIT_BAD_INPUT = 2
 
 def run() -> None:
     """Run the application; map the project's error types to their messages and exit codes."""
+    drivers_to_fault_log()
     try:
         app()
     except InputError as error:

@@ -181,3 +181,22 @@ def test_text_no_store_can_hold_is_quarantined_before_anything_is_written(state_
     with connect(state_url).connect() as connection:
         assert connection.execute(select(snapshots.c.rows, snapshots.c.status)).one() == (38, "recorded")
     assert pd.read_parquet(path).shape[0] == 40  # the input is left as it was
+
+
+def test_a_drivers_own_warning_goes_to_the_fault_log_not_the_screen(monkeypatch, tmp_path, capsys):
+    import logging
+
+    from crm_modes.cli.faults import drivers_to_fault_log
+
+    monkeypatch.setenv("CRM_MODES_LOG_DIR", str(tmp_path / "logs"))
+    logger = logging.getLogger("psycopg")
+    handlers, propagate = list(logger.handlers), logger.propagate
+    try:
+        drivers_to_fault_log()
+        drivers_to_fault_log()  # once is enough: a second call adds no second handler
+        logger.warning("error ignored terminating %s: %s", "<psycopg.Copy [BAD]>", "the connection is lost")
+    finally:
+        logger.handlers[:], logger.propagate = handlers, propagate
+    written = (tmp_path / "logs" / "faults.log").read_text()
+    assert written.count("error ignored terminating <psycopg.Copy [BAD]>: the connection is lost") == 1
+    assert capsys.readouterr().err == ""
