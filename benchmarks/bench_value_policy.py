@@ -86,9 +86,28 @@ def average_effects(predicted: np.ndarray, truth: np.ndarray) -> dict[str, dict[
     }
 
 
-def judge_seed(seed: int, folder: Path) -> list[dict[str, object]]:
+def train_seed(seed: int, folder: Path) -> tuple[Path, float]:
+    """Train the default configuration with ``seed`` in a scratch MLflow store in ``folder`` (which
+    this process then tracks); its configuration file and the seconds training took."""
     import mlflow
 
+    config_path = folder / f"train_{seed}.yaml"
+    config_path.write_text(f"base: {REPO / 'configs' / 'train.yaml'}\ndata:\n  seed: {seed}\n")
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    started = time.perf_counter()
+    subprocess.run(
+        [CLI, "train", "--config", config_path], cwd=folder, env=env, check=True, capture_output=True
+    )
+    trained = time.perf_counter() - started
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    return config_path, trained
+
+
+def judge_seed(seed: int, folder: Path) -> list[dict[str, object]]:
     from crm_modes.data.schema import MODES, input_names
     from crm_modes.models.advisor import bundle_advisor
     from crm_modes.models.economics import policy_value
@@ -108,19 +127,7 @@ def judge_seed(seed: int, folder: Path) -> list[dict[str, object]]:
         true_values,
     )
 
-    config_path = folder / f"train_{seed}.yaml"
-    config_path.write_text(f"base: {REPO / 'configs' / 'train.yaml'}\ndata:\n  seed: {seed}\n")
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-    }
-    started = time.perf_counter()
-    subprocess.run(
-        [CLI, "train", "--config", config_path], cwd=folder, env=env, check=True, capture_output=True
-    )
-    trained = time.perf_counter() - started
-    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    config_path, trained = train_seed(seed, folder)
     config = load_training_config(config_path)
     rows = evaluation_rows(config, load_training_table(config).table)
     inputs = [name for name in input_names() if name in rows]

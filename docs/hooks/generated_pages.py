@@ -287,6 +287,13 @@ HEADLINES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
         "the PD model's penalty, chosen on training rows only",
         [("best C, seed 42", "best_forward_C_by_seed.42", ""), ("seed 7", "best_forward_C_by_seed.7", "")],
     ),
+    "effect_learners": (
+        "mode-effect learners on the same rows: the shipped S-learner against a DR-learner",
+        [
+            ("value captured, S-learner (mean of seeds)", "summary.value_captured_s_learner_shipped", ""),
+            ("DR-learner", "summary.value_captured_dr_learner", ""),
+        ],
+    ),
     "value_policy": (
         "the value policy against the counterfactual truth: five books, three economics",
         [
