@@ -237,11 +237,11 @@ def capacity_figures(
     """The value policy within the bank's capacity (:func:`crm_modes.models.capacity.allocate`).
 
     The bundle's values allocate the modes within the bounds (the rows judged together, each a
-    facility in a month); the bounds are priced in the bundle's values, millions per slot or move.
-    With the truth, the allocation is valued and compared with the oracle-best allocation within
-    the same bounds: ``value_captured`` is then ``(V_capped - V_committee) / (V_best_capped -
-    V_committee)``. With ``uncertainty`` a move must beat ``confidence`` standard errors of its gain
-    (the oracle's best knows its values).
+    facility in a month); the bounds are priced in the bundle's values, millions per slot, hour or
+    move, in each group. With the truth, the allocation is valued and compared with the oracle-best
+    allocation within the same bounds: ``value_captured`` is then ``(V_capped - V_committee) /
+    (V_best_capped - V_committee)``. With ``uncertainty`` a move must beat ``confidence`` standard
+    errors of its gain (the oracle's best knows its values).
     """
     from crm_modes.models.capacity import allocate
 

@@ -204,8 +204,8 @@ def policy_table(report: dict, model_uri: str) -> Table:
         if not capacity["bounds"]:
             table.add_row("within capacity", "no bound")
         for name, limits in capacity["bounds"].items():
-            table.add_row(f"within {CAPACITY_BOUNDS.get(name, name)}", _by_group(limits, "{:,.0f}"))
-            table.add_row("  one more is worth (millions)", _by_group(capacity["prices"][name], "{:,.3f}"))
+            table.add_row(f"within {CAPACITY_BOUNDS.get(name, name)}", _per_group(limits, "{:,.0f}"))
+            table.add_row("  one more is worth (millions)", _per_group(capacity["prices"][name], "{:,.3f}"))
         if capacity.get("gap"):
             table.add_row("  at most below the best (millions)", f"{capacity['gap']:,.3f}")
         if capacity.get("value_captured") is not None:
@@ -224,7 +224,7 @@ CAPACITY_BOUNDS = {
 }
 
 
-def _by_group(figures: dict[str, float], form: str) -> str:
+def _per_group(figures: dict[str, float], form: str) -> str:
     """A bound's figures by group: one figure for a book-wide bound, ``group figure`` pairs otherwise."""
     if list(figures) == ["book"]:
         return form.format(figures["book"])
