@@ -51,7 +51,7 @@ def judge_seed(seed: int, folder: Path) -> dict[str, object]:
     from crm_modes.features.columns import Columns
     from crm_modes.models import sklearn_adapter
     from crm_modes.models.advisor import bundle_advisor
-    from crm_modes.models.economics import choose_modes, policy_value, value_parts
+    from crm_modes.models.economics import choose_modes, policy_value
     from crm_modes.shared.model_loading import load_model
     from crm_modes.training.config import load_training_config
     from crm_modes.training.data_source import load_training_table
@@ -63,6 +63,7 @@ def judge_seed(seed: int, folder: Path) -> dict[str, object]:
         evaluation_rows,
         mode_index,
         refit_settings,
+        row_values,
         true_values,
     )
     from crm_modes.training.trainer import model_split
@@ -147,14 +148,7 @@ def judge_seed(seed: int, folder: Path) -> dict[str, object]:
         return float(policy_value(truth, modes, logged, economics.switching_cost).sum())
 
     def captured(default: np.ndarray, churn: np.ndarray) -> float:
-        values = value_parts(
-            default,
-            churn,
-            exposure=evaluation["exposure"].to_numpy(dtype=float),
-            margin_bps=evaluation["margin_bps"].to_numpy(dtype=float),
-            collateral_coverage=evaluation["collateral_coverage"].to_numpy(dtype=float),
-            economics=economics,
-        ).values()
+        values = row_values(evaluation, default, churn, economics)
         policy = choose_modes(values, logged, economics.switching_cost)
         return (worth(policy) - worth(committee)) / (worth(best) - worth(committee))
 

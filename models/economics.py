@@ -195,11 +195,10 @@ def choose_modes(
     net = net_values(values, mode_today, switching_cost, uncertainty, confidence)
     known = mode_today >= 0
     rows = np.arange(values.shape[0])
-    moving = net.copy()
-    moving[rows[known], mode_today[known]] = -np.inf
-    best_move = moving.argmax(axis=1)
+    net[rows[known], mode_today[known]] = -np.inf  # the best move; with no mode today, the best mode
+    best_move = net.argmax(axis=1)
     stays = known & (net[rows, best_move] <= values[rows, np.where(known, mode_today, 0)])
-    return np.where(known, np.where(stays, mode_today, best_move), values.argmax(axis=1))
+    return np.where(stays, mode_today, best_move)
 
 
 def net_values(

@@ -85,10 +85,9 @@ def covariance_of(pipeline: Pipeline) -> np.ndarray | None:
     sigmoid-calibrated), or None: another estimator, or one fitted without it."""
     if not sklearn_adapter.LinearLogistic.applies_to(pipeline["model"]):
         return None  # not one logistic regression (an ensemble of cross-fitted copies, trees)
-    for estimator in fitted_estimators(pipeline):
-        inner = getattr(estimator, "estimator", estimator)
-        covariance = getattr(inner, COVARIANCE, None)
-        if isinstance(inner, LogisticRegression) and covariance is not None:
+    for estimator in fitted_estimators(pipeline):  # unwrapped from the calibration
+        covariance = getattr(estimator, COVARIANCE, None)
+        if isinstance(estimator, LogisticRegression) and covariance is not None:
             return np.asarray(covariance, dtype=np.float64)
     return None
 

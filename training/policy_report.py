@@ -58,7 +58,9 @@ def mode_index(values: pd.Series) -> np.ndarray:
     return pd.Index(MODES).get_indexer(values.astype(str))
 
 
-def _values(rows: pd.DataFrame, default: np.ndarray, churn: np.ndarray, economics: Economics) -> np.ndarray:
+def row_values(
+    rows: pd.DataFrame, default: np.ndarray, churn: np.ndarray, economics: Economics
+) -> np.ndarray:
     """Each row's value in each mode for the given (n, modes) default and churn probabilities."""
     return value_parts(
         default,
@@ -75,7 +77,7 @@ def realised_values(rows: pd.DataFrame, logged: np.ndarray, economics: Economics
     default, churn = (
         np.repeat(rows[label].to_numpy(dtype=float)[:, None], len(MODES), axis=1) for label in LABELS
     )
-    return _values(rows, default, churn, economics)[np.arange(len(rows)), logged]
+    return row_values(rows, default, churn, economics)[np.arange(len(rows)), logged]
 
 
 def true_values(rows: pd.DataFrame, economics: Economics) -> np.ndarray | None:
@@ -85,7 +87,7 @@ def true_values(rows: pd.DataFrame, economics: Economics) -> np.ndarray | None:
     )
     if not all(name in rows for name in (*default, *churn)):
         return None
-    return _values(rows, rows[default].to_numpy(dtype=float), rows[churn].to_numpy(dtype=float), economics)
+    return row_values(rows, rows[default].to_numpy(dtype=float), rows[churn].to_numpy(dtype=float), economics)
 
 
 def policy_report(
