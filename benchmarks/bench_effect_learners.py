@@ -62,10 +62,10 @@ def judge_seed(seed: int, folder: Path) -> dict[str, object]:
         cross_fitted_propensity,
         evaluation_rows,
         mode_index,
-        refit_settings,
         row_values,
         true_values,
     )
+    from crm_modes.training.propensity import refit_settings
     from crm_modes.training.trainer import model_split
 
     config_path, _ = train_seed(seed, folder)

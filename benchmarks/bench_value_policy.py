@@ -218,6 +218,7 @@ def judge_seed(seed: int, folder: Path) -> list[dict[str, object]]:
                 "all_basic_dr_gain": bad.as_dict(),
                 "gate_refuses_all_basic": bad.lower < gate.min_gain_lower_bound,
                 "mean_weight_by_mode": report["mean_weight_by_mode"],
+                "recorded_weight_by_mode": report["recorded_weight_by_mode"],
                 "share_switched": report["share_switched"],
                 "recommended_mix": report["recommended_mix"],
                 "capacity": {
@@ -255,6 +256,7 @@ def summary(runs: list[dict[str, object]]) -> dict[str, object]:
         for pair in effects.values()
     )
     weights = [weight for run in default_economics for weight in run["mean_weight_by_mode"].values()]
+    recorded = [weight for run in default_economics for weight in run["recorded_weight_by_mode"].values()]
     calibration = [
         abs(run["pd_calibration_in_the_large"] - run["oracle_pd_calibration_in_the_large"])
         for run in default_economics
@@ -265,6 +267,7 @@ def summary(runs: list[dict[str, object]]) -> dict[str, object]:
         "value_captured_min": float(np.min(captured)),
         "effect_signs_true_on_every_seed": bool(signs),
         "mean_weights_range": [float(min(weights)), float(max(weights))],
+        "recorded_weights_range": [float(min(recorded)), float(max(recorded))],
         "seeds_interval_covers_true_gain": sum(run["interval_covers_true_gain"] for run in default_economics),
         "gate_passes_value_policy_where_true_gain_positive": all(
             run["gate_passes_value_policy"] for run in runs if run["true_gain"] > 0

@@ -2,7 +2,8 @@
 
 Two views of the mode, kept apart. The **committee model** (the ``mode`` pipeline)
 imitates what the bank's practice would assign (``committee_mode`` and one probability per
-mode; it is also the propensity model of the off-policy estimate). The **value policy**
+mode; the probability each decision records of its mode comes from the bundle's own calibrated
+propensity model, :mod:`crm_modes.training.propensity`, where it ships one). The **value policy**
 decides: the churn and PD models take the mode as an input, so each row is scored as if
 served in each of the three modes (counterfactual prediction, an "S-learner", with the
 readings the mode itself moves moved with it: :mod:`crm_modes.models.mode_readings`); the
@@ -85,6 +86,8 @@ OUTPUT_TYPES: dict[str, str] = {
     "model_version": "string",
 }
 ARTIFACTS = ("mode", "churn", "default")
+#: The recorded propensity's pipeline (optional: a bundle without it records the committee model's).
+PROPENSITY_ARTIFACT = "propensity"
 MODE_NAMES = np.asarray(MODES, dtype=object)
 POLICY_ARTIFACT = "alert_policy"
 ECONOMICS_ARTIFACT = "economics"
@@ -134,6 +137,9 @@ class Advisor:
     model_version: str = "crm-advisor"
     #: Mode-driven readings and the models that see them move (None: only the mode moves).
     readings: ModeReadings | None = None
+    #: The probability the bank's practice gave each mode, calibrated, recorded with each decision
+    #: (``assigned_propensity``; None: the committee model's own probability).
+    propensity: Pipeline | None = None
 
     def __post_init__(self) -> None:
         # The churn and PD models are trained on the same rows with the same feature
@@ -145,7 +151,15 @@ class Advisor:
         """A copy that scores as the loaded model will: the fast paths installed on copies of the
         pipelines (:func:`sklearn_adapter.loaded_copy`), this advisor's own left as they are (they
         may still be saved, and a pipeline with a fast path installed is not one the serializer takes)."""
-        return replace(self, **{name: sklearn_adapter.loaded_copy(getattr(self, name)) for name in ARTIFACTS})
+        pipelines = {name: getattr(self, name) for name in (*ARTIFACTS, PROPENSITY_ARTIFACT)}
+        return replace(
+            self,
+            **{
+                name: sklearn_adapter.loaded_copy(pipeline)
+                for name, pipeline in pipelines.items()
+                if pipeline
+            },
+        )
 
     def counterfactual(self, rows: pd.DataFrame | Columns) -> Counterfactual:
         """Score every row once per mode, the mode column replaced (columns in MODES order).
@@ -253,6 +267,9 @@ class Advisor:
             )
             alerts = evaluate_alerts(signals, self.policy)
             reasons = self._reasons(columns, mode_today, alerts)
+            logging = probabilities
+            if self.propensity is not None:
+                logging = self.logging_probabilities(columns, mode_given)
 
         output = {name: frame[name].to_numpy(copy=True) for name in PASS_THROUGH if name in frame}
         output["recommended_mode"] = MODE_NAMES[recommended]
@@ -279,13 +296,34 @@ class Advisor:
             MODE_NAMES[mode_today] + " -> " + MODE_NAMES[recommended],
             "",
         )
-        # The mode applied and the probability the logging policy (as the committee model reads
-        # it) gave it: what an off-policy evaluation of recorded decisions needs later.
+        # The mode applied and the probability the logging policy gave it: what an off-policy
+        # evaluation of recorded decisions needs later.
         applied = np.maximum(given, 0)
         output["assigned_mode"] = np.where(mode_given, MODE_NAMES[applied], None)
-        output["assigned_propensity"] = np.where(mode_given, probabilities[rows, applied], np.nan)
+        output["assigned_propensity"] = np.where(mode_given, logging[rows, applied], np.nan)
         output["model_version"] = np.full(n, model_version or self.model_version, dtype=object)
         return pd.DataFrame(output, copy=False)  # the arrays are this call's own
+
+    def logging_probabilities(self, columns: Columns, rows: np.ndarray) -> np.ndarray:
+        """The recorded propensity's probability of each mode (MODES order) for ``rows`` (a mask);
+        zero for the other rows, which are not scored."""
+        probabilities = np.zeros((len(columns), len(MODES)))
+        if not rows.any():
+            return probabilities
+        scored = (
+            columns
+            if rows.all()
+            else Columns(columns.frame.iloc[np.flatnonzero(rows)].reset_index(drop=True))
+        )
+        features = self.propensity["features"]
+        predicted = sklearn_adapter.predict_proba(
+            self.propensity["model"], fast.matrix(features, scored), fast.feature_names(features)
+        )
+        classes = [str(label) for label in self.propensity.classes_]
+        for index, mode in enumerate(MODES):
+            if mode in classes:
+                probabilities[rows, index] = predicted[:, classes.index(mode)]
+        return probabilities
 
     def gain_errors(self, frame: pd.DataFrame, mode_today: np.ndarray) -> np.ndarray:
         """The standard error of each mode's value less today's, shape (rows, modes), through the
@@ -426,8 +464,10 @@ def advisor_from_files(files: Mapping[str, str], *, model_version: str = "crm-ad
     """
     pipelines = {name: sklearn_adapter.install(load_pipeline(files[name])) for name in ARTIFACTS}
     readings_path = files.get(READINGS_ARTIFACT)
+    propensity_path = files.get(PROPENSITY_ARTIFACT)
     return Advisor(
         **pipelines,
+        propensity=sklearn_adapter.install(load_pipeline(propensity_path)) if propensity_path else None,
         policy=load_policy(files[POLICY_ARTIFACT]),
         economics=load_economics(files[ECONOMICS_ARTIFACT]),
         model_version=model_version,
@@ -439,6 +479,9 @@ def bundle_advisor(model_root: Path, *, model_version: str = "crm-advisor") -> A
     """The advisor of the verified copy of a registered bundle at ``model_root``, loaded from its files
     (for what needs its parts, e.g. the policy report's refits; scoring goes through the pyfunc)."""
     files = {name: str(model_root / "artifacts" / f"{name}.skops") for name in ARTIFACTS}
+    propensity = model_root / "artifacts" / f"{PROPENSITY_ARTIFACT}.skops"
+    if propensity.exists():
+        files[PROPENSITY_ARTIFACT] = str(propensity)
     for artifact in (POLICY_ARTIFACT, ECONOMICS_ARTIFACT, READINGS_ARTIFACT):
         if artifact_path(model_root, artifact).exists():
             files[artifact] = str(artifact_path(model_root, artifact))

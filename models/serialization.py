@@ -35,6 +35,8 @@ TRUSTED_TYPES: tuple[str, ...] = (
     # LightGBM behind our own estimator: its state is LightGBM's text model (a string), parsed by
     # LightGBM only after text_problems has checked it against the estimator (below)
     "crm_modes.models.lightgbm_model.LightGBMClassifier",
+    # a fitted classifier (itself checked as any other) with per-class isotonic steps: numpy arrays
+    "crm_modes.models.class_calibration.IsotonicPerClass",
     # scikit-learn internals of calibrated classifiers and histogram gradient boosting
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",

@@ -112,7 +112,7 @@ def test_the_inputs_the_bank_lacks_are_in_no_model_signature_reading_or_referenc
     assert "exposure" in inputs
     assert "complaints_12m" in inputs
     assert not set(ABSENT) & set(inputs)
-    for name in ("mode", "churn", "default"):
+    for name in ("mode", "churn", "default", "propensity"):
         pipeline = load_pipeline(bundle / "artifacts" / f"{name}.skops")
         read = " ".join(map(str, pipeline[:-1].get_feature_names_out()))
         for absent in (*ABSENT, "contacts_per_tenure_year", "engagement_decline"):

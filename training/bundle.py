@@ -23,6 +23,7 @@ from crm_modes.models.advisor import (
     OUTPUT_TYPES,
     PASS_THROUGH,
     POLICY_ARTIFACT,
+    PROPENSITY_ARTIFACT,
     READINGS_ARTIFACT,
     REFERENCE_ARTIFACT,
     Advisor,
@@ -70,6 +71,7 @@ def log_advisor(
     component_versions: dict[str, str],
     example: pd.DataFrame,
     readings: ModeReadings | None = None,
+    propensity: Pipeline | None = None,
     reference_rows: pd.DataFrame | None = None,
     development: dict[str, dict[str, float]] | None = None,
     book: Path | None = None,
@@ -82,6 +84,9 @@ def log_advisor(
     ``monitoring_reference.json`` and verified like every other file (:func:`monitoring_reference`),
     scored as the loaded bundle scores (:meth:`Advisor.as_loaded`).
 
+    ``propensity``: the recorded propensity (:mod:`crm_modes.training.propensity`), shipped as
+    ``propensity.skops``; without it the bundle records the committee model's probability.
+
     ``book``: a bank's book contract, shipped as ``book_contract.yaml``: whoever scores with the
     bundle reads the bank's names, codes and units through it (:mod:`crm_modes.data.bank_file`).
     ``book_profile``: the bank's reviewed profile of its book, shipped as ``book_profile.yaml``:
@@ -92,7 +97,13 @@ def log_advisor(
     example = model_input(example[[c for c in input_names() if c in example.columns]].head(5)).reset_index(
         drop=True
     )
-    advisor = Advisor(**pipelines, policy=policy, economics=load_economics(economics_path), readings=readings)
+    advisor = Advisor(
+        **pipelines,
+        policy=policy,
+        economics=load_economics(economics_path),
+        readings=readings,
+        propensity=propensity,
+    )
     advisor.advise(example)  # fail here, not at load time, if anything is off
     reference = None
     if reference_rows is not None:
@@ -101,6 +112,9 @@ def log_advisor(
         artifacts = {
             name: str(save_pipeline(pipelines[name], Path(folder) / f"{name}.skops")) for name in ARTIFACTS
         }
+        if propensity is not None:
+            saved = save_pipeline(propensity, Path(folder) / f"{PROPENSITY_ARTIFACT}.skops")
+            artifacts[PROPENSITY_ARTIFACT] = str(saved)
         # Each under its own file name, whatever the configuration's files are called.
         copied = [(POLICY_ARTIFACT, policy_path), (ECONOMICS_ARTIFACT, economics_path)]
         copied += [(BOOK_ARTIFACT, book)] if book is not None else []

@@ -421,6 +421,25 @@ class AdvisorConfig(FrozenConfig):
     """None: a counterfactual row differs from the row only in its mode."""
     capacity: CapacityConfig | None = None
     """The bank's capacity for the value policy (None: none); the policy report judges it within that."""
+    recorded_propensity: EstimatorConfig | None = Field(
+        default_factory=lambda: EstimatorConfig(
+            type="lightgbm",
+            params={
+                "n_estimators": 30,
+                "learning_rate": 0.1,
+                "num_leaves": 7,
+                "min_child_samples": 5_000,
+                "reg_lambda": 1.0,
+            },
+        )
+    )
+    """The model of the probability the bank's practice gave each mode, recorded with every decision
+    as ``assigned_propensity`` (what a later off-policy evaluation of the decisions divides by): the
+    committee model's features less the readings the mode moves, fitted on the training months and
+    calibrated per mode by isotonic regression on the calibration months. Its leaves are large so that
+    it cannot recognise a facility it trained on (docs/decisions/025-recorded-propensities.md).
+    ``null``: the committee model's own probability, uncalibrated.
+    """
 
 
 class MlflowConfig(FrozenConfig):

@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from crm_modes.data.schema import MODES
+from crm_modes.models.class_calibration import apply_steps, isotonic_steps
 
 
 @dataclass(frozen=True)
@@ -137,26 +138,21 @@ def calibrate_out_of_fold(raw: np.ndarray, logged: np.ndarray, folds: np.ndarray
 
     The calibrator of each mode for the rows of fold ``k`` is fitted on the other folds' rows
     (``raw`` of mode ``m`` against ``1[a = m]``), so no row calibrates its own probability; each row
-    is then renormalized to sum to one. A model that imitates the committee is overconfident about
-    the few deviations that make the weights: their probabilities come out too small, and the weights
-    too large (:func:`mode_weights`); isotonic calibration puts each probability level at the
-    frequency observed at that level. A fold without rows of another fold to learn from (a single
-    fold) is left as it is.
+    is then renormalized to sum to one (:mod:`crm_modes.models.class_calibration`, whose reasons
+    apply here: the weights of the few deviations are otherwise too large, :func:`mode_weights`).
+    A fold without rows of another fold to learn from (a single fold) is left as it is.
     """
-    from sklearn.isotonic import IsotonicRegression
-
     calibrated = raw.astype(float, copy=True)
     for fold in np.unique(folds):
         held, fit = folds == fold, folds != fold
         if not fit.any():
             continue
-        for index in range(raw.shape[1]):
-            isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-            isotonic.fit(raw[fit, index], (logged[fit] == index).astype(float))
-            calibrated[held, index] = isotonic.predict(raw[held, index])
-    # a level never observed with a mode gets probability 0 there; keep it positive, then renormalize
-    calibrated = np.maximum(calibrated, 1e-6)
-    return calibrated / calibrated.sum(axis=1, keepdims=True)
+        steps = [
+            isotonic_steps(raw[fit, index], (logged[fit] == index).astype(float))
+            for index in range(raw.shape[1])
+        ]
+        calibrated[held] = apply_steps(raw[held], steps)
+    return calibrated
 
 
 def cluster_bootstrap(

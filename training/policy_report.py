@@ -32,7 +32,6 @@ from crm_modes.shared.errors import InputError
 from crm_modes.training.config import (
     CapacityConfig,
     EstimatorConfig,
-    ModelConfig,
     TrainingConfig,
     ValueGateConfig,
 )
@@ -42,6 +41,7 @@ from crm_modes.training.off_policy import (
     doubly_robust,
     mode_weights,
 )
+from crm_modes.training.propensity import propensity_inputs, refit_settings
 
 if TYPE_CHECKING:
     from crm_modes.models.advisor import Advisor
@@ -211,6 +211,7 @@ def policy_report(
     report["dr_clipped_rows"] = {name: part.clipped for name, part in parts.items()}
     report["dr_mean_weight"] = {name: part.mean_weight for name, part in parts.items()}
     report["mean_weight_by_mode"] = mode_weights(logged, propensity, gate.propensity_floor)
+    report["recorded_weight_by_mode"] = recorded_weights(advice, logged, gate.propensity_floor)
     report["dr_outcome_model"] = outcome_model
     report["dr_settings"] = gate.model_dump()
     report["dr_true_value"] = report["policies"].get("value_policy")
@@ -221,6 +222,20 @@ def policy_report(
             estimates["value_policy"].lower <= true_value <= estimates["value_policy"].upper
         )
     return report
+
+
+def recorded_weights(advice: pd.DataFrame, logged: np.ndarray, floor: float) -> dict[str, float] | None:
+    """Each mode's mean inverse weight by the propensity the bundle records with its decisions
+    (``assigned_propensity``): what a later off-policy evaluation of those decisions would divide by,
+    near one when it is right. None where the advice records none for some row."""
+    if "assigned_propensity" not in advice:
+        return None
+    recorded = advice["assigned_propensity"].to_numpy(dtype=float)
+    if not np.isfinite(recorded).all():
+        return None
+    propensity = np.ones((len(logged), len(MODES)))
+    propensity[np.arange(len(logged)), logged] = recorded
+    return mode_weights(logged, propensity, floor)
 
 
 def capacity_figures(
@@ -368,13 +383,6 @@ def client_groups(rows: pd.DataFrame) -> np.ndarray:
     return rows[GROUP_COLUMN].to_numpy() if GROUP_COLUMN in rows else np.arange(len(rows))
 
 
-def refit_settings(model: ModelConfig, **update: object) -> ModelConfig:
-    """``model`` as the report refits it out of fold: no baseline, no parameter search, ``update``."""
-    return model.model_copy(
-        update={"baseline": False, "tuning": model.tuning.model_copy(update={"enabled": False}), **update}
-    )
-
-
 def cross_fitted_propensity(config: TrainingConfig, rows: pd.DataFrame, *, folds: int = 5) -> np.ndarray:
     """``p(mode | x)`` of each row: a propensity model refit out of fold by client, calibrated out of fold.
 
@@ -402,9 +410,7 @@ def cross_fitted_propensity(config: TrainingConfig, rows: pd.DataFrame, *, folds
 
     gate = config.advisor.value_gate
     estimator = EstimatorConfig(type=gate.propensity_type, params=gate.propensity_params)
-    model = refit_settings(config.models["mode"], estimator=estimator)
-    readings = config.advisor.mode_readings
-    features = config.features.without(readings.inputs if readings is not None else ())
+    model, features = propensity_inputs(config, estimator)
     groups = client_groups(rows)
     propensity = np.zeros((len(rows), len(MODES)))
     fold_of_row = np.zeros(len(rows), dtype=np.intp)
@@ -509,6 +515,12 @@ def log_report(report: dict[str, object], experiment: str, model_uri: str) -> st
             metrics.update({f"value_{name}": value for name, value in report["policies"].items()})
         metrics.update(
             {f"mean_weight_{mode}": weight for mode, weight in report["mean_weight_by_mode"].items()}
+        )
+        metrics.update(
+            {
+                f"recorded_weight_{mode}": weight
+                for mode, weight in (report.get("recorded_weight_by_mode") or {}).items()
+            }
         )
         capacity = report.get("capacity")
         if capacity is not None:

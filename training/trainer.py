@@ -24,6 +24,7 @@ from crm_modes.training.evaluate import Evaluation, evaluate
 from crm_modes.training.fit import FittedModel, binary_target, fit_model
 from crm_modes.training.importance import IMPORTANCE_ROWS, permutation_scores
 from crm_modes.training.metrics import scalar_metrics
+from crm_modes.training.propensity import fit_recorded_propensity
 from crm_modes.training.registration import log_and_register, make_challengers
 from crm_modes.training.run_logging import git_commit
 from crm_modes.training.split import Split, exclude_seen_groups, split_rows
@@ -245,16 +246,18 @@ def train(config: TrainingConfig, *, progress: Progress | None = None) -> Traini
         if config.source_path is not None:
             mlflow.log_text(config.source_text, f"config/{config.source_path.name}")
         mlflow.log_text(config.features.model_dump_json(indent=2), "config/features.json")
-        pipelines, fit_rows = {}, {}
+        pipelines, fit_rows, splits = {}, {}, {}
         for name in config.models:
             say(f"fitting {name}")
             fitted, evaluation, split, counts = fit_and_evaluate(name, config, data.table)
-            fit_rows[name] = split.train | split.calibration
+            fit_rows[name], splits[name] = split.train | split.calibration, split
             say(f"logging and registering {name}")
             outcomes.append(_log_model_run(fitted, evaluation, split, counts, data.table, data, commit))
             pipelines[name] = fitted.pipeline
         advisor_version = None
         if config.advisor is not None:
+            say("fitting the recorded propensity")
+            propensity = fit_recorded_propensity(config, data.table, splits["mode"])
             say("logging and registering the advisor bundle")
             with mlflow.start_run(run_name="advisor", nested=True):
                 version = log_advisor(
@@ -265,6 +268,7 @@ def train(config: TrainingConfig, *, progress: Progress | None = None) -> Traini
                     component_versions={o.registered_name: o.version for o in outcomes},
                     example=data.table,
                     readings=advisor_readings(config, data.table, fit_rows),
+                    propensity=propensity,
                     reference_rows=data.table[fit_rows["default"]],
                     development=development_figures(outcomes),
                     book=Path(config.data.book) if config.data.book else None,

@@ -193,6 +193,11 @@ def policy_table(report: dict, model_uri: str) -> Table:
     table.add_row("mean weight (1 when propensities are right)", weights)
     by_mode = ", ".join(f"{mode} {mean:.2f}" for mode, mean in report.get("mean_weight_by_mode", {}).items())
     table.add_row("mean weight per mode applied (1 when right)", by_mode)
+    recorded = report.get("recorded_weight_by_mode")
+    if recorded:
+        table.add_row(
+            "  by the propensity recorded", ", ".join(f"{mode} {mean:.2f}" for mode, mean in recorded.items())
+        )
     table.add_row("facilities switched", f"{report['share_switched']:.1%}")
     mix = report["recommended_mix"]
     table.add_row("recommended mix", ", ".join(f"{mode} {share:.1%}" for mode, share in mix.items()))

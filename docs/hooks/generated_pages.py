@@ -294,6 +294,13 @@ HEADLINES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("DR-learner", "summary.value_captured_dr_learner", ""),
         ],
     ),
+    "recorded_propensity": (
+        "the propensity each decision records, weighed on the out-of-time year",
+        [
+            ("lowest mode weight, shipped", "summary.shipped_weight_range.0", ""),
+            ("highest", "summary.shipped_weight_range.1", ""),
+        ],
+    ),
     "value_policy": (
         "the value policy against the counterfactual truth: five books, three economics",
         [
@@ -355,9 +362,12 @@ def benchmarks() -> str:
 def _lookup(result: dict, key: str) -> object:
     value: object = result
     for part in key.split("."):
-        if not isinstance(value, dict) or part not in value:
+        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]  # an item of a list, e.g. a range's low end ``range.0``
+        elif isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
             return None
-        value = value[part]
     return value
 
 

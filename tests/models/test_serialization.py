@@ -1,4 +1,5 @@
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ from sklearn.preprocessing import FunctionTransformer
 from crm_modes.models.serialization import TRUSTED_TYPES, UntrustedModelError, load_pipeline, save_pipeline
 from crm_modes.training.config import EstimatorConfig, load_training_config
 from crm_modes.training.fit import fit_model
+from crm_modes.training.propensity import fit_recorded_propensity
 from crm_modes.training.trainer import model_split, training_rows
 
 
@@ -39,6 +41,10 @@ def fitted_models(book_50k):
                     fit_model(name, spec, config.features, table[fit_rows], table[calibration_rows]),
                     table,
                 )
+    # the bundle's recorded propensity: a LightGBM model inside per-mode isotonic steps
+    split, _ = model_split(table, config, config.models["mode"])
+    recorded = SimpleNamespace(pipeline=fit_recorded_propensity(config, table, split), baseline=None)
+    models["recorded-propensity"] = (recorded, table)
     return models
 
 

@@ -164,11 +164,19 @@ def test_policy_report_prints_logs_and_writes_every_figure(cli, advisor_store):
     assert sum(sum(row.values()) for row in report["switch_matrix"].values()) == report["rows"]
     assert set(report["mean_weight_by_mode"]) == {"basic", "reactive", "responsible"}
     assert "mean weight per mode applied" in result.stdout
+    # the propensity the bundle records with its decisions, judged on the same rows
+    assert set(report["recorded_weight_by_mode"]) == {"basic", "reactive", "responsible"}
+    assert "by the propensity recorded" in result.stdout
     from mlflow import MlflowClient
 
     run_id = result.stdout.split("logged to MLflow run")[-1].split()[0]
     logged = MlflowClient(tracking_uri=advisor_store["uri"]).get_run(run_id).data.metrics
-    assert {"mean_weight_basic", "capacity_responsible_price", "capacity_value_captured"} <= set(logged)
+    assert {
+        "mean_weight_basic",
+        "recorded_weight_basic",
+        "capacity_responsible_price",
+        "capacity_value_captured",
+    } <= set(logged)
 
 
 @pytest.mark.integration
