@@ -38,6 +38,9 @@ _OPTIONAL_FLOAT = (
     "value_responsible",
     "churn_probability",
     "assigned_propensity",
+    "gain_error_basic",
+    "gain_error_reactive",
+    "gain_error_responsible",
 )
 #: Schema identifier -> the bank's column, where a scores file carries a bank's names.
 Names = Mapping[str, str] | None

@@ -63,12 +63,16 @@ decisions = Table(
     Column("committee_mode", String(16)),
     Column("recommended_mode", String(16)),
     Column("assigned_mode", String(16)),
-    # the probability the logging policy (the committee model) gave the mode applied: for the
-    # bank's own off-policy evaluation of its recorded decisions
+    # the probability the logging policy (the bank's practice, as the bundle's recorded propensity
+    # reads it) gave the mode applied: for the bank's own off-policy evaluation of its decisions
     Column("assigned_propensity", Float),
     Column("value_basic", Float),
     Column("value_reactive", Float),
     Column("value_responsible", Float),
+    # the standard error of each mode's gain over today's (empty unless move_confidence asks for it)
+    Column("gain_error_basic", Float),
+    Column("gain_error_reactive", Float),
+    Column("gain_error_responsible", Float),
     Column("default_probability", Float),
     Column("churn_probability", Float),
     Column("risk_grade", String(8)),

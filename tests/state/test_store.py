@@ -88,7 +88,7 @@ def test_migrations_from_empty_and_from_the_previous_revision(state_url):
             )
         )
     upgrade(engine)
-    assert revision(engine) == "0005"
+    assert revision(engine) == "0006"
     assert {"alerts", "alert_events", "monitoring_runs", "access_log"} <= set(
         inspect(engine).get_table_names()
     )
@@ -96,7 +96,7 @@ def test_migrations_from_empty_and_from_the_previous_revision(state_url):
     with engine.connect() as connection:
         assert connection.execute(select(decisions.c.facility_id)).scalars().all() == ["F0"]
     connect(state_url)  # opening an up-to-date store changes nothing
-    assert revision(engine) == "0005"
+    assert revision(engine) == "0006"
 
 
 def test_each_decision_remembers_the_mode_applied_and_its_propensity(state_url, tmp_path):
@@ -111,6 +111,30 @@ def test_each_decision_remembers_the_mode_applied_and_its_propensity(state_url, 
         ("F1", "reactive", 0.05),
         ("F2", "reactive", None),
         ("F3", "reactive", 0.5),
+    ]
+
+
+def test_each_decision_remembers_how_sure_its_gains_were(state_url, tmp_path):
+    frame = scores(month(0), {}).assign(
+        gain_error_basic=[0.01, 0.0, None, 0.2],
+        gain_error_reactive=[0.0, 0.02, None, 0.0],
+        gain_error_responsible=[0.03, 0.04, None, 0.1],
+    )
+    record(state_url, tmp_path, frame)
+    columns = [
+        decisions.c.gain_error_basic,
+        decisions.c.gain_error_reactive,
+        decisions.c.gain_error_responsible,
+    ]
+    with connect(state_url).connect() as connection:
+        kept = connection.execute(
+            select(decisions.c.facility_id, *columns).order_by(decisions.c.facility_id)
+        ).all()
+    assert [tuple(row) for row in kept] == [
+        ("F0", 0.01, 0.0, 0.03),
+        ("F1", 0.0, 0.02, 0.04),
+        ("F2", None, None, None),  # scored without move_confidence: no errors, none invented
+        ("F3", 0.2, 0.0, 0.1),
     ]
 
 
