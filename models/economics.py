@@ -257,8 +257,8 @@ def recommendation_reasons(parts: ValueParts, recommended: np.ndarray, reference
     saved_margin = parts.margin_at_risk[rows, reference] - parts.margin_at_risk[rows, recommended]
     extra_cost = parts.servicing[rows, recommended] - parts.servicing[rows, reference]
     names = np.asarray(MODES, dtype=object)
-    # the direction of an amount shown as 0.00m is not the rounding noise's: two modes whose effects
-    # are pooled differ by a few 1e-17 that a batch and a single row compute differently
+    # the direction of an amount shown as 0.00m is not the rounding noise's: two modes with the same
+    # effect differ by a few 1e-17 that a batch and a single row compute differently
     shown = 0.005
     loss_verb = np.where(saved_loss > -shown, "saves", "adds")
     margin_verb = np.where(saved_margin > -shown, "saves", "adds")

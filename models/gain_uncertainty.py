@@ -9,9 +9,9 @@ The standard error follows the coefficients' uncertainty into the gain (the delt
 penalized logistic regression's coefficients ``theta = (intercept, w)`` have the Laplace
 covariance ``S = (Z' W Z + P / C)^-1``, with ``Z = [1, X]`` the training matrix, ``W`` the fitted
 ``p (1 - p)``, and ``P`` the penalty's identity on ``w`` (not the intercept) at the model's ``C``
-(:func:`coefficient_covariance`, computed once at training and stored with the estimator). Modes
-that share one pooled effect (training/mode_effects.py) share one coefficient, so the covariance is
-computed in that reduced form and mapped back: their difference has no variance.
+(:func:`coefficient_covariance`, computed once at training and stored with the estimator). Where
+the mode effects were kept in the domain's order (training/mode_effects.py), the stored covariance
+is the one under that order, which it computes.
 
 A facility's value in mode m is linear in its probabilities, ``v_m = ... - a_m d_m - b_m c_m``, and
 a probability's gradient in ``theta`` is ``g_m = s p_m (1 - p_m) [1, x_m]`` (``s`` the sigmoid
@@ -41,43 +41,30 @@ COVARIANCE = "coef_covariance_"
 CHUNK_ROWS = 20_000
 
 
-def coefficient_covariance(
-    matrix: np.ndarray, probability: np.ndarray, penalty_c: float, transform: np.ndarray | None = None
-) -> np.ndarray:
+def coefficient_covariance(matrix: np.ndarray, probability: np.ndarray, penalty_c: float) -> np.ndarray:
     """The Laplace covariance of an L2-penalized logistic regression's (intercept, coefficients).
 
     Args:
         matrix: the training feature matrix, rows x features.
         probability: the fitted probability of each training row.
         penalty_c: the model's ``C`` (the loss weighs ``C`` against half the squared coefficients).
-        transform: features x parameters: the coefficients as a function of the parameters the model
-            was fitted in (pooled mode effects); None when they are the coefficients.
 
     Returns:
         Shape (1 + features, 1 + features), the intercept first.
     """
-    reduced = matrix if transform is None else matrix @ transform
     weight = probability * (1.0 - probability)
-    design = np.column_stack([np.ones(len(reduced)), reduced])
+    design = np.column_stack([np.ones(len(matrix)), matrix])
     information = (design * weight[:, None]).T @ design
-    information[1:, 1:] += np.eye(reduced.shape[1]) / penalty_c
-    covariance = np.linalg.pinv(information, hermitian=True)
-    if transform is None:
-        return covariance
-    mapped = np.zeros((1 + transform.shape[0], 1 + transform.shape[1]))
-    mapped[0, 0] = 1.0
-    mapped[1:, 1:] = transform
-    return mapped @ covariance @ mapped.T
+    information[1:, 1:] += np.eye(matrix.shape[1]) / penalty_c
+    return np.linalg.pinv(information, hermitian=True)
 
 
-def attach_covariance(
-    estimator: LogisticRegression, X: pd.DataFrame | np.ndarray, transform: np.ndarray | None = None
-) -> None:
+def attach_covariance(estimator: LogisticRegression, X: pd.DataFrame | np.ndarray) -> None:
     """Store the fitted ``estimator``'s coefficient covariance on it (:data:`COVARIANCE`), from its
     training matrix ``X``: it is then saved and loaded with the estimator."""
     probability = estimator.predict_proba(X)[:, 1]
     matrix = np.asarray(X, dtype=np.float64)
-    setattr(estimator, COVARIANCE, coefficient_covariance(matrix, probability, float(estimator.C), transform))
+    setattr(estimator, COVARIANCE, coefficient_covariance(matrix, probability, float(estimator.C)))
 
 
 def covariance_of(pipeline: Pipeline) -> np.ndarray | None:

@@ -236,9 +236,8 @@ class ModelConfig(FrozenConfig):
     mode_effect_order: list[str] | None = None
     """Modes from the highest effect on the event's log-odds to the lowest (e.g. ``[basic, reactive,
     responsible]``: more attention never raises default risk). The fitted effects of ``assigned_mode``
-    are constrained to that order: adjacent modes whose estimates break it are pooled, with one shared
-    effect, and the model is refit (docs/decisions/023-mode-effects-in-the-domain-order.md). ``null``:
-    unconstrained.
+    are kept in that order: where the estimates break it, every coefficient takes its posterior mean
+    under the order (docs/decisions/023-mode-effects-in-the-domain-order.md). ``null``: unconstrained.
     """
     tuning: TuningConfig = Field(default_factory=TuningConfig)
     """An optional parameter search."""

@@ -16,7 +16,7 @@ from sklearn.pipeline import Pipeline
 from crm_modes.features.builder import build_feature_pipeline, categorical_outputs
 from crm_modes.features.config import FeatureConfig
 from crm_modes.models.estimators import flavor_of, make_estimator
-from crm_modes.models.gain_uncertainty import attach_covariance
+from crm_modes.models.gain_uncertainty import COVARIANCE, attach_covariance
 from crm_modes.shared.errors import InputError
 from crm_modes.training.config import ModelConfig
 from crm_modes.training.mode_effects import OrderedEffects, order_mode_effects
@@ -232,7 +232,10 @@ def _fit_pipeline(
     estimator.fit(X, y)
     effects = order_mode_effects(estimator, X, y, mode_effect_order) if mode_effect_order else None
     if covariance:
-        attach_covariance(estimator, X, effects.transform if effects else None)
+        if effects is not None and effects.covariance is not None:  # the posterior under the order
+            setattr(estimator, COVARIANCE, effects.covariance)
+        else:
+            attach_covariance(estimator, X)
     return Pipeline([("features", feature_pipeline), ("model", estimator)]), effects
 
 

@@ -143,7 +143,7 @@ def _log_model_run(
                 {f"mode_effect_fitted_{mode}": value for mode, value in effects.fitted.items()}
             )
             mlflow.log_metrics({f"mode_effect_{mode}": value for mode, value in effects.kept.items()})
-            mlflow.log_param("mode_effects_pooled", ", ".join(effects.pooled) or "none")
+            mlflow.log_param("mode_effects_constrained", str(effects.constrained).lower())
         ranked = importance(fitted, table[split.evaluation])
         with tempfile.TemporaryDirectory() as folder:
             folder_path = Path(folder)

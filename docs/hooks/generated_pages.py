@@ -327,6 +327,7 @@ HEADLINES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
                 "summary.value_captured_beating_one_standard_error",
                 "",
             ),
+            ("every mode pair's effect with the true sign", "summary.effect_signs_true_on_every_seed", ""),
         ],
     ),
 }

@@ -54,7 +54,7 @@ def test_value_formula_on_a_hand_made_row():
 
 
 def test_an_amount_shown_as_zero_takes_no_direction_from_rounding_noise():
-    # basic and reactive with one pooled PD effect: their expected losses differ by float noise only
+    # basic and reactive with the same PD effect: their expected losses differ by float noise only
     tiny = 1e-17
     reasons = []
     for noise in (tiny, -tiny):

@@ -8,8 +8,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
+from crm_modes.models.gain_uncertainty import coefficient_covariance
 from crm_modes.shared.errors import InputError
-from crm_modes.training.mode_effects import order_mode_effects
+from crm_modes.training.mode_effects import order_mode_effects, truncated_moments
 
 ORDER = ["basic", "reactive", "responsible"]
 
@@ -27,22 +28,47 @@ def book(effects: dict[str, float], n: int = 20_000, seed: int = 0) -> tuple[pd.
     return pd.DataFrame(columns), y
 
 
-def test_effects_out_of_order_are_pooled_and_the_model_refit():
+def test_effects_out_of_order_take_their_posterior_mean_under_the_order():
     X, y = book({"basic": 0.3, "reactive": -0.2, "responsible": 0.1})  # responsible estimated above reactive
     model = LogisticRegression(C=1.0, max_iter=1000).fit(X, y)
     unconstrained = log_loss(y, model.predict_proba(X)[:, 1])
     effects = order_mode_effects(model, X, y, ORDER)
     assert effects.fitted["responsible"] > effects.fitted["reactive"]
-    assert effects.pooled == ["reactive+responsible"]
+    assert effects.constrained
     kept = effects.kept
-    assert kept["basic"] >= kept["reactive"] == kept["responsible"]
-    # against basic, the pooled effect lies between the two it replaces
-    fitted = {mode: value - effects.fitted["basic"] for mode, value in effects.fitted.items()}
-    assert fitted["reactive"] <= kept["reactive"] - kept["basic"] <= fitted["responsible"]
+    # strictly in order: each difference small and positive, not the data's sign nor exactly zero
+    assert kept["basic"] > kept["reactive"] > kept["responsible"]
+    assert kept["reactive"] - kept["responsible"] < 0.1
+    # the risk driver the data know well barely moves
     assert model.coef_[0, 0] == pytest.approx(0.8, abs=0.1)
-    # the constrained fit is a fit: no better than the unconstrained one, and close to it
+    # a fit near the unconstrained one: what the data leave room for
     constrained = log_loss(y, model.predict_proba(X)[:, 1])
     assert unconstrained <= constrained < unconstrained + 0.01
+    # the covariance under the order: the broken difference's spread shrinks, but stays positive
+    direction = np.zeros(1 + X.shape[1])
+    direction[1 + list(X.columns).index("assigned_mode=reactive")] = 1.0
+    direction[1 + list(X.columns).index("assigned_mode=responsible")] = -1.0
+    full = coefficient_covariance(X.to_numpy(), model.predict_proba(X)[:, 1], 1.0)
+    assert 0 < direction @ effects.covariance @ direction < direction @ full @ direction
+
+
+def test_the_posterior_mean_of_a_difference_is_the_truncated_normals():
+    from scipy.stats import norm
+
+    # one difference: the mean of N(m, s^2) truncated at zero is m + s phi(m/s) / Phi(m/s)
+    for centre, scale in ((-0.13, 0.09), (0.05, 0.1), (-0.5, 0.1)):
+        mean, covariance = truncated_moments(np.array([centre]), np.array([[scale**2]]))
+        ratio = centre / scale
+        exact = centre + scale * norm.pdf(ratio) / norm.cdf(ratio)
+        assert mean[0] == pytest.approx(exact, rel=0.02)
+        assert covariance.shape == (1, 1)
+    # two correlated differences, against rejection sampling
+    spread = np.array([[0.076**2, -0.36 * 0.076 * 0.088], [-0.36 * 0.076 * 0.088, 0.088**2]])
+    draws = np.random.default_rng(1).multivariate_normal([0.192, -0.134], spread, size=1_000_000)
+    kept = draws[(draws >= 0).all(axis=1)]
+    mean, covariance = truncated_moments(np.array([0.192, -0.134]), spread)
+    np.testing.assert_allclose(mean, kept.mean(axis=0), atol=0.003)
+    np.testing.assert_allclose(np.sqrt(np.diag(covariance)), kept.std(axis=0), atol=0.003)
 
 
 def test_on_standardized_columns_the_effects_are_ordered_on_the_log_odds_scale():
@@ -54,7 +80,7 @@ def test_on_standardized_columns_the_effects_are_ordered_on_the_log_odds_scale()
         scaled[column] = (X[column] - X[column].mean()) / X[column].std()
     model = LogisticRegression(C=1.0, max_iter=1000).fit(scaled, y)
     effects = order_mode_effects(model, scaled, y, ORDER)
-    assert effects.pooled == ["reactive+responsible"]
+    assert effects.constrained
     rows = scaled.iloc[:200]
     chances = {
         name: model.predict_proba(
@@ -69,10 +95,13 @@ def test_on_standardized_columns_the_effects_are_ordered_on_the_log_odds_scale()
         )[:, 1]
         for name in ORDER
     }
-    # a row's chance is the same in the pooled modes, and higher in basic
-    np.testing.assert_allclose(chances["reactive"], chances["responsible"], rtol=1e-12)
+    # every row's chance falls with more attention, by the kept effects on the log-odds
     assert (chances["basic"] > chances["reactive"]).all()
-    assert effects.kept["reactive"] == pytest.approx(effects.kept["responsible"])
+    assert (chances["reactive"] > chances["responsible"]).all()
+    logit = {name: np.log(chance / (1 - chance)) for name, chance in chances.items()}
+    np.testing.assert_allclose(
+        logit["reactive"] - logit["responsible"], effects.kept["reactive"] - effects.kept["responsible"]
+    )
 
 
 def test_effects_already_in_order_are_left_as_fitted():
@@ -80,17 +109,19 @@ def test_effects_already_in_order_are_left_as_fitted():
     model = LogisticRegression(C=1.0, max_iter=1000).fit(X, y)
     before = model.coef_.copy()
     effects = order_mode_effects(model, X, y, ORDER)
-    assert effects.pooled == []
+    assert not effects.constrained
+    assert effects.covariance is None
     assert effects.kept == effects.fitted
     np.testing.assert_array_equal(model.coef_, before)
 
 
-def test_a_wholly_reversed_order_pools_every_mode():
+def test_a_wholly_reversed_order_keeps_every_mode_in_order_by_a_little():
     X, y = book({"basic": -0.4, "reactive": 0.0, "responsible": 0.5})
     model = LogisticRegression(C=1.0, max_iter=1000).fit(X, y)
     effects = order_mode_effects(model, X, y, ORDER)
-    assert effects.pooled == ["basic+reactive+responsible"]
-    assert len(set(effects.kept.values())) == 1
+    kept = effects.kept
+    assert kept["basic"] > kept["reactive"] > kept["responsible"]
+    assert kept["basic"] - kept["responsible"] < 0.15  # the data leave little room
 
 
 def test_a_mode_the_model_does_not_read_is_named():
@@ -134,9 +165,9 @@ def test_the_default_configuration_keeps_the_pd_and_churn_effects_in_order(book_
         fit_rows, calibration_rows = training_rows(split, model)
         fitted = fit_model(name, model, config.features, table[fit_rows], table[calibration_rows])
         kept = fitted.mode_effects.kept
-        assert kept["basic"] >= kept["reactive"] >= kept["responsible"], (name, fitted.mode_effects)
-        # every row's chance, in each mode: never higher for more attention
+        assert kept["basic"] > kept["reactive"] > kept["responsible"], (name, fitted.mode_effects)
+        # every row's chance, in each mode: lower for more attention
         rows = table[split.evaluation].head(500)
         chances = [fitted.pipeline.predict_proba(rows.assign(assigned_mode=mode))[:, 1] for mode in ORDER]
-        assert (chances[0] >= chances[1] - 1e-12).all(), name
-        assert (chances[1] >= chances[2] - 1e-12).all(), name
+        assert (chances[0] > chances[1]).all(), name
+        assert (chances[1] > chances[2]).all(), name
