@@ -157,7 +157,7 @@ class Advisor:
             **{
                 name: sklearn_adapter.loaded_copy(pipeline)
                 for name, pipeline in pipelines.items()
-                if pipeline
+                if pipeline is not None
             },
         )
 
