@@ -40,8 +40,8 @@ from crm_modes.shared.errors import InputError
 
 MODE_FEATURE = "assigned_mode={}"
 #: Independent Gibbs chains and the sweeps each runs: the chains' last states are the draws.
-CHAINS = 20_000
-SWEEPS = 40
+CHAINS = 5_000
+SWEEPS = 30
 SEED = 0
 
 
