@@ -45,6 +45,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from crm_modes.models.class_calibration import IsotonicPerClass
 from crm_modes.models.estimators import fitted_estimators
 from crm_modes.models.lightgbm_model import LightGBMClassifier
 
@@ -241,6 +242,8 @@ def install(pipeline: Pipeline) -> Pipeline:
         direct = _LINEAR[model] = LinearLogistic(model)
         model.predict_proba = direct.predict_proba
         _TAKE_MATRICES.add(model)
+    if isinstance(model, IsotonicPerClass) and isinstance(model.estimator, LightGBMClassifier):
+        _TAKE_MATRICES.add(model)  # its steps read the probabilities of a model that takes matrices
     for model in gradient_boosting_models(pipeline):
         current = getattr(model, "_preprocessor", None)
         if isinstance(current, ColumnTransformer) and "encoder" in current.named_transformers_:
