@@ -60,9 +60,9 @@ CANDIDATES: dict[str, dict[str, object]] = {
 
 
 def judge_seed(seed: int) -> dict[str, object]:
-    import numpy as np
 
     from crm_modes.data.schema import MODES
+    from crm_modes.models.advisor import in_mode_order
     from crm_modes.training.config import EstimatorConfig, load_training_config
     from crm_modes.training.data_source import load_training_table
     from crm_modes.training.fit import fit_model
@@ -80,10 +80,7 @@ def judge_seed(seed: int) -> dict[str, object]:
     floor = config.advisor.value_gate.propensity_floor
 
     def weights(pipeline: object) -> dict[str, float]:
-        probabilities = pipeline.predict_proba(later)
-        classes = [str(label) for label in pipeline.classes_]
-        by_mode = np.column_stack([probabilities[:, classes.index(mode)] for mode in MODES])
-        return mode_weights(applied, by_mode, floor)
+        return mode_weights(applied, in_mode_order(pipeline.predict_proba(later), pipeline.classes_), floor)
 
     results: dict[str, dict[str, object]] = {}
     committee = config.models["mode"].model_copy(update={"baseline": False})

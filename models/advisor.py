@@ -19,7 +19,7 @@ from the model's artifacts (skops, reviewed trusted types) in ``load_context``.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -218,18 +218,7 @@ class Advisor:
         rows = np.arange(n)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnusedColumnsWarning)
-            mode_probabilities = sklearn_adapter.predict_proba(
-                self.mode["model"],
-                fast.matrix(self.mode["features"], columns),
-                fast.feature_names(self.mode["features"]),
-            )
-            classes = [str(label) for label in self.mode.classes_]
-            probabilities = np.column_stack(
-                [
-                    mode_probabilities[:, classes.index(mode)] if mode in classes else np.zeros(n)
-                    for mode in MODES
-                ]
-            )
+            probabilities = _probabilities_by_mode(self.mode, columns)
             committee = probabilities.argmax(axis=1)
             given = mode_index(columns, "assigned_mode") if "assigned_mode" in columns else np.full(n, -1)
             mode_given = given >= 0
@@ -315,14 +304,7 @@ class Advisor:
             if rows.all()
             else Columns(columns.frame.iloc[np.flatnonzero(rows)].reset_index(drop=True))
         )
-        features = self.propensity["features"]
-        predicted = sklearn_adapter.predict_proba(
-            self.propensity["model"], fast.matrix(features, scored), fast.feature_names(features)
-        )
-        classes = [str(label) for label in self.propensity.classes_]
-        for index, mode in enumerate(MODES):
-            if mode in classes:
-                probabilities[rows, index] = predicted[:, classes.index(mode)]
+        probabilities[rows] = _probabilities_by_mode(self.propensity, scored)
         return probabilities
 
     def gain_errors(self, frame: pd.DataFrame, mode_today: np.ndarray) -> np.ndarray:
@@ -394,6 +376,27 @@ def scored_gain_errors(scores: pd.DataFrame, confidence: float) -> np.ndarray | 
             "score with a bundle whose economics set move_confidence"
         )
     return errors
+
+
+def in_mode_order(probabilities: np.ndarray, classes: Iterable[object]) -> np.ndarray:
+    """A classifier's probabilities (rows x its ``classes``) as one column per mode, in MODES order;
+    zero for a mode it never saw."""
+    names = [str(label) for label in classes]
+    return np.column_stack(
+        [
+            probabilities[:, names.index(mode)] if mode in names else np.zeros(len(probabilities))
+            for mode in MODES
+        ]
+    )
+
+
+def _probabilities_by_mode(pipeline: Pipeline, rows: Columns) -> np.ndarray:
+    """The mode classifier ``pipeline``'s probability of each mode for ``rows``, in MODES order."""
+    features = pipeline["features"]
+    predicted = sklearn_adapter.predict_proba(
+        pipeline["model"], fast.matrix(features, rows), fast.feature_names(features)
+    )
+    return in_mode_order(predicted, pipeline.classes_)
 
 
 def _stacked_matrix(features: Pipeline, variants: list[Columns]) -> np.ndarray:

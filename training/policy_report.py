@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from crm_modes.data.schema import MODES, input_names
-from crm_modes.models.advisor import PROBABILITY_COLUMNS, VALUE_COLUMNS, scored_gain_errors
+from crm_modes.models.advisor import PROBABILITY_COLUMNS, VALUE_COLUMNS, in_mode_order, scored_gain_errors
 from crm_modes.models.economics import Economics, choose_modes, policy_value, value_parts
 from crm_modes.shared.errors import InputError
 from crm_modes.training.config import (
@@ -418,10 +418,7 @@ def cross_fitted_propensity(config: TrainingConfig, rows: pd.DataFrame, *, folds
         fold_of_row[held_rows] = fold
         fitted = fit_model("propensity", model, features, rows.iloc[fit_rows], rows.iloc[:0])
         probabilities = fitted.pipeline.predict_proba(rows.iloc[held_rows])
-        classes = [str(label) for label in fitted.pipeline.classes_]
-        for index, mode in enumerate(MODES):
-            if mode in classes:
-                propensity[held_rows, index] = probabilities[:, classes.index(mode)]
+        propensity[held_rows] = in_mode_order(probabilities, fitted.pipeline.classes_)
     if gate.propensity_calibration == "isotonic":
         propensity = calibrate_out_of_fold(propensity, mode_index(rows["assigned_mode"]), fold_of_row)
     return propensity

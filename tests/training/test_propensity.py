@@ -8,6 +8,7 @@ import pytest
 
 from crm_modes.data.gate import validate
 from crm_modes.data.schema import MODES
+from crm_modes.models.advisor import in_mode_order
 from crm_modes.training.config import load_training_config
 from crm_modes.training.off_policy import mode_weights
 from crm_modes.training.policy_report import evaluation_rows
@@ -26,9 +27,7 @@ def trained(book_50k):
 
 
 def _by_mode(pipeline, rows: pd.DataFrame) -> np.ndarray:
-    probabilities = pipeline.predict_proba(rows)
-    classes = [str(label) for label in pipeline.classes_]
-    return np.column_stack([probabilities[:, classes.index(mode)] for mode in MODES])
+    return in_mode_order(pipeline.predict_proba(rows), pipeline.classes_)
 
 
 @pytest.mark.integration
