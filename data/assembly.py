@@ -22,6 +22,7 @@ from crm_modes.data import hazards, oracle
 from crm_modes.data.schema import (
     CUSTOMIZATIONS,
     INDUSTRIES,
+    MACRO_CHANGE_MONTHS,
     MARKETS,
     MODES,
     PRODUCTS,
@@ -101,6 +102,8 @@ def assemble_book(
     snapshot = pd.Timestamp(FIRST_SNAPSHOT) + pd.offsets.MonthEnd(0)
     dates = pd.date_range(snapshot, periods=history_months, freq="ME")
 
+    published = month + MACRO_CHANGE_MONTHS + BURN_IN_MONTHS - 1
+
     def recorded(name: str) -> np.ndarray:
         return book[name][order]
 
@@ -112,8 +115,11 @@ def assemble_book(
         "client_id": _identifiers("C", book["fac_client"].max() + 1, 7)[client],
         "facility_id": _identifiers("F", facility.max() + 1, 8)[f],
         "snapshot_date": dates[month],
-        # published one month late: the figure of the month before the snapshot
-        "gdp_growth": book["gdp_growth"][month + BURN_IN_MONTHS - 1],
+        # published one month late: the figure of the month before the snapshot, and its change since
+        # the figure published a year before (the series starts a year before the burn-in)
+        "gdp_growth": book["gdp_growth"][published],
+        "gdp_growth_change_12m": book["gdp_growth"][published]
+        - book["gdp_growth"][published - MACRO_CHANGE_MONTHS],
         "segment": categorical(book["client_segment"][client], SEGMENTS),
         "industry": categorical(book["client_industry"][client], INDUSTRIES),
         "market": categorical(book["client_market"][client], MARKETS),

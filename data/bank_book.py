@@ -63,8 +63,9 @@ def complete(
     if contract.macro is not None:
         if macro is None:
             raise InputError(f"the contract joins {contract.macro.column} from a macro series: pass --macro")
-        rows[contract.macro.column] = join_macro(rows, macro, contract.macro, contract.date_format)
-        derived.append(contract.macro.column)
+        joined = join_macro(rows, macro, contract.macro, contract.date_format)
+        rows[list(joined.columns)] = joined
+        derived.extend(joined.columns)
     return rows, derived
 
 

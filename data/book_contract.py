@@ -88,6 +88,9 @@ class MacroContract(FrozenConfig):
 
     column: Literal["gdp_growth"] = "gdp_growth"
     """The schema column the series fills."""
+    change_column: Literal["gdp_growth_change_12m"] | None = "gdp_growth_change_12m"
+    """The schema column the series' change over a year fills (the series must then start a year
+    before the first snapshot); null: the book goes without it, and so do its models."""
     period: str = "period"
     """The file's column with the month the value describes."""
     value: str = "value"
@@ -97,6 +100,10 @@ class MacroContract(FrozenConfig):
     max_age_months: int = Field(default=3, ge=0, le=24)
     """The oldest month a snapshot may take its value from (months before the snapshot's month): a
     series that ends earlier is an error, never a stale value carried forward."""
+
+    def columns(self) -> tuple[str, ...]:
+        """The schema columns the series fills."""
+        return (self.column,) if self.change_column is None else (self.column, self.change_column)
 
 
 class BookContract(FrozenConfig):
@@ -147,7 +154,7 @@ class BookContract(FrozenConfig):
     def missing_inputs(self) -> list[str]:
         """Schema columns a book built under this contract lacks: absent, and neither derived from the
         panel nor joined from the macro series. No model reads them, no request carries them."""
-        filled = {*DERIVED, *((self.macro.column,) if self.macro is not None else ())}
+        filled = {*DERIVED, *(self.macro.columns() if self.macro is not None else ())}
         return [name for name in self.absent() if name not in filled]
 
     def required_columns(self) -> tuple[str, ...]:

@@ -10,8 +10,9 @@
   with the reason.
 - :func:`other_facilities_mode`: the highest mode among the client's other facilities at the same
   snapshot (``none`` when it has none).
-- :func:`join_macro`: the value last published on or before each snapshot; a value published after
-  the snapshot is never used, and a month missing from the series is an error.
+- :func:`join_macro`: the value last published on or before each snapshot, and its change since the
+  value published a year before; a value published after the snapshot is never used, and a month
+  missing from the series is an error.
 
 The horizon is counted in months from month-end to month-end (31 January + 12 months is
 31 January; 29 February 2024 + 12 months is 28 February 2025).
@@ -26,7 +27,7 @@ import pandas as pd
 
 from crm_modes.data.book_contract import BookContract, EventsContract, MacroContract, parse_dates
 from crm_modes.data.gate import REASON, SOURCE_ROW
-from crm_modes.data.schema import MODES
+from crm_modes.data.schema import MACRO_CHANGE_MONTHS, MODES
 from crm_modes.shared.errors import InputError
 
 _RANK = {mode: rank for rank, mode in enumerate(MODES, start=1)}
@@ -154,14 +155,38 @@ def other_facilities_mode(rows: pd.DataFrame) -> pd.Series:
     return pd.Series(names[other.to_numpy()], index=rows.index)
 
 
-def join_macro(rows: pd.DataFrame, macro: pd.DataFrame, spec: MacroContract, date_format: str) -> pd.Series:
-    """The value last published on or before each snapshot, for ``spec.column``.
+def join_macro(
+    rows: pd.DataFrame, macro: pd.DataFrame, spec: MacroContract, date_format: str
+) -> pd.DataFrame:
+    """``spec.column``, the value last published on or before each snapshot, and
+    ``spec.change_column`` (unless null), that value less the one last published on or before the
+    same day :data:`~crm_modes.data.schema.MACRO_CHANGE_MONTHS` months earlier.
 
     Raises:
         InputError: a column is missing, a month is missing from the series, a value or date does
-            not parse, a snapshot has no value published before it, or the value it would take
-            describes a month more than ``spec.max_age_months`` before it (the series ends too early).
+            not parse, a snapshot has no value published before it (or, for the change, none a year
+            before it: the series starts too late), or the value it would take describes a month more
+            than ``spec.max_age_months`` before it (the series ends too early).
     """
+    series = _macro_series(macro, spec, date_format)
+    snapshots = pd.Series(rows["snapshot_date"].to_numpy())
+    level = _published_on(series, snapshots, spec)
+    joined = {spec.column: level}
+    if spec.change_column is not None:
+        before = snapshots - pd.DateOffset(months=MACRO_CHANGE_MONTHS)
+        if (series["published"].min() > before).any():
+            first = snapshots[series["published"].min() > before].min()
+            raise InputError(
+                f"the macro series starts too late for {spec.change_column}: the snapshot {first:%Y-%m-%d} "
+                f"needs {spec.column} as published {MACRO_CHANGE_MONTHS} months before it; add the "
+                "earlier months, or set the contract's macro.change_column to null"
+            )
+        joined[spec.change_column] = level - _published_on(series, before, spec)
+    return pd.DataFrame(joined, index=rows.index)
+
+
+def _macro_series(macro: pd.DataFrame, spec: MacroContract, date_format: str) -> pd.DataFrame:
+    """The series as (published, period, value), by publication date, checked for gaps."""
     missing = [name for name in (spec.period, spec.value, spec.published) if name not in macro.columns]
     if missing:
         raise InputError(f"the macro series has no column {missing}")
@@ -182,9 +207,13 @@ def join_macro(rows: pd.DataFrame, macro: pd.DataFrame, spec: MacroContract, dat
     series = pd.DataFrame({"published": published, "period": period, "value": value}).sort_values(
         ["published", "period"]
     )
-    series = series.drop_duplicates("published", keep="last")
-    order = np.argsort(rows["snapshot_date"].to_numpy(), kind="stable")
-    left = pd.DataFrame({"snapshot_date": rows["snapshot_date"].to_numpy()[order], "position": order})
+    return series.drop_duplicates("published", keep="last")
+
+
+def _published_on(series: pd.DataFrame, dates: pd.Series, spec: MacroContract) -> np.ndarray:
+    """The value last published on or before each date, not older than ``spec.max_age_months``."""
+    order = np.argsort(dates.to_numpy(), kind="stable")
+    left = pd.DataFrame({"snapshot_date": dates.to_numpy()[order], "position": order})
     joined = pd.merge_asof(left, series, left_on="snapshot_date", right_on="published", direction="backward")
     if joined["value"].isna().any():
         first = joined.loc[joined["value"].isna(), "snapshot_date"].iloc[0]
@@ -198,6 +227,6 @@ def join_macro(rows: pd.DataFrame, macro: pd.DataFrame, spec: MacroContract, dat
             f"{spec.column} of {first['period']}, {int(age[stale].iloc[-1])} months old (at most "
             f"{spec.max_age_months}); add the months published since"
         )
-    values = np.empty(len(rows))
+    values = np.empty(len(dates))
     values[joined["position"].to_numpy()] = joined["value"].to_numpy()
-    return pd.Series(values, index=rows.index, name=spec.column)
+    return values

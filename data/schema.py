@@ -51,6 +51,9 @@ REQUIRED_ROLES = frozenset({Role.ID, Role.DATE, Role.CLIENT, Role.FACILITY, Role
 NEVER_FEATURE_ROLES = frozenset({Role.ID, Role.DATE, Role.ORACLE})
 #: Roles whose columns can feed a model (a model's own label is removed separately).
 FEATURE_ROLES = (Role.CLIENT, Role.FACILITY, Role.BEHAVIOUR, Role.ECONOMY, Role.CONTEXT)
+#: The economy's direction: ``gdp_growth_change_12m`` is the published growth less the figure
+#: published this many months before the snapshot.
+MACRO_CHANGE_MONTHS = 12
 
 MODES: tuple[str, ...] = ("basic", "reactive", "responsible")
 SEGMENTS: tuple[str, ...] = ("sme", "mid_corporate", "large_corporate", "multinational")
@@ -257,6 +260,15 @@ SCHEMA: tuple[Column, ...] = (
         "real GDP growth over the last year, percent, as last published (one month behind the snapshot)",
         minimum=-30,
         maximum=30,
+    ),
+    _c(
+        "gdp_growth_change_12m",
+        _F,
+        _EC,
+        "gdp_growth less the gdp_growth published a year before the snapshot, percentage points: "
+        "whether the economy is turning up or down",
+        minimum=-60,
+        maximum=60,
     ),
     # context
     _c("assigned_mode", _C, _CX, "relationship mode the bank applies today", categories=MODES),

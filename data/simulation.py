@@ -28,7 +28,8 @@ The economic cycle is ``CYCLE_AMPLITUDE x sin(2 pi (t + phase) / CYCLE_MONTHS)``
 phase drawn from the seed; positive values are downturns. Nobody observes the cycle itself:
 every row carries ``gdp_growth``, the GDP growth a statistics office would have published
 one month before the snapshot, ``GDP_TREND - GDP_ON_CYCLE x cycle`` plus a measurement
-error drawn once per month (the signal a point-in-time model reads the phase from). A
+error drawn once per month, and ``gdp_growth_change_12m``, that figure less the one published a
+year before (the signals a point-in-time model reads the phase and its direction from). A
 scenario (:mod:`crm_modes.data.scenarios`) changes the cycle and the affected clients'
 credit quality from its departure on.
 """
@@ -47,6 +48,7 @@ from crm_modes.data.scenarios import SCENARIOS, Scenario
 from crm_modes.data.schema import (
     CUSTOMIZATIONS,
     INDUSTRIES,
+    MACRO_CHANGE_MONTHS,
     MARKETS,
     MODES,
     PRODUCTS,
@@ -59,7 +61,8 @@ IntArray = NDArray[np.int64]
 
 #: Seven years of monthly snapshots: with the 12-month label horizon and a 12-month
 #: out-of-time evaluation, the training years still span most of one economic cycle
-#: (CYCLE_MONTHS), so a model can learn how the published macro signal moves the risks.
+#: (CYCLE_MONTHS), so a model can learn how the published macro signal and its direction move
+#: the risks (a longer history, measured: docs/decisions/026-the-economy-s-direction.md).
 HISTORY_MONTHS = 84
 BURN_IN_MONTHS = 12
 LABEL_HORIZON_MONTHS = 12
@@ -515,6 +518,9 @@ def simulate_book(
     phase = rng.uniform(0.0, CYCLE_MONTHS)
     cycle = economic_cycle(range(-BURN_IN_MONTHS, history_months + LABEL_HORIZON_MONTHS), phase)
     cycle = scenario.cycle(cycle, departure)
+    # the year before the burn-in, for the published growth's change over a year (no scenario departs
+    # that early)
+    earlier = economic_cycle(range(-BURN_IN_MONTHS - MACRO_CHANGE_MONTHS, -BURN_IN_MONTHS), phase)
     drift = scenario.quality_drift * scenario.affected(clients.industry)
     industry_shocks = scenario.industry_shocks(
         rng.normal(0.0, 0.03, (total_months, len(INDUSTRIES))), 1.0 - QUALITY_REVERSION, departure
@@ -535,7 +541,9 @@ def simulate_book(
             _record_month(recorded, snap, clients, fac, state, credit, churn)
         if t < history_months - 1:
             _exits(rng, t, idx, credit, churn, cycle[step], terms, state)
-    return _book_arrays(recorded, rng, cycle, gdp_noise, history_months, clients, fac, terms, state)
+    return _book_arrays(
+        recorded, rng, (earlier, cycle), gdp_noise, history_months, clients, fac, terms, state
+    )
 
 
 @dataclass(frozen=True)
@@ -674,7 +682,7 @@ _CLIENT_FIELDS = ("segment", "industry", "market", "products_held")
 def _book_arrays(
     recorded: dict[str, list[np.ndarray]],
     rng: np.random.Generator,
-    cycle: Array,
+    cycles: tuple[Array, Array],
     gdp_noise: Array | None,
     history_months: int,
     clients: _Clients,
@@ -682,15 +690,23 @@ def _book_arrays(
     terms: _Terms,
     state: _State,
 ) -> dict[str, np.ndarray]:
-    """The simulation's output: the monthly columns, the economy, the exits and the static terms."""
+    """The simulation's output: the monthly columns, the economy, the exits and the static terms.
+
+    ``cycles``: the cycle in the year before the burn-in, and from the burn-in on. ``gdp_growth`` is
+    the growth published for each month from the year before the burn-in on (MACRO_CHANGE_MONTHS
+    before ``cycle``'s first month).
+    """
+    earlier, cycle = cycles
     book = {name: np.concatenate(parts) for name, parts in recorded.items()}
     book["row_facility"] = book.pop("facility")
     book["cycle"] = cycle
-    # drawn after the simulation, so that the rest of the book does not depend on it
+    # drawn after the simulation, so that the rest of the book does not depend on them; the year
+    # before the burn-in's last, so that the months from the burn-in on keep the errors they had
     if gdp_noise is None:
-        gdp_noise = rng.normal(0.0, GDP_NOISE, cycle.shape[0])
+        from_burn_in = rng.normal(0.0, GDP_NOISE, cycle.shape[0])
+        gdp_noise = np.concatenate([rng.normal(0.0, GDP_NOISE, earlier.shape[0]), from_burn_in])
     book["gdp_noise"] = gdp_noise
-    book["gdp_growth"] = GDP_TREND - GDP_ON_CYCLE * cycle + gdp_noise
+    book["gdp_growth"] = GDP_TREND - GDP_ON_CYCLE * np.concatenate([earlier, cycle]) + gdp_noise
     book["exit_month"] = state.exit_month
     book["exit_kind"] = state.exit_kind
     book["history_months"] = np.array([history_months])

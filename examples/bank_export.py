@@ -9,7 +9,8 @@ Run: ``python examples/bank_export.py --rows 200000 --seed 42 --out bank-export`
 - ``events.csv``: one row per default (``DPD90``) or relationship exit
   (``RELATIONSHIP_CLOSED``), dated the month-end after the facility's last snapshot;
 - ``macro.csv``: GDP growth by month (``PERIOD``, ``GDP_GROWTH``, ``PUBLISHED``), published on the
-  15th of the following month, as the panel used it;
+  15th of the following month, as the panel used it, from a year before the first snapshot (the
+  change over a year needs it);
 - ``month.csv``: the panel's latest month alone, what the bank exports each month to score.
 
 ``configs/books/example_bank.yaml`` is the contract that maps these files back onto the schema:
@@ -63,12 +64,18 @@ def export(book: pd.DataFrame, folder: Path) -> dict[str, Path]:
         }
     )
 
-    snapshots = book.drop_duplicates("snapshot_date")[["snapshot_date", "gdp_growth"]]
+    snapshots = book.drop_duplicates("snapshot_date").sort_values("snapshot_date")
     period = (snapshots["snapshot_date"] - pd.offsets.MonthEnd(1)).dt.to_period("M")
+    # and the year before the first snapshot, which the first year's change was taken against
+    first_year = snapshots.iloc[:12]
+    period = pd.concat([period.iloc[:12] - 12, period])
+    growth = np.concatenate(
+        [first_year["gdp_growth"] - first_year["gdp_growth_change_12m"], snapshots["gdp_growth"]]
+    )
     macro = pd.DataFrame(
         {
             "PERIOD": period.astype(str).to_numpy(),
-            "GDP_GROWTH": snapshots["gdp_growth"].to_numpy(),
+            "GDP_GROWTH": growth,
             "PUBLISHED": (period.dt.to_timestamp() + pd.offsets.MonthBegin(1) + pd.Timedelta(days=14))
             .dt.strftime(DATE_FORMAT)
             .to_numpy(),

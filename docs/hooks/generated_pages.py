@@ -287,6 +287,14 @@ HEADLINES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
         "the PD model's penalty, chosen on training rows only",
         [("best C, seed 42", "best_forward_C_by_seed.42", ""), ("seed 7", "best_forward_C_by_seed.7", "")],
     ),
+    "pd_economy": (
+        "the PD model's calibration in the large against the oracle's: history and economic signals",
+        [
+            ("largest gap, 84 months, growth alone", "summary.84.growth.gap_to_oracle_max", ""),
+            ("84 months, growth and its change (shipped)", "summary.84.with_change.gap_to_oracle_max", ""),
+            ("120 months, growth and its change", "summary.120.with_change.gap_to_oracle_max", ""),
+        ],
+    ),
     "effect_learners": (
         "mode-effect learners on the same rows: the shipped S-learner against a DR-learner",
         [

@@ -49,7 +49,8 @@ def test_labels_from_events_equal_the_generators_where_both_are_known(exported):
         assert both.sum() > 0.7 * len(book)
         assert (merged.loc[both, label] == merged.loc[both, f"{label}_bank"]).all()
         assert not (merged[f"{label}_bank"].isna() & merged[label].notna()).any()  # never less known
-    assert np.allclose(merged["gdp_growth"], merged["gdp_growth_bank"])  # the macro series, point in time
+    for macro in ("gdp_growth", "gdp_growth_change_12m"):  # the macro series, point in time
+        assert np.allclose(merged[macro], merged[f"{macro}_bank"])
     assert np.allclose(merged["exposure"], merged["exposure_bank"])  # units back to millions
     assert (merged["segment"].astype(str) == merged["segment_bank"].astype(str)).all()  # codes mapped
     assert built.absent == [
@@ -58,7 +59,8 @@ def test_labels_from_events_equal_the_generators_where_both_are_known(exported):
         "digital_logins_prev_90d",
         "previous_default_probability",
     ]
-    assert built.derived == ["gdp_growth"]  # the export carries other_facilities_mode
+    # the export carries other_facilities_mode
+    assert built.derived == ["gdp_growth", "gdp_growth_change_12m"]
 
 
 def panel(rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
@@ -214,18 +216,52 @@ def test_the_macro_value_published_after_a_snapshot_is_never_used_and_a_gap_is_a
             "PUBLISHED": ["15.12.2023", "15.01.2024", "15.02.2024"],
         }
     )
+    spec = spec.model_copy(update={"change_column": None})  # the level alone here; its change below
+
+    def level(rows: pd.DataFrame, macro: pd.DataFrame) -> list[float]:
+        return join_macro(rows, macro, spec, "%d.%m.%Y")["gdp_growth"].tolist()
+
     # 14 February: January's value is published the next day, so December's is the one known
-    assert join_macro(rows, macro, spec, "%d.%m.%Y").tolist() == [2.0, 3.0, 2.0]
+    assert level(rows, macro) == [2.0, 3.0, 2.0]
     with pytest.raises(InputError, match=r"the macro series misses \['2023-12'\]"):
-        join_macro(rows, macro.drop(index=1), spec, "%d.%m.%Y")
+        level(rows, macro.drop(index=1))
     # a series that ends long before a snapshot is an error, never a stale value carried forward
     later = pd.DataFrame({"snapshot_date": pd.to_datetime(["2024-01-31", "2024-04-30"])})
-    assert join_macro(later, macro, spec, "%d.%m.%Y").tolist() == [2.0, 3.0]  # 3 months old: allowed
+    assert level(later, macro) == [2.0, 3.0]  # 3 months old: allowed
     late = pd.DataFrame({"snapshot_date": pd.to_datetime(["2024-05-31"])})
     with pytest.raises(InputError, match="the macro series ends too early: the snapshot 2024-05-31"):
-        join_macro(late, macro, spec, "%d.%m.%Y")
+        level(late, macro)
     with pytest.raises(InputError, match="no gdp_growth was published on or before the snapshot 2023-12-10"):
-        join_macro(pd.DataFrame({"snapshot_date": pd.to_datetime(["2023-12-10"])}), macro, spec, "%d.%m.%Y")
+        level(pd.DataFrame({"snapshot_date": pd.to_datetime(["2023-12-10"])}), macro)
+
+
+def test_the_macro_change_is_against_the_value_known_a_year_before_and_needs_that_year():
+    spec = BookContract.model_validate(EXAMPLE).macro
+    assert spec.change_column == "gdp_growth_change_12m"
+    periods = pd.period_range("2022-11", "2024-01", freq="M")
+    macro = pd.DataFrame(
+        {
+            "PERIOD": periods.astype(str),
+            "GDP_GROWTH": np.arange(len(periods), dtype=float) ** 2 / 10,
+            "PUBLISHED": (periods.to_timestamp() + pd.offsets.MonthBegin(1) + pd.Timedelta(days=14)).strftime(
+                "%d.%m.%Y"
+            ),
+        }
+    )
+    value = dict(zip(periods.astype(str), macro["GDP_GROWTH"], strict=True))
+    # 14 February 2024 knows December 2023's value; 14 February 2023 knew December 2022's
+    rows = pd.DataFrame({"snapshot_date": pd.to_datetime(["2024-01-31", "2024-02-14"])})
+    joined = join_macro(rows, macro, spec, "%d.%m.%Y")
+    assert joined["gdp_growth"].tolist() == [value["2023-12"], value["2023-12"]]
+    assert joined["gdp_growth_change_12m"].tolist() == pytest.approx(
+        [value["2023-12"] - value["2022-12"], value["2023-12"] - value["2022-12"]]
+    )
+    # a series that does not reach a year before a snapshot is named, with the way out
+    november = pd.DataFrame({"snapshot_date": pd.to_datetime(["2023-11-30"])})
+    with pytest.raises(InputError, match="too late for gdp_growth_change_12m: the snapshot 2023-11-30"):
+        join_macro(november, macro, spec, "%d.%m.%Y")
+    alone = join_macro(november, macro, spec.model_copy(update={"change_column": None}), "%d.%m.%Y")
+    assert list(alone.columns) == ["gdp_growth"]
 
 
 def test_the_other_facilities_mode_at_the_same_snapshot():

@@ -57,6 +57,7 @@ def test_a_seed_makes_the_book_it_always_made():
     assert book["exposure"].sum() == pytest.approx(651591.111557, rel=1e-9)
     assert book["utilization"].mean() == pytest.approx(0.775967329213, rel=1e-9)
     assert book["gdp_growth"].mean() == pytest.approx(1.766201064385, rel=1e-9)
+    assert book["gdp_growth_change_12m"].mean() == pytest.approx(-0.146033635664, rel=1e-9)
     assert book["oracle_default_probability"].mean() == pytest.approx(0.026254649873, rel=1e-9)
 
 
@@ -226,3 +227,17 @@ def test_published_gdp_growth_is_one_figure_per_date_moving_against_the_cycle(bo
     known = book_50k.dropna(subset=["default_12m"])
     default_rate = known.groupby("snapshot_date")["oracle_default_probability"].mean()
     assert np.corrcoef(published.loc[default_rate.index], default_rate)[0, 1] < -0.5
+
+
+def test_the_economy_s_direction_is_the_published_growth_less_the_figure_a_year_before(book_50k):
+    """``gdp_growth_change_12m``: one figure per date, the published growth less the growth published
+    twelve months earlier (the first year's against the year before the first snapshot)."""
+    by_date = book_50k.groupby("snapshot_date")[["gdp_growth", "gdp_growth_change_12m"]]
+    assert (by_date.nunique() == 1).all().all()
+    series = by_date.first()
+    assert series["gdp_growth_change_12m"].notna().all()
+    assert np.allclose(
+        series["gdp_growth_change_12m"].iloc[12:], series["gdp_growth"].diff(12).iloc[12:], atol=1e-12
+    )
+    # turning up and turning down both happen in the history a model learns from
+    assert series["gdp_growth_change_12m"].min() < -1.0 < 1.0 < series["gdp_growth_change_12m"].max()

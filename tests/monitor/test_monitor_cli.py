@@ -89,7 +89,7 @@ def test_the_backtest_of_a_closed_year_and_lenient_thresholds_exit_0(cli, adviso
     lenient = yaml.safe_load(REPO.joinpath("configs", "monitoring.yaml").read_text())
     for section in ("stability", "slices"):
         lenient[section]["psi"] = {"watch": 9.0, "act": 10.0}
-    lenient["stability"]["economy_outside"] = {"watch": 1.0, "act": 1.0}
+    lenient["stability"]["economy_outside"] = {"watch": 2.0, "act": 2.0}  # never: a share is at most 1
     lenient["stability"]["min_rows"] = 100  # the cohort's few hundred rows are enough to judge here
     lenient["portfolio"]["against_reference"] = {"watch": 9.0, "act": 10.0}
     lenient["backtest"] |= {"act_p": 1e-12, "auc_drop": {"watch": 0.5, "act": 1.0}}

@@ -97,9 +97,11 @@ def test_the_downturn_flags_the_pd_the_deteriorating_readings_and_the_economy(
     inputs = {entry["name"]: entry for entry in report["stability"]["inputs"]}
     for name in ("internal_rating", "leverage", "interest_coverage", "revenue_growth"):
         assert inputs[name]["flag"] in ("watch", "act"), (name, inputs[name]["psi"])
-    (economy,) = report["stability"]["economy"]
-    assert economy["flag"] == "act"
-    assert economy["share_below"] == 1.0  # published growth below anything the models learnt on
+    economy = {entry["name"]: entry for entry in report["stability"]["economy"]}
+    assert set(economy) == {"gdp_growth", "gdp_growth_change_12m"}
+    for name in economy:  # published growth, and its fall over the year, below anything learnt on
+        assert economy[name]["flag"] == "act"
+        assert economy[name]["share_below"] == 1.0
 
 
 def test_an_industry_shock_flags_that_industry_and_no_other_slice(fitted_advisor, reference, books):
