@@ -55,15 +55,13 @@ from crm_modes.models.economics import (
 )
 from crm_modes.models.mode_readings import ModeReadings, load_mode_readings, mode_index
 from crm_modes.models.reasons import top_reasons
+from crm_modes.models.scored_values import GAIN_ERROR_COLUMNS, VALUE_COLUMNS
 from crm_modes.models.serialization import load_pipeline
 from crm_modes.shared.errors import InputError
 
 #: Identifier columns passed through to the output, in order.
 PASS_THROUGH = ("client_id", *KEY)
 PROBABILITY_COLUMNS = tuple(f"probability_{mode}" for mode in MODES)
-VALUE_COLUMNS = tuple(f"value_{mode}" for mode in MODES)
-#: The standard error of each mode's value less today's (economics.move_confidence > 0; else NaN).
-GAIN_ERROR_COLUMNS = tuple(f"gain_error_{mode}" for mode in MODES)
 #: Every output column after the identifiers, in order, with its MLflow type.
 OUTPUT_TYPES: dict[str, str] = {
     "recommended_mode": "string",
@@ -354,28 +352,6 @@ class Advisor:
                 entry = f"{label} up because: {text}"
                 reasons[row] = f"{reasons[row]} | {entry}" if reasons[row] else entry
         return reasons
-
-
-def scored_gain_errors(scores: pd.DataFrame, confidence: float) -> np.ndarray | None:
-    """The gain errors of a scored table (:data:`GAIN_ERROR_COLUMNS`) where a move must beat them
-    (``confidence`` > 0), else None.
-
-    Raises:
-        InputError: the scores lack them, or a row's are not finite (scored with no confidence).
-    """
-    if confidence <= 0:
-        return None
-    missing = [name for name in GAIN_ERROR_COLUMNS if name not in scores]
-    if missing:
-        raise InputError(f"move_confidence {confidence}: the scores lack {missing}")
-    errors = scores[list(GAIN_ERROR_COLUMNS)].to_numpy(dtype=np.float64)
-    unknown = int((~np.isfinite(errors)).any(axis=1).sum())
-    if unknown:
-        raise InputError(
-            f"move_confidence {confidence}: {unknown:,} rows have no gain errors; "
-            "score with a bundle whose economics set move_confidence"
-        )
-    return errors
 
 
 def in_mode_order(probabilities: np.ndarray, classes: Iterable[object]) -> np.ndarray:

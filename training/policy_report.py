@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 
 from crm_modes.data.schema import MODES, input_names
-from crm_modes.models.advisor import PROBABILITY_COLUMNS, VALUE_COLUMNS, in_mode_order, scored_gain_errors
+from crm_modes.models.advisor import PROBABILITY_COLUMNS, in_mode_order
 from crm_modes.models.economics import Economics, choose_modes, policy_value, value_parts
+from crm_modes.models.scored_values import VALUE_COLUMNS, mode_index, scored_gain_errors
 from crm_modes.shared.errors import InputError
 from crm_modes.training.config import (
     CapacityConfig,
@@ -51,11 +52,6 @@ if TYPE_CHECKING:
 COMMITTEE = "oracle_policy_mode"
 LABELS = ("default_12m", "churn_12m")
 GROUP_COLUMN = "client_id"
-
-
-def mode_index(values: pd.Series) -> np.ndarray:
-    """Index into MODES of each value (-1 where it is not a mode)."""
-    return pd.Index(MODES).get_indexer(values.astype(str))
 
 
 def row_values(

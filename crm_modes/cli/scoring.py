@@ -425,12 +425,11 @@ def allocate(
 
     from crm_modes.data.io import check_writable, read_table, writing_to
     from crm_modes.data.schema import MODES
-    from crm_modes.models.advisor import VALUE_COLUMNS, scored_gain_errors
     from crm_modes.models.capacity import allocate as allocate_modes
     from crm_modes.models.capacity import move_list
     from crm_modes.models.economics import load_economics
+    from crm_modes.models.scored_values import VALUE_COLUMNS, mode_index, scored_gain_errors
     from crm_modes.training.config import CapacityConfig
-    from crm_modes.training.policy_report import mode_index
 
     settings = training_config(config)
     if settings.advisor is None:

@@ -12,7 +12,7 @@ from crm_modes.data.generator import generate_book
 from crm_modes.data.schema import MODES
 from crm_modes.models.economics import choose_modes
 from crm_modes.models.gain_uncertainty import COVARIANCE, coefficient_covariance, covariance_of
-from crm_modes.training.policy_report import mode_index
+from crm_modes.models.scored_values import mode_index
 
 
 def test_the_covariance_is_the_spread_of_coefficients_fitted_on_fresh_samples():
