@@ -8,7 +8,7 @@ rows twice: reading the published GDP growth alone (``gdp_growth_change_12m`` ex
 its change over the last year as well. On the out-of-time evaluation year it reports calibration in
 the large (mean predicted PD over the observed default rate, less one) beside the oracle's own on the
 same rows (the simulation's true probabilities in the mode applied), their gap, and both AUCs. The
-value-policy benchmark holds the PD model's gap to the oracle within 0.15 on every seed.
+value-policy benchmark asks for a gap of at most 0.15 on every seed.
 """
 
 from __future__ import annotations
