@@ -174,8 +174,9 @@ def join_macro(
     joined = {spec.column: level}
     if spec.change_column is not None:
         before = snapshots - pd.DateOffset(months=MACRO_CHANGE_MONTHS)
-        if (series["published"].min() > before).any():
-            first = snapshots[series["published"].min() > before].min()
+        unknown = before < series["published"].min()
+        if unknown.any():
+            first = snapshots[unknown].min()
             raise InputError(
                 f"the macro series starts too late for {spec.change_column}: the snapshot {first:%Y-%m-%d} "
                 f"needs {spec.column} as published {MACRO_CHANGE_MONTHS} months before it; add the "

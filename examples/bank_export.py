@@ -29,6 +29,7 @@ import pandas as pd
 import yaml
 
 from crm_modes.data.generator import generate_book
+from crm_modes.data.schema import MACRO_CHANGE_MONTHS
 
 REPO = Path(__file__).resolve().parents[1]
 CONTRACT = REPO / "configs" / "books" / "example_bank.yaml"
@@ -67,8 +68,8 @@ def export(book: pd.DataFrame, folder: Path) -> dict[str, Path]:
     snapshots = book.drop_duplicates("snapshot_date").sort_values("snapshot_date")
     period = (snapshots["snapshot_date"] - pd.offsets.MonthEnd(1)).dt.to_period("M")
     # and the year before the first snapshot, which the first year's change was taken against
-    first_year = snapshots.iloc[:12]
-    period = pd.concat([period.iloc[:12] - 12, period])
+    first_year = snapshots.iloc[:MACRO_CHANGE_MONTHS]
+    period = pd.concat([period.iloc[:MACRO_CHANGE_MONTHS] - MACRO_CHANGE_MONTHS, period])
     growth = np.concatenate(
         [first_year["gdp_growth"] - first_year["gdp_growth_change_12m"], snapshots["gdp_growth"]]
     )

@@ -304,3 +304,17 @@ def test_the_command_builds_the_book_and_refuses_a_broken_feed(cli, exported, tm
     assert refused.returncode == 2
     assert "none of the" in " ".join(refused.stderr.split())
     assert not (tmp_path / "broken-book.parquet").exists()
+
+
+def test_the_command_refuses_a_macro_series_that_starts_after_the_year_before_the_first_snapshot(
+    cli, exported, tmp_path
+):
+    _, paths = exported
+    read(paths, "macro").iloc[12:].to_csv(tmp_path / "short.csv", index=False)
+    out = tmp_path / "book.parquet"
+    command = [cli, "labels", "--snapshots", str(paths["panel"]), "--events", str(paths["events"])]
+    command += ["--macro", str(tmp_path / "short.csv"), "--contract", str(CONTRACT), "--out", str(out)]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2
+    assert "starts too late for gdp_growth_change_12m" in " ".join(refused.stderr.split())
+    assert not out.exists()
