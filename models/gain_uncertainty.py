@@ -10,8 +10,8 @@ penalized logistic regression's coefficients ``theta = (intercept, w)`` have the
 covariance ``S = (Z' W Z + P / C)^-1``, with ``Z = [1, X]`` the training matrix, ``W`` the fitted
 ``p (1 - p)``, and ``P`` the penalty's identity on ``w`` (not the intercept) at the model's ``C``
 (:func:`coefficient_covariance`, computed once at training and stored with the estimator). Where
-the mode effects were kept in the domain's order (training/mode_effects.py), the stored covariance
-is the one under that order, which it computes.
+the model declares the domain's order of its mode effects (training/mode_effects.py), the stored
+covariance is the one that step computes: the mode effects counted per client, under the order.
 
 A facility's value in mode m is linear in its probabilities, ``v_m = ... - a_m d_m - b_m c_m``, and
 a probability's gradient in ``theta`` is ``g_m = s p_m (1 - p_m) [1, x_m]`` (``s`` the sigmoid

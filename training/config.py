@@ -236,8 +236,10 @@ class ModelConfig(FrozenConfig):
     mode_effect_order: list[str] | None = None
     """Modes from the highest effect on the event's log-odds to the lowest (e.g. ``[basic, reactive,
     responsible]``: more attention never raises default risk). The fitted effects of ``assigned_mode``
-    are kept in that order: where the estimates break it, every coefficient takes its posterior mean
-    under the order (docs/decisions/023-mode-effects-in-the-domain-order.md). ``null``: unconstrained.
+    are first counted per client (a client's snapshots are not independent evidence:
+    docs/decisions/027-mode-effects-counted-per-client.md), then kept in that order: where the
+    estimates break it, every coefficient takes its posterior mean under the order
+    (docs/decisions/023-mode-effects-in-the-domain-order.md). ``null``: unconstrained, as fitted.
     """
     tuning: TuningConfig = Field(default_factory=TuningConfig)
     """An optional parameter search."""

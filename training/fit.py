@@ -18,6 +18,7 @@ from crm_modes.features.config import FeatureConfig
 from crm_modes.models.estimators import flavor_of, make_estimator
 from crm_modes.models.gain_uncertainty import COVARIANCE, attach_covariance
 from crm_modes.shared.errors import InputError
+from crm_modes.training.clients import GROUP_COLUMN
 from crm_modes.training.config import ModelConfig
 from crm_modes.training.mode_effects import OrderedEffects, order_mode_effects
 
@@ -230,9 +231,11 @@ def _fit_pipeline(
     y = binary_target(y, config) if config.kind == "binary" else y.astype(str).to_numpy()
     X = feature_pipeline.fit_transform(train)
     estimator.fit(X, y)
-    effects = order_mode_effects(estimator, X, y, mode_effect_order) if mode_effect_order else None
+    # a client's snapshots counted together (docs/decisions/027-mode-effects-counted-per-client.md)
+    groups = train[GROUP_COLUMN].to_numpy() if GROUP_COLUMN in train else None
+    effects = order_mode_effects(estimator, X, y, mode_effect_order, groups) if mode_effect_order else None
     if covariance:
-        if effects is not None and effects.covariance is not None:  # the posterior under the order
+        if effects is not None and effects.covariance is not None:  # counted per client, in order
             setattr(estimator, COVARIANCE, effects.covariance)
         else:
             attach_covariance(estimator, X)

@@ -30,6 +30,7 @@ from crm_modes.models.advisor import PROBABILITY_COLUMNS, in_mode_order
 from crm_modes.models.economics import Economics, choose_modes, policy_value, value_parts
 from crm_modes.models.scored_values import VALUE_COLUMNS, mode_index, scored_gain_errors
 from crm_modes.shared.errors import InputError
+from crm_modes.training.clients import client_groups
 from crm_modes.training.config import (
     CapacityConfig,
     EstimatorConfig,
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 
 COMMITTEE = "oracle_policy_mode"
 LABELS = ("default_12m", "churn_12m")
-GROUP_COLUMN = "client_id"
 
 
 def row_values(
@@ -371,12 +371,6 @@ def evaluation_rows(config: TrainingConfig, table: pd.DataFrame) -> pd.DataFrame
     split, _ = model_split(table, config, config.models["churn"])
     rows = table[split.evaluation]
     return rows[rows[list(LABELS)].notna().all(axis=1)].reset_index(drop=True)
-
-
-def client_groups(rows: pd.DataFrame) -> np.ndarray:
-    """The client of each row, what folds and bootstrap resamples keep together (each row its own
-    group where the rows do not say)."""
-    return rows[GROUP_COLUMN].to_numpy() if GROUP_COLUMN in rows else np.arange(len(rows))
 
 
 def cross_fitted_propensity(config: TrainingConfig, rows: pd.DataFrame, *, folds: int = 5) -> np.ndarray:

@@ -144,6 +144,8 @@ def _log_model_run(
             )
             mlflow.log_metrics({f"mode_effect_{mode}": value for mode, value in effects.kept.items()})
             mlflow.log_param("mode_effects_constrained", str(effects.constrained).lower())
+            if effects.design_effect is not None:  # docs/decisions/027-mode-effects-counted-per-client.md
+                mlflow.log_metric("mode_effect_design_effect", effects.design_effect)
         ranked = importance(fitted, table[split.evaluation])
         with tempfile.TemporaryDirectory() as folder:
             folder_path = Path(folder)

@@ -295,6 +295,14 @@ HEADLINES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("120 months, growth and its change", "summary.120.with_change.gap_to_oracle_max", ""),
         ],
     ),
+    "mode_effects": (
+        "the outcome models' mode effects counted per row and per client, against the truth",
+        [
+            ("PD effects' mean absolute error, per row", "summary.default.per row.mean_absolute_error", ""),
+            ("per client (shipped)", "summary.default.per client.mean_absolute_error", ""),
+            ("design effect, lowest", "summary.default.per client.design_effect_range.0", ""),
+        ],
+    ),
     "effect_learners": (
         "mode-effect learners on the same rows: the shipped S-learner against a DR-learner",
         [

@@ -115,6 +115,47 @@ def test_effects_already_in_order_are_left_as_fitted():
     np.testing.assert_array_equal(model.coef_, before)
 
 
+def test_a_client_seen_in_many_snapshots_counts_once():
+    # each client's row repeated ten times, as a facility's monthly snapshots: counted per client,
+    # the effects and their spread are those of a fit on one row per client with the same penalty
+    X, y = book({"basic": 0.4, "reactive": 0.0, "responsible": -0.3}, n=6_000, seed=3)
+    once = LogisticRegression(C=0.05, max_iter=1000).fit(X, y)
+    expected = order_mode_effects(once, X, y, ORDER, groups=np.arange(len(y)))
+    repeated, labels = pd.concat([X] * 10, ignore_index=True), np.tile(y, 10)
+    clients = np.tile(np.arange(len(y)), 10)
+    model = LogisticRegression(C=0.05, max_iter=1000).fit(repeated, labels)
+    row_counted = {name: model.coef_[0, list(X.columns).index(f"assigned_mode={name}")] for name in ORDER}
+    effects = order_mode_effects(model, repeated, labels, ORDER, groups=clients)
+    assert effects.design_effect == pytest.approx(10.0, rel=0.1)
+    assert expected.design_effect == pytest.approx(1.0, abs=0.1)
+    for name in ORDER:  # one constant apart: compare differences against reactive
+        kept = effects.kept[name] - effects.kept["reactive"]
+        assert kept == pytest.approx(expected.kept[name] - expected.kept["reactive"], abs=0.03)
+    # the repeated rows alone overstate what the data know: the penalty shrank them less
+    assert abs(row_counted["basic"] - row_counted["reactive"]) > abs(
+        effects.kept["basic"] - effects.kept["reactive"]
+    )
+    # and the stored covariance is the one-row-per-client spread, not a tenth of it
+    direction = np.zeros(1 + X.shape[1])
+    direction[1 + list(X.columns).index("assigned_mode=basic")] = 1.0
+    direction[1 + list(X.columns).index("assigned_mode=reactive")] = -1.0
+    assert direction @ effects.covariance @ direction == pytest.approx(
+        direction @ expected.covariance @ direction, rel=0.15
+    )
+
+
+def test_independent_rows_keep_their_fitted_effects_when_counted_per_client():
+    X, y = book({"basic": 0.4, "reactive": 0.0, "responsible": -0.5})
+    model = LogisticRegression(C=1.0, max_iter=1000).fit(X, y)
+    effects = order_mode_effects(model, X, y, ORDER, groups=np.arange(len(y)))
+    assert effects.design_effect == pytest.approx(1.0, abs=0.1)
+    assert not effects.constrained
+    for name in ORDER:
+        assert effects.kept[name] - effects.kept["reactive"] == pytest.approx(
+            effects.fitted[name] - effects.fitted["reactive"], abs=0.02
+        )
+
+
 def test_a_wholly_reversed_order_keeps_every_mode_in_order_by_a_little():
     X, y = book({"basic": -0.4, "reactive": 0.0, "responsible": 0.5})
     model = LogisticRegression(C=1.0, max_iter=1000).fit(X, y)
@@ -166,6 +207,8 @@ def test_the_default_configuration_keeps_the_pd_and_churn_effects_in_order(book_
         fitted = fit_model(name, model, config.features, table[fit_rows], table[calibration_rows])
         kept = fitted.mode_effects.kept
         assert kept["basic"] > kept["reactive"] > kept["responsible"], (name, fitted.mode_effects)
+        # a client's snapshots are not independent: counted per client, not per row
+        assert fitted.mode_effects.design_effect > 2, (name, fitted.mode_effects.design_effect)
         # every row's chance, in each mode: lower for more attention
         rows = table[split.evaluation].head(500)
         chances = [fitted.pipeline.predict_proba(rows.assign(assigned_mode=mode))[:, 1] for mode in ORDER]
