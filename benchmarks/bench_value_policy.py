@@ -19,7 +19,7 @@ what the policy report computes (training/policy_report.py), plus:
 - value captured and the share switched when a move must beat 0.5, 1 or 2 standard errors of its
   gain (``move_confidence``).
 
-    .venv/bin/python benchmarks/bench_value_policy.py [--seeds 42 7]
+    .venv/bin/python benchmarks/bench_value_policy.py [--seeds 42 7] [--history-months 120]
 """
 
 from __future__ import annotations
@@ -86,13 +86,15 @@ def average_effects(predicted: np.ndarray, truth: np.ndarray) -> dict[str, dict[
     }
 
 
-def train_seed(seed: int, folder: Path) -> tuple[Path, float]:
-    """Train the default configuration with ``seed`` in a scratch MLflow store in ``folder`` (which
-    this process then tracks); its configuration file and the seconds training took."""
+def train_seed(seed: int, folder: Path, history_months: int | None = None) -> tuple[Path, float]:
+    """Train the default configuration with ``seed`` (and ``history_months`` of simulated history,
+    None: the default) in a scratch MLflow store in ``folder`` (which this process then tracks); its
+    configuration file and the seconds training took."""
     import mlflow
 
     config_path = folder / f"train_{seed}.yaml"
-    config_path.write_text(f"base: {REPO / 'configs' / 'train.yaml'}\ndata:\n  seed: {seed}\n")
+    history = "" if history_months is None else f"  history_months: {history_months}\n"
+    config_path.write_text(f"base: {REPO / 'configs' / 'train.yaml'}\ndata:\n  seed: {seed}\n{history}")
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db",
@@ -107,7 +109,7 @@ def train_seed(seed: int, folder: Path) -> tuple[Path, float]:
     return config_path, trained
 
 
-def judge_seed(seed: int, folder: Path) -> list[dict[str, object]]:
+def judge_seed(seed: int, folder: Path, history_months: int | None = None) -> list[dict[str, object]]:
     from crm_modes.data.schema import MODES, input_names
     from crm_modes.models.advisor import bundle_advisor
     from crm_modes.models.economics import policy_value
@@ -127,7 +129,7 @@ def judge_seed(seed: int, folder: Path) -> list[dict[str, object]]:
         true_values,
     )
 
-    config_path, trained = train_seed(seed, folder)
+    config_path, trained = train_seed(seed, folder, history_months)
     config = load_training_config(config_path)
     rows = evaluation_rows(config, load_training_table(config).table)
     inputs = [name for name in input_names() if name in rows]
@@ -314,16 +316,21 @@ def summary(runs: list[dict[str, object]]) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
-    seeds = parser.parse_args().seeds
+    parser.add_argument(
+        "--history-months", type=int, default=None, help="simulated history (default: the generator's)"
+    )
+    args = parser.parse_args()
+    seeds, history = args.seeds, args.history_months
     runs = []
     with tempfile.TemporaryDirectory() as folder:
         for seed in seeds:
-            runs.extend(judge_seed(seed, Path(folder)))
+            runs.extend(judge_seed(seed, Path(folder), history))
     figures = summary(runs)
+    months = "" if history is None else f", {history} months of history"
     save(
-        "value_policy",
+        "value_policy" if history is None else f"value_policy_history_{history}",
         {
-            "config": "configs/train.yaml (400,000 rows) with each seed, three economics",
+            "config": f"configs/train.yaml (400,000 rows{months}) with each seed, three economics",
             "seeds": seeds,
             "targets": TARGETS,
             "checks": figures.pop("checks"),
