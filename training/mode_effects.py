@@ -192,7 +192,9 @@ def count_per_client(
     posterior = difference @ covariance @ difference.T
     prior = penalty_c * difference[:, 1:] @ difference[:, 1:].T
     posterior_precision, prior_precision = np.linalg.inv(posterior), np.linalg.inv(prior)
-    data = posterior_precision - prior_precision
+    # the data's information is what the fit adds to the prior's; never negative (rounding aside)
+    values, vectors = np.linalg.eigh(posterior_precision - prior_precision)
+    data = (vectors * np.maximum(values, 0.0)) @ vectors.T
     spread = np.linalg.inv(data / design_effect + prior_precision)
     mean = spread @ posterior_precision @ (difference @ theta) / design_effect
     return mean, spread, design_effect

@@ -295,6 +295,14 @@ HEADLINES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("120 months, growth and its change", "summary.120.with_change.gap_to_oracle_max", ""),
         ],
     ),
+    "value_policy_history_120": (
+        "the value policy on ten-year books (the history the PD model's calibration would prefer)",
+        [
+            ("value captured, mean", "summary.value_captured_mean", ""),
+            ("lowest", "summary.value_captured_min", ""),
+            ("PD calibration's largest gap to the oracle", "summary.pd_calibration_gap_to_oracle_max", ""),
+        ],
+    ),
     "mode_effects": (
         "the outcome models' mode effects counted per row and per client, against the truth",
         [
