@@ -10,7 +10,7 @@ snapshots before it: the information about a mode's effect comes from clients, n
 penalized logistic regression's coefficients ``theta`` have, to the Laplace approximation, the
 posterior ``N(theta_hat, S)`` (the penalty is a Gaussian prior, ``S``
 :func:`~crm_modes.models.gain_uncertainty.coefficient_covariance`), which counts every row as
-independent. On the synthetic books the mode differences' variance clustered by client is 8 to 10
+independent. On the synthetic books the mode differences' variance clustered by client is 7.6 to 10.2
 times that (their design effect), and the fitted effects scatter across books by as much
 (docs/decisions/027-mode-effects-counted-per-client.md). So the differences of adjacent modes'
 effects, ``d = D theta``, are re-weighed: their marginal posterior ``N(D theta_hat, D S D')`` is
