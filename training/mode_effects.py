@@ -128,35 +128,34 @@ def order_mode_effects(
         difference[row, 1 + column[row + 1]] = -step[row + 1]
     covariance, design_effect = None, None
     if groups is not None:
-        probability = 1.0 / (1.0 + np.exp(-(matrix @ theta[1:] + theta[0])))
+        probability = _fitted_probability(matrix, theta)
         covariance = coefficient_covariance(matrix, probability, float(estimator.C))
         mean, spread, design_effect = count_per_client(
             matrix, y, probability, theta, covariance, difference, float(estimator.C), groups
         )
         theta, covariance = condition_on_differences(theta, covariance, difference, mean, spread)
         keep(theta)
-    if all(first >= second for first, second in pairwise(effects().values())):
-        return OrderedEffects(
-            fitted=fitted,
-            kept=effects(),
-            constrained=False,
-            covariance=covariance,
-            design_effect=design_effect,
-        )
-
-    if covariance is None:
-        probability = 1.0 / (1.0 + np.exp(-(matrix @ theta[1:] + theta[0])))
-        covariance = coefficient_covariance(matrix, probability, float(estimator.C))
-    mean, moments = truncated_moments(difference @ theta, difference @ covariance @ difference.T)
-    theta, covariance = condition_on_differences(theta, covariance, difference, mean, moments)
-    keep(theta)
+    constrained = not all(first >= second for first, second in pairwise(effects().values()))
+    if constrained:
+        if covariance is None:
+            covariance = coefficient_covariance(
+                matrix, _fitted_probability(matrix, theta), float(estimator.C)
+            )
+        mean, moments = truncated_moments(difference @ theta, difference @ covariance @ difference.T)
+        theta, covariance = condition_on_differences(theta, covariance, difference, mean, moments)
+        keep(theta)
     return OrderedEffects(
         fitted=fitted,
         kept=effects(),
-        constrained=True,
+        constrained=constrained,
         covariance=covariance,
         design_effect=design_effect,
     )
+
+
+def _fitted_probability(matrix: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Each row's probability under the coefficients ``theta`` (intercept first)."""
+    return 1.0 / (1.0 + np.exp(-(matrix @ theta[1:] + theta[0])))
 
 
 def count_per_client(
