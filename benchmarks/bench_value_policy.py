@@ -12,14 +12,15 @@ what the policy report computes (training/policy_report.py), plus:
   the oracle's own (predicted mean over observed mean, less one);
 - the value policy within a responsible-mode cap at the committee's own share, against the
   oracle-best allocation within the same cap;
-- the doubly robust gain's lower bound of a deliberately bad policy (all basic), which a value
-  gate must refuse;
+- the value gate's verdict (as if it were on) on the value policy and on a deliberately bad policy
+  (all basic), which it must refuse: the doubly robust gain's lower bound, and the share of the
+  gain's variance its ten largest clients carry (``advisor.value_gate.max_concentration``);
 - the value policy within each region's own committee share of responsible mode, and within the
   committee's own RM hours in each region (basic 0.5, reactive 2, responsible 6 hours a month);
 - value captured and the share switched when a move must beat 0.5, 1 or 2 standard errors of its
   gain (``move_confidence``).
 
-    .venv/bin/python benchmarks/bench_value_policy.py [--seeds 42 7] [--history-months 120]
+    .venv/bin/python benchmarks/bench_value_policy.py [--seeds 42 7] [--history-months 120] [--mode-noise 0.3]
 """
 
 from __future__ import annotations
@@ -86,15 +87,15 @@ def average_effects(predicted: np.ndarray, truth: np.ndarray) -> dict[str, dict[
     }
 
 
-def train_seed(seed: int, folder: Path, history_months: int | None = None) -> tuple[Path, float]:
-    """Train the default configuration with ``seed`` (and ``history_months`` of simulated history,
-    None: the default) in a scratch MLflow store in ``folder`` (which this process then tracks); its
+def train_seed(seed: int, folder: Path, book: dict[str, object]) -> tuple[Path, float]:
+    """Train the default configuration with ``seed`` (and the ``book``'s other ``data`` keys, e.g.
+    ``history_months``) in a scratch MLflow store in ``folder`` (which this process then tracks); its
     configuration file and the seconds training took."""
     import mlflow
 
     config_path = folder / f"train_{seed}.yaml"
-    history = "" if history_months is None else f"  history_months: {history_months}\n"
-    config_path.write_text(f"base: {REPO / 'configs' / 'train.yaml'}\ndata:\n  seed: {seed}\n{history}")
+    keys = "".join(f"  {key}: {value}\n" for key, value in {"seed": seed, **book}.items())
+    config_path.write_text(f"base: {REPO / 'configs' / 'train.yaml'}\ndata:\n{keys}")
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db",
@@ -109,27 +110,28 @@ def train_seed(seed: int, folder: Path, history_months: int | None = None) -> tu
     return config_path, trained
 
 
-def judge_seed(seed: int, folder: Path, history_months: int | None = None) -> list[dict[str, object]]:
+def judge_seed(seed: int, folder: Path, book: dict[str, object]) -> list[dict[str, object]]:
     from crm_modes.data.schema import MODES, input_names
     from crm_modes.models.advisor import bundle_advisor
     from crm_modes.models.economics import policy_value
     from crm_modes.shared.model_loading import load_model
     from crm_modes.training.config import CapacityConfig, load_training_config
     from crm_modes.training.data_source import load_training_table
-    from crm_modes.training.off_policy import cluster_bootstrap, doubly_robust
+    from crm_modes.training.off_policy import cluster_bootstrap, doubly_robust, gain_concentration
     from crm_modes.training.policy_report import (
         capacity_figures,
         client_groups,
         cross_fitted_propensity,
         cross_fitted_values,
         evaluation_rows,
+        gate_failures,
         mode_index,
         policy_report,
         realised_values,
         true_values,
     )
 
-    config_path, trained = train_seed(seed, folder, history_months)
+    config_path, trained = train_seed(seed, folder, book)
     config = load_training_config(config_path)
     rows = evaluation_rows(config, load_training_table(config).table)
     inputs = [name for name in input_names() if name in rows]
@@ -137,6 +139,7 @@ def judge_seed(seed: int, folder: Path, history_months: int | None = None) -> li
     advisor = bundle_advisor(loaded.path, model_version=loaded.version)
     propensity = cross_fitted_propensity(config, rows)
     gate = config.advisor.value_gate
+    gate_on = gate.model_copy(update={"enabled": True})  # the gate's verdict, were it on
     logged = mode_index(rows["assigned_mode"])
     committee_share = float((mode_index(rows["oracle_policy_mode"]) == MODES.index("responsible")).mean())
     capacity = CapacityConfig(responsible_share=committee_share)
@@ -186,6 +189,16 @@ def judge_seed(seed: int, folder: Path, history_months: int | None = None) -> li
             seed=gate.seed,
             differences={"gain": ("all_basic", "committee")},
         )["gain"]
+        bad_report = {
+            "rows": len(rows),
+            "dr_gain": bad.as_dict(),
+            "dr_gain_concentration": {
+                "clients": gate.concentration_clients,
+                "share_of_variance": gain_concentration(
+                    all_basic, committee, client_groups(rows), clients=gate.concentration_clients
+                ),
+            },
+        }
         true_gain = report["true_gain"]
         gain = report["dr_gain"]
         truth = true_values(rows, economics)
@@ -215,10 +228,14 @@ def judge_seed(seed: int, folder: Path, history_months: int | None = None) -> li
                 "true_gain": true_gain,
                 "dr_gain": gain,
                 "interval_covers_true_gain": gain["lower"] <= true_gain <= gain["upper"],
-                "gate_passes_value_policy": gain["lower"] >= gate.min_gain_lower_bound,
+                "bound_passes_value_policy": gain["lower"] >= gate.min_gain_lower_bound,
+                "gain_concentration": report["dr_gain_concentration"]["share_of_variance"],
+                "gate_passes_value_policy": not gate_failures(report, gate_on),
                 "all_basic_true_gain": report["policies"]["all_basic"] - report["policies"]["committee"],
                 "all_basic_dr_gain": bad.as_dict(),
-                "gate_refuses_all_basic": bad.lower < gate.min_gain_lower_bound,
+                "bound_refuses_all_basic": bad.lower < gate.min_gain_lower_bound,
+                "all_basic_gain_concentration": bad_report["dr_gain_concentration"]["share_of_variance"],
+                "gate_refuses_all_basic": bool(gate_failures(bad_report, gate_on)),
                 "mean_weight_by_mode": report["mean_weight_by_mode"],
                 "recorded_weight_by_mode": report["recorded_weight_by_mode"],
                 "share_switched": report["share_switched"],
@@ -275,6 +292,20 @@ def summary(runs: list[dict[str, object]]) -> dict[str, object]:
             run["gate_passes_value_policy"] for run in runs if run["true_gain"] > 0
         ),
         "gate_refuses_all_basic_everywhere": all(run["gate_refuses_all_basic"] for run in runs),
+        "runs_lower_bound_passes_value_policy": sum(run["bound_passes_value_policy"] for run in runs),
+        "runs_lower_bound_passes_all_basic": sum(not run["bound_refuses_all_basic"] for run in runs),
+        "gain_concentration_range": [
+            float(
+                min(
+                    run[key] for run in runs for key in ("gain_concentration", "all_basic_gain_concentration")
+                )
+            ),
+            float(
+                max(
+                    run[key] for run in runs for key in ("gain_concentration", "all_basic_gain_concentration")
+                )
+            ),
+        ],
         "pd_calibration_gap_to_oracle_max": float(max(calibration)),
         "value_captured_within_cap_default_book": next(
             run["capacity"]["value_captured"] for run in default_economics if run["seed"] == SEEDS[0]
@@ -319,18 +350,33 @@ def main() -> None:
     parser.add_argument(
         "--history-months", type=int, default=None, help="simulated history (default: the generator's)"
     )
+    parser.add_argument(
+        "--mode-noise",
+        type=float,
+        default=None,
+        help="share of modes off the committee's rule, the book's exploration (default: the generator's)",
+    )
     args = parser.parse_args()
-    seeds, history = args.seeds, args.history_months
+    seeds, book, name, described = args.seeds, {}, "value_policy", ""
+    if args.history_months is not None:
+        book["history_months"] = args.history_months
+        name, described = (
+            f"{name}_history_{args.history_months}",
+            f", {args.history_months} months of history",
+        )
+    if args.mode_noise is not None:
+        book["mode_noise"] = args.mode_noise
+        name = f"{name}_mode_noise_{round(100 * args.mode_noise)}"
+        described += f", {args.mode_noise:.0%} of modes off the committee's rule"
     runs = []
     with tempfile.TemporaryDirectory() as folder:
         for seed in seeds:
-            runs.extend(judge_seed(seed, Path(folder), history))
+            runs.extend(judge_seed(seed, Path(folder), book))
     figures = summary(runs)
-    months = "" if history is None else f", {history} months of history"
     save(
-        "value_policy" if history is None else f"value_policy_history_{history}",
+        name,
         {
-            "config": f"configs/train.yaml (400,000 rows{months}) with each seed, three economics",
+            "config": f"configs/train.yaml (400,000 rows{described}) with each seed, three economics",
             "seeds": seeds,
             "targets": TARGETS,
             "checks": figures.pop("checks"),

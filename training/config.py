@@ -20,7 +20,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from crm_modes.data.book_contract import BookContract
-from crm_modes.data.generator import HISTORY_MONTHS
+from crm_modes.data.generator import HISTORY_MONTHS, MODE_NOISE
 from crm_modes.features.config import FeatureConfig, load_feature_config
 from crm_modes.shared.configuration import FrozenConfig, invalid_file, load_yaml_model
 from crm_modes.shared.errors import InputError
@@ -46,6 +46,11 @@ class DataConfig(FrozenConfig):
     """Seed of the simulated book: the same seed and size give the same book."""
     history_months: int = Field(default=HISTORY_MONTHS, gt=12)
     """Months of snapshots in a generated book (more than the 12-month label horizon)."""
+    mode_noise: float = Field(default=MODE_NOISE, ge=0, lt=1)
+    """Share of a generated book's facilities whose mode deviates at random from the committee's rule: the
+    book's exploration, which off-policy evaluation learns from
+    (docs/decisions/004-value-gate-off-on-the-synthetic-book.md).
+    """
     path: str | None = None
     """A CSV or Parquet table to train on, relative to this file; ``${VAR}`` and ``${VAR:-default}`` read
     the environment.
@@ -281,6 +286,13 @@ class ValueGateConfig(FrozenConfig):
     """Folds (by client) of the evaluation rows: the doubly robust estimate's churn and PD models are refit
     on the other folds for each, so no row is valued by a model that saw it or chose its policy (1: the
     bundle's own values, which grade their own homework).
+    """
+    concentration_clients: int = Field(default=10, ge=1)
+    """How many clients :attr:`max_concentration` counts: those with the largest terms in the gain."""
+    max_concentration: float = Field(default=0.5, gt=0, le=1)
+    """The largest share of the gain's variance between clients that its ``concentration_clients``
+    largest terms may carry. Above it a few outcomes decide the estimate, its interval cannot be trusted
+    and ``promote`` refuses (1: never; docs/decisions/004-value-gate-off-on-the-synthetic-book.md).
     """
     propensity_calibration: Literal["isotonic", "none"] = "isotonic"
     """How the cross-fitted propensities are recalibrated, per mode and out of fold, so that each mode's

@@ -116,9 +116,12 @@ def load_training_table(config: TrainingConfig) -> TrainingTable:
     data = config.data
     profile = None
     if data.generate_rows is not None:
-        raw = generate_book(data.generate_rows, data.seed, history_months=data.history_months)
+        raw = generate_book(
+            data.generate_rows, data.seed, history_months=data.history_months, mode_noise=data.mode_noise
+        )
         description = (
-            f"synthetic book: {data.generate_rows:,} rows, seed {data.seed}, {data.history_months} months"
+            f"synthetic book: {data.generate_rows:,} rows, seed {data.seed}, {data.history_months} months, "
+            f"{data.mode_noise:.0%} of modes off the committee's rule"
         )
         gate = Gate()
     else:

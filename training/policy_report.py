@@ -11,7 +11,9 @@ compares policies:
   ``(V_value - V_committee) / (V_oracle_best - V_committee)``;
 - off-policy, from realised outcomes only (what a real book allows): the doubly robust
   estimate of the value policy and of the committee policy, with a cluster-bootstrap interval
-  (:mod:`crm_modes.training.off_policy`); on the synthetic book it is checked against the truth.
+  (:mod:`crm_modes.training.off_policy`) and the share of the gain's variance its largest clients
+  carry (where it is large the interval cannot be trusted); on the synthetic book it is checked
+  against the truth.
 
 Values are totals over the evaluation rows, in millions, over each row's 12 months.
 """
@@ -41,6 +43,7 @@ from crm_modes.training.off_policy import (
     calibrate_out_of_fold,
     cluster_bootstrap,
     doubly_robust,
+    gain_concentration,
     mode_weights,
 )
 from crm_modes.training.propensity import propensity_inputs, refit_settings
@@ -204,6 +207,12 @@ def policy_report(
     report["dr_interval"] = [estimates["value_policy"].lower, estimates["value_policy"].upper]
     report["dr_committee_estimate"] = estimates["committee"].value
     report["dr_gain"] = estimates["gain"].as_dict()
+    report["dr_gain_concentration"] = {
+        "clients": gate.concentration_clients,
+        "share_of_variance": gain_concentration(
+            parts["value_policy"], parts["committee"], groups, clients=gate.concentration_clients
+        ),
+    }
     report["dr_clipped_rows"] = {name: part.clipped for name, part in parts.items()}
     report["dr_mean_weight"] = {name: part.mean_weight for name, part in parts.items()}
     report["mean_weight_by_mode"] = mode_weights(logged, propensity, gate.propensity_floor)
@@ -316,14 +325,24 @@ def _first_facilities(order: np.ndarray, facility: pd.Series | None, count: int)
 
 def gate_failures(report: dict[str, object], gate: ValueGateConfig) -> list[str]:
     """Why a bundle's value policy may not become champion; empty when it may (or the gate is off)."""
-    gain = report["dr_gain"]
-    if gate.enabled and gain["lower"] < gate.min_gain_lower_bound:
-        return [
+    if not gate.enabled:
+        return []
+    gain, failures = report["dr_gain"], []
+    if gain["lower"] < gate.min_gain_lower_bound:
+        failures.append(
             f"value policy: doubly robust gain over the committee policy {gain['value']:.2f}m, "
             f"{gate.confidence:.0%} interval [{gain['lower']:.2f}m, {gain['upper']:.2f}m]; its lower bound "
             f"is below the minimum {gate.min_gain_lower_bound:.2f}m (evaluation rows: {report['rows']:,})"
-        ]
-    return []
+        )
+    concentration = report["dr_gain_concentration"]
+    clients, share = concentration["clients"], concentration["share_of_variance"]
+    if share > gate.max_concentration:
+        failures.append(
+            f"value policy: {clients} clients carry {share:.0%} of the doubly robust gain's variance "
+            f"(at most {gate.max_concentration:.0%}): a few outcomes "
+            "decide the estimate, and its interval cannot be trusted"
+        )
+    return failures
 
 
 def _mix(chosen: np.ndarray) -> dict[str, float]:
@@ -494,6 +513,7 @@ def log_report(report: dict[str, object], experiment: str, model_uri: str) -> st
             "dr_estimate": report["dr_estimate"],
             "dr_gain": report["dr_gain"]["value"],
             "dr_gain_lower": report["dr_gain"]["lower"],
+            "dr_gain_concentration": report["dr_gain_concentration"]["share_of_variance"],
             "share_switched": report["share_switched"],
         }
         if report["value_captured"] is not None:

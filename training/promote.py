@@ -181,6 +181,7 @@ def promote(config: TrainingConfig, models: list[str] | None = None) -> list[Dec
             advisor.challenger_metrics = {
                 "dr_gain": gain["value"],
                 "dr_gain_lower": gain["lower"],
+                "dr_gain_concentration": report["dr_gain_concentration"]["share_of_variance"],
                 "dr_estimate": report["dr_estimate"],
             }
         decisions.append(advisor)

@@ -187,6 +187,13 @@ def policy_table(report: dict, model_uri: str) -> Table:
         "doubly robust: gain over the committee",
         f"{gain['value']:,.1f} [{gain['lower']:,.1f}, {gain['upper']:,.1f}]",
     )
+    concentration = report["dr_gain_concentration"]
+    share, most = concentration["share_of_variance"], report["dr_settings"]["max_concentration"]
+    table.add_row(
+        f"  its variance carried by {concentration['clients']} clients",
+        f"{share:.0%}"
+        + (" (a few outcomes decide it: the interval cannot be trusted)" if share > most else ""),
+    )
     clipped = ", ".join(f"{name} {count:,}" for name, count in report["dr_clipped_rows"].items())
     table.add_row("propensities clipped (rows)", clipped)
     weights = ", ".join(f"{name} {mean:.2f}" for name, mean in report.get("dr_mean_weight", {}).items())

@@ -303,6 +303,15 @@ HEADLINES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("PD calibration's largest gap to the oracle", "summary.pd_calibration_gap_to_oracle_max", ""),
         ],
     ),
+    "value_policy_mode_noise_30": (
+        "the value policy and its off-policy check on books with 30% of modes off the committee's rule",
+        [
+            ("value captured, mean", "summary.value_captured_mean", ""),
+            ("books whose gain interval covers the truth", "summary.seeds_interval_covers_true_gain", ""),
+            ("gate passes every gain", "summary.gate_passes_value_policy_where_true_gain_positive", ""),
+            ("gate refuses all-basic everywhere", "summary.gate_refuses_all_basic_everywhere", ""),
+        ],
+    ),
     "mode_effects": (
         "the outcome models' mode effects counted per row and per client, against the truth",
         [

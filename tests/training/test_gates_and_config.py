@@ -116,3 +116,20 @@ def test_a_baseline_on_more_rows_than_baseline_rows_is_fitted_on_the_sample(fold
     assert fitted.baseline is not None
     probabilities = fitted.baseline.predict_proba(book.iloc[2_000:])[:, 1]
     assert ((probabilities > 0) & (probabilities < 1)).all()
+
+
+def test_a_generated_book_takes_its_exploration_from_the_configuration(tmp_path):
+    from crm_modes.training.data_source import load_training_table
+
+    path = tmp_path / "explore.yaml"
+    rest = (
+        "features: {from_schema: true}\nmodels: {m: {kind: binary, target: churn_12m, registered_name: m}}\n"
+    )
+    path.write_text("data: {generate_rows: 4000, seed: 5, mode_noise: 0.5}\n" + rest)
+    loaded = load_training_table(load_training_config(path))
+    off_rule = (loaded.table["assigned_mode"] != loaded.table["oracle_policy_mode"]).mean()
+    assert 0.4 < off_rule < 0.6  # the shipped default is 7%
+    assert "50% of modes off the committee's rule" in loaded.description
+    path.write_text("data: {generate_rows: 4000, mode_noise: 1.0}\n" + rest)
+    with pytest.raises(ValueError, match=r"explore\.yaml: .*mode_noise"):
+        load_training_config(path)

@@ -7,13 +7,16 @@ import numpy as np
 import pytest
 import yaml
 
+from crm_modes.training.config import ValueGateConfig
 from crm_modes.training.off_policy import (
     DoublyRobust,
     calibrate_out_of_fold,
     cluster_bootstrap,
     doubly_robust,
+    gain_concentration,
     mode_weights,
 )
+from crm_modes.training.policy_report import gate_failures
 
 
 def test_doubly_robust_parts_worked_by_hand():
@@ -117,6 +120,50 @@ def test_out_of_fold_isotonic_calibration_brings_every_mode_weight_to_one():
     np.testing.assert_allclose(alone, sharpened, atol=1e-5)
 
 
+def test_gain_concentration_finds_the_few_clients_that_decide_a_gain():
+    rng = np.random.default_rng(3)
+    groups = np.repeat(np.arange(1_000), 4)  # 1,000 clients of 4 rows
+    n = groups.size
+    realised, outcome = rng.normal(0.0, 1.0, n), np.zeros((n, 3))
+    logged, propensity = rng.integers(0, 3, n), np.full((n, 3), 1 / 3)
+    policy = np.where(np.arange(n) % 2 == 0, logged, (logged + 1) % 3)  # half the rows follow the log
+
+    def concentration(first, second, clients):
+        first, second = (
+            doubly_robust(
+                outcome, logged, realised, propensity, chosen, switching_cost=0.0, propensity_floor=0.01
+            )
+            for chosen in (first, second)
+        )
+        return gain_concentration(first, second, groups, clients=clients)
+
+    # outcomes of one size: the largest 1% of normal terms carry about 8% of their variance
+    assert concentration(policy, logged, 10) < 0.15
+    realised[
+        2
+    ] = -5_000.0  # a default of a large facility, in the first client, on a row both policies follow
+    assert concentration(policy, logged, 1) > 0.99
+    assert concentration(policy, policy, 10) == 0.0  # no difference, no variance to split
+
+
+@pytest.mark.parametrize(
+    ("lower", "share", "refused"),
+    [(5.0, 0.1, []), (-1.0, 0.1, ["its lower bound is below"]), (5.0, 0.9, ["cannot be trusted"])],
+)
+def test_the_gate_refuses_a_gain_that_may_be_negative_or_rests_on_a_few_clients(lower, share, refused):
+    report = {
+        "rows": 1_000,
+        "dr_gain": {"value": 10.0, "lower": lower, "upper": 20.0},
+        "dr_gain_concentration": {"clients": 10, "share_of_variance": share},
+    }
+    failures = gate_failures(report, ValueGateConfig())
+    assert len(failures) == len(refused)
+    for failure, words in zip(failures, refused, strict=True):
+        assert words in failure
+    assert gate_failures(report, ValueGateConfig(enabled=False)) == []
+    assert len(gate_failures(report, ValueGateConfig(max_concentration=1.0))) == int(lower < 0)
+
+
 def test_policy_report_prints_logs_and_writes_every_figure(cli, advisor_store):
     folder = advisor_store["folder"]
     capped = folder / "capped.yaml"  # the trained configuration, and the bank's capacity
@@ -164,6 +211,10 @@ def test_policy_report_prints_logs_and_writes_every_figure(cli, advisor_store):
     assert sum(sum(row.values()) for row in report["switch_matrix"].values()) == report["rows"]
     assert set(report["mean_weight_by_mode"]) == {"basic", "reactive", "responsible"}
     assert "mean weight per mode applied" in result.stdout
+    concentration = report["dr_gain_concentration"]
+    assert concentration["clients"] == 10
+    assert 0.0 < concentration["share_of_variance"] <= 1.0
+    assert "its variance carried by 10 clients" in result.stdout
     # the propensity the bundle records with its decisions, judged on the same rows
     assert set(report["recorded_weight_by_mode"]) == {"basic", "reactive", "responsible"}
     assert "by the propensity recorded" in result.stdout
@@ -176,6 +227,7 @@ def test_policy_report_prints_logs_and_writes_every_figure(cli, advisor_store):
         "recorded_weight_basic",
         "capacity_responsible_price",
         "capacity_value_captured",
+        "dr_gain_concentration",
     } <= set(logged)
 
 
