@@ -226,4 +226,5 @@ def _group_sums(estimate: DoublyRobust, group: np.ndarray) -> tuple[np.ndarray, 
 def _group_terms(estimate: DoublyRobust, group: np.ndarray) -> np.ndarray:
     """Each group's part of the self-normalized estimate (its parts add up to ``estimate.value``)."""
     direct, residual, weight = _group_sums(estimate, group)
-    return _self_normalized(direct, residual, np.full_like(weight, weight.sum()), estimate.direct.size)
+    total = weight.sum()
+    return direct + (residual * estimate.direct.size / total if total > 0 else 0.0)
