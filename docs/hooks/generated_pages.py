@@ -293,6 +293,11 @@ HEADLINES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("largest gap, 84 months, growth alone", "summary.84.growth.gap_to_oracle_max", ""),
             ("84 months, growth and its change (shipped)", "summary.84.with_change.gap_to_oracle_max", ""),
             ("120 months, growth and its change", "summary.120.with_change.gap_to_oracle_max", ""),
+            (
+                "84 months, the same form fitted to the oracle's probabilities",
+                "summary.84.with_change.form_gap_to_oracle_max",
+                "",
+            ),
         ],
     ),
     "value_policy_history_120": (
