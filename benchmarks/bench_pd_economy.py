@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import Pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import save
@@ -110,7 +111,7 @@ def main() -> None:
 
 
 def fitted_to_probabilities(
-    pipeline: object, train: pd.DataFrame, probabilities: np.ndarray, scored: pd.DataFrame
+    pipeline: Pipeline, train: pd.DataFrame, probabilities: np.ndarray, scored: pd.DataFrame
 ) -> np.ndarray:
     """Refit ``pipeline``'s estimator on its own features to ``probabilities``; predict ``scored``.
 
