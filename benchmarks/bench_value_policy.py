@@ -117,10 +117,11 @@ def judge_seed(seed: int, folder: Path, book: dict[str, object]) -> list[dict[st
     from crm_modes.shared.model_loading import load_model
     from crm_modes.training.config import CapacityConfig, load_training_config
     from crm_modes.training.data_source import load_training_table
-    from crm_modes.training.off_policy import cluster_bootstrap, doubly_robust, gain_concentration
+    from crm_modes.training.off_policy import cluster_bootstrap, doubly_robust
     from crm_modes.training.policy_report import (
         capacity_figures,
         client_groups,
+        concentration_figure,
         cross_fitted_propensity,
         cross_fitted_values,
         evaluation_rows,
@@ -192,12 +193,7 @@ def judge_seed(seed: int, folder: Path, book: dict[str, object]) -> list[dict[st
         bad_report = {
             "rows": len(rows),
             "dr_gain": bad.as_dict(),
-            "dr_gain_concentration": {
-                "clients": gate.concentration_clients,
-                "share_of_variance": gain_concentration(
-                    all_basic, committee, client_groups(rows), clients=gate.concentration_clients
-                ),
-            },
+            "dr_gain_concentration": concentration_figure(all_basic, committee, client_groups(rows), gate),
         }
         true_gain = report["true_gain"]
         gain = report["dr_gain"]
@@ -276,6 +272,9 @@ def summary(runs: list[dict[str, object]]) -> dict[str, object]:
     )
     weights = [weight for run in default_economics for weight in run["mean_weight_by_mode"].values()]
     recorded = [weight for run in default_economics for weight in run["recorded_weight_by_mode"].values()]
+    concentrations = [
+        run[key] for run in runs for key in ("gain_concentration", "all_basic_gain_concentration")
+    ]
     calibration = [
         abs(run["pd_calibration_in_the_large"] - run["oracle_pd_calibration_in_the_large"])
         for run in default_economics
@@ -294,18 +293,7 @@ def summary(runs: list[dict[str, object]]) -> dict[str, object]:
         "gate_refuses_all_basic_everywhere": all(run["gate_refuses_all_basic"] for run in runs),
         "runs_lower_bound_passes_value_policy": sum(run["bound_passes_value_policy"] for run in runs),
         "runs_lower_bound_passes_all_basic": sum(not run["bound_refuses_all_basic"] for run in runs),
-        "gain_concentration_range": [
-            float(
-                min(
-                    run[key] for run in runs for key in ("gain_concentration", "all_basic_gain_concentration")
-                )
-            ),
-            float(
-                max(
-                    run[key] for run in runs for key in ("gain_concentration", "all_basic_gain_concentration")
-                )
-            ),
-        ],
+        "gain_concentration_range": [float(min(concentrations)), float(max(concentrations))],
         "pd_calibration_gap_to_oracle_max": float(max(calibration)),
         "value_captured_within_cap_default_book": next(
             run["capacity"]["value_captured"] for run in default_economics if run["seed"] == SEEDS[0]

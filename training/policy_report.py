@@ -40,6 +40,7 @@ from crm_modes.training.config import (
     ValueGateConfig,
 )
 from crm_modes.training.off_policy import (
+    DoublyRobust,
     calibrate_out_of_fold,
     cluster_bootstrap,
     doubly_robust,
@@ -207,12 +208,9 @@ def policy_report(
     report["dr_interval"] = [estimates["value_policy"].lower, estimates["value_policy"].upper]
     report["dr_committee_estimate"] = estimates["committee"].value
     report["dr_gain"] = estimates["gain"].as_dict()
-    report["dr_gain_concentration"] = {
-        "clients": gate.concentration_clients,
-        "share_of_variance": gain_concentration(
-            parts["value_policy"], parts["committee"], groups, clients=gate.concentration_clients
-        ),
-    }
+    report["dr_gain_concentration"] = concentration_figure(
+        parts["value_policy"], parts["committee"], groups, gate
+    )
     report["dr_clipped_rows"] = {name: part.clipped for name, part in parts.items()}
     report["dr_mean_weight"] = {name: part.mean_weight for name, part in parts.items()}
     report["mean_weight_by_mode"] = mode_weights(logged, propensity, gate.propensity_floor)
@@ -227,6 +225,18 @@ def policy_report(
             estimates["value_policy"].lower <= true_value <= estimates["value_policy"].upper
         )
     return report
+
+
+def concentration_figure(
+    first: DoublyRobust, second: DoublyRobust, groups: np.ndarray, gate: ValueGateConfig
+) -> dict[str, float]:
+    """The report's ``dr_gain_concentration``: the share of the gain ``first - second``'s variance
+    that its ``gate.concentration_clients`` largest clients carry (:func:`gain_concentration`)."""
+    clients = gate.concentration_clients
+    return {
+        "clients": clients,
+        "share_of_variance": gain_concentration(first, second, groups, clients=clients),
+    }
 
 
 def recorded_weights(advice: pd.DataFrame, logged: np.ndarray, floor: float) -> dict[str, float] | None:

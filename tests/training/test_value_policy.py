@@ -139,9 +139,8 @@ def test_gain_concentration_finds_the_few_clients_that_decide_a_gain():
 
     # outcomes of one size: the largest 1% of normal terms carry about 8% of their variance
     assert concentration(policy, logged, 10) < 0.15
-    realised[
-        2
-    ] = -5_000.0  # a default of a large facility, in the first client, on a row both policies follow
+    # a default of a large facility, in the first client, on a row both policies follow
+    realised[2] = -5_000.0
     assert concentration(policy, logged, 1) > 0.99
     assert concentration(policy, policy, 10) == 0.0  # no difference, no variance to split
 
